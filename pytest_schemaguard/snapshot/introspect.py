@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from collections.abc import Sequence as SequenceABC
 from typing import Any
 
+import psycopg
+
 from pytest_schemaguard.snapshot.model import (
     Column,
     CompositeAttribute,
@@ -56,7 +58,10 @@ _PINNED_SEARCH_PATH = "pg_catalog"
 _QUERY = r"""
 WITH
 ext AS (
-    SELECT classid, objid FROM pg_depend WHERE deptype = 'e'
+    SELECT d.classid, d.objid
+    FROM pg_extension e
+    JOIN pg_depend d ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
+    WHERE d.deptype = 'e'
 ),
 ns AS (
     SELECT n.oid, n.nspname
@@ -387,47 +392,66 @@ def take_snapshot(
             "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
             "set_config('search_path', %(path)s, true)",
             {"path": _PINNED_SEARCH_PATH},
+            False,
         )
-        (text,) = execute(_query(int(server_version), include_grants), params)
-        execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path})
+        (text,) = execute(_query(int(server_version), include_grants), params, True)
+        execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path}, False)
     return build_snapshot(json.loads(text), include_grants=include_grants)
 
 
-_Execute = Callable[[str, dict[str, Any]], tuple[Any, ...]]
+_Execute = Callable[[str, dict[str, Any], bool], tuple[Any, ...]]
+
+
+def _psycopg_execute(
+    raw: psycopg.Connection[Any], sql: str, params: dict[str, Any], prepare: bool
+) -> tuple[Any, ...]:
+    # The catalog query is prepared (planning it costs more than running it), unless the
+    # connection has prepared statements switched off (e.g. behind a transaction-mode pooler).
+    with raw.cursor() as cur:
+        cur.execute(
+            sql, params, prepare=True if prepare and raw.prepare_threshold is not None else None
+        )
+        row = cur.fetchone()
+    if row is None:  # pragma: no cover - the statements always return a row
+        raise RuntimeError("catalog query returned no row")
+    return tuple(row)
 
 
 @contextlib.contextmanager
 def _executor(conn: Any) -> Iterator[_Execute]:
-    """Yield ``execute(sql, params) -> first row`` running in ``conn``'s current transaction."""
+    """Yield ``execute(sql, params, prepare) -> first row`` running in ``conn``'s current
+    transaction."""
+    if isinstance(conn, psycopg.Connection):
+        psy = conn
+
+        def run_psycopg(sql: str, params: dict[str, Any], prepare: bool) -> tuple[Any, ...]:
+            return _psycopg_execute(psy, sql, params, prepare)
+
+        if psy.autocommit:
+            # Each statement would be its own transaction and the transaction-local
+            # search_path would not reach the catalog query: use one short transaction.
+            with psy.transaction():
+                yield run_psycopg
+        else:
+            yield run_psycopg
+        return
     if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy Connection
-        # Under AUTOCOMMIT isolation every statement is its own transaction, so the
-        # transaction-local search_path would not reach the catalog query: refuse.
         if conn.get_isolation_level() == "AUTOCOMMIT":
             raise ValueError(
                 "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
                 "use a connection with a transaction (the default)"
             )
 
-        def run_sqlalchemy(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+        def run_sqlalchemy(sql: str, params: dict[str, Any], prepare: bool) -> tuple[Any, ...]:
+            if prepare:
+                # The first statement went through SQLAlchemy, so its transaction has begun;
+                # the driver connection runs in that same transaction.
+                raw = conn.connection.driver_connection
+                if isinstance(raw, psycopg.Connection):
+                    return _psycopg_execute(raw, sql, params, prepare)
             return tuple(conn.exec_driver_sql(sql, params).one())
 
         yield run_sqlalchemy
-        return
-    if hasattr(conn, "cursor") and hasattr(conn, "info"):  # psycopg 3 Connection
-
-        def run_psycopg(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                row = cur.fetchone()
-            if row is None:  # pragma: no cover - the statements always return a row
-                raise RuntimeError("catalog query returned no row")
-            return tuple(row)
-
-        if getattr(conn, "autocommit", False):
-            with conn.transaction():
-                yield run_psycopg
-        else:
-            yield run_psycopg
         return
     raise TypeError(
         "take_snapshot() needs a SQLAlchemy Connection or a psycopg 3 Connection, "
