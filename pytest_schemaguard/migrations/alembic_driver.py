@@ -1,0 +1,439 @@
+"""Everything that talks to Alembic (and the only module allowed near its private API).
+
+One :class:`AlembicProject` per pytest process holds the one :class:`ScriptDirectory`: the
+revision files are read once.  A *pass* runs the project's own ``env.py`` once, with a
+migration function that yields any mix of upgrade and downgrade steps (up R, down R, up R,
+up R2, ...) chosen by a plan generator.  The generator resumes after each step has been
+applied, on the migration connection (inside whatever transaction ``env.py`` configured), so it
+can take a schema snapshot there.  A failing step ends the pass and is reported as a
+:class:`StepError` naming the revision, its file, the SQL statement and the server's error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.migrations.history import RevisionInfo, analyse_downgrade
+from pytest_schemaguard.urls import mask_url
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
+
+__all__ = [
+    "AlembicProject",
+    "AlembicSetupError",
+    "PassOutcome",
+    "Step",
+    "StepError",
+    "WrongDatabaseError",
+    "find_alembic_config",
+]
+
+Direction = Literal["upgrade", "downgrade"]
+
+
+class AlembicSetupError(SchemaguardError):
+    """The Alembic configuration or migration environment cannot be used."""
+
+
+class WrongDatabaseError(SchemaguardError):
+    """``env.py`` connected to another database than the scratch database it was given."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration step of a pass: apply (``upgrade``) or revert (``downgrade``) a revision."""
+
+    revision: str
+    direction: Direction
+
+    def __str__(self) -> str:
+        return f"{self.direction} {self.revision}"
+
+
+@dataclass(frozen=True)
+class StepError:
+    """Why a step (or ``env.py`` itself, when ``step`` is None) failed."""
+
+    step: Step | None
+    path: str | None
+    """The revision file (or ``env.py``)."""
+    error: str
+    """The exception type and message; PostgreSQL's own message for a database error."""
+    statement: str | None = None
+    """The SQL statement the server rejected, when it was a database error."""
+    location: str | None = None
+    """``file:line: code`` of the innermost frame in the revision file, if any."""
+
+    def render(self) -> list[str]:
+        lines: list[str] = []
+        if self.path:
+            lines.append(f"file: {self.path}")
+        if self.location:
+            lines.append(f"at:   {self.location}")
+        if self.statement:
+            lines.append("SQL:")
+            lines.extend("    " + line for line in self.statement.strip().splitlines())
+        lines.append("error:")
+        lines.extend("    " + line for line in self.error.strip().splitlines())
+        return lines
+
+
+@dataclass
+class PassOutcome:
+    """What a pass did: the steps that completed, and the error that ended it (if any)."""
+
+    completed: list[Step] = field(default_factory=list)
+    error: StepError | None = None
+    plan_error: BaseException | None = None
+    """An exception raised by the plan generator itself (it is re-raised to the caller)."""
+    version_table: str = "public.alembic_version"
+    """The version table env.py configured (schema-qualified)."""
+
+
+def find_alembic_config(root: Path, configured: str | None) -> Path:
+    """The configuration file: the configured one, else alembic.ini, else pyproject.toml."""
+    if configured:
+        path = Path(configured)
+        return path if path.is_absolute() else root / path
+    ini = root / "alembic.ini"
+    if ini.is_file():
+        return ini
+    pyproject = root / "pyproject.toml"
+    if _has_toml_table(pyproject):
+        return pyproject
+    raise AlembicSetupError(
+        f"no Alembic configuration found: looked for {ini} and a [tool.alembic] table in "
+        f"{pyproject}; set alembic_config = 'path/to/alembic.ini' in [tool.schemaguard]"
+    )
+
+
+def _has_toml_table(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return "alembic" in tomllib.load(f).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+@contextlib.contextmanager
+def _in_directory(path: Path) -> Iterator[None]:
+    """Alembic resolves relative ``script_location`` / ``prepend_sys_path`` from the cwd."""
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+@contextlib.contextmanager
+def _quiet_logging() -> Iterator[None]:
+    """Keep env.py's ``fileConfig`` from reconfiguring (and disabling) the process's loggers,
+    and silence Alembic's per-step INFO lines while a pass runs."""
+    manager = logging.root.manager
+    root = logging.getLogger()
+    saved_root = (root.level, list(root.handlers))
+    saved = {
+        name: (lg.level, list(lg.handlers), lg.propagate, lg.disabled)
+        for name, lg in manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    previous_disable = manager.disable
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(previous_disable)
+        root.setLevel(saved_root[0])
+        root.handlers[:] = saved_root[1]
+        for name, lg in list(manager.loggerDict.items()):
+            if not isinstance(lg, logging.Logger):
+                continue
+            if name in saved:
+                level, handlers, propagate, disabled = saved[name]
+                lg.setLevel(level)
+                lg.handlers[:] = handlers
+                lg.propagate = propagate
+                lg.disabled = disabled
+
+
+@contextlib.contextmanager
+def _env_var(name: str | None, value: str) -> Iterator[None]:
+    if not name:
+        yield
+        return
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _database_error(exc: BaseException) -> tuple[str, str | None]:
+    """(message, statement) of an exception; for a DBAPIError, the server's own message."""
+    from sqlalchemy.exc import DBAPIError, StatementError
+
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        orig = exc.orig
+        kind = type(orig).__name__
+        message = str(orig).strip()
+        return f"{kind}: {message}", exc.statement
+    if isinstance(exc, StatementError):
+        return f"{type(exc).__name__}: {exc.orig or exc}", exc.statement
+    return f"{type(exc).__name__}: {exc}", None
+
+
+def _location_in(exc: BaseException, path: str | None) -> str | None:
+    if not path:
+        return None
+    target = os.path.realpath(path)
+    found: str | None = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if os.path.realpath(frame.filename) == target:
+            found = f"{Path(path).name}:{frame.lineno}: {(frame.line or '').strip()}"
+    return found
+
+
+class AlembicProject:
+    """An Alembic project: its configuration file and its one script directory."""
+
+    def __init__(self, config_path: Path, *, rootdir: Path | None = None) -> None:
+        self.config_path = config_path.resolve()
+        self.directory = self.config_path.parent
+        self.rootdir = rootdir or self.directory
+        if not self.config_path.is_file():
+            raise AlembicSetupError(f"Alembic configuration {self.config_path} does not exist")
+        self._script: ScriptDirectory | None = None
+        self._script_location: str | None = None
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def display_path(self) -> str:
+        """The configuration file relative to the rootdir (as used in node ids)."""
+        try:
+            return self.config_path.relative_to(self.rootdir.resolve()).as_posix()
+        except ValueError:
+            return self.config_path.as_posix()
+
+    def make_config(self, url: str | None = None) -> Config:
+        """A fresh :class:`alembic.config.Config` of this project, pointed at ``url``."""
+        from alembic.config import Config
+
+        ini: Path | None = None
+        toml: Path | None = None
+        if self.config_path.suffix == ".toml":
+            toml = self.config_path
+            sibling = self.directory / "alembic.ini"
+            ini = sibling if sibling.is_file() else None
+        else:
+            ini = self.config_path
+            sibling = self.directory / "pyproject.toml"
+            toml = sibling if _has_toml_table(sibling) else None
+        cfg = Config(file_=ini, toml_file=toml)
+        if self._script_location is not None:
+            cfg.set_main_option("script_location", self._script_location)
+        if url is not None:
+            cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        return cfg
+
+    @property
+    def script(self) -> ScriptDirectory:
+        """The one script directory of the session (revision files are read once)."""
+        if self._script is None:
+            from alembic.script import ScriptDirectory
+            from alembic.util import CommandError
+
+            cfg = self.make_config()
+            before = list(sys.path)
+            try:
+                with _in_directory(self.directory):
+                    location = cfg.get_alembic_option("script_location")
+                    if location is None:
+                        raise AlembicSetupError(
+                            f"{self.display_path} has no script_location: set it to the "
+                            "directory holding env.py"
+                        )
+                    if ":" not in location or Path(location).exists():
+                        location = str(Path(location).resolve())
+                    self._script_location = location
+                    cfg.set_main_option("script_location", location)
+                    script = ScriptDirectory.from_config(cfg)
+            except CommandError as exc:
+                raise AlembicSetupError(f"{self.display_path}: {exc}") from None
+            finally:
+                # make entries that prepend_sys_path added relative to the config file absolute
+                added = len(sys.path) - len(before)
+                for i in range(max(added, 0)):
+                    entry = sys.path[i]
+                    if not os.path.isabs(entry):
+                        sys.path[i] = str((self.directory / entry).resolve())
+            self._script = script
+        return self._script
+
+    def read_revisions(self) -> list[RevisionInfo]:
+        """Every revision file as plain data, duplicates and dangling parents included.
+
+        Raises :class:`AlembicSetupError` when a revision file cannot be imported.
+        """
+        from alembic.util import to_tuple
+
+        script = self.script
+        infos: list[RevisionInfo] = []
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loaded = list(script._load_revisions())
+        except Exception as exc:
+            raise AlembicSetupError(
+                f"cannot load the revision files of {self.display_path}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        for sc in loaded:
+            path = str(sc.path)
+            try:
+                source = Path(path).read_text(encoding="utf-8")
+            except OSError:
+                source = ""
+            try:
+                shown = Path(path).resolve().relative_to(self.rootdir.resolve()).as_posix()
+            except ValueError:
+                shown = path
+            infos.append(
+                RevisionInfo(
+                    revision=sc.revision,
+                    down_revisions=tuple(to_tuple(sc.down_revision, default=())),
+                    depends_on=tuple(to_tuple(sc.dependencies, default=())),
+                    branch_labels=tuple(sorted(sc.branch_labels)),
+                    message=(sc.doc or "").strip().splitlines()[0] if sc.doc else "",
+                    path=shown,
+                    downgrade=analyse_downgrade(source) if source else "unknown",
+                )
+            )
+        return infos
+
+    # ------------------------------------------------------------------ running
+    def run_pass(
+        self,
+        cfg: Config,
+        plan: Callable[[Connection], Iterator[Step]],
+        *,
+        database: str,
+        url: str,
+        url_env: str | None = None,
+        paths: dict[str, str] | None = None,
+    ) -> PassOutcome:
+        """Run ``env.py`` once; its migration function yields the steps ``plan`` chooses.
+
+        ``plan`` is called with the migration connection before the first step and must be a
+        generator of :class:`Step`; it is resumed after each step has been applied.
+        ``database`` is the name of the scratch database: a pass whose ``env.py`` connected
+        anywhere else stops before touching that database (:class:`WrongDatabaseError`).
+        """
+        from alembic.runtime.environment import EnvironmentContext
+        from alembic.runtime.migration import RevisionStep
+
+        script = self.script
+        revision_map = script.revision_map
+        outcome = PassOutcome()
+        current: list[Step] = []
+
+        def migration_fn(heads: Any, context: MigrationContext) -> Iterator[RevisionStep]:
+            assert context.connection is not None
+            outcome.version_table = (
+                f"{context.version_table_schema or 'public'}.{context.version_table}"
+            )
+            gen = plan(context.connection)
+            while True:
+                try:
+                    step = next(gen)
+                except StopIteration:
+                    return
+                except BaseException as exc:
+                    outcome.plan_error = exc
+                    raise
+                sc = script.get_revision(step.revision)
+                assert sc is not None
+                current[:] = [step]
+                yield RevisionStep(revision_map, sc, step.direction == "upgrade")
+                current.clear()
+                outcome.completed.append(step)
+
+        environment = EnvironmentContext(cfg, script, fn=migration_fn, as_sql=False)
+        unguarded = environment.run_migrations
+
+        def run_migrations(**kw: Any) -> None:
+            # Installed on the instance: the module proxy `alembic.context` picks it up.
+            connection = environment.get_context().connection
+            if connection is not None:
+                actual = connection.exec_driver_sql("select current_database()").scalar()
+                if actual != database:
+                    raise WrongDatabaseError(
+                        f"env.py connected to database {actual!r}, not to the scratch "
+                        f"database {database!r} it was given ({mask_url(url)}); nothing "
+                        "was migrated. Make env.py use config.attributes['connection'], "
+                        "the sqlalchemy.url option"
+                        + (f" or ${url_env}" if url_env else "")
+                        + ", or override the schemaguard_alembic_config fixture"
+                    )
+            unguarded(**kw)
+
+        environment.run_migrations = run_migrations  # type: ignore[method-assign]
+
+        try:
+            with (
+                _in_directory(self.directory),
+                _env_var(url_env, url),
+                _quiet_logging(),
+                environment,
+            ):
+                script.run_env()
+        except BaseException as exc:
+            if outcome.plan_error is not None:
+                raise outcome.plan_error from None
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            if isinstance(exc, WrongDatabaseError):
+                outcome.error = StepError(None, "env.py", str(exc))
+                return outcome
+            step = current[0] if current else None
+            message, statement = _database_error(exc)
+            if step is not None:
+                sc = script.get_revision(step.revision)
+                real = str(sc.path) if sc is not None else None
+                path = (paths or {}).get(step.revision) or real
+                location = _location_in(exc, real)
+            else:
+                path = self._env_py_display()
+                location = _location_in(exc, script.env_py_location)
+            outcome.error = StepError(step, path, message, statement, location)
+        return outcome
+
+    def _env_py_display(self) -> str:
+        env = Path(self.script.env_py_location).resolve()
+        try:
+            return env.relative_to(self.rootdir.resolve()).as_posix()
+        except ValueError:
+            return str(env)

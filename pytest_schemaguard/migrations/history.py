@@ -1,0 +1,376 @@
+"""The revision history as plain data: order, parents, heads, and what is wrong with it.
+
+Nothing here talks to Alembic or a database.  :mod:`.alembic_driver` reads the revision files
+into :class:`RevisionInfo` records (tolerating broken histories: duplicated ids, missing
+parents), and :class:`History` answers every question the checks and the runner ask.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "DowngradeKind",
+    "History",
+    "HistoryProblem",
+    "RevisionInfo",
+    "analyse_downgrade",
+    "slugify",
+]
+
+DowngradeKind = Literal["ok", "empty", "missing", "unknown"]
+"""What a revision's ``downgrade()`` looks like: real code, only ``pass``/docstring/``...``,
+no ``downgrade`` function at all, or the file could not be parsed."""
+
+
+def analyse_downgrade(source: str) -> DowngradeKind:
+    """Classify the module-level ``downgrade`` function of a revision file's source."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return "unknown"
+    func: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "downgrade":
+            func = node  # the last definition wins, as at import time
+    if func is None:
+        return "missing"
+    for stmt in func.body:
+        if isinstance(stmt, ast.Pass):
+            continue
+        if (
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Constant)
+            and (isinstance(stmt.value.value, str) or stmt.value.value is Ellipsis)
+        ):
+            continue
+        return "ok"
+    return "empty"
+
+
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def slugify(text: str, *, limit: int = 40) -> str:
+    """``"Add status (orders)"`` -> ``"add_status_orders"``, at most ``limit`` characters."""
+    slug = _NON_WORD.sub("_", text.lower()).strip("_")
+    if len(slug) > limit:
+        slug = slug[:limit].rstrip("_")
+    return slug
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One revision file, as read (before any validation)."""
+
+    revision: str
+    down_revisions: tuple[str, ...] = ()
+    """The versioned parents (``down_revision``); several for a merge, none for a base."""
+    depends_on: tuple[str, ...] = ()
+    branch_labels: tuple[str, ...] = ()
+    message: str = ""
+    """The first line of the revision's docstring (Alembic's ``doc``)."""
+    path: str = ""
+    """Path of the revision file (as given by the driver; shown in messages)."""
+    downgrade: DowngradeKind = "ok"
+
+
+@dataclass(frozen=True)
+class HistoryProblem:
+    """One thing wrong with the history; ``revision`` is None for whole-history problems."""
+
+    kind: Literal[
+        "heads",
+        "missing_parent",
+        "duplicate_revision",
+        "duplicate_parent",
+        "cycle",
+        "empty_downgrade",
+        "missing_downgrade",
+        "unknown_revision",
+    ]
+    message: str
+    revision: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    """A validated view of a list of revisions.
+
+    Build it with :meth:`History.build`.  ``order`` is a topological order (parents and
+    ``depends_on`` first), deterministic for a given set of files.
+    """
+
+    revisions: dict[str, RevisionInfo]
+    order: tuple[str, ...]
+    duplicates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Revision ids defined by more than one file: id -> the paths."""
+    cyclic: tuple[str, ...] = ()
+    """Revisions on (or behind) a cycle; they have no place in ``order``."""
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, infos: Iterable[RevisionInfo]) -> History:
+        revisions: dict[str, RevisionInfo] = {}
+        paths: dict[str, list[str]] = {}
+        for info in infos:
+            paths.setdefault(info.revision, []).append(info.path)
+            revisions[info.revision] = info  # the last one wins, as in Alembic
+        duplicates = {rev: tuple(p) for rev, p in paths.items() if len(p) > 1}
+
+        # Kahn's algorithm; ties broken by file path, then id, for a stable order.
+        def edges(info: RevisionInfo) -> set[str]:
+            return {r for r in (*info.down_revisions, *info.depends_on) if r in revisions}
+
+        pending = {rev: edges(info) for rev, info in revisions.items()}
+        children: dict[str, list[str]] = {rev: [] for rev in revisions}
+        for rev, parents in pending.items():
+            for parent in parents:
+                children[parent].append(rev)
+
+        def key(rev: str) -> tuple[str, str]:
+            return (revisions[rev].path, rev)
+
+        ready = sorted((r for r, p in pending.items() if not p), key=key)
+        order: list[str] = []
+        while ready:
+            rev = ready.pop(0)
+            order.append(rev)
+            for child in children[rev]:
+                pending[child].discard(rev)
+                if not pending[child]:
+                    ready.append(child)
+            ready.sort(key=key)
+        placed = set(order)
+        cyclic = tuple(sorted(r for r in revisions if r not in placed))
+        return cls(revisions=revisions, order=tuple(order), duplicates=duplicates, cyclic=cyclic)
+
+    # ------------------------------------------------------------------ structure
+    def __contains__(self, rev: object) -> bool:
+        return rev in self.revisions
+
+    def info(self, rev: str) -> RevisionInfo:
+        return self.revisions[rev]
+
+    def parents(self, rev: str) -> tuple[str, ...]:
+        return self.revisions[rev].down_revisions
+
+    def requirements(self, rev: str) -> tuple[str, ...]:
+        """Revisions that must be applied before ``rev``: parents and ``depends_on``."""
+        info = self.revisions[rev]
+        return tuple(r for r in (*info.down_revisions, *info.depends_on) if r in self.revisions)
+
+    def children(self, rev: str) -> tuple[str, ...]:
+        return tuple(r for r in self.order if rev in self.revisions[r].down_revisions)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """Revisions that are nobody's parent, in ``order``."""
+        parents = {p for info in self.revisions.values() for p in info.down_revisions}
+        return tuple(r for r in self.order if r not in parents)
+
+    @property
+    def bases(self) -> tuple[str, ...]:
+        return tuple(r for r in self.order if not self.revisions[r].down_revisions)
+
+    def is_merge(self, rev: str) -> bool:
+        return len(self.revisions[rev].down_revisions) > 1
+
+    @property
+    def branch_points(self) -> tuple[str, ...]:
+        return tuple(r for r in self.order if len(self.children(r)) > 1)
+
+    def ancestors(self, rev: str) -> set[str]:
+        """Everything that must be applied before ``rev`` (transitively), excluding ``rev``."""
+        seen: set[str] = set()
+        stack = list(self.requirements(rev))
+        while stack:
+            r = stack.pop()
+            if r not in seen:
+                seen.add(r)
+                stack.extend(self.requirements(r))
+        return seen
+
+    def descendants(self, rev: str) -> set[str]:
+        """Everything that needs ``rev`` (transitively), excluding ``rev``."""
+        return {r for r in self.order if rev in self.ancestors(r)}
+
+    def closure(self, revs: Iterable[str]) -> set[str]:
+        """``revs`` and all their ancestors."""
+        out: set[str] = set()
+        for r in revs:
+            out.add(r)
+            out |= self.ancestors(r)
+        return out
+
+    def ordered(self, revs: Iterable[str]) -> list[str]:
+        """``revs`` in topological order."""
+        wanted = set(revs)
+        return [r for r in self.order if r in wanted]
+
+    @property
+    def sound(self) -> bool:
+        """True when the history can be migrated at all (no cycle, no missing parent)."""
+        return not self.cyclic and not any(
+            p not in self.revisions for info in self.revisions.values() for p in info.down_revisions
+        )
+
+    # ------------------------------------------------------------------ names
+    def resolve(self, ref: str) -> str | None:
+        """A revision id from an exact id or a unique prefix; None when unknown or ambiguous."""
+        if ref in self.revisions:
+            return ref
+        found = [r for r in self.revisions if r.startswith(ref)]
+        return found[0] if len(found) == 1 else None
+
+    def short(self, rev: str) -> str:
+        """The id as shown in item names: as given up to 12 characters, else a unique prefix."""
+        if len(rev) <= 12:
+            return rev
+        length = 12
+        while any(o != rev and o.startswith(rev[:length]) for o in self.revisions):
+            length += 1
+        return rev[:length]
+
+    def label(self, rev: str) -> str:
+        """``<short id>-<message slug>``, e.g. ``3f2a9c-add_status`` (unique in the history)."""
+        short = self.short(rev)
+        slug = slugify(self.revisions[rev].message)
+        if not slug or short.lower().endswith(slug):
+            return short
+        return f"{short}-{slug}"
+
+    def describe(self, rev: str) -> str:
+        """``3f2a9c (add status)`` for messages."""
+        message = self.revisions[rev].message
+        return f"{self.short(rev)} ({message})" if message else self.short(rev)
+
+    # ------------------------------------------------------------------ validation
+    def problems(
+        self,
+        *,
+        heads: int = 1,
+        irreversible: Sequence[str] = (),
+        start: str | None = None,
+    ) -> list[HistoryProblem]:
+        """Everything the ``history`` check reports, in a stable order."""
+        out: list[HistoryProblem] = []
+        for rev, rev_paths in sorted(self.duplicates.items()):
+            out.append(
+                HistoryProblem(
+                    "duplicate_revision",
+                    f"revision id {rev} is defined by {len(rev_paths)} files: "
+                    + ", ".join(p or "?" for p in rev_paths),
+                    rev,
+                )
+            )
+        for rev in sorted(self.revisions, key=lambda r: (self.revisions[r].path, r)):
+            info = self.revisions[rev]
+            seen: set[str] = set()
+            for parent in info.down_revisions:
+                if parent in seen:
+                    out.append(
+                        HistoryProblem(
+                            "duplicate_parent",
+                            f"revision {rev} ({info.path}) lists down_revision {parent} twice",
+                            rev,
+                            info.path,
+                        )
+                    )
+                seen.add(parent)
+                if parent not in self.revisions:
+                    out.append(
+                        HistoryProblem(
+                            "missing_parent",
+                            f"revision {rev} ({info.path}) has down_revision {parent!r}, "
+                            "which no revision file defines",
+                            rev,
+                            info.path,
+                        )
+                    )
+            for dep in info.depends_on:
+                if dep not in self.revisions and not any(
+                    dep in i.branch_labels for i in self.revisions.values()
+                ):
+                    out.append(
+                        HistoryProblem(
+                            "missing_parent",
+                            f"revision {rev} ({info.path}) depends_on {dep!r}, "
+                            "which no revision file defines",
+                            rev,
+                            info.path,
+                        )
+                    )
+        if self.cyclic:
+            out.append(
+                HistoryProblem(
+                    "cycle",
+                    "the down_revision links form a cycle through: " + ", ".join(self.cyclic),
+                )
+            )
+        found_heads = self.heads
+        if not self.cyclic and len(found_heads) != heads:
+            listing = ", ".join(self.describe(h) for h in found_heads) or "none"
+            if len(found_heads) > heads:
+                hint = (
+                    "merge them (`alembic merge heads`), or set heads = "
+                    f"{len(found_heads)} if the branches are meant to stay apart"
+                )
+            else:
+                hint = f"set heads = {len(found_heads)}"
+            out.append(
+                HistoryProblem(
+                    "heads",
+                    f"{len(found_heads)} head(s) ({listing}), expected {heads}: {hint}",
+                )
+            )
+
+        resolved_irreversible: set[str] = set()
+        for ref in irreversible:
+            found = self.resolve(ref)
+            if found is None:
+                out.append(
+                    HistoryProblem(
+                        "unknown_revision", f"irreversible lists {ref!r}, which is no revision"
+                    )
+                )
+            else:
+                resolved_irreversible.add(found)
+        skipped: set[str] = set()
+        if start is not None:
+            start_rev = self.resolve(start)
+            if start_rev is None:
+                out.append(HistoryProblem("unknown_revision", f"start = {start!r} is no revision"))
+            else:
+                skipped = self.closure([start_rev])
+        for rev in self.order:
+            info = self.revisions[rev]
+            if rev in resolved_irreversible or rev in skipped:
+                continue
+            if info.downgrade == "empty":
+                out.append(
+                    HistoryProblem(
+                        "empty_downgrade",
+                        f"downgrade() of {self.describe(rev)} in {info.path} does nothing "
+                        "(only pass/docstring); write it, or list the revision in "
+                        "irreversible",
+                        rev,
+                        info.path,
+                    )
+                )
+            elif info.downgrade == "missing":
+                out.append(
+                    HistoryProblem(
+                        "missing_downgrade",
+                        f"{info.path} ({self.describe(rev)}) has no downgrade() function; "
+                        "write it, or list the revision in irreversible",
+                        rev,
+                        info.path,
+                    )
+                )
+        return out
