@@ -235,16 +235,15 @@ def _convert(option: Option, value: Any, where: str) -> Any:
             return value.lower() in ("1", "true", "yes", "on")
         raise bad("true or false")
     if option.kind == "int":
+        expected = "a port number, 1-65535" if option.key == "port" else "a positive whole number"
         if isinstance(value, bool):
-            raise bad("a positive whole number")
+            raise bad(expected)
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise bad("a positive whole number") from None
+            raise bad(expected) from None
         if number < 1 or (option.key == "port" and number > 65535):
-            raise bad(
-                "a port number, 1-65535" if option.key == "port" else "a positive whole number"
-            )
+            raise bad(expected)
         return number
     if option.kind == "list":
         if isinstance(value, str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def _resolve_settings(config: pytest.Config) -> Settings:
     return resolve(
         root=root,
         pyproject=table,
-        pyproject_name=str(pyproject_path.relative_to(root.parent)),
+        pyproject_name=os.path.relpath(pyproject_path, config.invocation_params.dir),
         ini=ini_values,
         ini_name=inipath.name if inipath is not None else "the ini file",
         cli=cli,

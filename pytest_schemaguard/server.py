@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from mirakuru.exceptions import AlreadyRunning, ProcessFinishedWithError, TimeoutExpired
+from mirakuru.exceptions import AlreadyRunning, ExecutorError
 from psycopg import sql
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
 
@@ -281,6 +281,11 @@ class PostgresServer:
 
 
 def _runtime_base() -> Path:
+    """Where data directories go: $SCHEMAGUARD_TMPDIR, else a RAM-backed tmpfs, else $TMPDIR."""
+    chosen = os.environ.get("SCHEMAGUARD_TMPDIR")
+    if chosen:
+        Path(chosen).mkdir(parents=True, exist_ok=True)
+        return Path(chosen)
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         return shm
@@ -378,6 +383,7 @@ class LocalServer:
         self.workdir: Path | None = None
         self.executor: Any = None
         self.server: PostgresServer | None = None
+        self._extra_dirs: list[Path] = []
 
     def start(self) -> PostgresServer:
         port = self.requested_port or _free_port()
@@ -407,7 +413,7 @@ class LocalServer:
                 host="127.0.0.1",
                 port=port,
                 datadir=str(datadir),
-                unixsocketdir=str(self.workdir),
+                unixsocketdir=str(self._socket_dir()),
                 logfile=str(self.workdir / "server.log"),
                 startparams="-w",
                 dbname="postgres",
@@ -422,11 +428,12 @@ class LocalServer:
                     f"port {port} on 127.0.0.1 is already in use; choose another with "
                     "--schemaguard-port, or leave it unset to get a free port"
                 ) from None
-            except (ProcessFinishedWithError, TimeoutExpired, OSError) as exc:
+            except (ExecutorError, OSError) as exc:
                 log = self._log_tail()
+                reason = "pg_ctl start failed" if isinstance(exc, ExecutorError) else str(exc)
                 raise ServerError(
                     f"PostgreSQL {self.binaries.version} from {self.binaries.bindir} did not "
-                    f"start ({self.run_as.describe()}): {exc}\n{log}"
+                    f"start ({self.run_as.describe()}; {reason}).\n{log}"
                 ) from None
             self.server = _connect_server(
                 host="127.0.0.1",
@@ -442,6 +449,16 @@ class LocalServer:
         except BaseException:
             self.stop()
             raise
+
+    def _socket_dir(self) -> Path:
+        """The working directory, unless its path is too long for a Unix socket (107 bytes)."""
+        assert self.workdir is not None
+        if len(str(self.workdir)) <= 80:
+            return self.workdir
+        short = Path(tempfile.mkdtemp(prefix="sg-"))
+        os.chmod(short, 0o777)
+        self._extra_dirs.append(short)
+        return short
 
     def _log_tail(self) -> str:
         if self.workdir and (self.workdir / "server.log").is_file():
@@ -459,8 +476,10 @@ class LocalServer:
             if (datadir / "postmaster.pid").exists():  # pg_ctl stop failed: kill the postmaster
                 _kill_postmaster(datadir)
         workdir, self.workdir = self.workdir, None
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        for path in [workdir, *self._extra_dirs]:
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+        self._extra_dirs.clear()
         self.server = None
 
 

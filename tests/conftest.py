@@ -1,0 +1,18 @@
+"""Shared test helpers: one PostgreSQL for the whole suite, handed to inner pytest runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_schemaguard.plugin import describe_server
+from pytest_schemaguard.server import PostgresServer
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return describe_server(config)
+
+
+@pytest.fixture
+def inner_dsn(schemaguard_postgres: PostgresServer) -> str:
+    """The suite's server as a DSN, so inner runs create scratch databases there."""
+    return schemaguard_postgres.url

