@@ -1,0 +1,592 @@
+"""Compare the scripts' picture with the real schema; render the findings.
+
+Finding codes:
+
+``parse-error``
+    a statement does not parse (or does not even lex: an unterminated string).
+``missing-table``
+    the scripts create or use a table the schema does not have.
+``missing-column``
+    the scripts create a column, or use one (index key or predicate, constraint, INSERT,
+    UPDATE, DELETE ... WHERE), that the schema does not have.
+``column-not-created``
+    a table the scripts create lacks columns the schema's table has.
+``key-type``
+    a primary-key, unique or foreign-key column has another type in the scripts than in the
+    schema (UUID vs INTEGER/BIGINT, text vs UUID, INTEGER vs BIGINT).
+``column-type``
+    another column has a type of another family (or another integer width) than in the schema.
+``fk-type``
+    a foreign key whose column type differs from the referenced key's type (in the scripts, or,
+    from :func:`check_fk_types`, in the schema itself).
+``default-type`` / ``value-type``
+    a default (or an INSERT/UPDATE value) that cannot be stored in the schema's column type,
+    e.g. ``gen_random_uuid()`` on an INTEGER column.
+``missing-type`` / ``enum-labels``
+    an enum type the scripts create is absent from the schema, or has other labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from pytest_schemaguard.legacy.analysis import LegacyAnalysis
+from pytest_schemaguard.legacy.pgtypes import SqlType, from_format_type, from_sqlglot
+from pytest_schemaguard.legacy.picture import (
+    Picture,
+    ScriptColumn,
+    ScriptForeignKey,
+    ScriptTable,
+)
+from pytest_schemaguard.legacy.split import Statement, one_line
+from pytest_schemaguard.snapshot.model import Snapshot, Table
+
+__all__ = [
+    "Finding",
+    "check_against_schema",
+    "check_fk_types",
+    "findings_by_file",
+    "render_findings",
+]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One disagreement, with where it is and what the schema says."""
+
+    code: str
+    """Kind of finding: ``key-type``, ``missing-column``... (see the module docstring)."""
+    message: str
+    """One line, without the location: ``time_entries.id is uuid here but integer in the
+    schema``."""
+    object: str
+    """What it is about, qualified: ``public.time_entries.id``, ``public.time_entries``."""
+    file: str | None = None
+    """Script file (relative, forward slashes); ``None`` for a finding on the schema itself."""
+    line: int | None = None
+    column: int | None = None
+    quote: str | None = None
+    """The statement on one line, cut to about 80 characters."""
+    schema_fact: str | None = None
+    """What the schema has: ``public.time_entries.id is integer``."""
+
+    @property
+    def location(self) -> str:
+        if self.file is None:
+            return "schema"
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+    def render(self) -> str:
+        """``file:line: [code] message (quote)``, one line."""
+        text = f"{self.location}: [{self.code}] {self.message}"
+        if self.quote:
+            text += f" ({self.quote})"
+        return text
+
+
+def _short(qualified: str) -> str:
+    return qualified[len("public.") :] if qualified.startswith("public.") else qualified
+
+
+def _at(
+    statement: Statement, code: str, message: str, obj: str, fact: str | None, line: int = 0
+) -> Finding:
+    return Finding(
+        code=code,
+        message=message,
+        object=obj,
+        file=statement.file,
+        line=line or statement.line,
+        column=statement.column if not line or line == statement.line else None,
+        quote=statement.quote,
+        schema_fact=fact,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# types of values written into columns
+# ------------------------------------------------------------------------------------------------
+
+_UUID_FUNCTIONS = frozenset(
+    {"gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4", "uuidv4"}
+    | {"uuidv7", "uuid_generate_v3", "uuid_generate_v5"}
+)
+_TIME_FUNCTIONS = frozenset(
+    {"now", "clock_timestamp", "statement_timestamp", "transaction_timestamp"}
+)
+_INTEGER_FUNCTIONS = frozenset({"nextval", "currval", "lastval"})
+_TIMES = frozenset(
+    {
+        "timestamp with time zone",
+        "timestamp without time zone",
+        "date",
+        "time with time zone",
+        "time without time zone",
+    }
+)
+# what a produced value can be stored in (assignment casts, plus I/O casts to text)
+_ACCEPTS: dict[str, frozenset[str]] = {
+    "uuid": frozenset({"uuid", "text"}),
+    "integer": frozenset({"integer", "numeric", "real", "double precision", "money", "text"}),
+    "timestamp": _TIMES | {"text"},
+    "boolean": frozenset({"boolean", "text"}),
+}
+
+
+def _produced_family(value: exp.Expression) -> tuple[str, str] | None:
+    """(family, what) for values whose type is evident: uuid, integer, timestamp, boolean."""
+    node = value
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Expression):
+        node = node.expression
+    if isinstance(node, exp.Uuid):
+        return "uuid", "gen_random_uuid()"
+    if isinstance(node, exp.Anonymous):
+        name = str(node.this).lower()
+        if name in _UUID_FUNCTIONS:
+            return "uuid", f"{name}()"
+        if name in _INTEGER_FUNCTIONS:
+            return "integer", f"{name}()"
+        if name in _TIME_FUNCTIONS:
+            return "timestamp", f"{name}()"
+        return None
+    if isinstance(node, exp.CurrentTimestamp):
+        return "timestamp", node.sql(dialect="postgres")
+    if isinstance(node, exp.Boolean):
+        return "boolean", node.sql(dialect="postgres")
+    if isinstance(node, exp.Literal) and not node.is_string and node.is_int:
+        return "integer", node.sql(dialect="postgres")
+    if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
+        target = from_sqlglot(node.to)
+        family = "timestamp" if target.base in _TIMES else target.family
+        if family in _ACCEPTS:
+            return family, one_line(node.sql(dialect="postgres"), 40)
+    return None
+
+
+def _accepts(target: SqlType, family: str) -> bool:
+    accepted = _ACCEPTS[family]
+    return target.base in accepted or target.family in accepted
+
+
+# ------------------------------------------------------------------------------------------------
+# the comparison
+# ------------------------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, analysis: LegacyAnalysis, snapshot: Snapshot) -> None:
+        self.analysis = analysis
+        self.picture: Picture = analysis.picture
+        self.snapshot = snapshot
+        self.findings: list[Finding] = []
+        self._seen: set[tuple[str, str | None, int | None, str]] = set()
+
+    def add(self, finding: Finding) -> None:
+        key = (finding.code, finding.file, finding.line, finding.object)
+        if key in self._seen:
+            return
+        # a column reported missing where it is defined is not reported again there as a use
+        if finding.code == "missing-column":
+            for other in ("missing-column-def",):
+                if (other, finding.file, finding.line, finding.object) in self._seen:
+                    return
+        self._seen.add(key)
+        self.findings.append(finding)
+
+    def schema_table(self, qualified: str) -> Table | None:
+        return self.snapshot.get_table(qualified)
+
+    def run(self) -> list[Finding]:
+        self.parse_errors()
+        live = [t for t in self.picture.live_tables if not t.temporary]
+        for table in live:
+            self.table(table)
+        self.uses()
+        for table in live:
+            for fk in table.foreign_keys:
+                self.script_fk(table, fk)
+        self.writes()
+        self.enums()
+        return self.findings
+
+    # -- statements that do not parse --------------------------------------------------------
+
+    def parse_errors(self) -> None:
+        for parsed in self.analysis.parse_errors:
+            stmt = parsed.statement
+            where = ""
+            if parsed.error_line is not None and parsed.error_column is not None:
+                where = f" (line {parsed.error_line}, column {parsed.error_column})"
+            self.add(
+                Finding(
+                    code="parse-error",
+                    message=f"statement does not parse: {parsed.reason}{where}",
+                    object=stmt.location,
+                    file=stmt.file,
+                    line=stmt.line,
+                    column=stmt.column,
+                    quote=stmt.quote,
+                )
+            )
+
+    # -- tables and their columns ------------------------------------------------------------
+
+    def table(self, table: ScriptTable) -> None:
+        schema_table = self.schema_table(table.qualified_name)
+        name = table.qualified_name
+        if schema_table is None:
+            others = len(self.picture.table_mentions.get(name, [])) - 1
+            also = f"; {others} more statement(s) use it" if others > 0 else ""
+            verb = "created here" if table.created else "used here"
+            self.add(
+                _at(
+                    table.source,
+                    "missing-table",
+                    f"table {_short(name)} is {verb} but does not exist in the schema{also}",
+                    name,
+                    f"the schema has no table {name}",
+                )
+            )
+            return
+        keys = self.key_columns(table, schema_table)
+        for column in table.live_columns:
+            self.column(table, schema_table, column, column.name in keys)
+        if table.created:
+            self.not_created(table, schema_table)
+
+    def key_columns(self, table: ScriptTable, schema_table: Table) -> set[str]:
+        keys: set[str] = set()
+        if table.primary_key is not None:
+            keys.update(r.current_name for r in table.primary_key.columns)
+        for unique in table.uniques:
+            keys.update(r.current_name for r in unique.columns)
+        for fk in table.foreign_keys:
+            keys.update(r.current_name for r in fk.columns)
+        for other in self.picture.live_tables:
+            for fk in other.foreign_keys:
+                if fk.referenced.current_name == table.qualified_name:
+                    keys.update(r.current_name for r in fk.referenced_columns)
+                    if not fk.referenced_columns and table.primary_key is not None:
+                        keys.update(r.current_name for r in table.primary_key.columns)
+        for constraint in schema_table.constraints:
+            if constraint.kind in ("primary_key", "unique", "foreign_key"):
+                keys.update(constraint.columns)
+        for other_table in self.snapshot.tables:
+            for constraint in other_table.foreign_keys:
+                if constraint.referenced_table == schema_table.qualified_name:
+                    keys.update(constraint.referenced_columns)
+        return keys
+
+    def column(
+        self, table: ScriptTable, schema_table: Table, column: ScriptColumn, is_key: bool
+    ) -> None:
+        obj = column.qualified_name
+        shown = _short(obj)
+        schema_column = schema_table.get_column(column.name)
+        if schema_column is None:
+            if not column.defined:
+                return  # only altered or renamed: reported as a use where it matters
+            known = [c.name for c in schema_table.columns if table.column(c.name) is None]
+            hint = f" (the schema's columns the scripts lack: {', '.join(known)})" if known else ""
+            self.add(
+                _at(
+                    column.source,
+                    "missing-column",
+                    f"column {shown} is created here but the schema has no such column{hint}",
+                    obj,
+                    f"{_short(schema_table.qualified_name)} has no column {column.name}",
+                )
+            )
+            self._seen.add(("missing-column-def", column.source.file, column.source.line, obj))
+            return
+        if column.type is None:
+            return
+        schema_type = from_format_type(schema_column.type, schema_column.base_type)
+        if not _type_differs(column.type, schema_type):
+            return
+        code = "key-type" if is_key else "column-type"
+        self.add(
+            _at(
+                column.type_source,
+                code,
+                f"{shown} is {column.type.text} here but {schema_column.type} in the schema",
+                obj,
+                f"{obj} is {schema_column.type}",
+            )
+        )
+
+    def not_created(self, table: ScriptTable, schema_table: Table) -> None:
+        missing = [c for c in schema_table.columns if table.column(c.name) is None]
+        if not missing:
+            return
+        listed = ", ".join(f"{c.name} ({c.type})" for c in missing)
+        plural = "s" if len(missing) > 1 else ""
+        self.add(
+            _at(
+                table.source,
+                "column-not-created",
+                f"the scripts never create column{plural} {listed} of "
+                f"{_short(table.qualified_name)}, which the schema has",
+                table.qualified_name,
+                f"{schema_table.qualified_name} has {listed}",
+            )
+        )
+
+    # -- columns used by statements ----------------------------------------------------------
+
+    def uses(self) -> None:
+        for use in self.picture.uses:
+            ref = use.ref
+            if ref.dropped:
+                continue
+            table_name = ref.current_table
+            script_table = self.picture.table(table_name)
+            if script_table is not None and script_table.temporary:
+                continue
+            schema_table = self.schema_table(table_name)
+            if schema_table is None:
+                continue  # reported once as missing-table
+            if schema_table.has_column(ref.current_name):
+                continue
+            obj = f"{table_name}.{ref.current_name}"
+            self.add(
+                _at(
+                    use.source,
+                    "missing-column",
+                    f"{use.context} uses column {_short(obj)}, which the schema does not have",
+                    obj,
+                    f"{_short(table_name)} has no column {ref.current_name}",
+                )
+            )
+
+    # -- foreign keys in the scripts ---------------------------------------------------------
+
+    def column_type(self, table_name: str, column_name: str) -> tuple[SqlType, str] | None:
+        """The type of a column: from the scripts when they define it, else from the schema."""
+        script_table = self.picture.table(table_name)
+        if script_table is not None:
+            col = script_table.column(column_name)
+            if col is not None and col.type is not None:
+                return col.type, "scripts"
+        schema_table = self.schema_table(table_name)
+        if schema_table is not None:
+            schema_col = schema_table.get_column(column_name)
+            if schema_col is not None:
+                return from_format_type(schema_col.type, schema_col.base_type), "schema"
+        return None
+
+    def referenced_names(self, fk: ScriptForeignKey) -> list[str]:
+        if fk.referenced_columns:
+            return [r.current_name for r in fk.referenced_columns]
+        target = self.picture.table(fk.referenced.current_name)
+        if target is not None and target.primary_key is not None:
+            return [r.current_name for r in target.primary_key.columns]
+        schema_table = self.schema_table(fk.referenced.current_name)
+        if schema_table is not None and schema_table.primary_key is not None:
+            return list(schema_table.primary_key.columns)
+        return []
+
+    def script_fk(self, table: ScriptTable, fk: ScriptForeignKey) -> None:
+        referenced = fk.referenced.current_name
+        for ref, target in zip(fk.columns, self.referenced_names(fk), strict=False):
+            if ref.dropped:
+                continue
+            own = self.column_type(table.qualified_name, ref.current_name)
+            other = self.column_type(referenced, target)
+            if own is None or other is None or own[0].same_as(other[0]):
+                continue
+            (own_type, _), (other_type, other_side) = own, other
+            consequence = _fk_consequence(own_type, other_type)
+            source_note = "" if other_side == "scripts" else " in the schema"
+            obj = f"{table.qualified_name}.{ref.current_name}"
+            self.add(
+                _at(
+                    fk.source,
+                    "fk-type",
+                    f"foreign key {_short(table.qualified_name)}({ref.current_name}) is "
+                    f"{own_type.text} but references {_short(referenced)}({target}), which is "
+                    f"{other_type.text}{source_note}: {consequence}",
+                    obj,
+                    f"{referenced}.{target} is {other_type.text}"
+                    if other_side == "schema"
+                    else None,
+                )
+            )
+
+    # -- values written ----------------------------------------------------------------------
+
+    def writes(self) -> None:
+        for write in self.picture.writes:
+            ref = write.ref
+            if ref.dropped:
+                continue
+            produced = _produced_family(write.value)
+            if produced is None:
+                continue
+            family, what = produced
+            schema_table = self.schema_table(ref.current_table)
+            if schema_table is None:
+                continue
+            schema_column = schema_table.get_column(ref.current_name)
+            if schema_column is None:
+                continue
+            target = from_format_type(schema_column.type, schema_column.base_type)
+            if _accepts(target, family):
+                continue
+            obj = f"{ref.current_table}.{ref.current_name}"
+            code = "default-type" if write.context == "DEFAULT" else "value-type"
+            self.add(
+                _at(
+                    write.source,
+                    code,
+                    f"{write.context} {what} cannot be stored in {_short(obj)}, which is "
+                    f"{schema_column.type} in the schema",
+                    obj,
+                    f"{obj} is {schema_column.type}",
+                )
+            )
+
+    # -- enum types --------------------------------------------------------------------------
+
+    def enums(self) -> None:
+        known = {e.qualified_name: e for e in self.snapshot.enums}
+        for enum in self.picture.live_enums:
+            schema_enum = known.get(enum.qualified_name)
+            name = enum.qualified_name
+            if schema_enum is None:
+                self.add(
+                    _at(
+                        enum.source,
+                        "missing-type",
+                        f"enum type {_short(name)} is created here but the schema has no such type",
+                        name,
+                        f"the schema has no type {name}",
+                    )
+                )
+            elif tuple(schema_enum.labels) != enum.labels:
+                self.add(
+                    _at(
+                        enum.source,
+                        "enum-labels",
+                        f"enum type {_short(name)} has labels {', '.join(enum.labels)} here "
+                        f"but {', '.join(schema_enum.labels)} in the schema",
+                        name,
+                        f"{name} has labels {', '.join(schema_enum.labels)}",
+                    )
+                )
+
+
+def _type_differs(script: SqlType, schema: SqlType) -> bool:
+    if script.family != schema.family:
+        return True
+    if script.family == "integer":
+        return script.base != schema.base
+    if script.family == "array":
+        return (
+            from_format_type(script.base[:-2]).family != from_format_type(schema.base[:-2]).family
+        )
+    return False
+
+
+def _fk_consequence(own: SqlType, other: SqlType) -> str:
+    if own.family != other.family:
+        return "PostgreSQL cannot create this foreign key (incompatible types)"
+    own_width, other_width = own.integer_width, other.integer_width
+    if own_width is not None and other_width is not None:
+        if own_width < other_width:
+            return "latent overflow once the referenced key outgrows the column"
+        return "the column is wider than the key it references"
+    return "the types differ"
+
+
+def check_against_schema(analysis: LegacyAnalysis, snapshot: Snapshot) -> list[Finding]:
+    """Everything in the scripts that disagrees with ``snapshot``, plus their parse errors.
+
+    Findings come in a stable order: by file (in analysis order), line, then code.
+    """
+    findings = _Checker(analysis, snapshot).run()
+    order = {name: i for i, name in enumerate(analysis.files)}
+    return sorted(
+        findings,
+        key=lambda f: (order.get(f.file or "", len(order)), f.line or 0, f.code, f.object),
+    )
+
+
+def check_fk_types(snapshot: Snapshot) -> list[Finding]:
+    """Every foreign-key column must have exactly the type of the key column it references."""
+    findings: list[Finding] = []
+    for table in snapshot.tables:
+        for fk in table.foreign_keys:
+            referenced = snapshot.get_table(fk.referenced_table or "")
+            if referenced is None:
+                continue
+            for own_name, other_name in zip(fk.columns, fk.referenced_columns, strict=False):
+                own = table.get_column(own_name)
+                other = referenced.get_column(other_name)
+                if own is None or other is None or own.type == other.type:
+                    continue
+                consequence = _fk_consequence(
+                    from_format_type(own.type, own.base_type),
+                    from_format_type(other.type, other.base_type),
+                )
+                findings.append(
+                    Finding(
+                        code="fk-type",
+                        message=(
+                            f"foreign key {fk.name}: {_short(table.qualified_name)}.{own_name} "
+                            f"is {own.type} but references "
+                            f"{_short(referenced.qualified_name)}.{other_name}, which is "
+                            f"{other.type}: {consequence}"
+                        ),
+                        object=f"{table.qualified_name}.{own_name}",
+                        schema_fact=f"{table.qualified_name}: {fk.definition}",
+                    )
+                )
+    return findings
+
+
+def findings_by_file(findings: Iterable[Finding]) -> dict[str | None, list[Finding]]:
+    """Findings grouped by script file (``None``: findings on the schema itself), in order."""
+    groups: dict[str | None, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(finding.file, []).append(finding)
+    return groups
+
+
+def render_findings(
+    findings: Sequence[Finding],
+    analysis: LegacyAnalysis | None = None,
+    *,
+    show_not_analysed: bool = True,
+) -> str:
+    """Terminal text: one line per finding grouped by file, the not-analysed list, a summary.
+
+    ::
+
+        db/ddl/001_core.sql
+          db/ddl/001_core.sql:12: [key-type] time_entries.id is uuid here but integer in ...
+        not analysed (2)
+          db/ddl/000_extensions.sql:1: CREATE EXTENSION: the parser gives no structure ...
+        legacy DDL: 14 statements: 11 analysed, 1 irrelevant, 2 not analysed, 0 parse errors;
+        5 findings
+    """
+    lines: list[str] = []
+    for file, group in findings_by_file(findings).items():
+        lines.append(file if file is not None else "schema")
+        lines.extend(f"  {f.render()}" for f in group)
+    if analysis is not None and show_not_analysed and analysis.not_analysed:
+        lines.append(f"not analysed ({len(analysis.not_analysed)})")
+        lines.extend(
+            f"  {n.location}: {n.reason} ({n.statement.quote})" for n in analysis.not_analysed
+        )
+    count = len(findings)
+    summary = f"{count} finding{'s' if count != 1 else ''}"
+    if analysis is not None:
+        summary = f"{analysis.summary()}; {summary}"
+    lines.append(f"legacy DDL: {summary}")
+    return "\n".join(lines)

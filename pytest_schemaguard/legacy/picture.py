@@ -1,0 +1,757 @@
+"""The partial schema picture that the scripts build, statement by statement.
+
+The picture holds what the scripts say about tables, columns, keys, indexes and enum types,
+and every place where a statement *uses* a column (an index key or predicate, a constraint, an
+INSERT or UPDATE). Every fact remembers the statement it comes from.
+
+Objects keep their identity through renames: an index created on ``stopped_at`` before
+``RENAME COLUMN stopped_at TO end_time`` refers to ``end_time`` afterwards, as it would in
+PostgreSQL. Names without a schema are in ``public``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from pytest_schemaguard.legacy.parse import ParsedStatement
+from pytest_schemaguard.legacy.pgtypes import SqlType, from_sqlglot
+from pytest_schemaguard.legacy.split import Statement
+
+__all__ = [
+    "ColumnRef",
+    "ColumnUse",
+    "NotAnalysed",
+    "Picture",
+    "ScriptCheck",
+    "ScriptColumn",
+    "ScriptEnum",
+    "ScriptForeignKey",
+    "ScriptIndex",
+    "ScriptKey",
+    "ScriptTable",
+    "TableRef",
+    "ValueWrite",
+    "build_picture",
+]
+
+DEFAULT_SCHEMA = "public"
+
+
+@dataclass(frozen=True)
+class NotAnalysed:
+    """A statement, or a part of one, that the check did not look into."""
+
+    statement: Statement
+    reason: str
+
+    @property
+    def location(self) -> str:
+        return self.statement.location
+
+
+@dataclass(eq=False)
+class ScriptColumn:
+    """A column as the scripts define it (current state)."""
+
+    table: ScriptTable
+    name: str
+    type: SqlType | None
+    """``None`` for a column the scripts only rename or alter without defining it."""
+    source: Statement
+    """Where it was defined (CREATE TABLE, ADD COLUMN) or first altered."""
+    type_source: Statement
+    nullable: bool = True
+    default: exp.Expression | None = None
+    default_source: Statement | None = None
+    defined: bool = True
+    """False for a column the scripts never define, only alter or rename."""
+    dropped: bool = False
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.table.qualified_name}.{self.name}"
+
+
+@dataclass(eq=False)
+class TableRef:
+    """A table as one statement names it; follows later renames when the scripts know it."""
+
+    name: str
+    """Qualified name at the time of the statement."""
+    table: ScriptTable | None = None
+
+    @property
+    def current_name(self) -> str:
+        return self.table.qualified_name if self.table is not None else self.name
+
+
+@dataclass(eq=False)
+class ColumnRef:
+    """A column as one statement names it; follows later renames when the scripts know it."""
+
+    table: TableRef
+    name: str
+    column: ScriptColumn | None = None
+
+    @property
+    def current_table(self) -> str:
+        if self.column is not None:
+            return self.column.table.qualified_name
+        return self.table.current_name
+
+    @property
+    def current_name(self) -> str:
+        return self.column.name if self.column is not None else self.name
+
+    @property
+    def dropped(self) -> bool:
+        col = self.column
+        return col is not None and (col.dropped or col.table.dropped)
+
+
+@dataclass(eq=False)
+class ScriptKey:
+    """A primary key or unique constraint."""
+
+    name: str | None
+    columns: list[ColumnRef]
+    source: Statement
+
+
+@dataclass(eq=False)
+class ScriptForeignKey:
+    name: str | None
+    columns: list[ColumnRef]
+    referenced: TableRef
+    referenced_columns: list[ColumnRef]
+    """Empty when the statement names no columns (the referenced table's primary key)."""
+    source: Statement
+
+
+@dataclass(eq=False)
+class ScriptCheck:
+    name: str | None
+    expression: str
+    source: Statement
+
+
+@dataclass(eq=False)
+class ScriptTable:
+    schema: str
+    name: str
+    source: Statement
+    """The CREATE TABLE, or the first statement that names the table."""
+    created: bool
+    """True when a CREATE TABLE in the scripts defines it (its column list is complete)."""
+    columns: list[ScriptColumn] = field(default_factory=list)
+    primary_key: ScriptKey | None = None
+    uniques: list[ScriptKey] = field(default_factory=list)
+    foreign_keys: list[ScriptForeignKey] = field(default_factory=list)
+    checks: list[ScriptCheck] = field(default_factory=list)
+    temporary: bool = False
+    dropped: bool = False
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def column(self, name: str) -> ScriptColumn | None:
+        for col in self.columns:
+            if col.name == name and not col.dropped:
+                return col
+        return None
+
+    @property
+    def live_columns(self) -> list[ScriptColumn]:
+        return [c for c in self.columns if not c.dropped]
+
+
+@dataclass(eq=False)
+class ScriptIndex:
+    name: str | None
+    table: TableRef
+    unique: bool
+    keys: tuple[str, ...]
+    """Key expressions as written (normalised by sqlglot): ``owner_id``, ``lower(email)``."""
+    columns: list[ColumnRef]
+    predicate: str | None
+    predicate_columns: list[ColumnRef]
+    source: Statement
+    dropped: bool = False
+
+
+@dataclass(eq=False)
+class ScriptEnum:
+    schema: str
+    name: str
+    labels: tuple[str, ...]
+    source: Statement
+    dropped: bool = False
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(eq=False)
+class ColumnUse:
+    """A statement that names a column: the column must exist in the schema."""
+
+    ref: ColumnRef
+    context: str
+    """``index``, ``index predicate``, ``primary key``, ``INSERT``, ``UPDATE``..."""
+    source: Statement
+
+
+@dataclass(eq=False)
+class ValueWrite:
+    """A value a statement writes into a column: a default, an INSERT value, an UPDATE SET."""
+
+    ref: ColumnRef
+    value: exp.Expression
+    context: str
+    """``DEFAULT``, ``INSERT``, ``UPDATE``, ``ALTER COLUMN ... TYPE ... USING``."""
+    source: Statement
+
+
+@dataclass(eq=False)
+class Picture:
+    """Everything the scripts say, in the state they leave it."""
+
+    tables: list[ScriptTable] = field(default_factory=list)
+    """Every table the scripts name, including dropped ones (see ``dropped``)."""
+    indexes: list[ScriptIndex] = field(default_factory=list)
+    enums: list[ScriptEnum] = field(default_factory=list)
+    uses: list[ColumnUse] = field(default_factory=list)
+    writes: list[ValueWrite] = field(default_factory=list)
+    table_mentions: dict[str, list[Statement]] = field(default_factory=dict)
+    """Current qualified table name -> statements that name it (kept up to date on renames)."""
+
+    def table(self, name: str) -> ScriptTable | None:
+        """A live table by ``schema.name`` or bare name."""
+        qualified = _qualify(name)
+        for table in self.tables:
+            if table.qualified_name == qualified and not table.dropped:
+                return table
+        return None
+
+    @property
+    def live_tables(self) -> list[ScriptTable]:
+        return [t for t in self.tables if not t.dropped]
+
+    @property
+    def live_indexes(self) -> list[ScriptIndex]:
+        return [i for i in self.indexes if not i.dropped]
+
+    @property
+    def live_enums(self) -> list[ScriptEnum]:
+        return [e for e in self.enums if not e.dropped]
+
+
+def _qualify(name: str) -> str:
+    return name if "." in name else f"{DEFAULT_SCHEMA}.{name}"
+
+
+def _table_name(node: exp.Expression) -> tuple[str, str]:
+    """(schema, name) of a sqlglot Table (or Schema wrapping one)."""
+    if isinstance(node, exp.Schema):
+        inner = node.this
+        if isinstance(inner, exp.Expression):
+            node = inner
+    if isinstance(node, exp.Table):
+        return (node.db or DEFAULT_SCHEMA), node.name
+    return DEFAULT_SCHEMA, node.name
+
+
+def _ident_names(nodes: Iterable[exp.Expression]) -> list[str]:
+    names: list[str] = []
+    for node in nodes:
+        inner = node.this if isinstance(node, exp.Ordered) else node
+        if isinstance(inner, exp.Identifier | exp.Column):
+            names.append(inner.name)
+    return names
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.picture = Picture()
+        self.not_analysed: list[NotAnalysed] = []
+        self.statement: Statement | None = None
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def stmt(self) -> Statement:
+        assert self.statement is not None
+        return self.statement
+
+    def note(self, reason: str) -> None:
+        self.not_analysed.append(NotAnalysed(self.stmt, reason))
+
+    def mention(self, table: ScriptTable) -> None:
+        mentions = self.picture.table_mentions.setdefault(table.qualified_name, [])
+        if not mentions or mentions[-1] is not self.stmt:
+            mentions.append(self.stmt)
+
+    def table_ref(self, node: exp.Expression) -> TableRef:
+        """The table a statement names; a table the scripts never named joins the picture."""
+        schema, name = _table_name(node)
+        table = self.picture.table(f"{schema}.{name}")
+        if table is None:
+            table = ScriptTable(schema=schema, name=name, source=self.stmt, created=False)
+            self.picture.tables.append(table)
+        self.mention(table)
+        return TableRef(table.qualified_name, table)
+
+    def column_ref(self, table: TableRef, name: str) -> ColumnRef:
+        column = table.table.column(name) if table.table is not None else None
+        return ColumnRef(table, name, column)
+
+    def use(self, table: TableRef, names: Iterable[str], context: str) -> list[ColumnRef]:
+        refs = []
+        for name in names:
+            ref = self.column_ref(table, name)
+            self.picture.uses.append(ColumnUse(ref, context, self.stmt))
+            refs.append(ref)
+        return refs
+
+    def use_columns_in(
+        self, table: TableRef, node: exp.Expression | None, context: str, aliases: set[str]
+    ) -> list[ColumnRef]:
+        """Uses of the columns an expression names (unqualified, or qualified by ``aliases``)."""
+        if node is None:
+            return []
+        names: list[str] = []
+        for column in node.find_all(exp.Column):
+            qualifier = column.table
+            if qualifier and qualifier not in aliases:
+                continue
+            if column.name and column.name not in names:
+                names.append(column.name)
+        return self.use(table, names, context)
+
+    # -- statements --------------------------------------------------------------------------
+
+    def apply(self, parsed: ParsedStatement) -> None:
+        node = parsed.expression
+        if parsed.status != "analysed" or node is None:
+            return
+        self.statement = parsed.statement
+        if isinstance(node, exp.Create):
+            kind = str(node.args.get("kind") or "").upper()
+            if kind == "TABLE":
+                self.create_table(node)
+            elif kind == "INDEX":
+                self.create_index(node)
+            elif kind == "TYPE":
+                self.create_enum(node)
+        elif isinstance(node, exp.Alter):
+            kind = str(node.args.get("kind") or "").upper()
+            if kind == "TABLE":
+                self.alter_table(node)
+            else:
+                self.alter_index(node)
+        elif isinstance(node, exp.Drop):
+            self.drop(node)
+        elif isinstance(node, exp.Insert):
+            self.insert(node)
+        elif isinstance(node, exp.Update):
+            self.update(node)
+        elif isinstance(node, exp.Delete):
+            self.delete(node)
+
+    def create_table(self, node: exp.Create) -> None:
+        target = node.this
+        schema, name = _table_name(target)
+        existing = self.picture.table(f"{schema}.{name}")
+        if existing is not None and existing.created and node.args.get("exists"):
+            # CREATE TABLE IF NOT EXISTS on a table the scripts already created: no-op
+            self.mention(existing)
+            return
+        if existing is not None:
+            existing.dropped = True
+        table = ScriptTable(schema=schema, name=name, source=self.stmt, created=True)
+        properties = node.args.get("properties")
+        if isinstance(properties, exp.Properties) and any(
+            isinstance(p, exp.TemporaryProperty) for p in properties.expressions
+        ):
+            table.temporary = True
+        self.picture.tables.append(table)
+        self.mention(table)
+        ref = TableRef(table.qualified_name, table)
+        elements = target.expressions if isinstance(target, exp.Schema) else []
+        for element in elements:
+            if isinstance(element, exp.ColumnDef):
+                self.add_column(ref, element, if_not_exists=False)
+        for element in elements:
+            if isinstance(element, exp.ColumnDef):
+                continue
+            if isinstance(element, exp.LikeProperty):
+                table.created = False
+                self.note("CREATE TABLE ... (LIKE ...): the copied columns are not known")
+                continue
+            self.add_constraint(ref, element)
+
+    def add_column(self, table: TableRef, node: exp.ColumnDef, *, if_not_exists: bool) -> None:
+        assert table.table is not None
+        name = node.name
+        existing = table.table.column(name)
+        if existing is not None and if_not_exists:
+            return
+        kind = node.args.get("kind")
+        sql_type = from_sqlglot(kind) if isinstance(kind, exp.DataType) else None
+        column = ScriptColumn(
+            table=table.table,
+            name=name,
+            type=sql_type,
+            source=self.stmt,
+            type_source=self.stmt,
+        )
+        if existing is not None:
+            existing.dropped = True
+        table.table.columns.append(column)
+        ref = ColumnRef(table, name, column)
+        for constraint in node.args.get("constraints") or []:
+            if not isinstance(constraint, exp.ColumnConstraint):
+                continue
+            kind_node = constraint.args.get("kind")
+            cname = constraint.name or None
+            if isinstance(kind_node, exp.NotNullColumnConstraint):
+                column.nullable = bool(kind_node.args.get("allow_null"))
+            elif isinstance(kind_node, exp.PrimaryKeyColumnConstraint):
+                column.nullable = False
+                table.table.primary_key = ScriptKey(cname, [ref], self.stmt)
+            elif isinstance(kind_node, exp.UniqueColumnConstraint):
+                table.table.uniques.append(ScriptKey(cname, [ref], self.stmt))
+            elif isinstance(kind_node, exp.DefaultColumnConstraint):
+                value = kind_node.this
+                if isinstance(value, exp.Expression):
+                    self.set_default(column, ref, value)
+            elif isinstance(kind_node, exp.Reference):
+                self.add_reference(table, cname, [ref], kind_node)
+            elif isinstance(kind_node, exp.CheckColumnConstraint):
+                self.add_check(table, cname, kind_node)
+
+    def set_default(self, column: ScriptColumn, ref: ColumnRef, value: exp.Expression) -> None:
+        column.default = value
+        column.default_source = self.stmt
+        self.picture.writes.append(ValueWrite(ref, value, "DEFAULT", self.stmt))
+
+    def add_reference(
+        self,
+        table: TableRef,
+        name: str | None,
+        columns: list[ColumnRef],
+        reference: exp.Reference,
+    ) -> None:
+        assert table.table is not None
+        target = reference.this
+        if not isinstance(target, exp.Expression):
+            return
+        referenced = self.table_ref(target)
+        ref_names = _ident_names(target.expressions) if isinstance(target, exp.Schema) else []
+        ref_columns = self.use(referenced, ref_names, "referenced by a foreign key")
+        table.table.foreign_keys.append(
+            ScriptForeignKey(name, columns, referenced, ref_columns, self.stmt)
+        )
+
+    def add_check(self, table: TableRef, name: str | None, node: exp.Expression) -> None:
+        assert table.table is not None
+        check = node.this if isinstance(node.this, exp.Expression) else node
+        self.use_columns_in(table, check, "CHECK constraint", {table.current_name.split(".")[1]})
+        table.table.checks.append(ScriptCheck(name, check.sql(dialect="postgres"), self.stmt))
+
+    def add_constraint(self, table: TableRef, node: exp.Expression) -> None:
+        assert table.table is not None
+        name: str | None = None
+        parts: list[exp.Expression] = [node]
+        if isinstance(node, exp.Constraint):
+            name = node.name or None
+            parts = list(node.expressions)
+        for part in parts:
+            if isinstance(part, exp.PrimaryKey):
+                refs = self.use(table, _ident_names(part.expressions), "primary key")
+                table.table.primary_key = ScriptKey(name, refs, self.stmt)
+                for ref in refs:
+                    if ref.column is not None:
+                        ref.column.nullable = False
+            elif isinstance(part, exp.UniqueColumnConstraint):
+                columns = part.this.expressions if isinstance(part.this, exp.Schema) else []
+                refs = self.use(table, _ident_names(columns), "unique constraint")
+                table.table.uniques.append(ScriptKey(name, refs, self.stmt))
+            elif isinstance(part, exp.ForeignKey):
+                refs = self.use(table, _ident_names(part.expressions), "foreign key")
+                reference = part.args.get("reference")
+                if isinstance(reference, exp.Reference):
+                    self.add_reference(table, name, refs, reference)
+            elif isinstance(part, exp.CheckColumnConstraint):
+                self.add_check(table, name, part)
+            else:
+                self.note(f"constraint {part.sql(dialect='postgres')[:60]} is not analysed")
+
+    def create_index(self, node: exp.Create) -> None:
+        index = node.this
+        if not isinstance(index, exp.Index):
+            self.note("CREATE INDEX without a recognisable target")
+            return
+        table_node = index.args.get("table")
+        if not isinstance(table_node, exp.Expression):
+            self.note("CREATE INDEX without a table")
+            return
+        table = self.table_ref(table_node)
+        aliases = {table.current_name.split(".")[1]}
+        params = index.args.get("params")
+        keys: list[str] = []
+        columns: list[ColumnRef] = []
+        predicate: str | None = None
+        predicate_columns: list[ColumnRef] = []
+        if isinstance(params, exp.IndexParameters):
+            for key in params.args.get("columns") or []:
+                keys.append(key.sql(dialect="postgres"))
+                columns.extend(self.use_columns_in(table, key, "index", aliases))
+            include = params.args.get("include") or []
+            columns.extend(self.use(table, _ident_names(include), "index INCLUDE"))
+            where = params.args.get("where")
+            if isinstance(where, exp.Where):
+                predicate = where.this.sql(dialect="postgres")
+                predicate_columns = self.use_columns_in(
+                    table, where.this, "index predicate", aliases
+                )
+        self.picture.indexes.append(
+            ScriptIndex(
+                name=index.name or None,
+                table=table,
+                unique=bool(node.args.get("unique")),
+                keys=tuple(keys),
+                columns=columns,
+                predicate=predicate,
+                predicate_columns=predicate_columns,
+                source=self.stmt,
+            )
+        )
+
+    def create_enum(self, node: exp.Create) -> None:
+        schema, name = _table_name(node.this)
+        value = node.args.get("expression")
+        labels = tuple(
+            lit.this
+            for lit in (value.expressions if isinstance(value, exp.DataType) else [])
+            if isinstance(lit, exp.Literal)
+        )
+        for enum in self.picture.live_enums:
+            if enum.qualified_name == f"{schema}.{name}":
+                enum.dropped = True
+        self.picture.enums.append(ScriptEnum(schema, name, labels, self.stmt))
+
+    def alter_table(self, node: exp.Alter) -> None:
+        table = self.table_ref(node.this)
+        assert table.table is not None
+        for action in node.args.get("actions") or []:
+            if isinstance(action, exp.ColumnDef):
+                self.add_column(table, action, if_not_exists=bool(action.args.get("exists")))
+            elif isinstance(action, exp.Drop):
+                self.alter_drop(table, action)
+            elif isinstance(action, exp.RenameColumn):
+                old = action.this.name if isinstance(action.this, exp.Expression) else ""
+                new = action.args["to"].name if action.args.get("to") else ""
+                column = self.known_column(table, old)
+                column.name = new
+            elif isinstance(action, exp.AlterRename):
+                self.rename_table(table.table, action.this)
+            elif isinstance(action, exp.AlterColumn):
+                self.alter_column(table, action)
+            elif isinstance(action, exp.AddConstraint):
+                for constraint in action.expressions:
+                    self.add_constraint(table, constraint)
+            else:
+                text = action.sql(dialect="postgres")
+                self.note(f"ALTER TABLE action {text[:60]!r} is not analysed")
+
+    def known_column(self, table: TableRef, name: str) -> ScriptColumn:
+        """The picture's column ``name``; one the scripts never defined joins the picture."""
+        assert table.table is not None
+        column = table.table.column(name)
+        if column is None:
+            column = ScriptColumn(
+                table=table.table,
+                name=name,
+                type=None,
+                source=self.stmt,
+                type_source=self.stmt,
+                defined=False,
+            )
+            table.table.columns.append(column)
+        return column
+
+    def alter_column(self, table: TableRef, action: exp.AlterColumn) -> None:
+        column = self.known_column(table, action.name)
+        ref = ColumnRef(table, column.name, column)
+        dtype = action.args.get("dtype")
+        if isinstance(dtype, exp.DataType):
+            column.type = from_sqlglot(dtype)
+            column.type_source = self.stmt
+            using = action.args.get("using")
+            if isinstance(using, exp.Expression):
+                self.picture.writes.append(
+                    ValueWrite(ref, using, "ALTER COLUMN ... TYPE ... USING", self.stmt)
+                )
+            return
+        default = action.args.get("default")
+        if isinstance(default, exp.Expression):
+            self.set_default(column, ref, default)
+            return
+        allow_null = action.args.get("allow_null")
+        if allow_null is not None:
+            column.nullable = bool(allow_null)
+            return
+        if action.args.get("drop"):
+            column.default = None
+            column.default_source = self.stmt
+            return
+        self.note(f"ALTER COLUMN {action.sql(dialect='postgres')[:60]!r} is not analysed")
+
+    def alter_drop(self, table: TableRef, action: exp.Drop) -> None:
+        assert table.table is not None
+        kind = str(action.args.get("kind") or "").upper()
+        names = [t.name for t in action.args.get("tables") or []]
+        if kind == "COLUMN":
+            for name in names:
+                self.known_column(table, name).dropped = True
+        elif kind == "CONSTRAINT":
+            t = table.table
+            for name in names:
+                if t.primary_key is not None and t.primary_key.name == name:
+                    t.primary_key = None
+                t.uniques = [k for k in t.uniques if k.name != name]
+                t.foreign_keys = [k for k in t.foreign_keys if k.name != name]
+                t.checks = [k for k in t.checks if k.name != name]
+        else:
+            self.note(f"ALTER TABLE ... DROP {kind} is not analysed")
+
+    def rename_table(self, table: ScriptTable, target: exp.Expression) -> None:
+        old = table.qualified_name
+        schema, name = _table_name(target)
+        table.name = name
+        if isinstance(target, exp.Table) and target.db:
+            table.schema = schema
+        mentions = self.picture.table_mentions.pop(old, [])
+        self.picture.table_mentions.setdefault(table.qualified_name, []).extend(mentions)
+
+    def alter_index(self, node: exp.Alter) -> None:
+        _, name = _table_name(node.this)
+        for action in node.args.get("actions") or []:
+            if isinstance(action, exp.AlterRename):
+                for index in self.picture.live_indexes:
+                    if index.name == name:
+                        index.name = action.this.name
+            else:
+                self.note(f"ALTER INDEX action {action.sql(dialect='postgres')[:60]!r}")
+
+    def drop(self, node: exp.Drop) -> None:
+        kind = str(node.args.get("kind") or "").upper()
+        for target in node.args.get("tables") or []:
+            schema, name = _table_name(target)
+            qualified = f"{schema}.{name}"
+            if kind == "TABLE":
+                table = self.picture.table(qualified)
+                if table is not None:
+                    table.dropped = True
+            elif kind == "INDEX":
+                for index in self.picture.live_indexes:
+                    if index.name == name:
+                        index.dropped = True
+            elif kind == "TYPE":
+                for enum in self.picture.live_enums:
+                    if enum.qualified_name == qualified:
+                        enum.dropped = True
+
+    def insert(self, node: exp.Insert) -> None:
+        target = node.this
+        if not isinstance(target, exp.Expression):
+            return
+        table = self.table_ref(target)
+        aliases = {table.current_name.split(".")[1], "excluded"}
+        inner = target.this if isinstance(target, exp.Schema) else target
+        if isinstance(inner, exp.Table) and inner.alias:
+            aliases.add(inner.alias)
+        names = _ident_names(target.expressions) if isinstance(target, exp.Schema) else []
+        refs = self.use(table, names, "INSERT")
+        values = node.expression
+        if isinstance(values, exp.Values) and refs:
+            for row in values.expressions:
+                if isinstance(row, exp.Tuple):
+                    for ref, value in zip(refs, row.expressions, strict=False):
+                        self.picture.writes.append(ValueWrite(ref, value, "INSERT", self.stmt))
+        conflict = node.args.get("conflict")
+        if isinstance(conflict, exp.OnConflict):
+            for key in conflict.args.get("conflict_keys") or []:
+                self.use_columns_in(table, key, "INSERT ... ON CONFLICT", aliases)
+            for assignment in conflict.expressions:
+                if isinstance(assignment, exp.EQ):
+                    self.set_clause(table, assignment, "INSERT ... ON CONFLICT DO UPDATE")
+        elif not isinstance(values, exp.Values) and not names:
+            self.note("INSERT without a column list: the columns are not checked")
+
+    def set_clause(self, table: TableRef, assignment: exp.EQ, context: str) -> None:
+        target = assignment.this
+        if not isinstance(target, exp.Column):
+            return
+        (ref,) = self.use(table, [target.name], context)
+        value = assignment.expression
+        if isinstance(value, exp.Expression):
+            self.picture.writes.append(ValueWrite(ref, value, context, self.stmt))
+
+    def _single_table_aliases(self, node: exp.Expression, table: TableRef) -> set[str] | None:
+        """Qualifiers meaning the target table; None when other tables are in scope."""
+        if node.args.get("from_") or node.args.get("using") or node.args.get("joins"):
+            target = node.this
+            alias = target.alias if isinstance(target, exp.Table) else ""
+            # with other tables in scope only qualified references are attributable
+            return {alias or table.current_name.split(".")[1], "\0qualified-only"}
+        aliases = {table.current_name.split(".")[1], ""}
+        target = node.this
+        if isinstance(target, exp.Table) and target.alias:
+            aliases.add(target.alias)
+        return aliases
+
+    def _where_uses(self, node: exp.Expression, table: TableRef, context: str) -> None:
+        where = node.args.get("where")
+        if not isinstance(where, exp.Where):
+            return
+        aliases = self._single_table_aliases(node, table) or set()
+        names: list[str] = []
+        for column in where.find_all(exp.Column):
+            qualifier = column.table
+            if "\0qualified-only" in aliases and not qualifier:
+                continue
+            if qualifier and qualifier not in aliases:
+                continue
+            if column.name not in names:
+                names.append(column.name)
+        self.use(table, names, context)
+
+    def update(self, node: exp.Update) -> None:
+        if not isinstance(node.this, exp.Expression):
+            return
+        table = self.table_ref(node.this)
+        for assignment in node.expressions:
+            if isinstance(assignment, exp.EQ):
+                self.set_clause(table, assignment, "UPDATE")
+        self._where_uses(node, table, "UPDATE ... WHERE")
+
+    def delete(self, node: exp.Delete) -> None:
+        if not isinstance(node.this, exp.Expression):
+            return
+        table = self.table_ref(node.this)
+        self._where_uses(node, table, "DELETE ... WHERE")
+
+
+def build_picture(parsed: Sequence[ParsedStatement]) -> tuple[Picture, list[NotAnalysed]]:
+    """Apply the analysed statements in order; also return the parts that were not analysed."""
+    builder = _Builder()
+    for item in parsed:
+        builder.apply(item)
+    return builder.picture, builder.not_analysed
