@@ -312,6 +312,7 @@ SELECT json_build_object(
         'security_definer', p.prosecdef,
         'strict', p.proisstrict,
         'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,
+        'body', CASE WHEN p.prokind <> 'a' THEN p.prosrc END,
         'comment', obj_description(p.oid, 'pg_proc'))), '[]')
     FROM pg_proc p
     JOIN ns ON ns.oid = p.pronamespace
@@ -676,6 +677,7 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
                 security_definer=f["security_definer"],
                 strict=f["strict"],
                 definition=f["definition"],
+                body=f["body"],
                 comment=f["comment"],
             )
             for f in data["functions"]

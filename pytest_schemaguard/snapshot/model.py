@@ -509,6 +509,9 @@ class Function:
     strict: bool = False
     definition: str | None = None
     """``pg_get_functiondef`` (``None`` for aggregates, which it cannot print)."""
+    body: str | None = None
+    """The source text (``prosrc``); empty for SQL-standard bodies (``BEGIN ATOMIC``), whose
+    text is only in ``definition``."""
     comment: str | None = None
 
     @property
