@@ -224,10 +224,17 @@ class PostgresServer:
         if not name.startswith(DB_PREFIX):
             raise ValueError(f"scratch database names start with {DB_PREFIX!r}: {name!r}")
         source = template or self._template_db()
+        # On our own fsync-off server, copying the files beats WAL-logging each block (about
+        # 9 ms against 16 ms for a small database); a shared server keeps its default.
+        strategy = (
+            sql.SQL(" STRATEGY FILE_COPY")
+            if self.source != "dsn" and self.version >= 150000
+            else sql.SQL("")
+        )
         with self.admin() as conn:
             conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(source)
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
+                    sql.Identifier(name), sql.Identifier(source), strategy
                 )
             )
         db = Database(name, self._url(name), self._dsn(name))
