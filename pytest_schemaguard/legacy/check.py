@@ -42,6 +42,7 @@ from pytest_schemaguard.legacy.picture import (
     ScriptTable,
 )
 from pytest_schemaguard.legacy.split import Statement, one_line
+from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES
 from pytest_schemaguard.snapshot.model import Snapshot, Table
 
 __all__ = [
@@ -179,7 +180,10 @@ def _accepts(target: SqlType, family: str) -> bool:
 
 
 class _Checker:
-    def __init__(self, analysis: LegacyAnalysis, snapshot: Snapshot) -> None:
+    def __init__(
+        self, analysis: LegacyAnalysis, snapshot: Snapshot, exclude_tables: Iterable[str]
+    ) -> None:
+        self.exclude = frozenset(exclude_tables)
         self.analysis = analysis
         self.picture: Picture = analysis.picture
         self.snapshot = snapshot
@@ -198,12 +202,19 @@ class _Checker:
         self._seen.add(key)
         self.findings.append(finding)
 
+    def excluded(self, qualified: str) -> bool:
+        return qualified in self.exclude or qualified.rpartition(".")[2] in self.exclude
+
     def schema_table(self, qualified: str) -> Table | None:
         return self.snapshot.get_table(qualified)
 
     def run(self) -> list[Finding]:
         self.parse_errors()
-        live = [t for t in self.picture.live_tables if not t.temporary]
+        live = [
+            t
+            for t in self.picture.live_tables
+            if not t.temporary and not self.excluded(t.qualified_name)
+        ]
         for table in live:
             self.table(table)
         self.uses()
@@ -300,9 +311,10 @@ class _Checker:
                     f"column {shown} is created here but the schema has no such column{hint}",
                     obj,
                     f"{_short(schema_table.qualified_name)} has no column {column.name}",
+                    column.line,
                 )
             )
-            self._seen.add(("missing-column-def", column.source.file, column.source.line, obj))
+            self._seen.add(("missing-column-def", column.source.file, column.line, obj))
             return
         if column.type is None:
             return
@@ -317,6 +329,7 @@ class _Checker:
                 f"{shown} is {column.type.text} here but {schema_column.type} in the schema",
                 obj,
                 f"{obj} is {schema_column.type}",
+                column.line,
             )
         )
 
@@ -345,6 +358,8 @@ class _Checker:
             if ref.dropped:
                 continue
             table_name = ref.current_table
+            if self.excluded(table_name):
+                continue
             script_table = self.picture.table(table_name)
             if script_table is not None and script_table.temporary:
                 continue
@@ -361,6 +376,7 @@ class _Checker:
                     f"{use.context} uses column {_short(obj)}, which the schema does not have",
                     obj,
                     f"{_short(table_name)} has no column {ref.current_name}",
+                    use.line,
                 )
             )
 
@@ -415,6 +431,7 @@ class _Checker:
                     f"{referenced}.{target} is {other_type.text}"
                     if other_side == "schema"
                     else None,
+                    fk.line,
                 )
             )
 
@@ -448,6 +465,7 @@ class _Checker:
                     f"{schema_column.type} in the schema",
                     obj,
                     f"{obj} is {schema_column.type}",
+                    write.line,
                 )
             )
 
@@ -504,12 +522,19 @@ def _fk_consequence(own: SqlType, other: SqlType) -> str:
     return "the types differ"
 
 
-def check_against_schema(analysis: LegacyAnalysis, snapshot: Snapshot) -> list[Finding]:
+def check_against_schema(
+    analysis: LegacyAnalysis,
+    snapshot: Snapshot,
+    *,
+    exclude_tables: Iterable[str] = DEFAULT_EXCLUDED_TABLES,
+) -> list[Finding]:
     """Everything in the scripts that disagrees with ``snapshot``, plus their parse errors.
 
-    Findings come in a stable order: by file (in analysis order), line, then code.
+    Tables named in ``exclude_tables`` (bare or ``schema.name``) are not compared; by default
+    that is what snapshots leave out (``alembic_version``). Findings come in a stable order:
+    by file (in analysis order), line, then code.
     """
-    findings = _Checker(analysis, snapshot).run()
+    findings = _Checker(analysis, snapshot, exclude_tables).run()
     order = {name: i for i, name in enumerate(analysis.files)}
     return sorted(
         findings,

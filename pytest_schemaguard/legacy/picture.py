@@ -63,6 +63,8 @@ class ScriptColumn:
     source: Statement
     """Where it was defined (CREATE TABLE, ADD COLUMN) or first altered."""
     type_source: Statement
+    line: int = 0
+    """File line of the column's definition (or of the alteration that set its type)."""
     nullable: bool = True
     default: exp.Expression | None = None
     default_source: Statement | None = None
@@ -129,6 +131,7 @@ class ScriptForeignKey:
     referenced_columns: list[ColumnRef]
     """Empty when the statement names no columns (the referenced table's primary key)."""
     source: Statement
+    line: int = 0
 
 
 @dataclass(eq=False)
@@ -204,6 +207,8 @@ class ColumnUse:
     context: str
     """``index``, ``index predicate``, ``primary key``, ``INSERT``, ``UPDATE``..."""
     source: Statement
+    line: int = 0
+    """File line where the statement names the column."""
 
 
 @dataclass(eq=False)
@@ -215,6 +220,7 @@ class ValueWrite:
     context: str
     """``DEFAULT``, ``INSERT``, ``UPDATE``, ``ALTER COLUMN ... TYPE ... USING``."""
     source: Statement
+    line: int = 0
 
 
 @dataclass(eq=False)
@@ -266,13 +272,13 @@ def _table_name(node: exp.Expression) -> tuple[str, str]:
     return DEFAULT_SCHEMA, node.name
 
 
-def _ident_names(nodes: Iterable[exp.Expression]) -> list[str]:
-    names: list[str] = []
+def _ident_nodes(nodes: Iterable[exp.Expression]) -> list[exp.Expr]:
+    found: list[exp.Expr] = []
     for node in nodes:
         inner = node.this if isinstance(node, exp.Ordered) else node
         if isinstance(inner, exp.Identifier | exp.Column):
-            names.append(inner.name)
-    return names
+            found.append(inner)
+    return found
 
 
 class _Builder:
@@ -287,6 +293,17 @@ class _Builder:
     def stmt(self) -> Statement:
         assert self.statement is not None
         return self.statement
+
+    def line_of(self, node: exp.Expr | None) -> int:
+        """File line of the first identifier in ``node`` (the statement's line if unknown)."""
+        if node is not None:
+            candidates = [node] if isinstance(node, exp.Identifier) else []
+            candidates.extend(node.find_all(exp.Identifier))
+            for ident in candidates:
+                start = ident.meta.get("start")
+                if isinstance(start, int):
+                    return self.stmt.position(start)[0]
+        return self.stmt.line
 
     def note(self, reason: str) -> None:
         self.not_analysed.append(NotAnalysed(self.stmt, reason))
@@ -310,11 +327,19 @@ class _Builder:
         column = table.table.column(name) if table.table is not None else None
         return ColumnRef(table, name, column)
 
-    def use(self, table: TableRef, names: Iterable[str], context: str) -> list[ColumnRef]:
+    def use(
+        self,
+        table: TableRef,
+        names: Iterable[str | exp.Expr],
+        context: str,
+    ) -> list[ColumnRef]:
+        """Record uses of columns given by name or by their sqlglot node (for the line)."""
         refs = []
-        for name in names:
+        for item in names:
+            name = item if isinstance(item, str) else item.name
+            line = self.stmt.line if isinstance(item, str) else self.line_of(item)
             ref = self.column_ref(table, name)
-            self.picture.uses.append(ColumnUse(ref, context, self.stmt))
+            self.picture.uses.append(ColumnUse(ref, context, self.stmt, line))
             refs.append(ref)
         return refs
 
@@ -324,14 +349,14 @@ class _Builder:
         """Uses of the columns an expression names (unqualified, or qualified by ``aliases``)."""
         if node is None:
             return []
-        names: list[str] = []
+        nodes: dict[str, exp.Column] = {}
         for column in node.find_all(exp.Column):
             qualifier = column.table
             if qualifier and qualifier not in aliases:
                 continue
-            if column.name and column.name not in names:
-                names.append(column.name)
-        return self.use(table, names, context)
+            if column.name:
+                nodes.setdefault(column.name, column)
+        return self.use(table, list(nodes.values()), context)
 
     # -- statements --------------------------------------------------------------------------
 
@@ -409,6 +434,7 @@ class _Builder:
             type=sql_type,
             source=self.stmt,
             type_source=self.stmt,
+            line=self.line_of(node.this),
         )
         if existing is not None:
             existing.dropped = True
@@ -429,16 +455,18 @@ class _Builder:
             elif isinstance(kind_node, exp.DefaultColumnConstraint):
                 value = kind_node.this
                 if isinstance(value, exp.Expression):
-                    self.set_default(column, ref, value)
+                    self.set_default(column, ref, value, column.line)
             elif isinstance(kind_node, exp.Reference):
-                self.add_reference(table, cname, [ref], kind_node)
+                self.add_reference(table, cname, [ref], kind_node, column.line)
             elif isinstance(kind_node, exp.CheckColumnConstraint):
                 self.add_check(table, cname, kind_node)
 
-    def set_default(self, column: ScriptColumn, ref: ColumnRef, value: exp.Expression) -> None:
+    def set_default(
+        self, column: ScriptColumn, ref: ColumnRef, value: exp.Expression, line: int
+    ) -> None:
         column.default = value
         column.default_source = self.stmt
-        self.picture.writes.append(ValueWrite(ref, value, "DEFAULT", self.stmt))
+        self.picture.writes.append(ValueWrite(ref, value, "DEFAULT", self.stmt, line))
 
     def add_reference(
         self,
@@ -446,16 +474,17 @@ class _Builder:
         name: str | None,
         columns: list[ColumnRef],
         reference: exp.Reference,
+        line: int,
     ) -> None:
         assert table.table is not None
         target = reference.this
         if not isinstance(target, exp.Expression):
             return
         referenced = self.table_ref(target)
-        ref_names = _ident_names(target.expressions) if isinstance(target, exp.Schema) else []
+        ref_names = _ident_nodes(target.expressions) if isinstance(target, exp.Schema) else []
         ref_columns = self.use(referenced, ref_names, "referenced by a foreign key")
         table.table.foreign_keys.append(
-            ScriptForeignKey(name, columns, referenced, ref_columns, self.stmt)
+            ScriptForeignKey(name, columns, referenced, ref_columns, self.stmt, line)
         )
 
     def add_check(self, table: TableRef, name: str | None, node: exp.Expression) -> None:
@@ -473,20 +502,20 @@ class _Builder:
             parts = list(node.expressions)
         for part in parts:
             if isinstance(part, exp.PrimaryKey):
-                refs = self.use(table, _ident_names(part.expressions), "primary key")
+                refs = self.use(table, _ident_nodes(part.expressions), "primary key")
                 table.table.primary_key = ScriptKey(name, refs, self.stmt)
                 for ref in refs:
                     if ref.column is not None:
                         ref.column.nullable = False
             elif isinstance(part, exp.UniqueColumnConstraint):
                 columns = part.this.expressions if isinstance(part.this, exp.Schema) else []
-                refs = self.use(table, _ident_names(columns), "unique constraint")
+                refs = self.use(table, _ident_nodes(columns), "unique constraint")
                 table.table.uniques.append(ScriptKey(name, refs, self.stmt))
             elif isinstance(part, exp.ForeignKey):
-                refs = self.use(table, _ident_names(part.expressions), "foreign key")
+                refs = self.use(table, _ident_nodes(part.expressions), "foreign key")
                 reference = part.args.get("reference")
                 if isinstance(reference, exp.Reference):
-                    self.add_reference(table, name, refs, reference)
+                    self.add_reference(table, name, refs, reference, self.line_of(part))
             elif isinstance(part, exp.CheckColumnConstraint):
                 self.add_check(table, name, part)
             else:
@@ -513,7 +542,7 @@ class _Builder:
                 keys.append(key.sql(dialect="postgres"))
                 columns.extend(self.use_columns_in(table, key, "index", aliases))
             include = params.args.get("include") or []
-            columns.extend(self.use(table, _ident_names(include), "index INCLUDE"))
+            columns.extend(self.use(table, _ident_nodes(include), "index INCLUDE"))
             where = params.args.get("where")
             if isinstance(where, exp.Where):
                 predicate = where.this.sql(dialect="postgres")
@@ -581,6 +610,7 @@ class _Builder:
                 type=None,
                 source=self.stmt,
                 type_source=self.stmt,
+                line=self.stmt.line,
                 defined=False,
             )
             table.table.columns.append(column)
@@ -593,15 +623,22 @@ class _Builder:
         if isinstance(dtype, exp.DataType):
             column.type = from_sqlglot(dtype)
             column.type_source = self.stmt
+            column.line = self.line_of(action.this)
             using = action.args.get("using")
             if isinstance(using, exp.Expression):
                 self.picture.writes.append(
-                    ValueWrite(ref, using, "ALTER COLUMN ... TYPE ... USING", self.stmt)
+                    ValueWrite(
+                        ref,
+                        using,
+                        "ALTER COLUMN ... TYPE ... USING",
+                        self.stmt,
+                        self.line_of(action.this),
+                    )
                 )
             return
         default = action.args.get("default")
         if isinstance(default, exp.Expression):
-            self.set_default(column, ref, default)
+            self.set_default(column, ref, default, self.line_of(action.this))
             return
         allow_null = action.args.get("allow_null")
         if allow_null is not None:
@@ -677,14 +714,17 @@ class _Builder:
         inner = target.this if isinstance(target, exp.Schema) else target
         if isinstance(inner, exp.Table) and inner.alias:
             aliases.add(inner.alias)
-        names = _ident_names(target.expressions) if isinstance(target, exp.Schema) else []
+        names = _ident_nodes(target.expressions) if isinstance(target, exp.Schema) else []
         refs = self.use(table, names, "INSERT")
         values = node.expression
         if isinstance(values, exp.Values) and refs:
             for row in values.expressions:
                 if isinstance(row, exp.Tuple):
+                    line = self.line_of(row)
                     for ref, value in zip(refs, row.expressions, strict=False):
-                        self.picture.writes.append(ValueWrite(ref, value, "INSERT", self.stmt))
+                        self.picture.writes.append(
+                            ValueWrite(ref, value, "INSERT", self.stmt, line)
+                        )
         conflict = node.args.get("conflict")
         if isinstance(conflict, exp.OnConflict):
             for key in conflict.args.get("conflict_keys") or []:
@@ -699,39 +739,34 @@ class _Builder:
         target = assignment.this
         if not isinstance(target, exp.Column):
             return
-        (ref,) = self.use(table, [target.name], context)
+        (ref,) = self.use(table, [target], context)
         value = assignment.expression
         if isinstance(value, exp.Expression):
-            self.picture.writes.append(ValueWrite(ref, value, context, self.stmt))
-
-    def _single_table_aliases(self, node: exp.Expression, table: TableRef) -> set[str] | None:
-        """Qualifiers meaning the target table; None when other tables are in scope."""
-        if node.args.get("from_") or node.args.get("using") or node.args.get("joins"):
-            target = node.this
-            alias = target.alias if isinstance(target, exp.Table) else ""
-            # with other tables in scope only qualified references are attributable
-            return {alias or table.current_name.split(".")[1], "\0qualified-only"}
-        aliases = {table.current_name.split(".")[1], ""}
-        target = node.this
-        if isinstance(target, exp.Table) and target.alias:
-            aliases.add(target.alias)
-        return aliases
+            line = self.line_of(target)
+            self.picture.writes.append(ValueWrite(ref, value, context, self.stmt, line))
 
     def _where_uses(self, node: exp.Expression, table: TableRef, context: str) -> None:
+        """Uses of the target table's columns in a WHERE clause (subqueries left out).
+
+        With other tables in scope (``FROM``, ``USING``) an unqualified name could be any
+        table's, so only names qualified by the target table (or its alias) are attributed.
+        """
         where = node.args.get("where")
         if not isinstance(where, exp.Where):
             return
-        aliases = self._single_table_aliases(node, table) or set()
-        names: list[str] = []
+        target = node.this
+        alias = target.alias if isinstance(target, exp.Table) else ""
+        qualifiers = {alias or table.current_name.split(".")[1]}
+        others_in_scope = bool(node.args.get("from_") or node.args.get("using"))
+        nodes: dict[str, exp.Column] = {}
         for column in where.find_all(exp.Column):
+            if column.find_ancestor(exp.Select, exp.Subquery) is not None:
+                continue
             qualifier = column.table
-            if "\0qualified-only" in aliases and not qualifier:
+            if (qualifier and qualifier not in qualifiers) or (not qualifier and others_in_scope):
                 continue
-            if qualifier and qualifier not in aliases:
-                continue
-            if column.name not in names:
-                names.append(column.name)
-        self.use(table, names, context)
+            nodes.setdefault(column.name, column)
+        self.use(table, list(nodes.values()), context)
 
     def update(self, node: exp.Update) -> None:
         if not isinstance(node.this, exp.Expression):

@@ -87,6 +87,14 @@ class Statement:
         """The statement on one line, cut to about 80 characters."""
         return one_line(self.sql)
 
+    def position(self, offset: int) -> tuple[int, int]:
+        """File line and column of the character at ``offset`` in :attr:`sql`."""
+        before = self.sql[: max(0, offset)]
+        newlines = before.count("\n")
+        if newlines == 0:
+            return self.line, self.column + len(before)
+        return self.line + newlines, len(before) - before.rfind("\n")
+
 
 @dataclass(frozen=True)
 class MetaCommand:
