@@ -344,11 +344,13 @@ class AlembicProject:
         url: str,
         url_env: str | None = None,
         paths: dict[str, str] | None = None,
+        stamp: str | None = None,
     ) -> PassOutcome:
         """Run ``env.py`` once; its migration function yields the steps ``plan`` chooses.
 
         ``plan`` is called with the migration connection before the first step and must be a
         generator of :class:`Step`; it is resumed after each step has been applied.
+        With ``stamp``, the pass only stamps the database at that revision (no step runs).
         ``database`` is the name of the scratch database: a pass whose ``env.py`` connected
         anywhere else stops before touching that database (:class:`WrongDatabaseError`).
         """
@@ -365,6 +367,9 @@ class AlembicProject:
             outcome.version_table = (
                 f"{context.version_table_schema or 'public'}.{context.version_table}"
             )
+            if stamp is not None:
+                context.stamp(script, stamp)
+                return
             gen = plan(context.connection)
             while True:
                 try:

@@ -1,0 +1,284 @@
+"""The generated check items (``--schemaguard``) and the fixtures they use.
+
+Registered as a plugin by :mod:`pytest_schemaguard.plugin` when the checks are enabled; its
+:func:`collect_items` is called from ``pytest_collection_modifyitems`` and the items it returns
+are put first in the run, so ``-k``, ``-m schemaguard`` and ``--deselect`` apply to them.
+
+Every check is a :class:`SchemaguardItem` (a ``pytest.Function`` whose function requests
+fixtures by its signature) under one :class:`SchemaguardFile` collector named after the Alembic
+configuration file: ``alembic.ini::history``, ``alembic.ini::roundtrip[3f2a9c-add_status]``.
+Other checks add themselves with :func:`register_provider`; a provider returns
+:class:`CheckSpec` objects and reports with :func:`report` (or raises :class:`CheckFailure`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.migrations.alembic_driver import (
+    AlembicProject,
+    AlembicSetupError,
+    find_alembic_config,
+)
+from pytest_schemaguard.migrations.history import History
+from pytest_schemaguard.migrations.runner import CheckId, CheckResult, Layout, MigrationRunner
+
+__all__ = [
+    "CheckFailure",
+    "CheckSpec",
+    "ColumnOrderWarning",
+    "SchemaguardFile",
+    "SchemaguardItem",
+    "SchemaguardWarning",
+    "collect_items",
+    "register_provider",
+    "report",
+]
+
+
+class SchemaguardWarning(pytest.PytestWarning):
+    """Base class of the warnings pytest-schemaguard emits from its checks."""
+
+
+class ColumnOrderWarning(SchemaguardWarning):
+    """Two schemas differ only in the order of a table's columns (``column_order = "warn"``)."""
+
+
+class CheckFailure(Exception):
+    """An expected failure of a check: reported as its title and lines, without a traceback."""
+
+    def __init__(self, title: str, lines: list[str]) -> None:
+        super().__init__(title)
+        self.title = title
+        self.lines = lines
+
+    def render(self) -> str:
+        return "\n".join([self.title, *self.lines])
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One item to generate: its name, the function it runs, and what to show."""
+
+    name: str
+    """Item name, e.g. ``roundtrip[3f2a9c-add_status]``."""
+    func: Callable[..., None]
+    """Runs the check; requests fixtures by its parameter names."""
+    originalname: str
+    """The check's kind, e.g. ``roundtrip``."""
+    path: str | None = None
+    """File the item reports as its location (a revision file, a SQL script)."""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """Set on the item (e.g. ``schemaguard_check``), for hooks that look at items."""
+
+
+Provider = Callable[[pytest.Session, Settings, "Anchor"], list[CheckSpec]]
+_PROVIDERS: list[Provider] = []
+
+
+def register_provider(provider: Provider) -> Provider:
+    """Add a source of check items (called once per collection, in registration order)."""
+    if provider not in _PROVIDERS:
+        _PROVIDERS.append(provider)
+    return provider
+
+
+def report(result: CheckResult, *, path: str | None = None) -> None:
+    """Turn a check result into the item's outcome (pass, skip, fail; warnings emitted)."""
+    for message in result.warnings:
+        warnings.warn_explicit(
+            ColumnOrderWarning(f"{result.title}: {message}"),
+            ColumnOrderWarning,
+            filename=path or "schemaguard",
+            lineno=1,
+        )
+    if result.outcome == "skipped":
+        pytest.skip(result.reason)
+    if result.outcome == "failed":
+        raise CheckFailure(result.title, result.lines)
+
+
+class SchemaguardItem(pytest.Function):
+    """A generated check; expected failures print as a message, not a traceback."""
+
+    schemaguard_path: str | None = None
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> str | Any:
+        if isinstance(excinfo.value, CheckFailure):
+            return excinfo.value.render()
+        if isinstance(excinfo.value, SchemaguardError):
+            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[os.PathLike[str] | str, int | None, str]:
+        return self.path, None, self.name
+
+
+class SchemaguardFile(pytest.File):
+    """The collector of the checks, named after the Alembic configuration file."""
+
+    specs: list[CheckSpec]
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for spec in self.specs:
+            # No `originalname=` here: pytest 9.2 builds a Function's node id from
+            # originalname + callspec, which would drop the "[...]" part of the name.
+            item = SchemaguardItem.from_parent(self, name=spec.name, callobj=spec.func)
+            item.originalname = spec.originalname
+            item.add_marker(pytest.mark.schemaguard)
+            item.schemaguard_path = spec.path
+            for key, value in spec.attributes.items():
+                setattr(item, key, value)
+            yield item
+
+
+@dataclass
+class Anchor:
+    """What the items hang under: the Alembic project (when there is one) and its file."""
+
+    path: Path
+    project: AlembicProject | None = None
+    history: History | None = None
+    load_error: str | None = None
+
+
+ANCHOR_KEY: pytest.StashKey[Anchor] = pytest.StashKey()
+RUNNER_KEY: pytest.StashKey[MigrationRunner] = pytest.StashKey()
+
+
+def collect_items(session: pytest.Session, settings: Settings) -> list[pytest.Item]:
+    """The check items of this run (called from ``pytest_collection_modifyitems``)."""
+    anchor = _anchor(session, settings)
+    session.config.stash[ANCHOR_KEY] = anchor
+    specs: list[CheckSpec] = []
+    for provider in (_migration_checks, *_PROVIDERS):
+        specs.extend(provider(session, settings, anchor))
+    collector = SchemaguardFile.from_parent(session, path=anchor.path)
+    collector.specs = specs
+    return list(collector.collect())
+
+
+def _anchor(session: pytest.Session, settings: Settings) -> Anchor:
+    config_path = find_alembic_config(settings.root, settings.alembic_config)
+    project = AlembicProject(config_path, rootdir=session.config.rootpath)
+    anchor = Anchor(config_path, project)
+    try:
+        anchor.history = History.build(project.read_revisions())
+    except AlembicSetupError as exc:
+        anchor.load_error = str(exc)
+    return anchor
+
+
+# ------------------------------------------------------------------------------ migrations
+
+
+def _migration_checks(
+    session: pytest.Session, settings: Settings, anchor: Anchor
+) -> list[CheckSpec]:
+    history = anchor.history
+    if history is None:
+        message = anchor.load_error or "the migrations could not be read"
+        title = f"history of {anchor.project.display_path if anchor.project else anchor.path}"
+
+        def broken() -> None:
+            raise CheckFailure(title, [message])
+
+        return [CheckSpec("history", broken, "history", str(anchor.path))]
+    specs = []
+    for check in Layout.build(history, settings).checks():
+        name: str
+        if check.revision is None:
+            name = check.kind
+            path = str(anchor.path)
+        else:
+            name = f"{check.kind}[{history.label(check.revision)}]"
+            path = history.info(check.revision).path
+        specs.append(
+            CheckSpec(
+                name,
+                _check_function(check, path),
+                check.kind,
+                path,
+                {"schemaguard_check": check},
+            )
+        )
+    return specs
+
+
+def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
+    def run_check(schemaguard_migrations: MigrationRunner, request: pytest.FixtureRequest) -> None:
+        runner = schemaguard_migrations
+        batch = _batch(request.session) if not _is_xdist_worker(request.config) else []
+        report(runner.result(check, batch), path=path)
+
+    return run_check
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _selected_checks(session: pytest.Session) -> list[CheckId]:
+    return [
+        item.schemaguard_check  # type: ignore[attr-defined]
+        for item in session.items
+        if isinstance(getattr(item, "schemaguard_check", None), CheckId)
+    ]
+
+
+def _batch(session: pytest.Session) -> list[CheckId]:
+    return _selected_checks(session)
+
+
+@pytest.fixture(scope="session")
+def schemaguard_alembic_config(pytestconfig: pytest.Config) -> Callable[[str], Any]:
+    """Makes the ``alembic.config.Config`` that points the project's env.py at a database.
+
+    Called with the scratch database's SQLAlchemy URL (driver psycopg) before every
+    migration pass; must return a new ``Config``.  The default loads the project's
+    configuration and sets ``sqlalchemy.url``; the runner also hands env.py an open connection
+    in ``config.attributes["connection"]`` (unless the returned config already holds one) and
+    sets the ``database_url_env`` variable while env.py runs.  Override it (in the rootdir's
+    ``conftest.py``) for anything else, e.g. an async URL or a settings object.
+    """
+    anchor = pytestconfig.stash[ANCHOR_KEY]
+    project = anchor.project
+    if project is None:  # pragma: no cover - collection always sets a project
+        raise SchemaguardError("no Alembic project")
+    return project.make_config
+
+
+@pytest.fixture(scope="session")
+def schemaguard_migrations(
+    request: pytest.FixtureRequest,
+    schemaguard_settings: Settings,
+    schemaguard_postgres: Any,
+    schemaguard_alembic_config: Callable[[str], Any],
+) -> Iterator[MigrationRunner]:
+    """The runner of the migration checks of this session (results are cached in it)."""
+    anchor = request.config.stash[ANCHOR_KEY]
+    assert anchor.project is not None and anchor.history is not None
+    runner = MigrationRunner(
+        anchor.project,
+        anchor.history,
+        schemaguard_settings,
+        schemaguard_postgres,
+        schemaguard_alembic_config,
+    )
+    runner.selected = set(_selected_checks(request.session))
+    request.config.stash[RUNNER_KEY] = runner
+    try:
+        yield runner
+    finally:
+        runner.close()

@@ -1,0 +1,712 @@
+"""The migration checks: plan what the selected checks need, migrate, and keep the results.
+
+A :class:`MigrationRunner` serves one pytest process.  Asked for the result of one check, it
+plans a *batch* (the checks the caller expects to need soon: all selected ones in a plain run,
+one per item under xdist), and runs as few ``env.py`` passes as it can:
+
+* revisions are applied in topological order, only those the batch needs (a lone
+  ``roundtrip[X]`` upgrades X's ancestors without checks, then up/down/up X);
+* every pass runs in a freshly cloned database; a failed step or a round trip that leaves a
+  different schema ends the pass, the database is dropped, and the next pass replays the
+  revisions applied so far in a new clone, so no failure leaks into the next check;
+* the schema is snapshotted on the migration connection between steps, and compared with the
+  snapshot core.
+
+This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.migrations.alembic_driver import (
+    AlembicProject,
+    PassOutcome,
+    Step,
+    StepError,
+)
+from pytest_schemaguard.migrations.history import History
+from pytest_schemaguard.snapshot.compare import KIND_WORDS, compare
+from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
+from pytest_schemaguard.snapshot.model import Snapshot
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+
+__all__ = [
+    "CheckId",
+    "CheckResult",
+    "DatabaseLike",
+    "MigrationRunner",
+    "ServerLike",
+]
+
+CheckKind = Literal["history", "upgrade", "roundtrip", "cycle"]
+
+
+class DatabaseLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+
+
+class ServerLike(Protocol):
+    def create_database(self, template: str | None = None) -> Any: ...
+    def drop_database(self, db: Any) -> None: ...
+
+
+@dataclass(frozen=True, order=True)
+class CheckId:
+    """One migration check: ``history``, ``cycle``, or ``upgrade``/``roundtrip`` of a revision."""
+
+    kind: CheckKind
+    revision: str | None = None
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check, ready to be reported."""
+
+    outcome: Literal["passed", "failed", "skipped"]
+    title: str = ""
+    """The header: what was checked and where (revision file)."""
+    lines: list[str] = field(default_factory=list)
+    """The details of a failure (differences, SQL, server error), or the skip reason."""
+    warnings: list[str] = field(default_factory=list)
+    """Differences only in column order, when ``column_order = "warn"``."""
+
+    @property
+    def reason(self) -> str:
+        return self.lines[0] if self.lines else ""
+
+
+# ------------------------------------------------------------------------------ comparing
+
+
+@dataclass
+class Differences:
+    errors: list[str] = field(default_factory=list)
+    column_order: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.errors or self.column_order)
+
+
+def compare_snapshots(
+    expected: Snapshot,
+    actual: Snapshot,
+    *,
+    action: str,
+    expected_name: str,
+    actual_name: str,
+    extra: str = "left",
+    missing: str = "dropped",
+) -> Differences:
+    """The differences of ``actual`` against ``expected``, as sentences naming ``action``.
+
+    An object only in ``actual`` reads ``<action> <extra> <object>`` (``downgrade of 3f2a9c
+    (add status) left type public.order_status``), one only in ``expected`` reads ``<action>
+    <missing> <object>``, a changed one ``<action> changed <object>: <what>``.
+    """
+    out = Differences()
+    if expected == actual:
+        return out
+    for diff in compare(expected, actual, left_label=expected_name, right_label=actual_name):
+        word = KIND_WORDS.get(diff.kind, diff.kind)
+        if diff.category == "only_right":
+            text = f"{action} {extra} {word} {diff.name}"
+        elif diff.category == "only_left":
+            text = f"{action} {missing} {word} {diff.name}"
+        else:
+            text = f"{action} changed {diff.message}"
+        if diff.category == "column_order":
+            out.column_order.append(text)
+        else:
+            out.errors.append(text)
+    return out
+
+
+# ------------------------------------------------------------------------------ the layout
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which checks a history has under the settings (pure; used at collection time)."""
+
+    history: History
+    irreversible: frozenset[str]
+    start: str | None
+    pre_start: frozenset[str]
+    """``start`` and its ancestors: built by the bootstrap hook, never migrated."""
+    floor: frozenset[str]
+    """Irreversible revisions and their ancestors: the cycle never downgrades them."""
+
+    @classmethod
+    def build(cls, history: History, settings: Settings) -> Layout:
+        resolved = {history.resolve(r) for r in settings.irreversible}
+        irreversible = frozenset(r for r in resolved if r is not None)
+        start = history.resolve(settings.start) if settings.start else None
+        pre_start = frozenset(history.closure([start]) if start else ())
+        floor = frozenset(history.closure(irreversible) - pre_start)
+        return cls(history, irreversible, start, pre_start, floor)
+
+    def revisions(self) -> list[str]:
+        """Revisions with an ``upgrade`` check, in run order (the floor first)."""
+        runnable = [r for r in self.history.order if r not in self.pre_start]
+        floor = [r for r in runnable if r in self.floor]
+        return floor + [r for r in runnable if r not in self.floor]
+
+    def checks(self) -> list[CheckId]:
+        """Every check of the project, in the order they are best run."""
+        out = [CheckId("history")]
+        if not self.history.sound:
+            return out
+        for rev in self.revisions():
+            out.append(CheckId("upgrade", rev))
+            if rev not in self.irreversible:
+                out.append(CheckId("roundtrip", rev))
+        out.append(CheckId("cycle"))
+        return out
+
+
+# ------------------------------------------------------------------------------ the runner
+
+
+@dataclass
+class _State:
+    """The current scratch database of the runner and what has been applied to it."""
+
+    db: Any
+    applied: list[str] = field(default_factory=list)
+    clean: bool = True
+
+
+class MigrationRunner:
+    """Runs the migration checks of one Alembic project against scratch databases."""
+
+    def __init__(
+        self,
+        project: AlembicProject,
+        history: History,
+        settings: Settings,
+        server: ServerLike,
+        config_factory: Callable[[str], Config],
+    ) -> None:
+        self.project = project
+        self.history = history
+        self.settings = settings
+        self.server = server
+        self.config_factory = config_factory
+        self.results: dict[CheckId, CheckResult] = {}
+        self.failed_upgrades: dict[str, StepError] = {}
+        self.selected: set[CheckId] = set()
+        """Checks selected in this session (a skip reason may point at them)."""
+        self.pass_count = 0
+        self.step_count = 0
+        self.snapshot_count = 0
+        self._state: _State | None = None
+        self._template: Any = None
+        self._template_ready = False
+        self._base: Snapshot | None = None  # the schema before any revision (after bootstrap)
+        self._floor: Snapshot | None = None  # ... after the revisions the cycle never downgrades
+        self._version_table = "alembic_version"
+        self._ever_applied: set[str] = set()
+
+        layout = Layout.build(history, settings)
+        self.layout = layout
+        self.irreversible = layout.irreversible
+        self.start = layout.start
+        self.pre_start = layout.pre_start
+        self.floor = layout.floor
+
+    def revisions(self) -> list[str]:
+        return self.layout.revisions()
+
+    def title(self, check: CheckId) -> str:
+        h = self.history
+        if check.kind == "history":
+            return f"history of {self.project.display_path}"
+        if check.kind == "cycle":
+            return f"cycle base -> head -> base -> head of {self.project.display_path}"
+        assert check.revision is not None
+        info = h.info(check.revision)
+        return f"{check.kind} of {h.describe(check.revision)} ({info.path})"
+
+    # ------------------------------------------------------------------ results
+    def result(self, check: CheckId, batch: Iterable[CheckId] = ()) -> CheckResult:
+        """The result of ``check``, running (with it) the checks in ``batch`` not yet known."""
+        if check not in self.results:
+            todo = [check, *(c for c in batch if c not in self.results and c != check)]
+            self._run(todo)
+        return self.results[check]
+
+    def close(self) -> None:
+        """Drop every scratch database the runner still holds."""
+        if self._state is not None:
+            self._drop(self._state.db)
+            self._state = None
+        if self._template is not None:
+            self._drop(self._template)
+            self._template = None
+
+    # ------------------------------------------------------------------ planning
+    def _run(self, todo: list[CheckId]) -> None:
+        for check in todo:
+            if check.kind == "history":
+                self.results[check] = self._history_result()
+        todo = [c for c in todo if c not in self.results]
+        if not todo:
+            return
+        if not self.history.sound:
+            problems = self.history.problems(heads=self.settings.heads)
+            first = next((p.message for p in problems if p.kind in ("missing_parent", "cycle")), "")
+            for check in todo:
+                self._blocked(check, f"needs a sound history ({first})", CheckId("history"))
+            return
+
+        ups = {c.revision for c in todo if c.kind == "upgrade" and c.revision}
+        trips = {
+            c.revision
+            for c in todo
+            if c.kind == "roundtrip" and c.revision and c.revision not in self.irreversible
+        }
+        cycle = CheckId("cycle") in todo
+        runnable = self.revisions()
+        needed = set(runnable) if cycle else self.history.closure(ups | trips) - self.pre_start
+        order = [r for r in runnable if r in needed]
+
+        # upgrades already seen (applied as ancestors in an earlier batch)
+        for rev in list(ups):
+            self._settle_upgrade(rev)
+
+        while True:
+            order = [r for r in order if CheckId("upgrade", r) not in self.results or r in trips]
+            order = [r for r in order if not self._blocked_by_failed_upgrade(r)]
+            state = self._state
+            fresh = (
+                state is None
+                or not state.clean
+                or any(r in state.applied for r in trips)
+                or (cycle and (self._floor is None and bool(self.floor)))
+                or (cycle and state.applied != [r for r in order if r in state.applied])
+            )
+            if fresh:
+                self._new_state()
+            state = self._state
+            assert state is not None
+            pending = [r for r in order if r not in state.applied]
+            cycle_pending = cycle and CheckId("cycle") not in self.results
+            if not pending and not cycle_pending:
+                break
+            if any(CheckId("cycle") == c for c in todo) and self._any_failed_upgrade():
+                rev = next(iter(self.failed_upgrades))
+                self._blocked(CheckId("cycle"), self._needs(rev), CheckId("upgrade", rev))
+                cycle = cycle_pending = False
+                if not pending:
+                    break
+            outcome, progressed = self._pass(state, pending, trips, cycle_pending)
+            if outcome.error is None and state.clean:
+                break
+            if outcome.error is not None and outcome.error.step is None:
+                # env.py itself failed: nothing can run
+                for check in todo:
+                    if check not in self.results:
+                        self.results[check] = CheckResult(
+                            "failed",
+                            self.title(check),
+                            [
+                                "env.py failed before the first migration step:",
+                                *outcome.error.render(),
+                            ],
+                        )
+                self._discard()
+                return
+            self._discard()
+            if not progressed:
+                break
+        for check in todo:
+            if check not in self.results and check.kind == "upgrade" and check.revision:
+                self._settle_upgrade(check.revision)
+        for check in todo:
+            if check not in self.results:
+                rev = check.revision or ""
+                blocker = self._failed_ancestor(rev) if rev else None
+                if blocker is not None:
+                    self._blocked(check, self._needs(blocker), CheckId("upgrade", blocker))
+                else:  # pragma: no cover - a planning gap would be a bug
+                    self.results[check] = CheckResult(
+                        "failed", self.title(check), ["this check was not run (internal error)"]
+                    )
+
+    def _settle_upgrade(self, rev: str) -> None:
+        check = CheckId("upgrade", rev)
+        if check in self.results:
+            return
+        if rev in self.failed_upgrades:
+            self.results[check] = CheckResult(
+                "failed",
+                self.title(check),
+                [
+                    f"upgrade of {self.history.describe(rev)} failed",
+                    *self.failed_upgrades[rev].render(),
+                ],
+            )
+            return
+        blocker = self._failed_ancestor(rev)
+        if blocker is not None:
+            self._blocked(check, self._needs(blocker), CheckId("upgrade", blocker))
+        elif rev in self._ever_applied:
+            self.results[check] = CheckResult("passed", self.title(check))
+
+    def _needs(self, rev: str) -> str:
+        return f"needs {self.history.label(rev)}, whose upgrade failed"
+
+    def _any_failed_upgrade(self) -> bool:
+        return bool(self.failed_upgrades)
+
+    def _failed_ancestor(self, rev: str) -> str | None:
+        ancestors = self.history.ancestors(rev)
+        for failed in self.history.ordered(self.failed_upgrades):
+            if failed in ancestors:
+                return failed
+        return None
+
+    def _blocked_by_failed_upgrade(self, rev: str) -> bool:
+        return rev in self.failed_upgrades or self._failed_ancestor(rev) is not None
+
+    def _blocked(self, check: CheckId, reason: str, blocker: CheckId) -> None:
+        """Skip ``check`` because ``blocker`` failed; fail it when the blocker is not selected
+        (a skip must never hide a failure nobody will see)."""
+        if blocker in self.selected:
+            self.results[check] = CheckResult("skipped", self.title(check), [reason])
+            return
+        lines = [reason]
+        if blocker.kind == "upgrade" and blocker.revision in self.failed_upgrades:
+            lines = [
+                f"upgrade of {self.history.describe(blocker.revision)} (needed first) failed",
+                *self.failed_upgrades[blocker.revision].render(),
+            ]
+        elif blocker.kind == "history":
+            lines = [reason]
+        self.results[check] = CheckResult("failed", self.title(check), lines)
+
+    def _history_result(self) -> CheckResult:
+        s = self.settings
+        problems = self.history.problems(heads=s.heads, irreversible=s.irreversible, start=s.start)
+        title = self.title(CheckId("history"))
+        if not problems:
+            return CheckResult("passed", title)
+        return CheckResult("failed", title, [p.message for p in problems])
+
+    # ------------------------------------------------------------------ databases
+    def _template_name(self) -> str | None:
+        """The database every pass clones: empty, or bootstrapped and stamped at ``start``."""
+        if not self.settings.bootstrap:
+            if self.start is not None:
+                raise SchemaguardError(
+                    f"start = {self.settings.start!r} needs a bootstrap hook that builds the "
+                    "schema at that revision: set bootstrap = 'package.module:function'"
+                )
+            return None
+        if not self._template_ready:
+            self._template = self.server.create_database()
+            self._bootstrap(self._template)
+            self._template_ready = True
+        return str(self._template.name)
+
+    def _bootstrap(self, db: Any) -> None:
+        assert self.settings.bootstrap is not None and self.start is not None
+        module_name, _, attr = self.settings.bootstrap.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            raise SchemaguardError(
+                f"bootstrap = {self.settings.bootstrap!r} cannot be imported: {exc}"
+            ) from None
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(db.url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                target(conn)
+        finally:
+            engine.dispose()
+        # stamp through env.py, so that its version table settings apply
+        cfg = self.config_factory(db.url)
+        outcome = self._run_env(cfg, db, None, stamp=self.start)
+        if outcome.error is not None:
+            raise SchemaguardError(
+                "stamping the bootstrapped database at start failed:\n"
+                + "\n".join(outcome.error.render())
+            )
+
+    def _new_state(self) -> None:
+        self._discard()
+        template = self._template_name()
+        self._state = _State(self.server.create_database(template=template))
+
+    def _discard(self) -> None:
+        if self._state is not None:
+            self._drop(self._state.db)
+            self._state = None
+
+    def _drop(self, db: Any) -> None:
+        # best effort: the server drops every scratch database at the end anyway
+        with contextlib.suppress(Exception):
+            self.server.drop_database(db)
+
+    # ------------------------------------------------------------------ one pass
+    def _snapshot(self, conn: Connection) -> Snapshot:
+        self.snapshot_count += 1
+        return take_snapshot(conn, exclude_tables=(*DEFAULT_EXCLUDED_TABLES, self._version_table))
+
+    def _run_env(
+        self,
+        cfg: Config,
+        db: Any,
+        plan: Callable[[Connection], Iterator[Step]] | None,
+        *,
+        stamp: str | None = None,
+    ) -> PassOutcome:
+        """One env.py run on ``db``; hands env.py a connection unless the config has one."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        if "connection" in cfg.attributes:
+            return self._run_env_inner(cfg, db, plan, stamp)
+        engine = create_engine(db.url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                cfg.attributes["connection"] = conn
+                try:
+                    return self._run_env_inner(cfg, db, plan, stamp)
+                finally:
+                    cfg.attributes.pop("connection", None)
+        finally:
+            engine.dispose()
+
+    def _run_env_inner(
+        self,
+        cfg: Config,
+        db: Any,
+        plan: Callable[[Connection], Iterator[Step]] | None,
+        stamp: str | None,
+    ) -> PassOutcome:
+        self.pass_count += 1
+        paths = {r: i.path for r, i in self.history.revisions.items()}
+        outcome = self.project.run_pass(
+            cfg,
+            plan or (lambda conn: iter(())),
+            database=db.name,
+            url=db.url,
+            url_env=self.settings.database_url_env,
+            paths=paths,
+            stamp=stamp,
+        )
+        self._version_table = outcome.version_table.partition(".")[2] or "alembic_version"
+        self.step_count += len(outcome.completed)
+        return outcome
+
+    def _pass(
+        self, state: _State, pending: list[str], trips: set[str], cycle: bool
+    ) -> tuple[PassOutcome, bool]:
+        """Run one pass; returns the outcome and whether any pending revision was settled."""
+        h = self.history
+        progress = {"settled": False}
+        phase: dict[str, Any] = {"step": None, "kind": None}
+        replay = list(state.applied)
+        cfg = self.config_factory(state.db.url)
+
+        def plan(conn: Connection) -> Iterator[Step]:
+            last: Snapshot | None = None
+            for rev in replay:
+                phase.update(kind="replay", rev=rev)
+                yield Step(rev, "upgrade")
+            if self._base is None and not replay:
+                self._base = last = self._snapshot(conn)
+                if not self.floor:
+                    self._floor = self._base
+            for rev in pending:
+                described = h.describe(rev)
+                if rev in trips:
+                    before = last if last is not None else self._snapshot(conn)
+                phase.update(kind="up", rev=rev)
+                yield Step(rev, "upgrade")
+                state.applied.append(rev)
+                self._ever_applied.add(rev)
+                self.results.setdefault(
+                    CheckId("upgrade", rev),
+                    CheckResult("passed", self.title(CheckId("upgrade", rev))),
+                )
+                last = None
+                if rev in trips:
+                    check = CheckId("roundtrip", rev)
+                    first = self._snapshot(conn)
+                    phase.update(kind="down", rev=rev)
+                    yield Step(rev, "downgrade")
+                    after_down = self._snapshot(conn)
+                    phase.update(kind="reup", rev=rev)
+                    yield Step(rev, "upgrade")
+                    again = self._snapshot(conn)
+                    last = again
+                    down_diff = compare_snapshots(
+                        before,
+                        after_down,
+                        action=f"downgrade of {described}",
+                        expected_name="before the upgrade",
+                        actual_name=f"after the downgrade of {described}",
+                    )
+                    up_diff = compare_snapshots(
+                        first,
+                        again,
+                        action=f"upgrading {described} again",
+                        expected_name="after the first upgrade",
+                        actual_name="after the second upgrade",
+                        extra="created an extra",
+                        missing="did not create",
+                    )
+                    self.results[check] = self._roundtrip_result(check, down_diff, up_diff)
+                    if up_diff.errors:
+                        state.clean = False
+                        progress["settled"] = True
+                        return
+                progress["settled"] = True
+                if self._floor is None and rev in self.floor and self.floor <= set(state.applied):
+                    self._floor = last if last is not None else self._snapshot(conn)
+            if not cycle:
+                return
+            # the cycle: head -> floor -> head
+            check = CheckId("cycle")
+            head = last if last is not None else self._snapshot(conn)
+            top = [r for r in state.applied if r not in self.floor]
+            for rev in reversed(top):
+                phase.update(kind="cycle-down", rev=rev)
+                yield Step(rev, "downgrade")
+            bottom = self._snapshot(conn)
+            for rev in top:
+                phase.update(kind="cycle-up", rev=rev)
+                yield Step(rev, "upgrade")
+            again = self._snapshot(conn)
+            assert self._floor is not None
+            floor_name = "base" if not self.floor and not self.pre_start else "the floor"
+            down_diff = compare_snapshots(
+                self._floor,
+                bottom,
+                action="downgrading every revision from head",
+                expected_name=f"at {floor_name} before the first upgrade",
+                actual_name="after downgrading from head",
+            )
+            up_diff = compare_snapshots(
+                head,
+                again,
+                action="upgrading to head a second time",
+                expected_name="at head the first time",
+                actual_name="at head the second time",
+                extra="created an extra",
+                missing="did not create",
+            )
+            self.results[check] = self._cycle_result(check, down_diff, up_diff)
+            if up_diff.errors:
+                state.clean = False
+
+        outcome = self._run_env(cfg, state.db, plan)
+        if outcome.error is not None:
+            state.clean = False
+            self._record_error(outcome.error, phase)
+            progress["settled"] = True
+        return outcome, progress["settled"]
+
+    def _record_error(self, error: StepError, phase: dict[str, Any]) -> None:
+        kind = phase.get("kind")
+        rev = phase.get("rev")
+        h = self.history
+        if error.step is None or rev is None:
+            return
+        if kind in ("up", "replay"):
+            self.failed_upgrades[rev] = error
+            self.results[CheckId("upgrade", rev)] = CheckResult(
+                "failed",
+                self.title(CheckId("upgrade", rev)),
+                [f"upgrade of {h.describe(rev)} failed", *error.render()],
+            )
+            trip = CheckId("roundtrip", rev)
+            if trip not in self.results:
+                self._blocked(trip, self._needs(rev), CheckId("upgrade", rev))
+        elif kind in ("down", "reup"):
+            what = "downgrade" if kind == "down" else "upgrade after the downgrade"
+            self.results[CheckId("roundtrip", rev)] = CheckResult(
+                "failed",
+                self.title(CheckId("roundtrip", rev)),
+                [f"{what} of {h.describe(rev)} failed", *error.render()],
+            )
+        elif kind in ("cycle-down", "cycle-up"):
+            what = "downgrade" if kind == "cycle-down" else "second upgrade"
+            self.results[CheckId("cycle")] = CheckResult(
+                "failed",
+                self.title(CheckId("cycle")),
+                [f"{what} of {h.describe(rev)} failed", *error.render()],
+            )
+
+    # ------------------------------------------------------------------ reporting
+    def _apply_column_order(self, diff: Differences) -> tuple[list[str], list[str]]:
+        mode = self.settings.column_order
+        if mode == "fail":
+            return diff.errors + diff.column_order, []
+        if mode == "ignore":
+            return diff.errors, []
+        return diff.errors, diff.column_order
+
+    def _roundtrip_result(
+        self, check: CheckId, down_diff: Differences, up_diff: Differences
+    ) -> CheckResult:
+        assert check.revision is not None
+        described = self.history.describe(check.revision)
+        down_errors, down_warn = self._apply_column_order(down_diff)
+        up_errors, up_warn = self._apply_column_order(up_diff)
+        lines: list[str] = []
+        if down_errors:
+            lines.append(f"downgrade of {described} did not restore the schema before it:")
+            lines.extend("  " + e for e in down_errors)
+        if up_errors:
+            lines.append(
+                f"upgrading {described} again built a different schema than the first time:"
+            )
+            lines.extend("  " + e for e in up_errors)
+        return CheckResult(
+            "failed" if lines else "passed", self.title(check), lines, down_warn + up_warn
+        )
+
+    def _cycle_result(
+        self, check: CheckId, down_diff: Differences, up_diff: Differences
+    ) -> CheckResult:
+        down_errors, down_warn = self._apply_column_order(down_diff)
+        up_errors, up_warn = self._apply_column_order(up_diff)
+        lines: list[str] = []
+        if down_errors:
+            lines.append(
+                "downgrading from head did not restore the schema before the first upgrade:"
+            )
+            lines.extend("  " + e for e in down_errors)
+        if up_errors:
+            lines.append("upgrading to head again built a different schema than the first time:")
+            lines.extend("  " + e for e in up_errors)
+        return CheckResult(
+            "failed" if lines else "passed", self.title(check), lines, down_warn + up_warn
+        )
+
+
+def batch_for(checks: Sequence[CheckId], selected: Iterable[CheckId]) -> list[CheckId]:
+    """The selected checks in run order (helper for the collection layer)."""
+    wanted = set(selected)
+    return [c for c in checks if c in wanted]
