@@ -122,7 +122,8 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None or not settings.enabled:
+    # Only when the plugin is in use: --schemaguard, or any schemaguard setting given.
+    if settings is None or not (settings.enabled or settings.sources):
         return None
     return describe_server(config)
 

@@ -31,6 +31,8 @@ class ServerManager:
         if self.settings.dsn is None:
             self.binaries()
             choose_run_as()
+        else:
+            self.get()
 
     def binaries(self) -> Binaries:
         if self._binaries is None:

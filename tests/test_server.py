@@ -67,9 +67,7 @@ def test_binary_sources_start_a_server(
         pytest.skip("no system PostgreSQL on this machine (probed PATH, pg_config, Debian dirs)")
     runtime = pytester.path / "runtime"
     monkeypatch.setenv("SCHEMAGUARD_TMPDIR", str(runtime))
-    result, records = _run_recording(
-        pytester, monkeypatch, f"--schemaguard-postgres={source}", "--schemaguard"
-    )
+    result, records = _run_recording(pytester, monkeypatch, f"--schemaguard-postgres={source}")
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.OK
     (rec,) = records
@@ -87,7 +85,7 @@ def test_binary_sources_start_a_server(
 def test_root_runs_the_server_in_a_user_namespace(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result, records = _run_recording(pytester, monkeypatch, "--schemaguard")
+    result, records = _run_recording(pytester, monkeypatch, "--schemaguard-postgres=auto")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["schemaguard: *, as root, in a user namespace as uid 65534*"])
     assert "user namespace" in str(records[0]["run_as"])
@@ -100,9 +98,7 @@ def test_root_falls_back_to_runuser(
     if not _have_system():
         pytest.skip("the runuser fallback needs binaries the OS user can read (system ones)")
     monkeypatch.setenv("SCHEMAGUARD_RUN_AS", "runuser")
-    result, records = _run_recording(
-        pytester, monkeypatch, "--schemaguard", "--schemaguard-postgres=system"
-    )
+    result, records = _run_recording(pytester, monkeypatch, "--schemaguard-postgres=system")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["schemaguard: *, as root, through the OS user nobody (runuser)"])
     assert "runuser" in str(records[0]["run_as"])
@@ -126,7 +122,7 @@ def test_dsn_mode_touches_no_other_database(
     before = _databases(schemaguard_postgres)
 
     result, records = _run_recording(
-        pytester, monkeypatch, f"--schemaguard-dsn={inner_dsn}", "--schemaguard", "-p", "xdist"
+        pytester, monkeypatch, f"--schemaguard-dsn={inner_dsn}", "-p", "xdist"
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["schemaguard: external server postgresql://*"])
@@ -145,7 +141,7 @@ def test_xdist_workers_get_their_own_servers(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_second=RECORDING_TEST.replace("test_record", "test_record_2"))
-    result, records = _run_recording(pytester, monkeypatch, "-n", "2", "--schemaguard")
+    result, records = _run_recording(pytester, monkeypatch, "-n", "2")
     result.assert_outcomes(passed=2)
     assert len(records) == 2
     assert records[0]["port"] != records[1]["port"]
@@ -317,19 +313,21 @@ def _unused_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_dsn_refused_masks_the_password(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("checks", [True, False], ids=["at-start-up", "at-first-use"])
+def test_dsn_refused_masks_the_password(pytester: pytest.Pytester, checks: bool) -> None:
     pytester.makepyfile("def test_x(schemaguard_database): pass")
     dsn = f"postgresql://app:s3cret-pw@127.0.0.1:{_unused_port()}/appdb"
-    result = pytester.runpytest_subprocess("--schemaguard", f"--schemaguard-dsn={dsn}")
+    args = ["--schemaguard"] if checks else []
+    result = pytester.runpytest_subprocess(*args, f"--schemaguard-dsn={dsn}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     out = result.stdout.str() + result.stderr.str()
     assert "s3cret-pw" not in out
-    result.stdout.fnmatch_lines(
-        [
-            "*schemaguard: cannot connect to --schemaguard-dsn postgresql://app:***@127.0.0.1:*"
-            "/appdb: *Check that the server is running*"
-        ]
+    expected = (
+        "*schemaguard: cannot connect to --schemaguard-dsn postgresql://app:***@127.0.0.1:*"
+        "/appdb: *Check that the server is running*"
     )
+    # With --schemaguard the DSN is checked at start-up: a usage error, one ERROR line.
+    (result.stderr if checks else result.stdout).fnmatch_lines([expected])
     assert "Traceback" not in out
 
 
