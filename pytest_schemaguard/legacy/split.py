@@ -85,7 +85,7 @@ class Statement:
     @property
     def quote(self) -> str:
         """The statement on one line, cut to about 80 characters."""
-        return one_line(self.sql)
+        return one_line(self.sql) or one_line(self.text)
 
     def position(self, offset: int) -> tuple[int, int]:
         """File line and column of the character at ``offset`` in :attr:`sql`."""
@@ -213,7 +213,7 @@ class _Scanner:
                         chars[i - p.start] = " "
             sql = "".join(chars).rstrip()
             text = raw.rstrip()
-            if sql.strip():
+            if sql.strip() or problem is not None:
                 line, col = self.line_col(p.start)
                 end_line, _ = self.line_col(p.start + max(len(text) - 1, 0))
                 self.statements.append(
