@@ -146,9 +146,21 @@ def pytest_collection_modifyitems(
     from pytest_schemaguard import items as schemaguard_items
 
     try:
-        items[:0] = schemaguard_items.collect_items(session, settings)
+        generated = schemaguard_items.collect_items(session, settings)
     except SchemaguardError as exc:
         raise pytest.UsageError(f"schemaguard: {exc}") from None
+    if generated:
+        items[:0] = generated
+        # Count them like collected items ("collected N items", xdist, --lf bookkeeping).
+        parent = generated[0].parent
+        config.hook.pytest_collectreport(
+            report=pytest.CollectReport(
+                nodeid=parent.nodeid if parent is not None else "",
+                outcome="passed",
+                longrepr=None,
+                result=list(generated),
+            )
+        )
 
 
 # --------------------------------------------------------------------------- fixtures
