@@ -25,6 +25,7 @@ from pytest_schemaguard.snapshot.model import (
     Table,
     Trigger,
     View,
+    canonical_expression,
     qualify,
     split_qualified,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "Table",
     "Trigger",
     "View",
+    "canonical_expression",
     "qualify",
     "split_qualified",
 ]

@@ -39,6 +39,7 @@ from pytest_schemaguard.snapshot.model import (
     Table,
     Trigger,
     View,
+    canonical_expression,
 )
 
 __all__ = ["DEFAULT_EXCLUDED_TABLES", "take_snapshot"]
@@ -506,7 +507,7 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
                 name=name,
                 type=type_,
                 nullable=nullable,
-                default=default,
+                default=canonical_expression(default),
                 position=position,
                 base_type=base_type,
                 collation=collation,
@@ -643,7 +644,7 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
                     name=t["name"],
                     base_type=t["base_type"],
                     nullable=t["nullable"],
-                    default=t["default"],
+                    default=canonical_expression(t["default"]),
                     collation=t["collation"],
                     constraints=tuple(DomainConstraint(*c) for c in t["constraints"] or ()),
                     comment=t["comment"],

@@ -48,6 +48,7 @@ __all__ = [
     "Table",
     "Trigger",
     "View",
+    "canonical_expression",
     "qualify",
     "split_qualified",
 ]
@@ -69,6 +70,22 @@ class SnapshotFormatError(ValueError):
 def qualify(schema: str, name: str) -> str:
     """Return the plain qualified name ``schema.name``."""
     return f"{schema}.{name}"
+
+
+#: Whole expressions that PostgreSQL stores differently but that mean the same thing, mapped to
+#: one spelling (``DEFAULT CURRENT_TIMESTAMP`` is kept as ``CURRENT_TIMESTAMP``, ``DEFAULT now()``
+#: as ``now()``; both are the transaction start time).
+EQUIVALENT_EXPRESSIONS: dict[str, str] = {
+    "CURRENT_TIMESTAMP": "now()",
+    "transaction_timestamp()": "now()",
+}
+
+
+def canonical_expression(text: str | None) -> str | None:
+    """One spelling for a default expression that PostgreSQL may print in two ways."""
+    if text is None:
+        return None
+    return EQUIVALENT_EXPRESSIONS.get(text, text)
 
 
 def split_qualified(name: str, default_schema: str = DEFAULT_SCHEMA) -> tuple[str, str]:
