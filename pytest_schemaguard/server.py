@@ -400,6 +400,7 @@ class LocalServer:
                 "--schemaguard-port, or leave it unset to get a free port"
             )
         base = _runtime_base()
+        reap_orphans(base)
         try:
             cluster = cached_cluster(self.binaries, self.run_as, base)
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -488,6 +489,33 @@ class LocalServer:
                 shutil.rmtree(path, ignore_errors=True)
         self._extra_dirs.clear()
         self.server = None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphans(base: Path) -> list[Path]:
+    """Stop and remove servers whose pytest process died without cleaning up (SIGKILL).
+
+    Working directories are named ``pytest-schemaguard-<worker>-<pid>-…``; one whose pid is
+    no longer alive belongs to nobody.
+    """
+    reaped = []
+    for workdir in base.glob("pytest-schemaguard-*-*-*"):
+        parts = workdir.name.split("-")
+        if len(parts) < 5 or not parts[3].isdigit() or _pid_alive(int(parts[3])):
+            continue
+        _kill_postmaster(workdir / "data")
+        shutil.rmtree(workdir, ignore_errors=True)
+        reaped.append(workdir)
+    return reaped
 
 
 def _kill_postmaster(datadir: Path) -> None:

@@ -389,3 +389,47 @@ def test_pg_dump_older_than_the_server(
     server = connect_dsn(schemaguard_postgres.url, postgres=str(older[0][0]), root=tmp_path)
     with pytest.raises(ServerError, match=r"older than the server .* pg_dump refuses"):
         server.pg_dump_path()
+
+
+def test_next_run_reaps_a_server_left_by_a_killed_run(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "started.json"
+    runtime = tmp_path / "runtime"
+    monkeypatch.setenv("SCHEMAGUARD_TMPDIR", str(runtime))
+    pytester.makepyfile(
+        test_hang=f"""
+        import json, time
+        from pathlib import Path
+
+        def test_hang(schemaguard_postgres):
+            with schemaguard_postgres.admin() as conn:
+                datadir = conn.execute("show data_directory").fetchone()[0]
+            Path({str(marker)!r}).write_text(json.dumps({{"datadir": datadir}}))
+            time.sleep(120)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_hang.py"],
+        cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.kill()  # SIGKILL: no cleanup can run in that process
+    proc.wait()
+    datadir = Path(json.loads(marker.read_text())["datadir"])
+    assert (datadir / "postmaster.pid").exists()
+
+    pytester.makepyfile(test_next="def test_next(schemaguard_database): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_next.py")
+    result.assert_outcomes(passed=1)
+    deadline = time.monotonic() + 30
+    while _processes_under(runtime) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_under(runtime) == []
+    assert _working_dirs(runtime) == []
