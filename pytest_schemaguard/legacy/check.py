@@ -425,10 +425,10 @@ class _Checker:
                     fk.source,
                     "fk-type",
                     f"foreign key {_short(table.qualified_name)}({ref.current_name}) is "
-                    f"{own_type.text} but references {_short(referenced)}({target}), which is "
-                    f"{other_type.text}{source_note}: {consequence}",
+                    f"{own_type.storage} but references {_short(referenced)}({target}), which "
+                    f"is {other_type.storage}{source_note}: {consequence}",
                     obj,
-                    f"{referenced}.{target} is {other_type.text}"
+                    f"{referenced}.{target} is {other_type.storage}"
                     if other_side == "schema"
                     else None,
                     fk.line,

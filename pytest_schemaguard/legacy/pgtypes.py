@@ -72,6 +72,11 @@ class SqlType:
     serial: bool = False
 
     @property
+    def storage(self) -> str:
+        """The type as stored: ``bigint`` for ``bigserial``, else :attr:`text`."""
+        return self.base if self.serial else self.text
+
+    @property
     def family(self) -> str:
         """``integer``, ``text``, ``uuid``, or the base name for every other type."""
         if self.base.endswith("[]"):
