@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from pytest_schemaguard.snapshot.compare import KIND_WORDS, Difference, format_value
+from pytest_schemaguard.snapshot.model import Domain, Enum, Extension, Policy, Sequence, Table
 
 __all__ = ["render", "should_use_color", "summary_line"]
 
@@ -117,8 +118,30 @@ def _subject(d: Difference) -> str:
 
 
 def _describe(obj: Any) -> str:
+    """A one-line description of an object present on one side only."""
     if obj is None:
         return ""
+    if isinstance(obj, Enum):
+        return f"labels: {format_value(obj.labels)}"
+    if isinstance(obj, Table):
+        columns = ", ".join(f"{c.name} {format_value(c)}" for c in obj.columns)
+        return format_value(f"columns: {columns}" if columns else "no columns")
+    if isinstance(obj, Policy):
+        parts = [f"FOR {obj.command}"]
+        if obj.using is not None:
+            parts.append(f"USING {obj.using}")
+        if obj.with_check is not None:
+            parts.append(f"WITH CHECK {obj.with_check}")
+        return format_value(" ".join(parts))
+    if isinstance(obj, Sequence):
+        return format_value(
+            f"{obj.data_type}, increment {obj.increment}"
+            + (f", owned by {obj.owned_by}" if obj.owned_by else "")
+        )
+    if isinstance(obj, Extension):
+        return f"version {obj.version} in schema {obj.schema}"
+    if isinstance(obj, Domain):
+        return format_value(obj.base_type)
     text = format_value(obj)
     return "" if text == getattr(obj, "name", None) else text
 
@@ -138,7 +161,8 @@ def _render_item(d: Difference, paint: _Painter) -> list[str]:
         detail = _describe(obj) if d.kind != "grant" else ""
         text = subject + (f": {detail}" if detail else "")
         return [paint(f"  {sign} {text}", colour)]
-    label = f"{subject} {d.attribute}" if subject else d.attribute
+    attribute = d.attribute.replace("_", " ")
+    label = f"{subject} {attribute}" if subject else attribute
     before, after = d.before, d.after
     if isinstance(before, str) and isinstance(after, str) and ("\n" in before or "\n" in after):
         out = [f"  {label}:"]
