@@ -1,0 +1,301 @@
+"""The parity checks of one session: migrate once per target, compare, and queue baselines.
+
+A :class:`ParityChecks` object serves one pytest process.  The migrated database of a target
+(``head``, or the configured ``baseline_revision``) is built once and shared by the
+``orm_parity`` and ``baseline`` checks; every database is dropped by :meth:`close`.  Baseline
+writes (``--schemaguard-update-baseline``) are queued and written by :meth:`flush` at the end
+of the session, each through a temporary file and a rename.
+
+This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.migrations.alembic_driver import AlembicProject
+from pytest_schemaguard.migrations.history import History
+from pytest_schemaguard.migrations.runner import CheckResult
+from pytest_schemaguard.parity.baseline import (
+    dump_schema,
+    replay_baseline,
+    write_atomically,
+)
+from pytest_schemaguard.parity.migrated import Migrated, MigrationFailed, migrate_to
+from pytest_schemaguard.parity.migrated import snapshot_database as _snapshot_database
+from pytest_schemaguard.parity.orm import (
+    MIGRATIONS,
+    MODELS,
+    ModelsError,
+    compare_orm,
+    parity_ignore_rules,
+    split_differences,
+)
+from pytest_schemaguard.snapshot.compare import compare
+from pytest_schemaguard.snapshot.render import summary_line
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy import MetaData
+
+__all__ = ["UPDATE_COMMAND", "ParityChecks", "PendingWrite"]
+
+UPDATE_COMMAND = "pytest --schemaguard --schemaguard-update-baseline"
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """A baseline to write at the end of the session."""
+
+    path: Path
+    content: str
+    shown: str
+    """The path as messages show it (relative to the configuration)."""
+
+
+@dataclass
+class ParityChecks:
+    """Runs ``orm_parity`` and ``baseline`` for one Alembic project."""
+
+    project: AlembicProject
+    history: History
+    settings: Settings
+    server: Any
+    """A :class:`~pytest_schemaguard.server.PostgresServer`."""
+    config_factory: Callable[[str], Config]
+    template: Callable[[], str | None] = lambda: None
+    """The database migrations start from (a bootstrapped ``start``), made on demand."""
+    skip: frozenset[str] = frozenset()
+    """Revisions already applied in the template."""
+    failed_upgrade_selected: Callable[[str], bool] = lambda rev: False
+    """Whether the ``upgrade`` item of a revision runs in this session (then a parity check
+    that needs it is skipped rather than failed when it fails)."""
+    pending: dict[Path, PendingWrite] = field(default_factory=dict)
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    _migrated: dict[str, Migrated | MigrationFailed] = field(default_factory=dict)
+    _scratch: list[Any] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ migrated schemas
+    def migrated(self, target: str) -> Migrated:
+        """The scratch database migrated to ``target`` (built once per session)."""
+        cached = self._migrated.get(target)
+        if cached is None:
+            try:
+                cached = migrate_to(
+                    self.project,
+                    self.history,
+                    self.server,
+                    self.config_factory,
+                    target,
+                    template=self.template(),
+                    skip=self.skip,
+                    url_env=self.settings.database_url_env,
+                )
+            except MigrationFailed as exc:
+                cached = exc
+            self._migrated[target] = cached
+        if isinstance(cached, MigrationFailed):
+            raise cached
+        return cached
+
+    def _migration_failure(self, title: str, exc: MigrationFailed) -> CheckResult:
+        step = exc.error.step if exc.error is not None else None
+        if step is not None and self.failed_upgrade_selected(step.revision):
+            reason = f"needs {self.history.label(step.revision)}, whose upgrade failed"
+            return CheckResult("skipped", title, [reason])
+        return CheckResult("failed", title, exc.lines())
+
+    def scratch(self) -> Any:
+        db = self.server.create_database()
+        self._scratch.append(db)
+        return db
+
+    def drop(self, db: Any) -> None:
+        if db in self._scratch:
+            self._scratch.remove(db)
+        # best effort: the server drops every scratch database at the end anyway
+        with contextlib.suppress(Exception):
+            self.server.drop_database(db)
+
+    def close(self) -> None:
+        """Drop every database the checks made."""
+        for item in list(self._migrated.values()):
+            if isinstance(item, Migrated):
+                self.drop(item.database)
+        self._migrated.clear()
+        for db in list(self._scratch):
+            self.drop(db)
+
+    # ------------------------------------------------------------------ orm_parity
+    def orm_title(self) -> str:
+        source = self.settings.metadata or "the schemaguard_metadata fixture"
+        return f"orm_parity: the models ({source}) against the migrations at head"
+
+    def orm_parity(self, metadata: MetaData) -> CheckResult:
+        title = self.orm_title()
+        try:
+            migrated = self.migrated("head")
+        except MigrationFailed as exc:
+            return self._migration_failure(title, exc)
+        models_db = self.scratch()
+        try:
+            result = compare_orm(
+                migrated.snapshot,
+                models_db.url,
+                metadata,
+                migrated_url=migrated.database.url,
+                preamble_sql=self.settings.preamble_sql,
+                ignore=self.settings.ignore,
+                column_order=self.settings.column_order,
+                version_table=migrated.version_table,
+            )
+        except ModelsError as exc:
+            return CheckResult("failed", title, str(exc).splitlines())
+        finally:
+            self.drop(models_db)
+        lines: list[str] = []
+        if result.failures:
+            lines.append("the models differ from the schema the migrations build at head:")
+            lines.extend("  " + d.message for d in result.failures)
+            lines.append(summary_line(result.failures, left_label=MIGRATIONS, right_label=MODELS))
+        lines.extend(_alembic_lines(result.alembic, result.alembic_error))
+        warnings = [d.message for d in result.warnings]
+        if not result.failures:
+            if result.alembic:
+                # The catalog agrees; say what autogenerate would still do, without failing.
+                warnings.append(
+                    "the schemas agree, but alembic autogenerate would emit: "
+                    + "; ".join(result.alembic)
+                )
+            return CheckResult("passed", title, [], warnings)
+        return CheckResult("failed", title, lines, warnings)
+
+    # ------------------------------------------------------------------ baseline
+    def baseline_path(self) -> tuple[Path, str]:
+        assert self.settings.baseline is not None
+        return self.settings.path(self.settings.baseline), self.settings.baseline
+
+    def baseline_title(self) -> str:
+        _path, shown = self.baseline_path()
+        return f"baseline: {shown} against the migrations at {self._target_label()}"
+
+    def _target_label(self) -> str:
+        target = self.settings.baseline_revision
+        if target in ("head", "heads"):
+            return "head"
+        rev = self.history.resolve(target)
+        return self.history.describe(rev) if rev else target
+
+    def baseline(self) -> CheckResult:
+        title = self.baseline_title()
+        path, shown = self.baseline_path()
+        target = self.settings.baseline_revision
+        try:
+            migrated = self.migrated(target)
+        except MigrationFailed as exc:
+            return self._migration_failure(title, exc)
+        except SchemaguardError as exc:
+            return CheckResult("failed", title, [str(exc)])
+        if self.settings.update_baseline:
+            return self._update(title, path, shown, migrated)
+        if not path.is_file():
+            return CheckResult(
+                "failed",
+                title,
+                [
+                    f"the baseline file {shown} does not exist ({path}).",
+                    f"Create it from the migrations at {migrated.label} with:",
+                    f"    {UPDATE_COMMAND}",
+                ],
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return CheckResult("failed", title, [f"cannot read {shown}: {exc}"])
+        replayed = self.scratch()
+        try:
+            report = replay_baseline(text, replayed.dsn, file=shown)
+            snapshot = _snapshot_database(replayed.url, exclude_tables=(migrated.version_table,))
+        finally:
+            self.drop(replayed)
+        label = f"migrations at {migrated.label}"
+        rules = parity_ignore_rules(self.settings.ignore)
+        differences = compare(
+            snapshot, migrated.snapshot, left_label="baseline", right_label=label, ignore=rules
+        )
+        failures, warnings = split_differences(differences, column_order=self.settings.column_order)
+        lines: list[str] = []
+        if report.problems:
+            lines.append(f"{len(report.problems)} statement(s) of {shown} failed to replay:")
+            for problem in report.problems:
+                lines.extend("  " + line for line in problem.render().splitlines())
+        if failures:
+            lines.append(
+                f"{shown} differs from the schema the migrations build at {migrated.label}:"
+            )
+            lines.extend("  " + d.message for d in failures)
+            lines.append(summary_line(failures, left_label="baseline", right_label=label))
+        if lines:
+            lines.append(
+                f"If the migrations are right, rewrite the baseline with: {UPDATE_COMMAND}"
+            )
+            return CheckResult("failed", title, lines, [d.message for d in warnings])
+        return CheckResult("passed", title, [], [d.message for d in warnings])
+
+    def _update(self, title: str, path: Path, shown: str, migrated: Migrated) -> CheckResult:
+        db = migrated.database
+        server = self.server
+        parts = {
+            "host": server.host,
+            "port": server.port,
+            "user": server.user,
+            "password": server.password,
+            "dbname": db.name,
+        }
+        header = [
+            f"Schema baseline: the schema the migrations build at {migrated.label}.",
+            f"Written by `{UPDATE_COMMAND}`; compared by the baseline check.",
+        ]
+        try:
+            content = dump_schema(
+                server.pg_dump_path(),
+                parts,
+                exclude_tables=(migrated.version_table_qualified,),
+                header=header,
+            )
+        except SchemaguardError as exc:
+            return CheckResult("failed", title, [str(exc)])
+        self.pending[path] = PendingWrite(path, content, shown)
+        return CheckResult("passed", title)
+
+    def flush(self) -> None:
+        """Write the queued baselines (skipping files whose content is already right)."""
+        for write in self.pending.values():
+            try:
+                current = write.path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                current = None
+            if current == write.content:
+                self.unchanged.append(write.shown)
+                continue
+            write_atomically(write.path, write.content)
+            self.written.append(write.shown)
+        self.pending.clear()
+
+
+def _alembic_lines(operations: Sequence[str], error: str | None) -> list[str]:
+    if error is not None:
+        return [f"alembic autogenerate could not compare: {error}"]
+    if not operations:
+        return ["alembic autogenerate sees no difference"]
+    return [
+        f"alembic autogenerate sees {len(operations)} operation(s):",
+        *("  " + op for op in operations),
+    ]

@@ -1,0 +1,179 @@
+"""The ``orm_parity`` and ``baseline`` items, their fixtures, and the baseline write at the end.
+
+:func:`install` (called from :func:`pytest_schemaguard.items.collect_items`) registers this
+module as a plugin (for its fixtures and hooks) and adds :func:`parity_checks` as a provider of
+check items.  The items exist only when ``metadata`` (or an overriding ``schemaguard_metadata``
+fixture in the rootdir's ``conftest.py``) or ``baseline`` is configured.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_schemaguard import items as schemaguard_items
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.migrations.runner import CheckId, CheckResult
+from pytest_schemaguard.parity.checks import ParityChecks
+from pytest_schemaguard.parity.orm import load_metadata
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
+    from pytest_schemaguard.migrations.runner import MigrationRunner
+
+__all__ = [
+    "AutogenerateWarning",
+    "install",
+    "parity_checks",
+    "parity_items",
+    "schemaguard_metadata",
+    "schemaguard_parity",
+]
+
+PLUGIN_NAME = "schemaguard-parity"
+PARITY_KEY: pytest.StashKey[ParityChecks] = pytest.StashKey()
+
+
+class AutogenerateWarning(schemaguard_items.SchemaguardWarning):
+    """The schemas agree in the catalog, but Alembic autogenerate still sees operations."""
+
+
+def install(config: pytest.Config) -> None:
+    """Register the parity fixtures and hooks, and the provider of the parity items."""
+    if not config.pluginmanager.has_plugin(PLUGIN_NAME):
+        config.pluginmanager.register(sys.modules[__name__], PLUGIN_NAME)
+    schemaguard_items.register_provider(parity_checks)
+
+
+def _metadata_overridden(session: pytest.Session) -> bool:
+    defs = session._fixturemanager.getfixturedefs("schemaguard_metadata", session) or ()
+    return any(d.func is not _default_metadata_func for d in defs)
+
+
+def parity_checks(
+    session: pytest.Session, settings: Settings, anchor: schemaguard_items.Anchor
+) -> list[schemaguard_items.CheckSpec]:
+    """The ``orm_parity`` and ``baseline`` check specs this configuration asks for."""
+    path = str(anchor.path)
+    specs = []
+    if settings.metadata or _metadata_overridden(session):
+        specs.append(schemaguard_items.CheckSpec("orm_parity", _run_orm_parity, "orm_parity", path))
+    if settings.baseline:
+        shown = str(settings.path(settings.baseline))
+        specs.append(schemaguard_items.CheckSpec("baseline", _run_baseline, "baseline", shown))
+    return specs
+
+
+def parity_items(parent: pytest.Collector, settings: Settings) -> list[pytest.Item]:
+    """The parity items as pytest items under ``parent`` (for callers without providers)."""
+    anchor = parent.config.stash[schemaguard_items.ANCHOR_KEY]
+    collector = schemaguard_items.SchemaguardFile.from_parent(parent, path=anchor.path)
+    collector.specs = parity_checks(parent.session, settings, anchor)
+    return list(collector.collect())
+
+
+def _report(result: CheckResult, path: str | None) -> None:
+    autogen = [w for w in result.warnings if "alembic autogenerate would emit" in w]
+    for message in autogen:
+        warnings.warn_explicit(
+            AutogenerateWarning(f"{result.title}: {message}"),
+            AutogenerateWarning,
+            filename=path or "schemaguard",
+            lineno=1,
+        )
+    rest = [w for w in result.warnings if w not in autogen]
+    schemaguard_items.report(
+        CheckResult(result.outcome, result.title, result.lines, rest), path=path
+    )
+
+
+def _run_orm_parity(schemaguard_parity: ParityChecks, schemaguard_metadata: MetaData) -> None:
+    _report(schemaguard_parity.orm_parity(schemaguard_metadata), None)
+
+
+def _run_baseline(schemaguard_parity: ParityChecks) -> None:
+    _report(schemaguard_parity.baseline(), schemaguard_parity.settings.baseline)
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+def _default_metadata_func(schemaguard_settings: Settings) -> MetaData:
+    settings = schemaguard_settings
+    if not settings.metadata:
+        raise SchemaguardError(
+            "no ORM metadata: set metadata = 'package.module:Base.metadata' in "
+            "[tool.schemaguard], or override the schemaguard_metadata fixture"
+        )
+    return load_metadata(settings.metadata, settings.root, where=settings.describe("metadata"))
+
+
+schemaguard_metadata = pytest.fixture(scope="session", name="schemaguard_metadata")(
+    _default_metadata_func
+)
+schemaguard_metadata.__doc__ = """The SQLAlchemy ``MetaData`` the ``orm_parity`` check creates.
+
+Default: imported from the ``metadata`` setting (``package.module:Base.metadata``, with the
+configuration's directory on ``sys.path``).  Override it in ``conftest.py`` to build the
+metadata another way (e.g. after importing every models module)."""
+
+
+@pytest.fixture(scope="session")
+def schemaguard_parity(
+    request: pytest.FixtureRequest,
+    schemaguard_settings: Settings,
+    schemaguard_postgres: Any,
+    schemaguard_alembic_config: Any,
+    schemaguard_migrations: MigrationRunner,
+) -> Iterator[ParityChecks]:
+    """The parity checks of this session (migrated databases are shared and cached)."""
+    anchor = request.config.stash[schemaguard_items.ANCHOR_KEY]
+    if anchor.project is None or anchor.history is None:
+        raise SchemaguardError(anchor.load_error or "the migrations could not be read")
+    runner = schemaguard_migrations
+    selected = {c for c in runner.selected if c.kind == "upgrade"}
+
+    def template() -> str | None:
+        # The bootstrapped database at `start` is the migration runner's (made once).
+        return runner._template_name() if schemaguard_settings.start else None
+
+    checks = ParityChecks(
+        anchor.project,
+        anchor.history,
+        schemaguard_settings,
+        schemaguard_postgres,
+        schemaguard_alembic_config,
+        template=template,
+        skip=frozenset(runner.pre_start),
+        failed_upgrade_selected=lambda rev: CheckId("upgrade", rev) in selected,
+    )
+    request.config.stash[PARITY_KEY] = checks
+    try:
+        yield checks
+    finally:
+        checks.close()
+
+
+# ------------------------------------------------------------------------------ hooks
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    checks = session.config.stash.get(PARITY_KEY, None)
+    if checks is not None and checks.pending:
+        checks.flush()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    checks = config.stash.get(PARITY_KEY, None)
+    if checks is None:
+        return
+    for shown in checks.written:
+        terminalreporter.write_line(f"schemaguard: wrote baseline {shown}")
+    for shown in checks.unchanged:
+        terminalreporter.write_line(f"schemaguard: baseline {shown} is up to date")
