@@ -161,6 +161,9 @@ def collect_items(session: pytest.Session, settings: Settings) -> list[pytest.It
     """The check items of this run (called from ``pytest_collection_modifyitems``)."""
     anchor = _anchor(session, settings)
     session.config.stash[ANCHOR_KEY] = anchor
+    from pytest_schemaguard.parity.items import install  # orm_parity and baseline
+
+    install(session.config)
     specs: list[CheckSpec] = []
     for provider in (_migration_checks, *_PROVIDERS):
         specs.extend(provider(session, settings, anchor))
