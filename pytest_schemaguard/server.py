@@ -443,6 +443,7 @@ class LocalServer:
                     f"PostgreSQL {self.binaries.version} from {self.binaries.bindir} did not "
                     f"start ({self.run_as.describe()}; {reason}).\n{log}"
                 ) from None
+            _wait_until_ready(port, timeout=60)
             self.server = _connect_server(
                 host="127.0.0.1",
                 port=port,
@@ -489,6 +490,23 @@ class LocalServer:
                 shutil.rmtree(path, ignore_errors=True)
         self._extra_dirs.clear()
         self.server = None
+
+
+def _wait_until_ready(port: int, *, timeout: float) -> None:
+    """Wait until the server takes connections (its port opens while it is still starting)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=5
+            ):
+                return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise ServerError(f"PostgreSQL on port {port} did not accept connections: {exc}")
+            time.sleep(0.05)
 
 
 def _pid_alive(pid: int) -> bool:
