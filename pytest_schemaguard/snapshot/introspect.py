@@ -70,7 +70,7 @@ ns AS (
     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND left(n.nspname, 8) <> 'pg_toast'
       AND left(n.nspname, 7) <> 'pg_temp'
-      AND (%(schemas)s::text[] IS NULL OR n.nspname = ANY (%(schemas)s::text[]))
+      AND %(schema_filter)s
       AND NOT EXISTS (
           SELECT 1 FROM ext
           WHERE ext.classid = 'pg_namespace'::regclass AND ext.objid = n.oid)
@@ -82,7 +82,7 @@ rel AS (
     FROM pg_class c
     JOIN ns ON ns.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c')
-      AND NOT (c.relkind IN ('r', 'p') AND c.relname = ANY (%(exclude_tables)s::text[]))
+      AND NOT (c.relkind IN ('r', 'p') AND c.relname = ANY (%(exclude_tables)s))
       AND NOT EXISTS (
           SELECT 1 FROM ext WHERE ext.classid = 'pg_class'::regclass AND ext.objid = c.oid)
 ),
@@ -90,12 +90,6 @@ reldesc AS (
     SELECT d.objoid, d.objsubid, d.description
     FROM pg_description d
     WHERE d.classoid = 'pg_class'::regclass
-),
-seqdep AS (
-    SELECT d.objid AS seqid, d.refobjid AS relid, d.refobjsubid AS attnum, d.deptype
-    FROM pg_depend d
-    WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-      AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
 ),
 qualname AS (
     SELECT c.oid, n.nspname || '.' || c.relname AS name
@@ -106,8 +100,10 @@ SELECT json_build_object(
 'schemas', (
     SELECT coalesce(json_agg(json_build_object(
         'name', ns.nspname,
-        'comment', obj_description(ns.oid, 'pg_namespace'))), '[]')
-    FROM ns),
+        'comment', dn.description)), '[]')
+    FROM ns
+    LEFT JOIN pg_description dn ON dn.objoid = ns.oid AND dn.classoid = 'pg_namespace'::regclass
+        AND dn.objsubid = 0),
 'relations', (
     SELECT coalesce(json_agg(json_build_object(
         'oid', rel.oid,
@@ -121,9 +117,7 @@ SELECT json_build_object(
         'partition_key', CASE WHEN rel.relkind = 'p' THEN pg_get_partkeydef(rel.oid) END,
         'partition_bound', CASE WHEN rel.relispartition
                                 THEN pg_get_expr(rel.relpartbound, rel.oid) END,
-        'parents', ARRAY(
-            SELECT q.name FROM pg_inherits i JOIN qualname q ON q.oid = i.inhparent
-            WHERE i.inhrelid = rel.oid ORDER BY i.inhseqno),
+        'parents', coalesce(inh.parents, '{}'),
         'is_partition', rel.relispartition,
         'view_definition', CASE WHEN rel.relkind IN ('v', 'm')
                                 THEN pg_get_viewdef(rel.oid) END,
@@ -132,6 +126,11 @@ SELECT json_build_object(
     )), '[]')
     FROM rel
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
+    LEFT JOIN (
+        SELECT i.inhrelid, array_agg(q.name ORDER BY i.inhseqno) AS parents
+        FROM pg_inherits i JOIN qualname q ON q.oid = i.inhparent
+        GROUP BY i.inhrelid
+    ) inh ON inh.inhrelid = rel.oid
     WHERE rel.relkind IN ('r', 'p', 'v', 'm')),
 'columns', (
     SELECT coalesce(json_agg(json_build_array(
@@ -159,9 +158,11 @@ SELECT json_build_object(
     LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
     LEFT JOIN pg_collation co ON co.oid = a.attcollation
     LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-    LEFT JOIN seqdep sd ON a.attidentity <> '' AND sd.deptype = 'i'
-                        AND sd.relid = a.attrelid AND sd.attnum = a.attnum
-    LEFT JOIN pg_sequence s ON s.seqrelid = sd.seqid
+    LEFT JOIN pg_depend sd ON a.attidentity <> '' AND sd.deptype = 'i'
+                           AND sd.refclassid = 'pg_class'::regclass
+                           AND sd.refobjid = a.attrelid AND sd.refobjsubid = a.attnum
+                           AND sd.classid = 'pg_class'::regclass
+    LEFT JOIN pg_sequence s ON s.seqrelid = sd.objid
     LEFT JOIN reldesc d ON d.objoid = a.attrelid AND d.objsubid = a.attnum
     WHERE a.attnum > 0 AND NOT a.attisdropped),
 'constraints', (
@@ -186,8 +187,10 @@ SELECT json_build_object(
         'initially_deferred', con.condeferred,
         'validated', con.convalidated,
         'index', CASE WHEN con.contype IN ('p', 'u', 'x') THEN ic.relname END,
-        'comment', obj_description(con.oid, 'pg_constraint'))), '[]')
+        'comment', dc.description)), '[]')
     FROM pg_constraint con
+    LEFT JOIN pg_description dc ON dc.objoid = con.oid AND dc.classoid = 'pg_constraint'::regclass
+        AND dc.objsubid = 0
     JOIN rel ON rel.oid = con.conrelid
     LEFT JOIN qualname q ON con.contype = 'f' AND q.oid = con.confrelid
     LEFT JOIN pg_class ic ON ic.oid = con.conindid
@@ -200,24 +203,29 @@ SELECT json_build_object(
         'prefix', 'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END
                   || 'INDEX ' || quote_ident(ic.relname) || ' ',
         'columns', ARRAY(
-            SELECT pg_get_indexdef(i.indexrelid, k, true)
-            FROM generate_series(1, i.indnkeyatts) k ORDER BY k),
+            SELECT coalesce(a.attname, pg_get_indexdef(i.indexrelid, k.n::int, true))
+            FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
+            LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE k.n <= i.indnkeyatts
+            ORDER BY k.n),
         'include', ARRAY(
-            SELECT pg_get_indexdef(i.indexrelid, k, true)
-            FROM generate_series(i.indnkeyatts + 1, i.indnatts) k ORDER BY k),
+            SELECT a.attname
+            FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+            WHERE k.n > i.indnkeyatts
+            ORDER BY k.n),
         'method', am.amname,
         'unique', i.indisunique,
         'primary', i.indisprimary,
         'nulls_not_distinct', %(nulls_not_distinct)s,
         'predicate', pg_get_expr(i.indpred, i.indrelid),
         'valid', i.indisvalid,
-        'constraint', (
-            SELECT con.conname FROM pg_constraint con
-            WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid
-              AND con.contype IN ('p', 'u', 'x')),
+        'constraint', con.conname,
         'comment', d.description)), '[]')
     FROM pg_index i
     JOIN rel ON rel.oid = i.indrelid
+    LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+                               AND con.contype IN ('p', 'u', 'x')
     JOIN pg_class ic ON ic.oid = i.indexrelid
     JOIN pg_am am ON am.oid = ic.relam
     CROSS JOIN LATERAL (SELECT pg_get_indexdef(i.indexrelid) AS def) x
@@ -228,8 +236,10 @@ SELECT json_build_object(
         'name', tg.tgname,
         'definition', pg_get_triggerdef(tg.oid),
         'enabled', tg.tgenabled,
-        'comment', obj_description(tg.oid, 'pg_trigger'))), '[]')
+        'comment', dt.description)), '[]')
     FROM pg_trigger tg
+    LEFT JOIN pg_description dt ON dt.objoid = tg.oid AND dt.classoid = 'pg_trigger'::regclass
+        AND dt.objsubid = 0
     JOIN rel ON rel.oid = tg.tgrelid
     WHERE NOT tg.tgisinternal AND tg.tgparentid = 0),
 'policies', (
@@ -243,8 +253,10 @@ SELECT json_build_object(
             FROM unnest(p.polroles) r ORDER BY 1),
         'using', pg_get_expr(p.polqual, p.polrelid),
         'with_check', pg_get_expr(p.polwithcheck, p.polrelid),
-        'comment', obj_description(p.oid, 'pg_policy'))), '[]')
+        'comment', dp.description)), '[]')
     FROM pg_policy p
+    LEFT JOIN pg_description dp ON dp.objoid = p.oid AND dp.classoid = 'pg_policy'::regclass
+        AND dp.objsubid = 0
     JOIN rel ON rel.oid = p.polrelid),
 'sequences', (
     SELECT coalesce(json_agg(json_build_object(
@@ -257,19 +269,24 @@ SELECT json_build_object(
         'max_value', s.seqmax,
         'cache', s.seqcache,
         'cycle', s.seqcycle,
-        'owned_by', (
-            SELECT q.name || '.' || a.attname
-            FROM seqdep sd
-            JOIN qualname q ON q.oid = sd.relid
-            JOIN pg_attribute a ON a.attrelid = sd.relid AND a.attnum = sd.attnum
-            WHERE sd.seqid = rel.oid AND sd.deptype = 'a'),
+        'owned_by', own.name,
         'comment', d.description)), '[]')
     FROM rel
     JOIN pg_sequence s ON s.seqrelid = rel.oid
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
-    WHERE rel.relkind = 'S'
-      AND NOT EXISTS (
-          SELECT 1 FROM seqdep sd WHERE sd.seqid = rel.oid AND sd.deptype = 'i')),
+    LEFT JOIN LATERAL (
+        SELECT on_.nspname || '.' || oc.relname || '.' || oa.attname AS name,
+               dep.deptype
+        FROM pg_depend dep
+        JOIN pg_class oc ON oc.oid = dep.refobjid
+        JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
+        JOIN pg_attribute oa ON oa.attrelid = dep.refobjid AND oa.attnum = dep.refobjsubid
+        WHERE dep.classid = 'pg_class'::regclass AND dep.objid = rel.oid AND dep.objsubid = 0
+          AND dep.refclassid = 'pg_class'::regclass AND dep.refobjsubid > 0
+          AND dep.deptype IN ('a', 'i')
+        LIMIT 1
+    ) own ON true
+    WHERE rel.relkind = 'S' AND own.deptype IS DISTINCT FROM 'i'),
 'types', (
     SELECT coalesce(json_agg(json_build_object(
         'schema', ns.nspname,
@@ -290,15 +307,16 @@ SELECT json_build_object(
             SELECT coalesce(json_agg(json_build_array(
                 con.conname, pg_get_constraintdef(con.oid), con.convalidated)), '[]')
             FROM pg_constraint con WHERE con.contypid = t.oid AND con.contype = 'c') END,
-        'comment', obj_description(t.oid, 'pg_type'))), '[]')
+        'comment', dty.description)), '[]')
     FROM pg_type t
+    LEFT JOIN pg_description dty ON dty.objoid = t.oid AND dty.classoid = 'pg_type'::regclass
+        AND dty.objsubid = 0
     JOIN ns ON ns.oid = t.typnamespace
     LEFT JOIN pg_type bt ON bt.oid = t.typbasetype
     LEFT JOIN pg_collation co ON co.oid = t.typcollation
     LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-    WHERE (t.typtype IN ('e', 'd')
-           OR (t.typtype = 'c' AND EXISTS (
-               SELECT 1 FROM rel WHERE rel.oid = t.typrelid AND rel.relkind = 'c')))
+    LEFT JOIN rel ON rel.oid = t.typrelid
+    WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND rel.relkind = 'c'))
       AND NOT EXISTS (
           SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)),
 'functions', (
@@ -314,8 +332,10 @@ SELECT json_build_object(
         'strict', p.proisstrict,
         'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,
         'body', CASE WHEN p.prokind <> 'a' THEN p.prosrc END,
-        'comment', obj_description(p.oid, 'pg_proc'))), '[]')
+        'comment', dpr.description)), '[]')
     FROM pg_proc p
+    LEFT JOIN pg_description dpr ON dpr.objoid = p.oid AND dpr.classoid = 'pg_proc'::regclass
+        AND dpr.objsubid = 0
     JOIN ns ON ns.oid = p.pronamespace
     JOIN pg_language l ON l.oid = p.prolang
     WHERE NOT EXISTS (
@@ -347,10 +367,27 @@ _COLUMN_GRANTS = """,
          WHERE g.grantee <> rel.relowner)"""
 
 
+def _text_array(values: tuple[str, ...]) -> str:
+    """A ``text[]`` literal.  Written into the SQL (not sent as parameters) so that the prepared
+    statement is planned once with the real values; E'' escapes work whatever the server's
+    ``standard_conforming_strings``."""
+    items = ", ".join("E'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+    return f"ARRAY[{items}]::text[]"
+
+
 @functools.cache
-def _query(server_version: int, include_grants: bool) -> str:
+def _query(
+    server_version: int,
+    include_grants: bool,
+    schemas: tuple[str, ...] | None = None,
+    exclude_tables: tuple[str, ...] = DEFAULT_EXCLUDED_TABLES,
+) -> str:
     """The catalog query for a server version (the SQL differs slightly between majors)."""
     parts = {
+        "schema_filter": (
+            "true" if schemas is None else f"n.nspname = ANY ({_text_array(schemas)})"
+        ),
+        "exclude_tables": _text_array(exclude_tables),
         "relation_grants": _RELATION_GRANTS if include_grants else "",
         "column_grants": _COLUMN_GRANTS if include_grants else "",
         "nulls_not_distinct": "i.indnullsnotdistinct" if server_version >= 150000 else "false",
@@ -385,10 +422,6 @@ def take_snapshot(
     """
     if isinstance(schemas, str):
         raise TypeError("schemas must be a sequence of schema names, not a string")
-    params = {
-        "schemas": list(schemas) if schemas is not None else None,
-        "exclude_tables": list(exclude_tables),
-    }
     with _executor(conn) as execute:
         old_path, server_version, _ = execute(
             "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
@@ -396,16 +429,22 @@ def take_snapshot(
             {"path": _PINNED_SEARCH_PATH},
             False,
         )
-        (text,) = execute(_query(int(server_version), include_grants), params, True)
+        sql = _query(
+            int(server_version),
+            include_grants,
+            tuple(schemas) if schemas is not None else None,
+            tuple(exclude_tables),
+        )
+        (text,) = execute(sql, None, True)
         execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path}, False)
     return build_snapshot(json.loads(text), include_grants=include_grants)
 
 
-_Execute = Callable[[str, dict[str, Any], bool], tuple[Any, ...]]
+_Execute = Callable[[str, dict[str, Any] | None, bool], tuple[Any, ...]]
 
 
 def _psycopg_execute(
-    raw: psycopg.Connection[Any], sql: str, params: dict[str, Any], prepare: bool
+    raw: psycopg.Connection[Any], sql: str, params: dict[str, Any] | None, prepare: bool
 ) -> tuple[Any, ...]:
     # The catalog query is prepared (planning it costs more than running it), unless the
     # connection has prepared statements switched off (e.g. behind a transaction-mode pooler).
@@ -426,7 +465,7 @@ def _executor(conn: Any) -> Iterator[_Execute]:
     if isinstance(conn, psycopg.Connection):
         psy = conn
 
-        def run_psycopg(sql: str, params: dict[str, Any], prepare: bool) -> tuple[Any, ...]:
+        def run_psycopg(sql: str, params: dict[str, Any] | None, prepare: bool) -> tuple[Any, ...]:
             return _psycopg_execute(psy, sql, params, prepare)
 
         if psy.autocommit:
@@ -444,7 +483,9 @@ def _executor(conn: Any) -> Iterator[_Execute]:
                 "use a connection with a transaction (the default)"
             )
 
-        def run_sqlalchemy(sql: str, params: dict[str, Any], prepare: bool) -> tuple[Any, ...]:
+        def run_sqlalchemy(
+            sql: str, params: dict[str, Any] | None, prepare: bool
+        ) -> tuple[Any, ...]:
             if prepare:
                 # The first statement went through SQLAlchemy, so its transaction has begun;
                 # the driver connection runs in that same transaction.
