@@ -157,13 +157,18 @@ ANCHOR_KEY: pytest.StashKey[Anchor] = pytest.StashKey()
 RUNNER_KEY: pytest.StashKey[MigrationRunner] = pytest.StashKey()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The parity checks (orm_parity, baseline) add their provider, fixtures and hooks. Done at
+    # configure time so that a schemaguard_metadata fixture in conftest.py overrides theirs.
+    from pytest_schemaguard.parity.items import install
+
+    install(config)
+
+
 def collect_items(session: pytest.Session, settings: Settings) -> list[pytest.Item]:
     """The check items of this run (called from ``pytest_collection_modifyitems``)."""
     anchor = _anchor(session, settings)
     session.config.stash[ANCHOR_KEY] = anchor
-    from pytest_schemaguard.parity.items import install  # orm_parity and baseline
-
-    install(session.config)
     specs: list[CheckSpec] = []
     for provider in (_migration_checks, *_PROVIDERS):
         specs.extend(provider(session, settings, anchor))
