@@ -505,7 +505,9 @@ def _wait_until_ready(port: int, *, timeout: float) -> None:
                 return
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
-                raise ServerError(f"PostgreSQL on port {port} did not accept connections: {exc}")
+                raise ServerError(
+                    f"PostgreSQL on port {port} did not accept connections: {exc}"
+                ) from None
             time.sleep(0.05)
 
 
