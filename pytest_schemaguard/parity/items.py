@@ -53,7 +53,7 @@ def install(config: pytest.Config) -> None:
 
 def _metadata_overridden(session: pytest.Session) -> bool:
     defs = session._fixturemanager.getfixturedefs("schemaguard_metadata", session) or ()
-    return any(d.func is not _default_metadata_func for d in defs)
+    return any(getattr(d.func, "__module__", None) != __name__ for d in defs)
 
 
 def parity_checks(
@@ -93,8 +93,11 @@ def _report(result: CheckResult, path: str | None) -> None:
     )
 
 
-def _run_orm_parity(schemaguard_parity: ParityChecks, schemaguard_metadata: MetaData) -> None:
-    _report(schemaguard_parity.orm_parity(schemaguard_metadata), None)
+def _run_orm_parity(schemaguard_parity: ParityChecks, request: pytest.FixtureRequest) -> None:
+    # Requested here rather than as a parameter: a metadata that cannot be imported then
+    # fails the item with its one-line message, instead of erroring its setup with a traceback.
+    metadata: MetaData = request.getfixturevalue("schemaguard_metadata")
+    _report(schemaguard_parity.orm_parity(metadata), None)
 
 
 def _run_baseline(schemaguard_parity: ParityChecks) -> None:
@@ -104,7 +107,14 @@ def _run_baseline(schemaguard_parity: ParityChecks) -> None:
 # ------------------------------------------------------------------------------ fixtures
 
 
-def _default_metadata_func(schemaguard_settings: Settings) -> MetaData:
+@pytest.fixture(scope="session")
+def schemaguard_metadata(schemaguard_settings: Settings) -> MetaData:
+    """The SQLAlchemy ``MetaData`` the ``orm_parity`` check creates.
+
+    Default: imported from the ``metadata`` setting (``package.module:Base.metadata``, with the
+    configuration's directory on ``sys.path``).  Override it in the rootdir's ``conftest.py`` to
+    build the metadata another way (e.g. after importing every models module).
+    """
     settings = schemaguard_settings
     if not settings.metadata:
         raise SchemaguardError(
@@ -112,16 +122,6 @@ def _default_metadata_func(schemaguard_settings: Settings) -> MetaData:
             "[tool.schemaguard], or override the schemaguard_metadata fixture"
         )
     return load_metadata(settings.metadata, settings.root, where=settings.describe("metadata"))
-
-
-schemaguard_metadata = pytest.fixture(scope="session", name="schemaguard_metadata")(
-    _default_metadata_func
-)
-schemaguard_metadata.__doc__ = """The SQLAlchemy ``MetaData`` the ``orm_parity`` check creates.
-
-Default: imported from the ``metadata`` setting (``package.module:Base.metadata``, with the
-configuration's directory on ``sys.path``).  Override it in ``conftest.py`` to build the
-metadata another way (e.g. after importing every models module)."""
 
 
 @pytest.fixture(scope="session")

@@ -94,9 +94,12 @@ def load_metadata(spec: str, root: Path, *, where: str = "metadata") -> MetaData
             if isinstance(getattr(target, "metadata", None), MetaData)
             else ""
         )
-        raise MetadataError(
-            f"{where} = {spec!r} is a {type(target).__name__}, not a sqlalchemy MetaData{hint}"
+        what = (
+            f"the class {target.__name__}"
+            if isinstance(target, type)
+            else f"a {type(target).__name__}"
         )
+        raise MetadataError(f"{where} = {spec!r} is {what}, not a sqlalchemy MetaData{hint}")
     return target
 
 
@@ -304,7 +307,7 @@ def alembic_view(
     lines: list[str] = []
     for diff in diffs:
         for item in diff if isinstance(diff, list) else [diff]:
-            lines.append(_render_op(item))
+            lines.append(_render_op(item, engine.dialect))
     return lines
 
 
@@ -327,7 +330,7 @@ def _table_name(table: Any) -> str:
     return _qualified(getattr(table, "schema", None), getattr(table, "name", "?"))
 
 
-def _render_op(op: Any) -> str:
+def _render_op(op: Any, dialect: Any) -> str:
     """One Alembic diff tuple as a line."""
     if not isinstance(op, tuple) or not op:
         return repr(op)
@@ -351,15 +354,23 @@ def _render_op(op: Any) -> str:
         )
     if kind.startswith("modify_") and len(op) == 7:
         _, schema, table, column, _info, old, new = op
-        return f"{kind} {_qualified(schema, table, column)}: {_value(old)} → {_value(new)}"
+        old_text, new_text = _value(old, dialect), _value(new, dialect)
+        return f"{kind} {_qualified(schema, table, column)}: {old_text} → {new_text}"
     if kind in ("add_table_comment", "remove_table_comment"):
         return f"{kind} {_table_name(op[1])}"
-    return f"{kind} " + " ".join(_value(x) for x in op[1:])
+    return f"{kind} " + " ".join(_value(x, dialect) for x in op[1:])
 
 
-def _value(value: Any) -> str:
+def _value(value: Any, dialect: Any) -> str:
+    from sqlalchemy.types import TypeEngine
+
     if value is None:
         return "(none)"
+    if isinstance(value, TypeEngine):
+        try:
+            return str(value.compile(dialect=dialect))
+        except Exception:  # a type the dialect cannot render: show it as SQLAlchemy does
+            return str(value)
     arg = getattr(value, "arg", None)  # a server default
     if arg is not None:
         return str(getattr(arg, "text", arg))

@@ -1,0 +1,352 @@
+"""The orm_parity check, as users meet it: inner pytest runs of fixture projects.
+
+Each test copies a clean fixture project, plants a defect from the catalogue (or changes the
+configuration), and runs ``pytest --schemaguard -k orm_parity`` in a subprocess against the
+suite's server (or the embedded PostgreSQL when the project needs an extension the suite's
+server lacks).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from defects import DEFECTS, FIXTURES_DIR, apply_defect, copy_project
+
+from pytest_schemaguard import binaries
+from pytest_schemaguard.errors import ServerError
+from pytest_schemaguard.parity.orm import is_server_name, split_differences
+from pytest_schemaguard.server import PostgresServer
+from pytest_schemaguard.snapshot.compare import Difference
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PROJECTS = sorted(
+    p.name
+    for p in FIXTURES_DIR.iterdir()
+    if (p / "pyproject.toml").is_file()
+    and "metadata" in tomllib.loads((p / "pyproject.toml").read_text())["tool"]["schemaguard"]
+)
+ORM_DEFECTS = sorted(name for name, d in DEFECTS.items() if d.check == "orm_parity")
+
+
+def server_args(postgres: PostgresServer, project: Path) -> list[str]:
+    """The suite's server when it has the extensions the project needs, else the embedded one."""
+    settings = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["schemaguard"]
+    needed = settings.get("extensions", [])
+    if all(postgres.has_extension(name) for name in needed):
+        return [f"--schemaguard-dsn={postgres.url}"]
+    try:
+        binaries.find_binaries("embedded", root=project, extensions=needed)
+    except ServerError as exc:
+        pytest.skip(f"{project.name} needs {', '.join(needed)}, which no server here has: {exc}")
+    return ["--schemaguard-postgres=embedded"]
+
+
+def run_checks(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    project: Path,
+    postgres: PostgresServer,
+    *args: str,
+) -> pytest.RunResult:
+    monkeypatch.chdir(project)
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--schemaguard", *server_args(postgres, project), *args
+    )
+
+
+def object_line(obj: str) -> str:
+    """A pattern for the difference line naming ``obj`` (``index public.ix_a``): messages name
+    indexes, constraints and columns after their table (``index public.articles.ix_a``)."""
+    kind, qualified = obj.split(" ", 1)
+    schema, _, local = qualified.partition(".")
+    return f"  {kind} {schema}.*{local.rpartition('.')[2]}: *"
+
+
+def set_key(project: Path, line: str) -> None:
+    """Add a line to the project's [tool.schemaguard] table."""
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "[tool.schemaguard]\n" in text
+    pyproject.write_text(text.replace("[tool.schemaguard]\n", f"[tool.schemaguard]\n{line}\n"))
+
+
+# ------------------------------------------------------------------------------ clean projects
+
+
+@pytest.mark.parametrize("name", PROJECTS)
+def test_clean_project_passes(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    schemaguard_postgres: PostgresServer,
+    name: str,
+) -> None:
+    project = copy_project(name, pytester.path)
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+# ------------------------------------------------------------------------------ the catalogue
+
+
+@pytest.mark.parametrize("name", ORM_DEFECTS)
+def test_model_defect_is_caught_and_named(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    schemaguard_postgres: PostgresServer,
+    name: str,
+) -> None:
+    defect = DEFECTS[name]
+    project = copy_project(defect.project, pytester.path)
+    apply_defect(name, project)
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*orm_parity: the models (*) against the migrations at head",
+            "the models differ from the schema the migrations build at head:",
+            object_line(defect.object),
+        ]
+    )
+    out = result.stdout.str()
+    for mention in defect.mentions:
+        assert mention in out
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+# Each drift, the line the catalog comparison prints, and what Alembic autogenerate sees.
+DRIFTS = [
+    (
+        "model_uuid_where_integer",
+        "  column public.time_entries.id: type integer → uuid",
+        "  modify_type public.time_entries.id: INTEGER → UUID",
+    ),
+    (
+        "model_enum_labels_differ",
+        "  type public.article_status: labels *skipped* → *duplicate*",
+        None,
+    ),
+    (
+        "model_check_differs",
+        "  constraint public.dlq.ck_dlq_attempts_non_negative: *attempts >= 0* → *attempts > 0*",
+        None,
+    ),
+    (
+        "model_partial_index_differs",
+        "  index public.time_entries.ux_time_entries_owner_active: predicate *end_time IS NULL* → "
+        "*task_id IS NOT NULL*",
+        None,
+    ),
+    (
+        "model_server_default_differs",
+        "  column public.dlq.attempts: default 0 → 1",
+        "  modify_default public.dlq.attempts: 0 → 1",
+    ),
+    (
+        "model_nullability_differs",
+        "  column public.articles.summary: nullable true → false",
+        "  modify_nullable public.articles.summary: True → False",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "ours", "alembic"), DRIFTS, ids=[d[0] for d in DRIFTS])
+def test_drift_side_by_side_with_alembic_autogenerate(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    schemaguard_postgres: PostgresServer,
+    name: str,
+    ours: str,
+    alembic: str | None,
+) -> None:
+    """Each drift is caught from the catalog; Alembic's own comparison is shown next to it.
+
+    Enum labels, CHECK expressions and partial-index predicates are invisible to
+    ``alembic check`` (autogenerate): its view says "no difference" while orm_parity fails.
+    """
+    defect = DEFECTS[name]
+    project = copy_project(defect.project, pytester.path)
+    apply_defect(name, project)
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    if alembic is None:
+        result.stdout.fnmatch_lines([ours, "*", "alembic autogenerate sees no difference"])
+    else:
+        result.stdout.fnmatch_lines([ours, "*", "alembic autogenerate sees * operation(s):"])
+        result.stdout.fnmatch_lines([alembic])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+# ------------------------------------------------------------------------------ configuration
+
+
+def test_ignore_pattern_drops_a_difference(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    project = copy_project("newsbot", pytester.path)
+    apply_defect("model_enum_labels_differ", project)
+    set_key(project, 'ignore = ["type:article_status"]')
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(passed=1)
+
+
+def test_metadata_that_does_not_import_fails_with_one_message(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    project = copy_project("newsbot", pytester.path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'metadata = "newsbot.db.models:Base.metadata"',
+            'metadata = "newsbot.db.modles:Base.metadata"',
+        )
+    )
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*MetadataError: [[]tool.schemaguard] metadata in pyproject.toml = "
+            "'newsbot.db.modles:Base.metadata': importing newsbot.db.modles failed: "
+            "ModuleNotFoundError: No module named 'newsbot.db.modles'"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_metadata_that_is_not_a_metadata_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    project = copy_project("newsbot", pytester.path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'metadata = "newsbot.db.models:Base.metadata"', 'metadata = "newsbot.db.models:Base"'
+        )
+    )
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*'newsbot.db.models:Base' is the class Base, not a sqlalchemy "
+            "MetaData; did you mean newsbot.db.models:Base.metadata?"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_overridden_metadata_fixture_is_used(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    """Without the metadata key, a schemaguard_metadata fixture in conftest.py enables the check
+    and supplies the models (here: the models with a planted drift)."""
+    project = copy_project("newsbot", pytester.path)
+    apply_defect("model_check_differs", project)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('metadata = "newsbot.db.models:Base.metadata"\n', "")
+    )
+    (project / "conftest.py").write_text(
+        "import pytest\n\n\n"
+        "@pytest.fixture(scope='session')\n"
+        "def schemaguard_metadata():\n"
+        "    from newsbot.db.models import Base\n\n"
+        "    return Base.metadata\n"
+    )
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*orm_parity: the models (the schemaguard_metadata fixture) against the migrations*",
+            "  constraint public.dlq.ck_dlq_attempts_non_negative: *",
+        ]
+    )
+
+
+def test_no_metadata_no_item(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    project = copy_project("newsbot", pytester.path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('metadata = "newsbot.db.models:Base.metadata"\n', "")
+    )
+    result = run_checks(
+        pytester, monkeypatch, project, schemaguard_postgres, "--collect-only", "-q"
+    )
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["alembic.ini::history"])
+    result.stdout.no_fnmatch_line("*orm_parity*")
+
+
+def test_chosen_index_name_that_differs_fails(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    """Two chosen names for the same index are a difference (a later migration dropping it by
+    name would break); the summary says it is a name-only difference."""
+    project = copy_project("newsbot", pytester.path)
+    models = project / "src/newsbot/db/models.py"
+    text = models.read_text()
+    old = "    published_at: Mapped[datetime | None] = mapped_column(index=True)\n"
+    assert text.count(old) == 1
+    models.write_text(
+        text.replace(old, "    published_at: Mapped[datetime | None]\n").replace(
+            "class Article(Base):\n",
+            "class Article(Base):\n"
+            "    __table_args__ = (Index('ix_articles_published', 'published_at'),)\n",
+        )
+    )
+    models.write_text(
+        models.read_text().replace("\nimport ", "\nfrom sqlalchemy import Index\nimport ", 1)
+    )
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  index public.articles.ix_articles_published*: name ix_articles_published_at → "
+            "ix_articles_published (same definition)",
+            "1 schema difference between migrations and models: 1 name only",
+        ]
+    )
+
+
+# ------------------------------------------------------------------------------ pure layer
+
+
+def _name_difference(kind: str, table: str, before: str, after: str) -> Difference:
+    return Difference(
+        kind=kind,
+        name=f"{table}.{before}",
+        attribute="name",
+        before=before,
+        after=after,
+        category="name",
+        message=f"{kind} {table}.{before}: name {before} → {after} (same definition)",
+        parent=table,
+        parent_kind="table",
+    )
+
+
+def test_server_invented_names() -> None:
+    assert is_server_name("tasks_pkey", "public.tasks")
+    assert is_server_name("tasks_owner_id_fkey", "public.tasks")
+    assert is_server_name("time_entries_owner_id_idx1", "public.time_entries")
+    assert is_server_name("dlq_attempts_check", "public.dlq")
+    assert not is_server_name("ck_dlq_attempts_non_negative", "public.dlq")
+    assert not is_server_name("ix_articles_published_at", "public.articles")
+    assert not is_server_name("projects_pkey", "public.tasks")
+
+
+def test_name_only_differences_are_dropped_only_for_server_names() -> None:
+    invented = _name_difference("constraint", "public.tasks", "tasks_owner_id_fkey", "fk_owner")
+    chosen = _name_difference("index", "public.tasks", "ix_tasks_owner", "ix_owner")
+    failures, warnings = split_differences([invented, chosen])
+    assert failures == [chosen]
+    assert warnings == []
