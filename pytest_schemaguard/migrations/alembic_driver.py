@@ -382,6 +382,12 @@ class AlembicProject:
                 sc = script.get_revision(step.revision)
                 assert sc is not None
                 current[:] = [step]
+                # Each step runs as its own `alembic upgrade/downgrade` would: SQLAlchemy
+                # remembers the named types it created in the DDL runner's memo (Alembic's
+                # impl), which would make a second upgrade skip CREATE TYPE.
+                memo = getattr(context.impl, "memo", None)
+                if isinstance(memo, dict):
+                    memo.clear()
                 yield RevisionStep(revision_map, sc, step.direction == "upgrade")
                 current.clear()
                 outcome.completed.append(step)

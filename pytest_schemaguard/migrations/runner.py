@@ -286,33 +286,32 @@ class MigrationRunner:
         # upgrades already seen (applied as ancestors in an earlier batch)
         for rev in list(ups):
             self._settle_upgrade(rev)
+        trips = {r for r in trips if CheckId("roundtrip", r) not in self.results}
 
+        state = self._state
+        if (
+            state is None
+            or not state.clean
+            or any(r in state.applied for r in trips)
+            or (cycle and bool(self.floor) and self._floor is None)
+        ):
+            self._new_state()
+        state = self._state
+        assert state is not None
+        # The revisions this batch has applied (or found applied): what a fresh clone replays.
+        progress: list[str] = list(state.applied)
         while True:
-            order = [r for r in order if CheckId("upgrade", r) not in self.results or r in trips]
-            order = [r for r in order if not self._blocked_by_failed_upgrade(r)]
-            state = self._state
-            fresh = (
-                state is None
-                or not state.clean
-                or any(r in state.applied for r in trips)
-                or (cycle and (self._floor is None and bool(self.floor)))
-                or (cycle and state.applied != [r for r in order if r in state.applied])
-            )
-            if fresh:
-                self._new_state()
-            state = self._state
-            assert state is not None
-            pending = [r for r in order if r not in state.applied]
+            if cycle and CheckId("cycle") not in self.results and self.failed_upgrades:
+                rev = self.history.ordered(self.failed_upgrades)[0]
+                self._blocked(CheckId("cycle"), self._needs(rev), CheckId("upgrade", rev))
             cycle_pending = cycle and CheckId("cycle") not in self.results
+            pending = [
+                r for r in order if r not in progress and not self._blocked_by_failed_upgrade(r)
+            ]
             if not pending and not cycle_pending:
                 break
-            if any(CheckId("cycle") == c for c in todo) and self._any_failed_upgrade():
-                rev = next(iter(self.failed_upgrades))
-                self._blocked(CheckId("cycle"), self._needs(rev), CheckId("upgrade", rev))
-                cycle = cycle_pending = False
-                if not pending:
-                    break
-            outcome, progressed = self._pass(state, pending, trips, cycle_pending)
+            replay = [r for r in progress if r not in state.applied]
+            outcome = self._pass(state, replay, pending, trips, cycle_pending, progress)
             if outcome.error is None and state.clean:
                 break
             if outcome.error is not None and outcome.error.step is None:
@@ -329,9 +328,12 @@ class MigrationRunner:
                         )
                 self._discard()
                 return
-            self._discard()
-            if not progressed:
-                break
+            # a failure: forget this database, replay what succeeded in a fresh clone
+            trips = {r for r in trips if CheckId("roundtrip", r) not in self.results}
+            progress[:] = [r for r in progress if not self._blocked_by_failed_upgrade(r)]
+            self._new_state()
+            state = self._state
+            assert state is not None
         for check in todo:
             if check not in self.results and check.kind == "upgrade" and check.revision:
                 self._settle_upgrade(check.revision)
@@ -519,13 +521,17 @@ class MigrationRunner:
         return outcome
 
     def _pass(
-        self, state: _State, pending: list[str], trips: set[str], cycle: bool
-    ) -> tuple[PassOutcome, bool]:
-        """Run one pass; returns the outcome and whether any pending revision was settled."""
+        self,
+        state: _State,
+        replay: list[str],
+        pending: list[str],
+        trips: set[str],
+        cycle: bool,
+        progress: list[str],
+    ) -> PassOutcome:
+        """Run one pass: replay (no checks), then the pending revisions, then the cycle."""
         h = self.history
-        progress = {"settled": False}
         phase: dict[str, Any] = {"step": None, "kind": None}
-        replay = list(state.applied)
         cfg = self.config_factory(state.db.url)
 
         def plan(conn: Connection) -> Iterator[Step]:
@@ -533,6 +539,7 @@ class MigrationRunner:
             for rev in replay:
                 phase.update(kind="replay", rev=rev)
                 yield Step(rev, "upgrade")
+                state.applied.append(rev)
             if self._base is None and not replay:
                 self._base = last = self._snapshot(conn)
                 if not self.floor:
@@ -544,6 +551,7 @@ class MigrationRunner:
                 phase.update(kind="up", rev=rev)
                 yield Step(rev, "upgrade")
                 state.applied.append(rev)
+                progress.append(rev)
                 self._ever_applied.add(rev)
                 self.results.setdefault(
                     CheckId("upgrade", rev),
@@ -579,9 +587,7 @@ class MigrationRunner:
                     self.results[check] = self._roundtrip_result(check, down_diff, up_diff)
                     if up_diff.errors:
                         state.clean = False
-                        progress["settled"] = True
                         return
-                progress["settled"] = True
                 if self._floor is None and rev in self.floor and self.floor <= set(state.applied):
                     self._floor = last if last is not None else self._snapshot(conn)
             if not cycle:
@@ -624,8 +630,7 @@ class MigrationRunner:
         if outcome.error is not None:
             state.clean = False
             self._record_error(outcome.error, phase)
-            progress["settled"] = True
-        return outcome, progress["settled"]
+        return outcome
 
     def _record_error(self, error: StepError, phase: dict[str, Any]) -> None:
         kind = phase.get("kind")
