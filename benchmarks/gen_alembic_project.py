@@ -7,7 +7,8 @@ downgrade), change server defaults, and drop tables and constraints. Every revis
 downgrade that restores the parent's schema exactly, so a correct checker passes on it.
 
 ``env.py`` follows the Alembic cookbook: it uses a connection handed in through
-``config.attributes["connection"]`` when there is one, and ``sqlalchemy.url`` otherwise.
+``config.attributes["connection"]`` when there is one (an engine there is accepted too, as
+pytest-alembic's documentation recommends), and ``sqlalchemy.url`` otherwise.
 ``pyproject.toml`` carries a ``[tool.schemaguard]`` table, so ``pytest --schemaguard`` runs
 in the generated directory.
 
@@ -626,18 +627,20 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
-    connection = config.attributes.get("connection", None)
-    if connection is not None:
-        do_run_migrations(connection)
+    # A Connection (or an Engine) handed in by the caller, e.g. a test harness.
+    connectable = config.attributes.get("connection", None)
+    if isinstance(connectable, Connection):
+        do_run_migrations(connectable)
         return
-    engine = engine_from_config(
+    engine = connectable or engine_from_config(
         config.get_section(config.config_ini_section, {}),
         prefix="sqlalchemy.",
         poolclass=pool.NullPool,
     )
     with engine.connect() as connection:
         do_run_migrations(connection)
-    engine.dispose()
+    if connectable is None:
+        engine.dispose()
 
 
 if context.is_offline_mode():
