@@ -102,7 +102,8 @@ def report(result: CheckResult, *, path: str | None = None) -> None:
             lineno=1,
         )
     if result.outcome == "skipped":
-        pytest.skip(result.reason)
+        # reported at the item's location (its revision file), not at this line
+        raise pytest.skip.Exception(result.reason, _use_item_location=True)
     if result.outcome == "failed":
         raise CheckFailure(result.title, result.lines)
 
@@ -122,7 +123,7 @@ class SchemaguardItem(pytest.Function):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[os.PathLike[str] | str, int | None, str]:
-        return self.path, None, self.name
+        return self.schemaguard_path or self.path, 0, self.name
 
 
 class SchemaguardFile(pytest.File):
@@ -160,9 +161,11 @@ RUNNER_KEY: pytest.StashKey[MigrationRunner] = pytest.StashKey()
 def pytest_configure(config: pytest.Config) -> None:
     # The parity checks (orm_parity, baseline) add their provider, fixtures and hooks. Done at
     # configure time so that a schemaguard_metadata fixture in conftest.py overrides theirs.
+    from pytest_schemaguard.legacy.items import install as install_legacy
     from pytest_schemaguard.parity.items import install
 
     install(config)
+    install_legacy(config)
 
 
 def collect_items(session: pytest.Session, settings: Settings) -> list[pytest.Item]:

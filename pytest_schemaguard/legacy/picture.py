@@ -392,10 +392,9 @@ class _Builder:
         target = node.this
         schema, name = _table_name(target)
         existing = self.picture.table(f"{schema}.{name}")
-        if existing is not None and existing.created and node.args.get("exists"):
-            # CREATE TABLE IF NOT EXISTS on a table the scripts already created: no-op
-            self.mention(existing)
-            return
+        # CREATE TABLE IF NOT EXISTS on a table that already exists is a no-op when it runs,
+        # but it still declares the table: on a database without it (a fresh one, one restored
+        # from an old dump) it is what gets created. So its definition is the one checked.
         if existing is not None:
             existing.dropped = True
         table = ScriptTable(schema=schema, name=name, source=self.stmt, created=True)

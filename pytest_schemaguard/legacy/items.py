@@ -1,0 +1,187 @@
+"""The ``legacy_ddl[<file>]`` and ``fk_types`` items.
+
+:func:`install` (called from :mod:`pytest_schemaguard.items` at configure time) registers this
+module as a plugin (its fixture and terminal summary) and adds :func:`legacy_checks` as a
+provider of check items.
+
+- ``legacy_ddl[<file>]``: one item per file matched by the ``legacy_ddl`` globs (in order; a
+  later file sees what earlier ones created), comparing what the scripts do with the schema the
+  migrations build at head.
+- ``fk_types``: every foreign-key column of the migrated schema has exactly the type of the key
+  it references.
+
+Statements the parser cannot structure are listed in the terminal summary ("not analysed"),
+never dropped silently.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_schemaguard import items as schemaguard_items
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.legacy.analysis import LegacyAnalysis, analyse_files, expand_globs
+from pytest_schemaguard.legacy.check import (
+    Finding,
+    check_against_schema,
+    check_fk_types,
+)
+from pytest_schemaguard.migrations.runner import CheckResult
+from pytest_schemaguard.parity.checks import ParityChecks
+from pytest_schemaguard.parity.migrated import MigrationFailed
+from pytest_schemaguard.snapshot.model import Snapshot
+
+__all__ = ["LegacyChecks", "install", "legacy_checks", "schemaguard_legacy"]
+
+PLUGIN_NAME = "schemaguard-legacy"
+LEGACY_KEY: pytest.StashKey[LegacyChecks] = pytest.StashKey()
+
+
+def install(config: pytest.Config) -> None:
+    """Register the legacy fixture and summary hook, and the provider of the items."""
+    if not config.pluginmanager.has_plugin(PLUGIN_NAME):
+        config.pluginmanager.register(sys.modules[__name__], PLUGIN_NAME)
+    schemaguard_items.register_provider(legacy_checks)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def legacy_checks(
+    session: pytest.Session, settings: Settings, anchor: schemaguard_items.Anchor
+) -> list[schemaguard_items.CheckSpec]:
+    """``fk_types`` always (when the migrations load), ``legacy_ddl[…]`` per configured file."""
+    specs = []
+    if anchor.history is not None:
+        specs.append(
+            schemaguard_items.CheckSpec("fk_types", _run_fk_types, "fk_types", str(anchor.path))
+        )
+    if settings.legacy_ddl:
+        files = expand_globs(settings.legacy_ddl, root=settings.root)
+        if not files:
+            patterns = ", ".join(settings.legacy_ddl)
+            message = (
+                f"legacy_ddl = [{patterns}] matched no file under {settings.root}; fix the globs "
+                f"({settings.describe('legacy_ddl')}) or remove the setting"
+            )
+
+            def nothing_matched() -> None:
+                raise schemaguard_items.CheckFailure("legacy_ddl", [message])
+
+            specs.append(schemaguard_items.CheckSpec("legacy_ddl", nothing_matched, "legacy_ddl"))
+        for path in files:
+            shown = _relative(path, settings.root)
+            specs.append(
+                schemaguard_items.CheckSpec(
+                    f"legacy_ddl[{shown}]", _file_check(shown), "legacy_ddl", str(path)
+                )
+            )
+    return specs
+
+
+def _file_check(shown: str) -> Callable[..., None]:
+    def run_legacy_ddl(schemaguard_legacy: LegacyChecks) -> None:
+        schemaguard_items.report(schemaguard_legacy.file_result(shown))
+
+    return run_legacy_ddl
+
+
+def _run_fk_types(schemaguard_legacy: LegacyChecks) -> None:
+    schemaguard_items.report(schemaguard_legacy.fk_types_result())
+
+
+@dataclass
+class LegacyChecks:
+    """The analysis of the scripts and the schema at head, each made once per session."""
+
+    settings: Settings
+    parity: ParityChecks
+    _analysis: LegacyAnalysis | None = None
+    _findings: list[Finding] | None = None
+    reported: set[str] = field(default_factory=set)
+
+    @property
+    def analysis(self) -> LegacyAnalysis:
+        if self._analysis is None:
+            files = expand_globs(self.settings.legacy_ddl, root=self.settings.root)
+            self._analysis = analyse_files(files, root=self.settings.root)
+        return self._analysis
+
+    def _head(self, title: str) -> Snapshot | CheckResult:
+        try:
+            return self.parity.migrated("head").snapshot
+        except MigrationFailed as exc:
+            return self.parity._migration_failure(title, exc)
+
+    def file_result(self, shown: str) -> CheckResult:
+        title = f"legacy_ddl: {shown} against the schema the migrations build at head"
+        head = self._head(title)
+        if isinstance(head, CheckResult):
+            return head
+        if self._findings is None:
+            self._findings = check_against_schema(self.analysis, head)
+        self.reported.add(shown)
+        mine = [f for f in self._findings if f.file == shown]
+        if not mine:
+            return CheckResult("passed", title, [])
+        lines = [_render(f) for f in mine]
+        count = len(mine)
+        lines.append(f"{count} finding{'s' if count != 1 else ''} in {shown}")
+        return CheckResult("failed", title, lines)
+
+    def fk_types_result(self) -> CheckResult:
+        title = (
+            "fk_types: foreign keys of the schema at head have the type of the key they reference"
+        )
+        head = self._head(title)
+        if isinstance(head, CheckResult):
+            return head
+        findings = check_fk_types(head)
+        if not findings:
+            return CheckResult("passed", title, [])
+        return CheckResult("failed", title, [_render(f) for f in findings])
+
+    def summary_lines(self) -> list[str]:
+        """For the terminal summary: per file, what was analysed and what was not."""
+        if self._analysis is None:
+            return []
+        analysis = self._analysis
+        lines = [f"schemaguard legacy DDL: {analysis.summary()}"]
+        if analysis.not_analysed:
+            lines.append(f"  not analysed ({len(analysis.not_analysed)}):")
+            lines.extend(
+                f"    {n.location}: {n.reason} ({n.statement.quote})" for n in analysis.not_analysed
+            )
+        return lines
+
+
+def _render(finding: Finding) -> str:
+    return finding.render()
+
+
+@pytest.fixture(scope="session")
+def schemaguard_legacy(
+    request: pytest.FixtureRequest, schemaguard_settings: Settings, schemaguard_parity: Any
+) -> Iterator[LegacyChecks]:
+    """The legacy DDL analysis and fk_types check of this session."""
+    checks = LegacyChecks(schemaguard_settings, schemaguard_parity)
+    request.config.stash[LEGACY_KEY] = checks
+    yield checks
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    checks = config.stash.get(LEGACY_KEY, None)
+    if checks is None:
+        return
+    for line in checks.summary_lines():
+        terminalreporter.write_line(line)
