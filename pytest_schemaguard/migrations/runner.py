@@ -392,8 +392,9 @@ class MigrationRunner:
             return
         lines = [reason]
         if blocker.kind == "upgrade" and blocker.revision in self.failed_upgrades:
+            first = "" if blocker.revision == check.revision else " (needed first)"
             lines = [
-                f"upgrade of {self.history.describe(blocker.revision)} (needed first) failed",
+                f"upgrade of {self.history.describe(blocker.revision)}{first} failed",
                 *self.failed_upgrades[blocker.revision].render(),
             ]
         elif blocker.kind == "history":

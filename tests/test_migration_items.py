@@ -1,0 +1,303 @@
+"""The migration checks as pytest items: ids, selection, outcomes and failure output."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+from migration_projects import CLEAN, Rev, run_checks, write_project
+
+from pytest_schemaguard.server import PostgresServer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+ALL_CLEAN_IDS = [
+    "alembic.ini::history",
+    "alembic.ini::upgrade[3f2a9c1b7d40-create_orders]",
+    "alembic.ini::roundtrip[3f2a9c1b7d40-create_orders]",
+    "alembic.ini::upgrade[8c1e5a2f9b63-add_status]",
+    "alembic.ini::roundtrip[8c1e5a2f9b63-add_status]",
+    "alembic.ini::upgrade[d07b4e6c2a15-index_status]",
+    "alembic.ini::roundtrip[d07b4e6c2a15-index_status]",
+    "alembic.ini::cycle",
+]
+
+
+def esc(pattern: str) -> str:
+    """An fnmatch pattern matching ``[`` and ``]`` literally (node ids have them)."""
+    return "".join({"[": "[[]", "]": "[]]"}.get(ch, ch) for ch in pattern)
+
+
+def with_rev(revisions: list[Rev], index: int, **changes: str) -> list[Rev]:
+    out = list(revisions)
+    out[index] = dataclasses.replace(out[index], **changes)
+    return out
+
+
+def test_clean_project_passes_every_item_with_stable_ids(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, CLEAN)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=8)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([esc(f"{node} PASSED*") for node in ALL_CLEAN_IDS])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_items_are_selectable_by_keyword_marker_and_node_id(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, CLEAN)
+    result = run_checks(pytester, inner_dsn, "-v", "-k", "roundtrip and 8c1e5a")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([esc("alembic.ini::roundtrip[8c1e5a2f9b63-add_status] PASSED*")])
+
+    result = run_checks(pytester, inner_dsn, "-m", "not schemaguard")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+    result = run_checks(
+        pytester, inner_dsn, "-v", "-m", "schemaguard", "--deselect", "alembic.ini::cycle"
+    )
+    result.assert_outcomes(passed=7)
+
+
+def test_a_downgrade_forgetting_a_checkfirst_enum_is_caught_by_roundtrip(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # upgrade creates the type with checkfirst=True, so upgrading again does not fail:
+    # only comparing the schemas shows the type left behind.
+    revisions = with_rev(CLEAN, 1, downgrade='op.drop_column("orders", "status")')
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=6, failed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            esc("*roundtrip[8c1e5a2f9b63-add_status] FAILED*"),
+            "*cycle FAILED*",
+            "roundtrip of 8c1e5a2f9b63 (add status) (migrations/versions/0001_8c1e5a2f9b63.py)",
+            "downgrade of 8c1e5a2f9b63 (add status) did not restore the schema before it:",
+            "  downgrade of 8c1e5a2f9b63 (add status) left type public.order_status",
+            "*downgrading every revision from head left type public.order_status",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_failing_upgrade_names_the_file_the_sql_and_the_server_error(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = with_rev(
+        CLEAN,
+        1,
+        upgrade='op.execute("ALTER TABLE orders ADD COLUMN status order_status_typo")',
+    )
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=3, failed=1, skipped=4)
+    result.stdout.fnmatch_lines(
+        [
+            esc("*upgrade[8c1e5a2f9b63-add_status] FAILED*"),
+            esc("*roundtrip[8c1e5a2f9b63-add_status] SKIPPED*"),
+            "upgrade of 8c1e5a2f9b63 (add status) (migrations/versions/0001_8c1e5a2f9b63.py)",
+            "upgrade of 8c1e5a2f9b63 (add status) failed",
+            "file: migrations/versions/0001_8c1e5a2f9b63.py",
+            "at:   0001_8c1e5a2f9b63.py:*: op.execute(*",
+            "SQL:",
+            "    ALTER TABLE orders ADD COLUMN status order_status_typo",
+            "error:",
+            '    UndefinedObject: type "order_status_typo" does not exist',
+        ]
+    )
+    # the items that need the failed revision are skipped with one reason, not a cascade
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] migrations/versions/0001_8c1e5a2f9b63.py:1: "
+            "needs 8c1e5a2f9b63-add_status, whose upgrade failed",
+            "SKIPPED [[]2[]] migrations/versions/0002_d07b4e6c2a15.py:1: "
+            "needs 8c1e5a2f9b63-add_status, whose upgrade failed",
+            "SKIPPED [[]1[]] alembic.ini:1: needs 8c1e5a2f9b63-add_status, whose upgrade failed",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_lone_roundtrip_whose_upgrade_fails_fails_instead_of_skipping(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = with_rev(CLEAN, 0, upgrade='op.execute("CREATE TABLE orders (id serial, id int)")')
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip and d07b4e6c2a15")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of 3f2a9c1b7d40 (create orders) (needed first) failed",
+            '*DuplicateColumn: column "id" specified more than once*',
+        ]
+    )
+
+
+def test_a_failing_downgrade_fails_its_roundtrip_and_the_next_revisions_still_run(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = with_rev(CLEAN, 1, downgrade='op.drop_column("orders", "state")')
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=6, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            esc("*roundtrip[8c1e5a2f9b63-add_status] FAILED*"),
+            esc("*roundtrip[d07b4e6c2a15-index_status] PASSED*"),
+            "*cycle FAILED*",
+            "downgrade of 8c1e5a2f9b63 (add status) failed",
+            "SQL:",
+            "    ALTER TABLE orders DROP COLUMN state",
+            '    UndefinedColumn: column "state" of relation "orders" does not exist',
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_downgrade_dropping_too_much_is_named(pytester: pytest.Pytester, inner_dsn: str) -> None:
+    revisions = with_rev(
+        CLEAN,
+        2,
+        downgrade="""
+        op.drop_index("ix_orders_status", table_name="orders")
+        op.execute("ALTER TABLE orders ALTER COLUMN total DROP DEFAULT")
+        """,
+    )
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip and not fk")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of d07b4e6c2a15 (index status) did not restore the schema before it:",
+            "  downgrade of d07b4e6c2a15 (index status) changed column public.orders.total: "
+            "default '0'::numeric → (none)",
+        ]
+    )
+
+
+COLUMN_ORDER = [
+    CLEAN[0],
+    Rev(
+        "5e9d0c3b8a71",
+        "3f2a9c1b7d40",
+        "drop total",
+        'op.drop_column("orders", "total")',
+        'op.add_column("orders", sa.Column("total", sa.Numeric(10, 2), nullable=False, '
+        'server_default="0"))',
+    ),
+]
+
+
+@pytest.mark.parametrize("mode", ["warn", "fail", "ignore"])
+def test_column_order_only_differences_follow_the_setting(
+    pytester: pytest.Pytester, inner_dsn: str, mode: str
+) -> None:
+    # dropping `total` and adding it back puts it last: a column-order-only difference
+    COLUMN_ORDER[0] = dataclasses.replace(
+        CLEAN[0],
+        upgrade="""
+        op.create_table(
+            "orders",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("total", sa.Numeric(10, 2), nullable=False, server_default="0"),
+            sa.Column("note", sa.Text),
+        )
+        """,
+    )
+    write_project(pytester.path, COLUMN_ORDER, settings=f'column_order = "{mode}"\n')
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip and 5e9d0c")
+    if mode == "fail":
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(
+            ["  downgrade of 5e9d0c3b8a71 (drop total) changed table public.orders: *"]
+        )
+    else:
+        result.assert_outcomes(passed=1, warnings=1 if mode == "warn" else 0)
+    if mode == "warn":
+        result.stdout.fnmatch_lines(
+            [
+                "*warnings summary*",
+                "*ColumnOrderWarning: roundtrip of 5e9d0c3b8a71 (drop total)*"
+                "downgrade of 5e9d0c3b8a71 (drop total) changed table public.orders*",
+            ]
+        )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_env_py_connecting_elsewhere_is_stopped_before_migrating(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # an env.py that ignores everything it is given and connects to the maintenance database
+    env = f"""
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+engine = create_engine({inner_dsn.replace("postgresql://", "postgresql+psycopg://")!r},
+                       poolclass=pool.NullPool)
+with engine.connect() as connection:
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+    write_project(pytester.path, CLEAN, env=env)
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade and 3f2a9c")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*env.py connected to database 'postgres', not to the scratch database*nothing was "
+            "migrated*"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_history_reports_empty_downgrades_unless_irreversible(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = with_rev(CLEAN, 2, downgrade='"""Nothing to undo."""\npass')
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-k", "history")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "history of alembic.ini",
+            "downgrade() of d07b4e6c2a15 (index status) in "
+            "migrations/versions/0002_d07b4e6c2a15.py does nothing *list the revision in "
+            "irreversible",
+        ]
+    )
+
+    write_project(pytester.path, revisions, settings='irreversible = ["d07b4e"]\n')
+    result = run_checks(pytester, inner_dsn, "-v")
+    # no roundtrip item for an irreversible revision; the cycle stops above it
+    result.assert_outcomes(passed=7)
+    result.stdout.no_fnmatch_line(esc("*roundtrip[[]d07b4e6c2a15*"))
+
+
+@pytest.mark.parametrize("project", ["newsbot", "timetracker", "seo_pipeline", "clinnexus"])
+def test_clean_fixture_projects_pass_every_migration_item(
+    pytester: pytest.Pytester, inner_dsn: str, schemaguard_postgres: PostgresServer, project: str
+) -> None:
+    source = FIXTURES / project
+    if not source.is_dir():
+        pytest.fail(f"fixture project {project} is missing")
+    shutil.copytree(source, pytester.path, dirs_exist_ok=True)
+    # projects that need pgvector get a server that has it when the suite's server has not
+    needs_vector = "vector" in (pytester.path / "pyproject.toml").read_text()
+    dsn = inner_dsn if not needs_vector or schemaguard_postgres.has_extension("vector") else None
+    result = run_checks(pytester, dsn, "-v", "-k", "history or upgrade or roundtrip or cycle")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 4, result.stdout.str()
+    assert "failed" not in outcomes and "skipped" not in outcomes, result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["*::history PASSED*", esc("*::roundtrip[*PASSED*"), "*::cycle PASSED*"]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
