@@ -350,3 +350,33 @@ def test_name_only_differences_are_dropped_only_for_server_names() -> None:
     failures, warnings = split_differences([invented, chosen])
     assert failures == [chosen]
     assert warnings == []
+
+
+# ------------------------------------------------------------------------------ failed migrations
+
+
+def test_failed_upgrade_skips_parity_when_its_upgrade_item_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    """A revision that fails to upgrade is reported once, by its upgrade item: orm_parity is
+    skipped with the reason; selected alone, orm_parity fails with the step's error."""
+    defect = DEFECTS["upgrade_fails_midway"]
+    project = copy_project(defect.project, pytester.path)
+    apply_defect("upgrade_fails_midway", project)
+
+    alone = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    alone.assert_outcomes(failed=1)
+    alone.stdout.fnmatch_lines(
+        [
+            f"migrating to head failed: upgrade of {defect.revision}* failed",
+            "file: *",
+            "*ix_pending_publications_channel*",
+        ]
+    )
+    alone.stdout.no_fnmatch_line("*Traceback*")
+
+    everything = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-rfs", "-v")
+    everything.stdout.fnmatch_lines(["alembic.ini::orm_parity SKIPPED*"])
+    everything.stdout.fnmatch_lines([f"SKIPPED * needs {defect.revision}*, whose upgrade failed"])
+    everything.stdout.re_match_lines([r"FAILED alembic\.ini::upgrade\[c47d19e2f035.*"])
+    everything.stdout.no_fnmatch_line("FAILED alembic.ini::orm_parity*")
