@@ -565,10 +565,6 @@ class MigrationRunner:
                     phase.update(kind="down", rev=rev)
                     yield Step(rev, "downgrade")
                     after_down = self._snapshot(conn)
-                    phase.update(kind="reup", rev=rev)
-                    yield Step(rev, "upgrade")
-                    again = self._snapshot(conn)
-                    last = again
                     down_diff = compare_snapshots(
                         before,
                         after_down,
@@ -576,6 +572,11 @@ class MigrationRunner:
                         expected_name="before the upgrade",
                         actual_name=f"after the downgrade of {described}",
                     )
+                    # if upgrading again fails, the differences usually say why
+                    phase.update(kind="reup", rev=rev, down_diff=down_diff)
+                    yield Step(rev, "upgrade")
+                    again = self._snapshot(conn)
+                    last = again
                     up_diff = compare_snapshots(
                         first,
                         again,
@@ -651,10 +652,18 @@ class MigrationRunner:
                 self._blocked(trip, self._needs(rev), CheckId("upgrade", rev))
         elif kind in ("down", "reup"):
             what = "downgrade" if kind == "down" else "upgrade after the downgrade"
+            lines = [f"{what} of {h.describe(rev)} failed", *error.render()]
+            down_diff = phase.get("down_diff")
+            if kind == "reup" and isinstance(down_diff, Differences):
+                errors = down_diff.errors + down_diff.column_order
+                if errors:
+                    lines = [
+                        f"downgrade of {h.describe(rev)} did not restore the schema before it:",
+                        *("  " + e for e in errors),
+                        *lines,
+                    ]
             self.results[CheckId("roundtrip", rev)] = CheckResult(
-                "failed",
-                self.title(CheckId("roundtrip", rev)),
-                [f"{what} of {h.describe(rev)} failed", *error.render()],
+                "failed", self.title(CheckId("roundtrip", rev)), lines
             )
         elif kind in ("cycle-down", "cycle-up"):
             what = "downgrade" if kind == "cycle-down" else "second upgrade"

@@ -1,0 +1,162 @@
+"""Real histories: branches, merges, several heads, irreversible revisions, start + bootstrap,
+and the different ways env.py finds its database and runs its transactions."""
+
+from __future__ import annotations
+
+import pytest
+from migration_projects import (
+    CLEAN,
+    ENV_ASYNC,
+    ENV_CONNECTION,
+    ENV_URL_ONLY,
+    ENV_VARIABLE,
+    Rev,
+    run_checks,
+    write_project,
+)
+
+
+def table(name: str) -> tuple[str, str]:
+    return (
+        f'op.create_table("{name}", sa.Column("id", sa.Integer, primary_key=True))',
+        f'op.drop_table("{name}")',
+    )
+
+
+BRANCHED = [
+    Rev("1a0000000001", None, "base", *table("base")),
+    Rev("2b0000000002", "1a0000000001", "left", *table("lefty")),
+    Rev("3c0000000003", "1a0000000001", "right", *table("righty")),
+]
+MERGE = Rev(
+    "4d0000000004",
+    ("2b0000000002", "3c0000000003"),
+    "merge with index",
+    'op.create_index("ix_lefty_id", "lefty", ["id"])',
+    'op.drop_index("ix_lefty_id", table_name="lefty")',
+)
+
+
+def test_branches_and_a_merge_round_trip(pytester: pytest.Pytester, inner_dsn: str) -> None:
+    write_project(pytester.path, [*BRANCHED, MERGE])
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=10)
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_merge_whose_downgrade_forgets_something_is_caught(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    forgetful = Rev(MERGE.revision, MERGE.down, MERGE.message, MERGE.upgrade, "pass")
+    write_project(pytester.path, [*BRANCHED, forgetful], settings="irreversible = []\n")
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip and 4d00")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["  downgrade of 4d0000000004 (merge with index) left index public.lefty.ix_lefty_id"]
+    )
+
+
+def test_several_heads_need_the_heads_setting(pytester: pytest.Pytester, inner_dsn: str) -> None:
+    write_project(pytester.path, BRANCHED)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(
+        ["2 head(s) (2b0000000002 (left), 3c0000000003 (right)), expected 1: merge them*"]
+    )
+    write_project(pytester.path, BRANCHED, settings="heads = 2\n")
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=8)
+
+
+def test_irreversible_revisions_are_upgraded_never_downgraded(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    one_way = Rev(
+        "2b0000000002",
+        "1a0000000001",
+        "data fix",
+        'op.execute("CREATE TABLE archive AS SELECT 1 AS id")',
+        'raise RuntimeError("cannot be undone")',
+    )
+    after = Rev("3c0000000003", "2b0000000002", "after", *table("after_fix"))
+    write_project(
+        pytester.path,
+        [BRANCHED[0], one_way, after],
+        settings='irreversible = ["2b0000000002"]\n',
+    )
+    result = run_checks(pytester, inner_dsn, "-v")
+    # history, 3 upgrades, 2 round trips (not the irreversible one), the cycle above it
+    result.assert_outcomes(passed=7)
+    result.stdout.no_fnmatch_line("*roundtrip?2b00*")
+
+
+def test_start_and_bootstrap(pytester: pytest.Pytester, inner_dsn: str) -> None:
+    # the project began with create_all + stamp: revision 1 is not replayable on its own
+    broken_first = Rev("1a0000000001", None, "legacy", 'op.execute("SELECT nonsense")', "pass")
+    later = Rev("2b0000000002", "1a0000000001", "add note", *table("notes"))
+    write_project(
+        pytester.path,
+        [broken_first, later],
+        settings='start = "1a0000000001"\nbootstrap = "boot:create_all"\n',
+    )
+    (pytester.path / "boot.py").write_text(
+        "def create_all(connection):\n"
+        "    connection.exec_driver_sql('CREATE TABLE legacy (id int primary key)')\n"
+    )
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*::history PASSED*",
+            "*::upgrade?2b0000000002-add_note? PASSED*",
+            "*::roundtrip?2b0000000002-add_note? PASSED*",
+            "*::cycle PASSED*",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "settings"),
+    [
+        pytest.param(ENV_CONNECTION.format(per_migration=True), "", id="per-migration"),
+        pytest.param(ENV_URL_ONLY, "", id="sqlalchemy-url"),
+        pytest.param(ENV_VARIABLE, 'database_url_env = "APP_DATABASE_URL"\n', id="env-var"),
+    ],
+)
+def test_every_way_env_py_finds_the_database(
+    pytester: pytest.Pytester, inner_dsn: str, env: str, settings: str
+) -> None:
+    broken = list(CLEAN)
+    broken[1] = Rev(
+        CLEAN[1].revision,
+        CLEAN[1].down,
+        CLEAN[1].message,
+        CLEAN[1].upgrade,
+        'op.drop_column("orders", "status")',
+    )
+    write_project(pytester.path, broken, env=env, settings=settings)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=6, failed=2)
+    result.stdout.fnmatch_lines(
+        ["  downgrade of 8c1e5a2f9b63 (add status) left type public.order_status"]
+    )
+
+
+def test_async_env_py_through_the_config_fixture(pytester: pytest.Pytester, inner_dsn: str) -> None:
+    conftest = """
+        import pytest
+        from alembic.config import Config
+
+
+        @pytest.fixture(scope="session")
+        def schemaguard_alembic_config():
+            def make(url):
+                cfg = Config("alembic.ini")
+                cfg.attributes["async_url"] = url  # psycopg 3 is async-capable
+                return cfg
+
+            return make
+    """
+    write_project(pytester.path, CLEAN, env=ENV_ASYNC, conftest=conftest)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=8)
