@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from defects import DEFECTS, apply_defect, copy_project
 from migration_projects import CLEAN, Rev, run_checks, write_project
 
 from pytest_schemaguard.server import PostgresServer
@@ -300,4 +301,45 @@ def test_clean_fixture_projects_pass_every_migration_item(
     result.stdout.fnmatch_lines(
         ["*::history PASSED*", esc("*::roundtrip[*PASSED*"), "*::cycle PASSED*"]
     )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+MIGRATION_DEFECTS = sorted(
+    name
+    for name, defect in DEFECTS.items()
+    if defect.check in ("history", "upgrade", "roundtrip", "cycle")
+)
+
+
+@pytest.mark.parametrize("name", MIGRATION_DEFECTS)
+def test_every_migration_defect_of_the_catalogue_is_reported_where_it_is(
+    pytester: pytest.Pytester,
+    inner_dsn: str,
+    schemaguard_postgres: PostgresServer,
+    tmp_path: Path,
+    name: str,
+) -> None:
+    defect = DEFECTS[name]
+    shutil.copytree(
+        copy_project(defect.project, tmp_path / "clean"), pytester.path, dirs_exist_ok=True
+    )
+    apply_defect(name, pytester.path)
+    needs_vector = "vector" in (pytester.path / "pyproject.toml").read_text()
+    dsn = inner_dsn if not needs_vector or schemaguard_postgres.has_extension("vector") else None
+    result = run_checks(pytester, dsn, "-v")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    if defect.check in ("history", "cycle") or defect.revision is None:
+        item = f"*::{defect.check} FAILED*"
+    else:
+        item = esc(f"*::{defect.check}[{defect.revision}*] FAILED*")
+    result.stdout.fnmatch_lines([item])
+    out = result.stdout.str()
+    failures = out[out.index("= FAILURES =") :]
+    for mention in defect.mentions:
+        assert mention in failures, f"{name}: {mention!r} not in the report\n{failures}"
+    for piece in defect.object.split(", "):
+        # the object's own name: without schema/table qualifiers or a function's arguments
+        token = piece.split()[-1]
+        bare = token if token.endswith(".py") else token.split("(")[0].rsplit(".", 1)[-1]
+        assert bare in failures, f"{name}: {defect.object!r} not named\n{failures}"
     result.stdout.no_fnmatch_line("*Traceback*")

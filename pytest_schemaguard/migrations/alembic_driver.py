@@ -307,8 +307,13 @@ class AlembicProject:
                 warnings.simplefilter("ignore")
                 loaded = list(script._load_revisions())
         except Exception as exc:
+            where = ""
+            for frame in traceback.extract_tb(exc.__traceback__):
+                if os.path.realpath(frame.filename).startswith(os.path.realpath(script.dir)):
+                    shown = self._display(Path(frame.filename))
+                    where = f" (in {shown}, line {frame.lineno})"
             raise AlembicSetupError(
-                f"cannot load the revision files of {self.display_path}: "
+                f"cannot load the revision files of {self.display_path}{where}: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
         for sc in loaded:
@@ -441,6 +446,12 @@ class AlembicProject:
                 location = _location_in(exc, script.env_py_location)
             outcome.error = StepError(step, path, message, statement, location)
         return outcome
+
+    def _display(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.rootdir.resolve()).as_posix()
+        except ValueError:
+            return str(path)
 
     def _env_py_display(self) -> str:
         env = Path(self.script.env_py_location).resolve()
