@@ -90,10 +90,6 @@ reldesc AS (
     SELECT d.objoid, d.objsubid, d.description
     FROM pg_description d
     WHERE d.classoid = 'pg_class'::regclass
-),
-qualname AS (
-    SELECT c.oid, n.nspname || '.' || c.relname AS name
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 )
 SELECT json_build_object(
 'server_version', current_setting('server_version_num')::int,
@@ -105,50 +101,48 @@ SELECT json_build_object(
     LEFT JOIN pg_description dn ON dn.objoid = ns.oid AND dn.classoid = 'pg_namespace'::regclass
         AND dn.objsubid = 0),
 'relations', (
-    SELECT coalesce(json_agg(json_build_object(
-        'oid', rel.oid,
-        'schema', rel.nspname,
-        'name', rel.relname,
-        'relkind', rel.relkind,
-        'persistence', rel.relpersistence,
-        'rls_enabled', rel.relrowsecurity,
-        'rls_forced', rel.relforcerowsecurity,
-        'options', coalesce(rel.reloptions, '{}'),
-        'partition_key', CASE WHEN rel.relkind = 'p' THEN pg_get_partkeydef(rel.oid) END,
-        'partition_bound', CASE WHEN rel.relispartition
-                                THEN pg_get_expr(rel.relpartbound, rel.oid) END,
-        'parents', coalesce(inh.parents, '{}'),
-        'is_partition', rel.relispartition,
-        'view_definition', CASE WHEN rel.relkind IN ('v', 'm')
-                                THEN pg_get_viewdef(rel.oid) END,
-        'comment', d.description
+    SELECT coalesce(json_agg(json_build_array(
+        rel.oid,
+        rel.nspname,
+        rel.relname,
+        rel.relkind,
+        rel.relpersistence,
+        rel.relrowsecurity,
+        rel.relforcerowsecurity,
+        rel.reloptions,
+        CASE WHEN rel.relkind = 'p' THEN pg_get_partkeydef(rel.oid) END,
+        CASE WHEN rel.relispartition THEN pg_get_expr(rel.relpartbound, rel.oid) END,
+        inh.parents,
+        rel.relispartition,
+        CASE WHEN rel.relkind IN ('v', 'm') THEN pg_get_viewdef(rel.oid) END,
+        d.description
         %(relation_grants)s
     )), '[]')
     FROM rel
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
     LEFT JOIN (
-        SELECT i.inhrelid, array_agg(q.name ORDER BY i.inhseqno) AS parents
-        FROM pg_inherits i JOIN qualname q ON q.oid = i.inhparent
+        SELECT i.inhrelid, array_agg(pn.nspname || '.' || pc.relname ORDER BY i.inhseqno) AS parents
+        FROM pg_inherits i
+        JOIN pg_class pc ON pc.oid = i.inhparent
+        JOIN pg_namespace pn ON pn.oid = pc.relnamespace
         GROUP BY i.inhrelid
     ) inh ON inh.inhrelid = rel.oid
     WHERE rel.relkind IN ('r', 'p', 'v', 'm')),
 'columns', (
     SELECT coalesce(json_agg(json_build_array(
         a.attrelid,
+        a.attnum,
         a.attname,
         format_type(a.atttypid, a.atttypmod),
-        NOT a.attnotnull,
-        CASE WHEN a.attgenerated = '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+        a.attnotnull,
+        pg_get_expr(ad.adbin, ad.adrelid),
         format_type(a.atttypid, NULL),
-        CASE WHEN a.attcollation <> t.typcollation THEN
+        CASE WHEN co.oid IS NOT NULL THEN
             CASE WHEN cn.nspname = 'pg_catalog' THEN quote_ident(co.collname)
                  ELSE quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
         END,
-        CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END,
-        CASE WHEN a.attidentity <> '' THEN json_build_array(
-            format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
-            s.seqcache, s.seqcycle) END,
-        CASE WHEN a.attgenerated <> '' THEN pg_get_expr(ad.adbin, ad.adrelid) END,
+        a.attidentity,
+        a.attgenerated,
         d.description
         %(column_grants)s
     ) ORDER BY a.attrelid, a.attnum), '[]')
@@ -156,137 +150,125 @@ SELECT json_build_object(
     JOIN rel ON rel.oid = a.attrelid AND rel.relkind IN ('r', 'p', 'v', 'm', 'c')
     JOIN pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> t.typcollation
     LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-    LEFT JOIN pg_depend sd ON a.attidentity <> '' AND sd.deptype = 'i'
-                           AND sd.refclassid = 'pg_class'::regclass
-                           AND sd.refobjid = a.attrelid AND sd.refobjsubid = a.attnum
-                           AND sd.classid = 'pg_class'::regclass
-    LEFT JOIN pg_sequence s ON s.seqrelid = sd.objid
     LEFT JOIN reldesc d ON d.objoid = a.attrelid AND d.objsubid = a.attnum
     WHERE a.attnum > 0 AND NOT a.attisdropped),
 'constraints', (
-    SELECT coalesce(json_agg(json_build_object(
-        'relid', con.conrelid,
-        'name', con.conname,
-        'kind', con.contype,
-        'definition', pg_get_constraintdef(con.oid),
-        'columns', ARRAY(
-            SELECT a.attname FROM unnest(con.conkey) WITH ORDINALITY k(attnum, i)
-            JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
-            ORDER BY k.i),
-        'referenced_table', q.name,
-        'referenced_columns', ARRAY(
+    SELECT coalesce(json_agg(json_build_array(
+        con.conrelid,
+        con.conname,
+        con.contype,
+        pg_get_constraintdef(con.oid),
+        con.conkey,
+        con.confrelid,
+        fn.nspname || '.' || fc.relname,
+        con.confkey,
+        CASE WHEN con.contype = 'f' AND fr.oid IS NULL THEN ARRAY(
             SELECT a.attname FROM unnest(con.confkey) WITH ORDINALITY k(attnum, i)
             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
-            ORDER BY k.i),
-        'on_update', CASE WHEN con.contype = 'f' THEN con.confupdtype END,
-        'on_delete', CASE WHEN con.contype = 'f' THEN con.confdeltype END,
-        'match', CASE WHEN con.contype = 'f' THEN con.confmatchtype END,
-        'deferrable', con.condeferrable,
-        'initially_deferred', con.condeferred,
-        'validated', con.convalidated,
-        'index', CASE WHEN con.contype IN ('p', 'u', 'x') THEN ic.relname END,
-        'comment', dc.description)), '[]')
+            ORDER BY k.i) END,
+        con.confupdtype,
+        con.confdeltype,
+        con.confmatchtype,
+        con.condeferrable,
+        con.condeferred,
+        con.convalidated,
+        CASE WHEN con.contype IN ('p', 'u', 'x') THEN ic.relname END,
+        dc.description)), '[]')
     FROM pg_constraint con
+    JOIN rel ON rel.oid = con.conrelid
+    LEFT JOIN rel fr ON con.contype = 'f' AND fr.oid = con.confrelid
+    LEFT JOIN pg_class fc ON con.contype = 'f' AND fc.oid = con.confrelid
+    LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+    LEFT JOIN pg_class ic ON ic.oid = con.conindid
     LEFT JOIN pg_description dc ON dc.objoid = con.oid AND dc.classoid = 'pg_constraint'::regclass
         AND dc.objsubid = 0
-    JOIN rel ON rel.oid = con.conrelid
-    LEFT JOIN qualname q ON con.contype = 'f' AND q.oid = con.confrelid
-    LEFT JOIN pg_class ic ON ic.oid = con.conindid
     WHERE con.contype IN ('p', 'u', 'c', 'f', 'x')),
 'indexes', (
-    SELECT coalesce(json_agg(json_build_object(
-        'relid', i.indrelid,
-        'name', ic.relname,
-        'definition', x.def,
-        'prefix', 'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END
-                  || 'INDEX ' || quote_ident(ic.relname) || ' ',
-        'columns', ARRAY(
-            SELECT coalesce(a.attname, pg_get_indexdef(i.indexrelid, k.n::int, true))
+    SELECT coalesce(json_agg(json_build_array(
+        i.indrelid,
+        ic.relname,
+        pg_get_indexdef(i.indexrelid),
+        quote_ident(ic.relname),
+        i.indkey::int2[],
+        i.indnkeyatts,
+        CASE WHEN i.indexprs IS NOT NULL THEN ARRAY(
+            SELECT CASE WHEN k.attnum = 0
+                        THEN pg_get_indexdef(i.indexrelid, k.n::int, true) END
             FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
-            LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
             WHERE k.n <= i.indnkeyatts
-            ORDER BY k.n),
-        'include', ARRAY(
-            SELECT a.attname
-            FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
-            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-            WHERE k.n > i.indnkeyatts
-            ORDER BY k.n),
-        'method', am.amname,
-        'unique', i.indisunique,
-        'primary', i.indisprimary,
-        'nulls_not_distinct', %(nulls_not_distinct)s,
-        'predicate', pg_get_expr(i.indpred, i.indrelid),
-        'valid', i.indisvalid,
-        'constraint', con.conname,
-        'comment', d.description)), '[]')
+            ORDER BY k.n) END,
+        am.amname,
+        i.indisunique,
+        i.indisprimary,
+        %(nulls_not_distinct)s,
+        pg_get_expr(i.indpred, i.indrelid),
+        i.indisvalid,
+        con.conname,
+        d.description)), '[]')
     FROM pg_index i
     JOIN rel ON rel.oid = i.indrelid
     LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
                                AND con.contype IN ('p', 'u', 'x')
     JOIN pg_class ic ON ic.oid = i.indexrelid
     JOIN pg_am am ON am.oid = ic.relam
-    CROSS JOIN LATERAL (SELECT pg_get_indexdef(i.indexrelid) AS def) x
     LEFT JOIN reldesc d ON d.objoid = i.indexrelid AND d.objsubid = 0),
 'triggers', (
-    SELECT coalesce(json_agg(json_build_object(
-        'relid', tg.tgrelid,
-        'name', tg.tgname,
-        'definition', pg_get_triggerdef(tg.oid),
-        'enabled', tg.tgenabled,
-        'comment', dt.description)), '[]')
+    SELECT coalesce(json_agg(json_build_array(
+        tg.tgrelid,
+        tg.tgname,
+        pg_get_triggerdef(tg.oid),
+        tg.tgenabled,
+        dt.description)), '[]')
     FROM pg_trigger tg
     LEFT JOIN pg_description dt ON dt.objoid = tg.oid AND dt.classoid = 'pg_trigger'::regclass
         AND dt.objsubid = 0
     JOIN rel ON rel.oid = tg.tgrelid
     WHERE NOT tg.tgisinternal AND tg.tgparentid = 0),
 'policies', (
-    SELECT coalesce(json_agg(json_build_object(
-        'relid', p.polrelid,
-        'name', p.polname,
-        'command', p.polcmd,
-        'permissive', p.polpermissive,
-        'roles', ARRAY(
+    SELECT coalesce(json_agg(json_build_array(
+        p.polrelid,
+        p.polname,
+        p.polcmd,
+        p.polpermissive,
+        ARRAY(
             SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r) END
             FROM unnest(p.polroles) r ORDER BY 1),
-        'using', pg_get_expr(p.polqual, p.polrelid),
-        'with_check', pg_get_expr(p.polwithcheck, p.polrelid),
-        'comment', dp.description)), '[]')
+        pg_get_expr(p.polqual, p.polrelid),
+        pg_get_expr(p.polwithcheck, p.polrelid),
+        dp.description)), '[]')
     FROM pg_policy p
     LEFT JOIN pg_description dp ON dp.objoid = p.oid AND dp.classoid = 'pg_policy'::regclass
         AND dp.objsubid = 0
     JOIN rel ON rel.oid = p.polrelid),
 'sequences', (
-    SELECT coalesce(json_agg(json_build_object(
-        'schema', rel.nspname,
-        'name', rel.relname,
-        'data_type', format_type(s.seqtypid, NULL),
-        'start', s.seqstart,
-        'increment', s.seqincrement,
-        'min_value', s.seqmin,
-        'max_value', s.seqmax,
-        'cache', s.seqcache,
-        'cycle', s.seqcycle,
-        'owned_by', own.name,
-        'comment', d.description)), '[]')
+    SELECT coalesce(json_agg(json_build_array(
+        rel.oid,
+        rel.nspname,
+        rel.relname,
+        format_type(s.seqtypid, NULL),
+        s.seqstart,
+        s.seqincrement,
+        s.seqmin,
+        s.seqmax,
+        s.seqcache,
+        s.seqcycle,
+        on_.nspname || '.' || oc.relname || '.' || oa.attname,
+        dep.deptype,
+        dep.refobjid,
+        dep.refobjsubid,
+        d.description)), '[]')
     FROM rel
     JOIN pg_sequence s ON s.seqrelid = rel.oid
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
-    LEFT JOIN LATERAL (
-        SELECT on_.nspname || '.' || oc.relname || '.' || oa.attname AS name,
-               dep.deptype
-        FROM pg_depend dep
-        JOIN pg_class oc ON oc.oid = dep.refobjid
-        JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
-        JOIN pg_attribute oa ON oa.attrelid = dep.refobjid AND oa.attnum = dep.refobjsubid
-        WHERE dep.classid = 'pg_class'::regclass AND dep.objid = rel.oid AND dep.objsubid = 0
-          AND dep.refclassid = 'pg_class'::regclass AND dep.refobjsubid > 0
-          AND dep.deptype IN ('a', 'i')
-        LIMIT 1
-    ) own ON true
-    WHERE rel.relkind = 'S' AND own.deptype IS DISTINCT FROM 'i'),
+    LEFT JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = rel.oid
+        AND dep.objsubid = 0 AND dep.refclassid = 'pg_class'::regclass
+        AND dep.refobjsubid > 0 AND dep.deptype IN ('a', 'i')
+    LEFT JOIN pg_class oc ON oc.oid = dep.refobjid
+    LEFT JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
+    LEFT JOIN pg_attribute oa ON oa.attrelid = dep.refobjid AND oa.attnum = dep.refobjsubid
+    WHERE rel.relkind = 'S'),
 'types', (
     SELECT coalesce(json_agg(json_build_object(
         'schema', ns.nspname,
@@ -352,7 +334,7 @@ SELECT json_build_object(
 """
 
 _RELATION_GRANTS = """,
-        'grants', (
+        (
             SELECT coalesce(json_agg(json_build_array(
                 CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(g.grantee) END,
                 g.privilege_type, g.is_grantable)), '[]')
@@ -532,143 +514,214 @@ def _grants(rows: list[list[Any]] | None, column: str | None = None) -> list[Gra
     return [Grant(g[0], g[1], bool(g[2]), column) for g in rows or ()]
 
 
+#: Names of the system columns by attribute number (PostgreSQL 12 and later); a CHECK
+#: constraint may name ``tableoid``.
+_SYSTEM_COLUMNS = {-1: "ctid", -2: "xmin", -3: "cmin", -4: "xmax", -5: "cmax", -6: "tableoid"}
+_IDENTITY = {"a": "always", "d": "by default"}
+_NO_COLUMNS: dict[int, str] = {}
+
+
+def _column_names(names: dict[int, str], attnums: list[int] | None) -> tuple[str, ...]:
+    """Names of the columns ``attnums`` of a relation whose live columns are ``names``."""
+    if not attnums:
+        return ()
+    return tuple(names[n] if n in names else _SYSTEM_COLUMNS[n] for n in attnums)
+
+
 def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Snapshot:
-    """Turn the JSON document produced by the catalog query into a :class:`Snapshot`."""
-    by_rel: dict[str, dict[int, list[Any]]] = {
-        kind: defaultdict(list)
-        for kind in ("columns", "constraints", "indexes", "triggers", "policies", "grants")
-    }
+    """Turn the JSON document produced by the catalog query into a :class:`Snapshot`.
+
+    Every row arrives as an array, in the order of the expressions in the query; constraint and
+    index columns arrive as attribute numbers and are named here from the column rows."""
+    # Identity columns take the options of their sequence; other sequences stand alone.
+    identity: dict[tuple[int, int], SequenceOptions] = {}
+    sequences: dict[int, Sequence] = {}
+    identity_sequences: set[int] = set()
+    for row in data["sequences"]:
+        oid, schema, name, data_type, start, increment, min_value, max_value = row[:8]
+        cache, cycle, owned_by, deptype, owner, owner_attnum, comment = row[8:15]
+        if deptype == "i":
+            identity[(owner, owner_attnum)] = SequenceOptions(
+                data_type, start, increment, min_value, max_value, cache, cycle
+            )
+            identity_sequences.add(oid)
+            sequences.pop(oid, None)
+        elif oid not in sequences and oid not in identity_sequences:
+            sequences[oid] = Sequence(
+                schema,
+                name,
+                data_type,
+                start,
+                increment,
+                min_value,
+                max_value,
+                cache,
+                cycle,
+                owned_by,
+                comment,
+            )
+
+    columns: dict[int, list[Column]] = defaultdict(list)
+    attnames: dict[int, dict[int, str]] = defaultdict(dict)
+    grants: dict[int, list[Grant]] = defaultdict(list)
     for row in data["columns"]:
-        relid, name, type_, nullable, default, base_type = row[:6]
-        collation, identity, identity_seq, generated, comment = row[6:11]
-        siblings = by_rel["columns"][relid]
-        position = len(siblings) + 1  # rows come ordered by (attrelid, attnum)
+        relid, attnum, name, type_, notnull, expression, base_type = row[:7]
+        collation, identity_kind, generated, comment = row[7:11]
+        siblings = columns[relid]
+        attnames[relid][attnum] = name
         siblings.append(
             Column(
                 name=name,
                 type=type_,
-                nullable=nullable,
-                default=canonical_expression(default),
-                position=position,
+                nullable=not notnull,
+                default=None if generated else canonical_expression(expression),
+                position=len(siblings) + 1,  # rows come ordered by (attrelid, attnum)
                 base_type=base_type,
                 collation=collation,
-                identity=identity,
-                identity_options=SequenceOptions(*identity_seq) if identity_seq else None,
-                generated=generated,
+                identity=_IDENTITY.get(identity_kind),  # type: ignore[arg-type]
+                identity_options=identity.get((relid, attnum)) if identity_kind else None,
+                generated=expression if generated else None,
                 comment=comment,
             )
         )
         if include_grants and row[11]:
-            by_rel["grants"][relid].extend(_grants(row[11], name))
+            grants[relid].extend(_grants(row[11], name))
+
+    constraints: dict[int, list[Constraint]] = defaultdict(list)
     for row in data["constraints"]:
-        by_rel["constraints"][row["relid"]].append(
+        relid, name, kind, definition, conkey, confrelid, referenced, confkey = row[:8]
+        referenced_names, on_update, on_delete, match, deferrable, deferred = row[8:14]
+        validated, index, comment = row[14:17]
+        foreign = kind == "f"
+        if foreign and referenced_names is None:
+            referenced_names = _column_names(attnames.get(confrelid, _NO_COLUMNS), confkey)
+        constraints[relid].append(
             Constraint(
-                name=row["name"],
-                kind=_CONSTRAINT_KINDS[row["kind"]],  # type: ignore[arg-type]
-                definition=row["definition"],
-                columns=tuple(row["columns"]),
-                referenced_table=row["referenced_table"],
-                referenced_columns=tuple(row["referenced_columns"]),
-                on_update=_FK_ACTIONS.get(row["on_update"]),
-                on_delete=_FK_ACTIONS.get(row["on_delete"]),
-                match=_FK_MATCH.get(row["match"]),
-                deferrable=row["deferrable"],
-                initially_deferred=row["initially_deferred"],
-                validated=row["validated"],
-                index=row["index"],
-                comment=row["comment"],
-            )
-        )
-    relnames = {r["oid"]: f"{r['schema']}.{r['name']}" for r in data["relations"]}
-    for row in data["indexes"]:
-        definition: str = row["definition"]
-        prefix: str = row["prefix"]
-        signature = definition[len(prefix) :] if definition.startswith(prefix) else definition
-        by_rel["indexes"][row["relid"]].append(
-            Index(
-                name=row["name"],
-                table=relnames[row["relid"]],
+                name=name,
+                kind=_CONSTRAINT_KINDS[kind],  # type: ignore[arg-type]
                 definition=definition,
-                signature=signature,
-                columns=tuple(row["columns"]),
-                include=tuple(row["include"]),
-                method=row["method"],
-                unique=row["unique"],
-                primary=row["primary"],
-                nulls_not_distinct=row["nulls_not_distinct"],
-                predicate=row["predicate"],
-                valid=row["valid"],
-                constraint=row["constraint"],
-                comment=row["comment"],
+                columns=_column_names(attnames.get(relid, _NO_COLUMNS), conkey),
+                referenced_table=referenced,
+                referenced_columns=tuple(referenced_names) if foreign else (),
+                on_update=_FK_ACTIONS[on_update] if foreign else None,
+                on_delete=_FK_ACTIONS[on_delete] if foreign else None,
+                match=_FK_MATCH[match] if foreign else None,
+                deferrable=deferrable,
+                initially_deferred=deferred,
+                validated=validated,
+                index=index,
+                comment=comment,
             )
         )
-    for row in data["triggers"]:
-        by_rel["triggers"][row["relid"]].append(
+
+    relnames = {r[0]: f"{r[1]}.{r[2]}" for r in data["relations"]}
+    indexes: dict[int, list[Index]] = defaultdict(list)
+    for row in data["indexes"]:
+        relid, name, definition, quoted_name, indkey, nkeyatts, expressions = row[:7]
+        method, unique, primary, nulls_not_distinct, predicate, valid = row[7:13]
+        constraint, comment = row[13:15]
+        prefix = ("CREATE UNIQUE INDEX " if unique else "CREATE INDEX ") + quoted_name + " "
+        names = attnames.get(relid, _NO_COLUMNS)
+        keys = indkey[:nkeyatts]
+        if expressions is None:
+            key_names = _column_names(names, keys)
+        else:
+            key_names = tuple(
+                expression if attnum == 0 else _column_names(names, [attnum])[0]
+                for attnum, expression in zip(keys, expressions, strict=True)
+            )
+        indexes[relid].append(
+            Index(
+                name=name,
+                table=relnames[relid],
+                definition=definition,
+                signature=definition[len(prefix) :]
+                if definition.startswith(prefix)
+                else definition,
+                columns=key_names,
+                include=_column_names(names, indkey[nkeyatts:]),
+                method=method,
+                unique=unique,
+                primary=primary,
+                nulls_not_distinct=nulls_not_distinct,
+                predicate=predicate,
+                valid=valid,
+                constraint=constraint,
+                comment=comment,
+            )
+        )
+
+    triggers: dict[int, list[Trigger]] = defaultdict(list)
+    for relid, name, definition, enabled, comment in data["triggers"]:
+        triggers[relid].append(
             Trigger(
-                name=row["name"],
-                table=relnames[row["relid"]],
-                definition=row["definition"],
-                enabled=_TRIGGER_ENABLED[row["enabled"]],  # type: ignore[arg-type]
-                comment=row["comment"],
+                name=name,
+                table=relnames[relid],
+                definition=definition,
+                enabled=_TRIGGER_ENABLED[enabled],  # type: ignore[arg-type]
+                comment=comment,
             )
         )
-    for row in data["policies"]:
-        by_rel["policies"][row["relid"]].append(
+    policies: dict[int, list[Policy]] = defaultdict(list)
+    for relid, name, command, permissive, roles, using, with_check, comment in data["policies"]:
+        policies[relid].append(
             Policy(
-                name=row["name"],
-                table=relnames[row["relid"]],
-                command=_POLICY_COMMANDS[row["command"]],  # type: ignore[arg-type]
-                permissive=row["permissive"],
-                roles=tuple(row["roles"]),
-                using=row["using"],
-                with_check=row["with_check"],
-                comment=row["comment"],
+                name=name,
+                table=relnames[relid],
+                command=_POLICY_COMMANDS[command],  # type: ignore[arg-type]
+                permissive=permissive,
+                roles=tuple(roles),
+                using=using,
+                with_check=with_check,
+                comment=comment,
             )
         )
 
     tables: list[Table] = []
     views: list[View] = []
     for r in data["relations"]:
-        oid = r["oid"]
-        grants = _grants(r.get("grants")) + by_rel["grants"].get(oid, [])
-        if r["relkind"] in ("v", "m"):
+        oid, schema, name, relkind, persistence, rls_enabled, rls_forced, options = r[:8]
+        partition_key, partition_bound, parents, is_partition, view_definition = r[8:13]
+        comment = r[13]
+        relation_grants = _grants(r[14]) if include_grants else []
+        relation_grants += grants.get(oid, ())
+        if relkind in ("v", "m"):
             views.append(
                 View(
-                    schema=r["schema"],
-                    name=r["name"],
-                    definition=r["view_definition"],
-                    materialized=r["relkind"] == "m",
-                    columns=tuple(by_rel["columns"].get(oid, ())),
-                    indexes=tuple(by_rel["indexes"].get(oid, ())),
-                    triggers=tuple(by_rel["triggers"].get(oid, ())),
-                    grants=tuple(grants),
-                    options=tuple(r["options"]),
-                    comment=r["comment"],
+                    schema=schema,
+                    name=name,
+                    definition=view_definition,
+                    materialized=relkind == "m",
+                    columns=tuple(columns.get(oid, ())),
+                    indexes=tuple(indexes.get(oid, ())),
+                    triggers=tuple(triggers.get(oid, ())),
+                    grants=tuple(relation_grants),
+                    options=tuple(options or ()),
+                    comment=comment,
                 )
             )
             continue
-        parents = tuple(r["parents"])
-        is_partition = r["is_partition"]
+        parents = tuple(parents or ())
         tables.append(
             Table(
-                schema=r["schema"],
-                name=r["name"],
-                columns=tuple(by_rel["columns"].get(oid, ())),
-                constraints=tuple(by_rel["constraints"].get(oid, ())),
-                indexes=tuple(by_rel["indexes"].get(oid, ())),
-                triggers=tuple(by_rel["triggers"].get(oid, ())),
-                policies=tuple(by_rel["policies"].get(oid, ())),
-                grants=tuple(grants),
-                partitioned=r["relkind"] == "p",
-                persistence=_PERSISTENCE[r["persistence"]],  # type: ignore[arg-type]
-                partition_key=r["partition_key"],
+                schema=schema,
+                name=name,
+                columns=tuple(columns.get(oid, ())),
+                constraints=tuple(constraints.get(oid, ())),
+                indexes=tuple(indexes.get(oid, ())),
+                triggers=tuple(triggers.get(oid, ())),
+                policies=tuple(policies.get(oid, ())),
+                grants=tuple(relation_grants),
+                partitioned=relkind == "p",
+                persistence=_PERSISTENCE[persistence],  # type: ignore[arg-type]
+                partition_key=partition_key,
                 partition_of=parents[0] if is_partition and parents else None,
-                partition_bound=r["partition_bound"],
+                partition_bound=partition_bound,
                 inherits=() if is_partition else parents,
-                rls_enabled=r["rls_enabled"],
-                rls_forced=r["rls_forced"],
-                options=tuple(r["options"]),
-                comment=r["comment"],
+                rls_enabled=rls_enabled,
+                rls_forced=rls_forced,
+                options=tuple(options or ()),
+                comment=comment,
             )
         )
 
@@ -693,8 +746,7 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
             )
         else:
             attributes = tuple(
-                CompositeAttribute(c.name, c.type, c.collation)
-                for c in by_rel["columns"].get(t["relid"], ())
+                CompositeAttribute(c.name, c.type, c.collation) for c in columns.get(t["relid"], ())
             )
             composites.append(CompositeType(t["schema"], t["name"], attributes, t["comment"]))
 
@@ -703,7 +755,7 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
         schemas=tuple(Schema(s["name"], s["comment"]) for s in data["schemas"]),
         tables=tuple(tables),
         views=tuple(views),
-        sequences=tuple(Sequence(**s) for s in data["sequences"]),
+        sequences=tuple(sequences.values()),
         enums=tuple(enums),
         domains=tuple(domains),
         composite_types=tuple(composites),
