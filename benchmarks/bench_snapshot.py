@@ -1,11 +1,12 @@
 """Time a schema snapshot against SQLAlchemy's ``MetaData.reflect`` on generated schemas.
 
-For each size (default 100 and 1,000 tables) a scratch database is created on the given server,
-filled with a generated schema (tables with a serial key, a foreign key, an enum column, a
-default, a CHECK, a unique constraint and a partial index, plus a view per ten tables), then
+For each size (default 20, 100 and 1,000 tables) a scratch database is created on the given
+server, filled with a generated schema (tables with a serial key, a foreign key, an enum column,
+a default, a CHECK, a unique constraint and a partial index, plus a view per ten tables), then
 ``take_snapshot`` and ``MetaData.reflect`` are timed side by side on the same connection,
-alternating, several times; the medians and their ratio are printed.  The scratch databases are
-dropped at the end.
+alternating, several times; the medians and their ratio are printed.  Python's cyclic garbage
+collector is run before every timed call, so that neither side pays for collecting the other's
+garbage.  The scratch databases are dropped at the end.
 
     python benchmarks/bench_snapshot.py --dsn postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
@@ -16,6 +17,7 @@ The user of the DSN must be allowed to create databases.  Databases are named
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -57,6 +59,7 @@ def generate_schema(tables: int) -> str:
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
+        gc.collect()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -69,7 +72,7 @@ def run(url: sa.URL, sizes: list[int], repeat: int, prefix: str) -> None:
     with admin.connect() as conn:
         version = conn.exec_driver_sql("SHOW server_version").scalar()
     print(f"PostgreSQL {version}; SQLAlchemy {sa.__version__}; psycopg {psycopg.__version__}")
-    print(f"median of {repeat} runs each, same connection, alternating\n")
+    print(f"median of {repeat} runs each, same connection, alternating, gc.collect() before each\n")
     header = (
         f"{'tables':>7} {'take_snapshot':>14} {'first call':>11} "
         f"{'MetaData.reflect':>17} {'ratio':>7}"
@@ -85,6 +88,7 @@ def run(url: sa.URL, sizes: list[int], repeat: int, prefix: str) -> None:
             with engine.begin() as conn:
                 conn.exec_driver_sql(generate_schema(size))
             with engine.connect() as conn:
+                gc.collect()
                 start = time.perf_counter()
                 snapshot = take_snapshot(conn)  # first call: plans and prepares the query
                 first = (time.perf_counter() - start) * 1000
@@ -117,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         help="SQLAlchemy URL of a server where scratch databases may be created, "
         "e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
     )
-    parser.add_argument("--sizes", default="100,1000", help="comma-separated table counts")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
+    parser.add_argument("--sizes", default="20,100,1000", help="comma-separated table counts")
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per measurement")
     parser.add_argument("--prefix", default="schemaguard_bench_", help="scratch database prefix")
     args = parser.parse_args(argv)
     url = make_url(args.dsn)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from pytest_schemaguard.snapshot.model import (
     Table,
     Trigger,
     View,
+    _assemble,
     canonical_expression,
 )
 
@@ -135,8 +137,13 @@ SELECT json_build_object(
         a.attname,
         format_type(a.atttypid, a.atttypmod),
         a.attnotnull,
+        -- default or generation expression (attgenerated tells which)
         pg_get_expr(ad.adbin, ad.adrelid),
-        format_type(a.atttypid, NULL),
+        -- type without modifiers; NULL when it is the same text as the type above (no
+        -- modifier, and not bit or bpchar, which print differently with and without one)
+        CASE WHEN a.atttypmod <> -1 OR a.atttypid IN (
+                 'bpchar'::regtype, '_bpchar'::regtype, 'bit'::regtype, '_bit'::regtype)
+             THEN format_type(a.atttypid, NULL) END,
         CASE WHEN co.oid IS NOT NULL THEN
             CASE WHEN cn.nspname = 'pg_catalog' THEN quote_ident(co.collname)
                  ELSE quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
@@ -419,7 +426,17 @@ def take_snapshot(
         )
         (text,) = execute(sql, None, True)
         execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path}, False)
-    return build_snapshot(json.loads(text), include_grants=include_grants)
+    # Tens of thousands of small acyclic objects are made here; with the cyclic garbage
+    # collector running, each burst of allocations would trigger collections that traverse
+    # every live object of the process (a full collection at 1,000 tables easily costs more than
+    # building the snapshot).  Nothing made here can form a cycle, so it is paused meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return build_snapshot(json.loads(text), include_grants=include_grants)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 _Execute = Callable[[str, dict[str, Any] | None, bool], tuple[Any, ...]]
@@ -570,18 +587,21 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
         siblings = columns[relid]
         attnames[relid][attnum] = name
         siblings.append(
-            Column(
-                name=name,
-                type=type_,
-                nullable=not notnull,
-                default=None if generated else canonical_expression(expression),
-                position=len(siblings) + 1,  # rows come ordered by (attrelid, attnum)
-                base_type=base_type,
-                collation=collation,
-                identity=_IDENTITY.get(identity_kind),  # type: ignore[arg-type]
-                identity_options=identity.get((relid, attnum)) if identity_kind else None,
-                generated=expression if generated else None,
-                comment=comment,
+            _assemble(
+                Column,
+                {
+                    "name": name,
+                    "type": type_,
+                    "nullable": not notnull,
+                    "default": None if generated else canonical_expression(expression),
+                    "position": len(siblings) + 1,  # rows come ordered by (attrelid, attnum)
+                    "base_type": type_ if base_type is None else base_type,
+                    "collation": collation,
+                    "identity": _IDENTITY.get(identity_kind),
+                    "identity_options": identity.get((relid, attnum)) if identity_kind else None,
+                    "generated": expression if generated else None,
+                    "comment": comment,
+                },
             )
         )
         if include_grants and row[11]:
@@ -596,21 +616,24 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
         if foreign and referenced_names is None:
             referenced_names = _column_names(attnames.get(confrelid, _NO_COLUMNS), confkey)
         constraints[relid].append(
-            Constraint(
-                name=name,
-                kind=_CONSTRAINT_KINDS[kind],  # type: ignore[arg-type]
-                definition=definition,
-                columns=_column_names(attnames.get(relid, _NO_COLUMNS), conkey),
-                referenced_table=referenced,
-                referenced_columns=tuple(referenced_names) if foreign else (),
-                on_update=_FK_ACTIONS[on_update] if foreign else None,
-                on_delete=_FK_ACTIONS[on_delete] if foreign else None,
-                match=_FK_MATCH[match] if foreign else None,
-                deferrable=deferrable,
-                initially_deferred=deferred,
-                validated=validated,
-                index=index,
-                comment=comment,
+            _assemble(
+                Constraint,
+                {
+                    "name": name,
+                    "kind": _CONSTRAINT_KINDS[kind],
+                    "definition": definition,
+                    "columns": _column_names(attnames.get(relid, _NO_COLUMNS), conkey),
+                    "referenced_table": referenced,
+                    "referenced_columns": tuple(referenced_names) if foreign else (),
+                    "on_update": _FK_ACTIONS[on_update] if foreign else None,
+                    "on_delete": _FK_ACTIONS[on_delete] if foreign else None,
+                    "match": _FK_MATCH[match] if foreign else None,
+                    "deferrable": deferrable,
+                    "initially_deferred": deferred,
+                    "validated": validated,
+                    "index": index,
+                    "comment": comment,
+                },
             )
         )
 
@@ -631,23 +654,26 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
                 for attnum, expression in zip(keys, expressions, strict=True)
             )
         indexes[relid].append(
-            Index(
-                name=name,
-                table=relnames[relid],
-                definition=definition,
-                signature=definition[len(prefix) :]
-                if definition.startswith(prefix)
-                else definition,
-                columns=key_names,
-                include=_column_names(names, indkey[nkeyatts:]),
-                method=method,
-                unique=unique,
-                primary=primary,
-                nulls_not_distinct=nulls_not_distinct,
-                predicate=predicate,
-                valid=valid,
-                constraint=constraint,
-                comment=comment,
+            _assemble(
+                Index,
+                {
+                    "name": name,
+                    "table": relnames[relid],
+                    "definition": definition,
+                    "signature": definition[len(prefix) :]
+                    if definition.startswith(prefix)
+                    else definition,
+                    "columns": key_names,
+                    "include": _column_names(names, indkey[nkeyatts:]),
+                    "method": method,
+                    "unique": unique,
+                    "primary": primary,
+                    "nulls_not_distinct": nulls_not_distinct,
+                    "predicate": predicate,
+                    "valid": valid,
+                    "constraint": constraint,
+                    "comment": comment,
+                },
             )
         )
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import operator
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -97,19 +98,36 @@ def split_qualified(name: str, default_schema: str = DEFAULT_SCHEMA) -> tuple[st
 
 
 def _sorted(items: Iterable[_T], key: Any) -> tuple[_T, ...]:
-    return tuple(sorted(items, key=key))
+    result = tuple(items)
+    if len(result) < 2:
+        return result
+    return tuple(sorted(result, key=key))
 
 
-def _by_name(item: Any) -> str:
-    return str(item.name)
+#: Sort keys (``attrgetter`` with several names returns a tuple).
+_by_name = operator.attrgetter("name")
+_by_schema_name = operator.attrgetter("schema", "name")
+_by_position = operator.attrgetter("position", "name")
 
 
-def _by_schema_name(item: Any) -> tuple[str, str]:
-    return (item.schema, item.name)
+def _by_grant(grant: Grant) -> tuple[str, str, str]:
+    return (grant.grantee, grant.column or "", grant.privilege)
 
 
 def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
+
+
+def _assemble(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """An instance of the frozen dataclass ``cls`` with exactly ``fields`` (every field, already
+    of its declared type), made without calling ``__init__``.
+
+    For introspection, which builds thousands of leaf objects (columns, constraints, indexes)
+    from trusted catalog rows; only for classes without ``__post_init__``.  The instance is
+    indistinguishable from one made by ``cls(**fields)``."""
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    return obj
 
 
 _T = TypeVar("_T")
@@ -291,16 +309,12 @@ class Table:
     comment: str | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "columns", _sorted(self.columns, key=lambda c: (c.position, c.name)))
+        _set(self, "columns", _sorted(self.columns, key=_by_position))
         _set(self, "constraints", _sorted(self.constraints, key=_by_name))
         _set(self, "indexes", _sorted(self.indexes, key=_by_name))
         _set(self, "triggers", _sorted(self.triggers, key=_by_name))
         _set(self, "policies", _sorted(self.policies, key=_by_name))
-        _set(
-            self,
-            "grants",
-            _sorted(self.grants, key=lambda g: (g.grantee, g.column or "", g.privilege)),
-        )
+        _set(self, "grants", _sorted(self.grants, key=_by_grant))
         _set(self, "inherits", tuple(self.inherits))
         _set(self, "options", tuple(sorted(self.options)))
 
@@ -490,14 +504,10 @@ class View:
     comment: str | None = None
 
     def __post_init__(self) -> None:
-        _set(self, "columns", _sorted(self.columns, key=lambda c: (c.position, c.name)))
+        _set(self, "columns", _sorted(self.columns, key=_by_position))
         _set(self, "indexes", _sorted(self.indexes, key=_by_name))
         _set(self, "triggers", _sorted(self.triggers, key=_by_name))
-        _set(
-            self,
-            "grants",
-            _sorted(self.grants, key=lambda g: (g.grantee, g.column or "", g.privilege)),
-        )
+        _set(self, "grants", _sorted(self.grants, key=_by_grant))
         _set(self, "options", tuple(sorted(self.options)))
 
     @property
