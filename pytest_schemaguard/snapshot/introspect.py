@@ -58,8 +58,9 @@ _PINNED_SEARCH_PATH = "pg_catalog"
 # The catalog query
 # --------------------------------------------------------------------------------------------
 
-_QUERY = r"""
-WITH
+#: Common table expressions of both catalog queries: the schemas, relations and descriptions that
+#: a snapshot covers.
+_PRELUDE = r"""WITH
 ext AS (
     SELECT d.classid, d.objid
     FROM pg_extension e
@@ -93,6 +94,11 @@ reldesc AS (
     FROM pg_description d
     WHERE d.classoid = 'pg_class'::regclass
 )
+"""
+
+#: The first catalog query: everything that the rows of the second one refer to by attribute
+#: number (columns) or that is built first (sequences carry identity options for columns).
+_FIRST_QUERY = r"""
 SELECT json_build_object(
 'server_version', current_setting('server_version_num')::int,
 'schemas', (
@@ -102,34 +108,33 @@ SELECT json_build_object(
     FROM ns
     LEFT JOIN pg_description dn ON dn.objoid = ns.oid AND dn.classoid = 'pg_namespace'::regclass
         AND dn.objsubid = 0),
-'relations', (
+'sequences', (
     SELECT coalesce(json_agg(json_build_array(
         rel.oid,
         rel.nspname,
         rel.relname,
-        rel.relkind,
-        rel.relpersistence,
-        rel.relrowsecurity,
-        rel.relforcerowsecurity,
-        rel.reloptions,
-        CASE WHEN rel.relkind = 'p' THEN pg_get_partkeydef(rel.oid) END,
-        CASE WHEN rel.relispartition THEN pg_get_expr(rel.relpartbound, rel.oid) END,
-        inh.parents,
-        rel.relispartition,
-        CASE WHEN rel.relkind IN ('v', 'm') THEN pg_get_viewdef(rel.oid) END,
-        d.description
-        %(relation_grants)s
-    )), '[]')
+        format_type(s.seqtypid, NULL),
+        s.seqstart,
+        s.seqincrement,
+        s.seqmin,
+        s.seqmax,
+        s.seqcache,
+        s.seqcycle,
+        on_.nspname || '.' || oc.relname || '.' || oa.attname,
+        dep.deptype,
+        dep.refobjid,
+        dep.refobjsubid,
+        d.description)), '[]')
     FROM rel
+    JOIN pg_sequence s ON s.seqrelid = rel.oid
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
-    LEFT JOIN (
-        SELECT i.inhrelid, array_agg(pn.nspname || '.' || pc.relname ORDER BY i.inhseqno) AS parents
-        FROM pg_inherits i
-        JOIN pg_class pc ON pc.oid = i.inhparent
-        JOIN pg_namespace pn ON pn.oid = pc.relnamespace
-        GROUP BY i.inhrelid
-    ) inh ON inh.inhrelid = rel.oid
-    WHERE rel.relkind IN ('r', 'p', 'v', 'm')),
+    LEFT JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = rel.oid
+        AND dep.objsubid = 0 AND dep.refclassid = 'pg_class'::regclass
+        AND dep.refobjsubid > 0 AND dep.deptype IN ('a', 'i')
+    LEFT JOIN pg_class oc ON oc.oid = dep.refobjid
+    LEFT JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
+    LEFT JOIN pg_attribute oa ON oa.attrelid = dep.refobjid AND oa.attnum = dep.refobjsubid
+    WHERE rel.relkind = 'S'),
 'columns', (
     SELECT coalesce(json_agg(json_build_array(
         a.attrelid,
@@ -191,7 +196,43 @@ SELECT json_build_object(
     LEFT JOIN pg_class ic ON ic.oid = con.conindid
     LEFT JOIN pg_description dc ON dc.objoid = con.oid AND dc.classoid = 'pg_constraint'::regclass
         AND dc.objsubid = 0
-    WHERE con.contype IN ('p', 'u', 'c', 'f', 'x')),
+    WHERE con.contype IN ('p', 'u', 'c', 'f', 'x'))
+)::text
+"""
+
+#: The second catalog query: relations and everything attached to them, types, functions,
+#: extensions.  It is sent before the result of the first one is processed, so that the server
+#: computes it while the client builds the objects of the first.
+_SECOND_QUERY = r"""
+SELECT json_build_object(
+'relations', (
+    SELECT coalesce(json_agg(json_build_array(
+        rel.oid,
+        rel.nspname,
+        rel.relname,
+        rel.relkind,
+        rel.relpersistence,
+        rel.relrowsecurity,
+        rel.relforcerowsecurity,
+        rel.reloptions,
+        CASE WHEN rel.relkind = 'p' THEN pg_get_partkeydef(rel.oid) END,
+        CASE WHEN rel.relispartition THEN pg_get_expr(rel.relpartbound, rel.oid) END,
+        inh.parents,
+        rel.relispartition,
+        CASE WHEN rel.relkind IN ('v', 'm') THEN pg_get_viewdef(rel.oid) END,
+        d.description
+        %(relation_grants)s
+    )), '[]')
+    FROM rel
+    LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
+    LEFT JOIN (
+        SELECT i.inhrelid, array_agg(pn.nspname || '.' || pc.relname ORDER BY i.inhseqno) AS parents
+        FROM pg_inherits i
+        JOIN pg_class pc ON pc.oid = i.inhparent
+        JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+        GROUP BY i.inhrelid
+    ) inh ON inh.inhrelid = rel.oid
+    WHERE rel.relkind IN ('r', 'p', 'v', 'm')),
 'indexes', (
     SELECT coalesce(json_agg(json_build_array(
         i.indrelid,
@@ -249,33 +290,6 @@ SELECT json_build_object(
     LEFT JOIN pg_description dp ON dp.objoid = p.oid AND dp.classoid = 'pg_policy'::regclass
         AND dp.objsubid = 0
     JOIN rel ON rel.oid = p.polrelid),
-'sequences', (
-    SELECT coalesce(json_agg(json_build_array(
-        rel.oid,
-        rel.nspname,
-        rel.relname,
-        format_type(s.seqtypid, NULL),
-        s.seqstart,
-        s.seqincrement,
-        s.seqmin,
-        s.seqmax,
-        s.seqcache,
-        s.seqcycle,
-        on_.nspname || '.' || oc.relname || '.' || oa.attname,
-        dep.deptype,
-        dep.refobjid,
-        dep.refobjsubid,
-        d.description)), '[]')
-    FROM rel
-    JOIN pg_sequence s ON s.seqrelid = rel.oid
-    LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
-    LEFT JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = rel.oid
-        AND dep.objsubid = 0 AND dep.refclassid = 'pg_class'::regclass
-        AND dep.refobjsubid > 0 AND dep.deptype IN ('a', 'i')
-    LEFT JOIN pg_class oc ON oc.oid = dep.refobjid
-    LEFT JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
-    LEFT JOIN pg_attribute oa ON oa.attrelid = dep.refobjid AND oa.attnum = dep.refobjsubid
-    WHERE rel.relkind = 'S'),
 'types', (
     SELECT coalesce(json_agg(json_build_object(
         'schema', ns.nspname,
@@ -370,8 +384,9 @@ def _query(
     include_grants: bool,
     schemas: tuple[str, ...] | None = None,
     exclude_tables: tuple[str, ...] = DEFAULT_EXCLUDED_TABLES,
-) -> str:
-    """The catalog query for a server version (the SQL differs slightly between majors)."""
+) -> tuple[str, str]:
+    """The two catalog queries for a server version (the SQL differs slightly between
+    majors)."""
     parts = {
         "schema_filter": (
             "true" if schemas is None else f"n.nspname = ANY ({_text_array(schemas)})"
@@ -381,10 +396,13 @@ def _query(
         "column_grants": _COLUMN_GRANTS if include_grants else "",
         "nulls_not_distinct": "i.indnullsnotdistinct" if server_version >= 150000 else "false",
     }
-    sql = _QUERY
-    for key, value in parts.items():
-        sql = sql.replace(f"%({key})s", value)
-    return sql
+    queries = []
+    for body in (_FIRST_QUERY, _SECOND_QUERY):
+        sql = _PRELUDE + body
+        for key, value in parts.items():
+            sql = sql.replace(f"%({key})s", value)
+        queries.append(sql)
+    return queries[0], queries[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,69 +429,109 @@ def take_snapshot(
     """
     if isinstance(schemas, str):
         raise TypeError("schemas must be a sequence of schema names, not a string")
-    with _executor(conn) as execute:
+    with _executor(conn) as (execute, run_catalog):
         old_path, server_version, _ = execute(
             "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
             "set_config('search_path', %(path)s, true)",
             {"path": _PINNED_SEARCH_PATH},
-            False,
         )
-        sql = _query(
+        queries = _query(
             int(server_version),
             include_grants,
             tuple(schemas) if schemas is not None else None,
             tuple(exclude_tables),
         )
-        (text,) = execute(sql, None, True)
-        execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path}, False)
-    # Tens of thousands of small acyclic objects are made here; with the cyclic garbage
-    # collector running, each burst of allocations would trigger collections that traverse
-    # every live object of the process (a full collection at 1,000 tables easily costs more than
-    # building the snapshot).  Nothing made here can form a cycle, so it is paused meanwhile.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return build_snapshot(json.loads(text), include_grants=include_grants)
-    finally:
-        if collecting:
-            gc.enable()
+        builder = _Builder(include_grants)
+        # Tens of thousands of small acyclic objects are made here; with the cyclic garbage
+        # collector running, each burst of allocations would trigger collections that traverse
+        # every live object of the process (a full collection at 1,000 tables easily costs more
+        # than building the snapshot).  Nothing made here can form a cycle, so it is paused.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            run_catalog(queries, (builder.add_first, builder.add_second))
+        finally:
+            if collecting:
+                gc.enable()
+        execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path})
+    return builder.snapshot()
 
 
-_Execute = Callable[[str, dict[str, Any] | None, bool], tuple[Any, ...]]
+_Execute = Callable[[str, dict[str, Any]], tuple[Any, ...]]
+"""``execute(sql, params) -> first row``."""
+_RunCatalog = Callable[[tuple[str, ...], tuple[Callable[[str], None], ...]], None]
+"""``run_catalog(queries, consumers)``: each consumer gets the single value of its query."""
 
 
 def _psycopg_execute(
-    raw: psycopg.Connection[Any], sql: str, params: dict[str, Any] | None, prepare: bool
+    raw: psycopg.Connection[Any], sql: str, params: dict[str, Any]
 ) -> tuple[Any, ...]:
-    # The catalog query is prepared (planning it costs more than running it), unless the
-    # connection has prepared statements switched off (e.g. behind a transaction-mode pooler).
     with raw.cursor() as cur:
-        cur.execute(
-            sql, params, prepare=True if prepare and raw.prepare_threshold is not None else None
-        )
+        cur.execute(sql, params)
         row = cur.fetchone()
     if row is None:  # pragma: no cover - the statements always return a row
-        raise RuntimeError("catalog query returned no row")
+        raise RuntimeError("statement returned no row")
     return tuple(row)
 
 
+def _psycopg_run_catalog(
+    raw: psycopg.Connection[Any],
+    queries: tuple[str, ...],
+    consumers: tuple[Callable[[str], None], ...],
+) -> None:
+    """Run the catalog queries in a pipeline: each query is sent as soon as the previous one's
+    result has arrived, before that result is handed to its consumer, so the server computes the
+    next result while the client builds objects from the last one.
+
+    The queries are prepared (planning them costs more than running them on a small schema),
+    unless the connection has prepared statements switched off (e.g. behind a transaction-mode
+    pooler)."""
+    prepare = True if raw.prepare_threshold is not None else None
+    if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq older than 14
+        for sql, consume in zip(queries, consumers, strict=True):
+            with raw.cursor() as cur:
+                cur.execute(sql, prepare=prepare)
+                consume(_single_value(cur.fetchone()))
+        return
+    with raw.pipeline(), contextlib.ExitStack() as stack:
+        cursors = [stack.enter_context(raw.cursor()) for _ in queries]
+        cursors[0].execute(queries[0], prepare=prepare)
+        for i, consume in enumerate(consumers):
+            # Only this cursor's query is pending, so this waits for its result alone.
+            row = cursors[i].fetchone()
+            if i + 1 < len(queries):
+                cursors[i + 1].execute(queries[i + 1], prepare=prepare)
+            consume(_single_value(row))
+
+
+def _single_value(row: Any) -> str:
+    if row is None:  # pragma: no cover - the catalog queries always return a row
+        raise RuntimeError("catalog query returned no row")
+    value: str = row[0]
+    return value
+
+
 @contextlib.contextmanager
-def _executor(conn: Any) -> Iterator[_Execute]:
-    """Yield ``execute(sql, params, prepare) -> first row`` running in ``conn``'s current
-    transaction."""
+def _executor(conn: Any) -> Iterator[tuple[_Execute, _RunCatalog]]:
+    """Yield ``(execute, run_catalog)`` running in ``conn``'s current transaction."""
     if isinstance(conn, psycopg.Connection):
         psy = conn
 
-        def run_psycopg(sql: str, params: dict[str, Any] | None, prepare: bool) -> tuple[Any, ...]:
-            return _psycopg_execute(psy, sql, params, prepare)
+        def execute_psycopg(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+            return _psycopg_execute(psy, sql, params)
+
+        def run_catalog_psycopg(
+            queries: tuple[str, ...], consumers: tuple[Callable[[str], None], ...]
+        ) -> None:
+            _psycopg_run_catalog(psy, queries, consumers)
 
         if psy.autocommit:
             # Each statement would be its own transaction and the transaction-local
-            # search_path would not reach the catalog query: use one short transaction.
+            # search_path would not reach the catalog queries: use one short transaction.
             with psy.transaction():
-                yield run_psycopg
+                yield execute_psycopg, run_catalog_psycopg
         else:
-            yield run_psycopg
+            yield execute_psycopg, run_catalog_psycopg
         return
     if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy Connection
         if conn.get_isolation_level() == "AUTOCOMMIT":
@@ -482,18 +540,22 @@ def _executor(conn: Any) -> Iterator[_Execute]:
                 "use a connection with a transaction (the default)"
             )
 
-        def run_sqlalchemy(
-            sql: str, params: dict[str, Any] | None, prepare: bool
-        ) -> tuple[Any, ...]:
-            if prepare:
-                # The first statement went through SQLAlchemy, so its transaction has begun;
-                # the driver connection runs in that same transaction.
-                raw = conn.connection.driver_connection
-                if isinstance(raw, psycopg.Connection):
-                    return _psycopg_execute(raw, sql, params, prepare)
+        def execute_sqlalchemy(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
             return tuple(conn.exec_driver_sql(sql, params).one())
 
-        yield run_sqlalchemy
+        def run_catalog_sqlalchemy(
+            queries: tuple[str, ...], consumers: tuple[Callable[[str], None], ...]
+        ) -> None:
+            # The first statement went through SQLAlchemy, so its transaction has begun; the
+            # driver connection runs in that same transaction.
+            raw = conn.connection.driver_connection
+            if isinstance(raw, psycopg.Connection):
+                _psycopg_run_catalog(raw, queries, consumers)
+                return
+            for sql, consume in zip(queries, consumers, strict=True):
+                consume(_single_value(conn.exec_driver_sql(sql).one()))
+
+        yield execute_sqlalchemy, run_catalog_sqlalchemy
         return
     raise TypeError(
         "take_snapshot() needs a SQLAlchemy Connection or a psycopg 3 Connection, "
@@ -545,263 +607,310 @@ def _column_names(names: dict[int, str], attnums: list[int] | None) -> tuple[str
     return tuple(names[n] if n in names else _SYSTEM_COLUMNS[n] for n in attnums)
 
 
-def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Snapshot:
-    """Turn the JSON document produced by the catalog query into a :class:`Snapshot`.
+class _Builder:
+    """Builds a :class:`Snapshot` from the JSON documents of the two catalog queries, given in
+    order to :meth:`add_first` and :meth:`add_second`.
 
     Every row arrives as an array, in the order of the expressions in the query; constraint and
     index columns arrive as attribute numbers and are named here from the column rows."""
-    # Identity columns take the options of their sequence; other sequences stand alone.
-    identity: dict[tuple[int, int], SequenceOptions] = {}
-    sequences: dict[int, Sequence] = {}
-    identity_sequences: set[int] = set()
-    for row in data["sequences"]:
-        oid, schema, name, data_type, start, increment, min_value, max_value = row[:8]
-        cache, cycle, owned_by, deptype, owner, owner_attnum, comment = row[8:15]
-        if deptype == "i":
-            identity[(owner, owner_attnum)] = SequenceOptions(
-                data_type, start, increment, min_value, max_value, cache, cycle
+
+    def __init__(self, include_grants: bool) -> None:
+        self.include_grants = include_grants
+        self._result: Snapshot | None = None
+
+    def add_first(self, text: str) -> None:
+        self.first(json.loads(text))
+
+    def add_second(self, text: str) -> None:
+        self.second(json.loads(text))
+
+    def snapshot(self) -> Snapshot:
+        if self._result is None:  # pragma: no cover - a programming error
+            raise RuntimeError("the catalog queries have not both been read")
+        return self._result
+
+    def first(self, data: dict[str, Any]) -> None:
+        """Sequences, columns and constraints."""
+        include_grants = self.include_grants
+        # Identity columns take the options of their sequence; other sequences stand alone.
+        identity: dict[tuple[int, int], SequenceOptions] = {}
+        sequences: dict[int, Sequence] = {}
+        identity_sequences: set[int] = set()
+        for row in data["sequences"]:
+            oid, schema, name, data_type, start, increment, min_value, max_value = row[:8]
+            cache, cycle, owned_by, deptype, owner, owner_attnum, comment = row[8:15]
+            if deptype == "i":
+                identity[(owner, owner_attnum)] = SequenceOptions(
+                    data_type, start, increment, min_value, max_value, cache, cycle
+                )
+                identity_sequences.add(oid)
+                sequences.pop(oid, None)
+            elif oid not in sequences and oid not in identity_sequences:
+                sequences[oid] = Sequence(
+                    schema,
+                    name,
+                    data_type,
+                    start,
+                    increment,
+                    min_value,
+                    max_value,
+                    cache,
+                    cycle,
+                    owned_by,
+                    comment,
+                )
+
+        columns: dict[int, list[Column]] = defaultdict(list)
+        attnames: dict[int, dict[int, str]] = defaultdict(dict)
+        grants: dict[int, list[Grant]] = defaultdict(list)
+        for row in data["columns"]:
+            relid, attnum, name, type_, notnull, expression, base_type = row[:7]
+            collation, identity_kind, generated, comment = row[7:11]
+            siblings = columns[relid]
+            attnames[relid][attnum] = name
+            siblings.append(
+                _assemble(
+                    Column,
+                    {
+                        "name": name,
+                        "type": type_,
+                        "nullable": not notnull,
+                        "default": None if generated else canonical_expression(expression),
+                        "position": len(siblings) + 1,  # rows come ordered by (attrelid, attnum)
+                        "base_type": type_ if base_type is None else base_type,
+                        "collation": collation,
+                        "identity": _IDENTITY.get(identity_kind),
+                        "identity_options": identity.get((relid, attnum))
+                        if identity_kind
+                        else None,
+                        "generated": expression if generated else None,
+                        "comment": comment,
+                    },
+                )
             )
-            identity_sequences.add(oid)
-            sequences.pop(oid, None)
-        elif oid not in sequences and oid not in identity_sequences:
-            sequences[oid] = Sequence(
-                schema,
-                name,
-                data_type,
-                start,
-                increment,
-                min_value,
-                max_value,
-                cache,
-                cycle,
-                owned_by,
-                comment,
+            if include_grants and row[11]:
+                grants[relid].extend(_grants(row[11], name))
+
+        constraints: dict[int, list[Constraint]] = defaultdict(list)
+        for row in data["constraints"]:
+            relid, name, kind, definition, conkey, confrelid, referenced, confkey = row[:8]
+            referenced_names, on_update, on_delete, match, deferrable, deferred = row[8:14]
+            validated, index, comment = row[14:17]
+            foreign = kind == "f"
+            if foreign and referenced_names is None:
+                referenced_names = _column_names(attnames.get(confrelid, _NO_COLUMNS), confkey)
+            constraints[relid].append(
+                _assemble(
+                    Constraint,
+                    {
+                        "name": name,
+                        "kind": _CONSTRAINT_KINDS[kind],
+                        "definition": definition,
+                        "columns": _column_names(attnames.get(relid, _NO_COLUMNS), conkey),
+                        "referenced_table": referenced,
+                        "referenced_columns": tuple(referenced_names) if foreign else (),
+                        "on_update": _FK_ACTIONS[on_update] if foreign else None,
+                        "on_delete": _FK_ACTIONS[on_delete] if foreign else None,
+                        "match": _FK_MATCH[match] if foreign else None,
+                        "deferrable": deferrable,
+                        "initially_deferred": deferred,
+                        "validated": validated,
+                        "index": index,
+                        "comment": comment,
+                    },
+                )
             )
 
-    columns: dict[int, list[Column]] = defaultdict(list)
-    attnames: dict[int, dict[int, str]] = defaultdict(dict)
-    grants: dict[int, list[Grant]] = defaultdict(list)
-    for row in data["columns"]:
-        relid, attnum, name, type_, notnull, expression, base_type = row[:7]
-        collation, identity_kind, generated, comment = row[7:11]
-        siblings = columns[relid]
-        attnames[relid][attnum] = name
-        siblings.append(
-            _assemble(
-                Column,
-                {
-                    "name": name,
-                    "type": type_,
-                    "nullable": not notnull,
-                    "default": None if generated else canonical_expression(expression),
-                    "position": len(siblings) + 1,  # rows come ordered by (attrelid, attnum)
-                    "base_type": type_ if base_type is None else base_type,
-                    "collation": collation,
-                    "identity": _IDENTITY.get(identity_kind),
-                    "identity_options": identity.get((relid, attnum)) if identity_kind else None,
-                    "generated": expression if generated else None,
-                    "comment": comment,
-                },
-            )
-        )
-        if include_grants and row[11]:
-            grants[relid].extend(_grants(row[11], name))
+        self._server_version: int = data["server_version"]
+        self._schemas = tuple(Schema(s["name"], s["comment"]) for s in data["schemas"])
+        self._sequences = sequences
+        self._columns = columns
+        self._attnames = attnames
+        self._grants = grants
+        self._constraints = constraints
 
-    constraints: dict[int, list[Constraint]] = defaultdict(list)
-    for row in data["constraints"]:
-        relid, name, kind, definition, conkey, confrelid, referenced, confkey = row[:8]
-        referenced_names, on_update, on_delete, match, deferrable, deferred = row[8:14]
-        validated, index, comment = row[14:17]
-        foreign = kind == "f"
-        if foreign and referenced_names is None:
-            referenced_names = _column_names(attnames.get(confrelid, _NO_COLUMNS), confkey)
-        constraints[relid].append(
-            _assemble(
-                Constraint,
-                {
-                    "name": name,
-                    "kind": _CONSTRAINT_KINDS[kind],
-                    "definition": definition,
-                    "columns": _column_names(attnames.get(relid, _NO_COLUMNS), conkey),
-                    "referenced_table": referenced,
-                    "referenced_columns": tuple(referenced_names) if foreign else (),
-                    "on_update": _FK_ACTIONS[on_update] if foreign else None,
-                    "on_delete": _FK_ACTIONS[on_delete] if foreign else None,
-                    "match": _FK_MATCH[match] if foreign else None,
-                    "deferrable": deferrable,
-                    "initially_deferred": deferred,
-                    "validated": validated,
-                    "index": index,
-                    "comment": comment,
-                },
-            )
-        )
+    def second(self, data: dict[str, Any]) -> None:
+        """Relations and everything attached to them, types, functions, extensions."""
+        include_grants = self.include_grants
+        server_version, schemas, sequences = self._server_version, self._schemas, self._sequences
+        columns, attnames, grants = self._columns, self._attnames, self._grants
+        constraints = self._constraints
 
-    relnames = {r[0]: f"{r[1]}.{r[2]}" for r in data["relations"]}
-    indexes: dict[int, list[Index]] = defaultdict(list)
-    for row in data["indexes"]:
-        relid, name, definition, quoted_name, indkey, nkeyatts, expressions = row[:7]
-        method, unique, primary, nulls_not_distinct, predicate, valid = row[7:13]
-        constraint, comment = row[13:15]
-        prefix = ("CREATE UNIQUE INDEX " if unique else "CREATE INDEX ") + quoted_name + " "
-        names = attnames.get(relid, _NO_COLUMNS)
-        keys = indkey[:nkeyatts]
-        if expressions is None:
-            key_names = _column_names(names, keys)
-        else:
-            key_names = tuple(
-                expression if attnum == 0 else _column_names(names, [attnum])[0]
-                for attnum, expression in zip(keys, expressions, strict=True)
+        relnames = {r[0]: f"{r[1]}.{r[2]}" for r in data["relations"]}
+        indexes: dict[int, list[Index]] = defaultdict(list)
+        for row in data["indexes"]:
+            relid, name, definition, quoted_name, indkey, nkeyatts, expressions = row[:7]
+            method, unique, primary, nulls_not_distinct, predicate, valid = row[7:13]
+            constraint, comment = row[13:15]
+            prefix = ("CREATE UNIQUE INDEX " if unique else "CREATE INDEX ") + quoted_name + " "
+            names = attnames.get(relid, _NO_COLUMNS)
+            keys = indkey[:nkeyatts]
+            if expressions is None:
+                key_names = _column_names(names, keys)
+            else:
+                key_names = tuple(
+                    expression if attnum == 0 else _column_names(names, [attnum])[0]
+                    for attnum, expression in zip(keys, expressions, strict=True)
+                )
+            indexes[relid].append(
+                _assemble(
+                    Index,
+                    {
+                        "name": name,
+                        "table": relnames[relid],
+                        "definition": definition,
+                        "signature": definition[len(prefix) :]
+                        if definition.startswith(prefix)
+                        else definition,
+                        "columns": key_names,
+                        "include": _column_names(names, indkey[nkeyatts:]),
+                        "method": method,
+                        "unique": unique,
+                        "primary": primary,
+                        "nulls_not_distinct": nulls_not_distinct,
+                        "predicate": predicate,
+                        "valid": valid,
+                        "constraint": constraint,
+                        "comment": comment,
+                    },
+                )
             )
-        indexes[relid].append(
-            _assemble(
-                Index,
-                {
-                    "name": name,
-                    "table": relnames[relid],
-                    "definition": definition,
-                    "signature": definition[len(prefix) :]
-                    if definition.startswith(prefix)
-                    else definition,
-                    "columns": key_names,
-                    "include": _column_names(names, indkey[nkeyatts:]),
-                    "method": method,
-                    "unique": unique,
-                    "primary": primary,
-                    "nulls_not_distinct": nulls_not_distinct,
-                    "predicate": predicate,
-                    "valid": valid,
-                    "constraint": constraint,
-                    "comment": comment,
-                },
-            )
-        )
 
-    triggers: dict[int, list[Trigger]] = defaultdict(list)
-    for relid, name, definition, enabled, comment in data["triggers"]:
-        triggers[relid].append(
-            Trigger(
-                name=name,
-                table=relnames[relid],
-                definition=definition,
-                enabled=_TRIGGER_ENABLED[enabled],  # type: ignore[arg-type]
-                comment=comment,
+        triggers: dict[int, list[Trigger]] = defaultdict(list)
+        for relid, name, definition, enabled, comment in data["triggers"]:
+            triggers[relid].append(
+                Trigger(
+                    name=name,
+                    table=relnames[relid],
+                    definition=definition,
+                    enabled=_TRIGGER_ENABLED[enabled],  # type: ignore[arg-type]
+                    comment=comment,
+                )
             )
-        )
-    policies: dict[int, list[Policy]] = defaultdict(list)
-    for relid, name, command, permissive, roles, using, with_check, comment in data["policies"]:
-        policies[relid].append(
-            Policy(
-                name=name,
-                table=relnames[relid],
-                command=_POLICY_COMMANDS[command],  # type: ignore[arg-type]
-                permissive=permissive,
-                roles=tuple(roles),
-                using=using,
-                with_check=with_check,
-                comment=comment,
+        policies: dict[int, list[Policy]] = defaultdict(list)
+        for relid, name, command, permissive, roles, using, with_check, comment in data["policies"]:
+            policies[relid].append(
+                Policy(
+                    name=name,
+                    table=relnames[relid],
+                    command=_POLICY_COMMANDS[command],  # type: ignore[arg-type]
+                    permissive=permissive,
+                    roles=tuple(roles),
+                    using=using,
+                    with_check=with_check,
+                    comment=comment,
+                )
             )
-        )
 
-    tables: list[Table] = []
-    views: list[View] = []
-    for r in data["relations"]:
-        oid, schema, name, relkind, persistence, rls_enabled, rls_forced, options = r[:8]
-        partition_key, partition_bound, parents, is_partition, view_definition = r[8:13]
-        comment = r[13]
-        relation_grants = _grants(r[14]) if include_grants else []
-        relation_grants += grants.get(oid, ())
-        if relkind in ("v", "m"):
-            views.append(
-                View(
+        tables: list[Table] = []
+        views: list[View] = []
+        for r in data["relations"]:
+            oid, schema, name, relkind, persistence, rls_enabled, rls_forced, options = r[:8]
+            partition_key, partition_bound, parents, is_partition, view_definition = r[8:13]
+            comment = r[13]
+            relation_grants = _grants(r[14]) if include_grants else []
+            relation_grants += grants.get(oid, ())
+            if relkind in ("v", "m"):
+                views.append(
+                    View(
+                        schema=schema,
+                        name=name,
+                        definition=view_definition,
+                        materialized=relkind == "m",
+                        columns=tuple(columns.get(oid, ())),
+                        indexes=tuple(indexes.get(oid, ())),
+                        triggers=tuple(triggers.get(oid, ())),
+                        grants=tuple(relation_grants),
+                        options=tuple(options or ()),
+                        comment=comment,
+                    )
+                )
+                continue
+            parents = tuple(parents or ())
+            tables.append(
+                Table(
                     schema=schema,
                     name=name,
-                    definition=view_definition,
-                    materialized=relkind == "m",
                     columns=tuple(columns.get(oid, ())),
+                    constraints=tuple(constraints.get(oid, ())),
                     indexes=tuple(indexes.get(oid, ())),
                     triggers=tuple(triggers.get(oid, ())),
+                    policies=tuple(policies.get(oid, ())),
                     grants=tuple(relation_grants),
+                    partitioned=relkind == "p",
+                    persistence=_PERSISTENCE[persistence],  # type: ignore[arg-type]
+                    partition_key=partition_key,
+                    partition_of=parents[0] if is_partition and parents else None,
+                    partition_bound=partition_bound,
+                    inherits=() if is_partition else parents,
+                    rls_enabled=rls_enabled,
+                    rls_forced=rls_forced,
                     options=tuple(options or ()),
                     comment=comment,
                 )
             )
-            continue
-        parents = tuple(parents or ())
-        tables.append(
-            Table(
-                schema=schema,
-                name=name,
-                columns=tuple(columns.get(oid, ())),
-                constraints=tuple(constraints.get(oid, ())),
-                indexes=tuple(indexes.get(oid, ())),
-                triggers=tuple(triggers.get(oid, ())),
-                policies=tuple(policies.get(oid, ())),
-                grants=tuple(relation_grants),
-                partitioned=relkind == "p",
-                persistence=_PERSISTENCE[persistence],  # type: ignore[arg-type]
-                partition_key=partition_key,
-                partition_of=parents[0] if is_partition and parents else None,
-                partition_bound=partition_bound,
-                inherits=() if is_partition else parents,
-                rls_enabled=rls_enabled,
-                rls_forced=rls_forced,
-                options=tuple(options or ()),
-                comment=comment,
-            )
+
+        enums: list[Enum] = []
+        domains: list[Domain] = []
+        composites: list[CompositeType] = []
+        for t in data["types"]:
+            if t["typtype"] == "e":
+                enums.append(Enum(t["schema"], t["name"], tuple(t["labels"]), t["comment"]))
+            elif t["typtype"] == "d":
+                domains.append(
+                    Domain(
+                        schema=t["schema"],
+                        name=t["name"],
+                        base_type=t["base_type"],
+                        nullable=t["nullable"],
+                        default=canonical_expression(t["default"]),
+                        collation=t["collation"],
+                        constraints=tuple(DomainConstraint(*c) for c in t["constraints"] or ()),
+                        comment=t["comment"],
+                    )
+                )
+            else:
+                attributes = tuple(
+                    CompositeAttribute(c.name, c.type, c.collation)
+                    for c in columns.get(t["relid"], ())
+                )
+                composites.append(CompositeType(t["schema"], t["name"], attributes, t["comment"]))
+
+        self._result = Snapshot(
+            server_version=server_version,
+            schemas=schemas,
+            tables=tuple(tables),
+            views=tuple(views),
+            sequences=tuple(sequences.values()),
+            enums=tuple(enums),
+            domains=tuple(domains),
+            composite_types=tuple(composites),
+            functions=tuple(
+                Function(
+                    schema=f["schema"],
+                    name=f["name"],
+                    arguments=f["arguments"],
+                    kind=_FUNCTION_KINDS[f["kind"]],  # type: ignore[arg-type]
+                    result=f["result"],
+                    language=f["language"],
+                    volatility=_VOLATILITY[f["volatility"]],  # type: ignore[arg-type]
+                    security_definer=f["security_definer"],
+                    strict=f["strict"],
+                    definition=f["definition"],
+                    body=f["body"],
+                    comment=f["comment"],
+                )
+                for f in data["functions"]
+            ),
+            extensions=tuple(Extension(**e) for e in data["extensions"]),
+            grants_included=include_grants,
         )
 
-    enums: list[Enum] = []
-    domains: list[Domain] = []
-    composites: list[CompositeType] = []
-    for t in data["types"]:
-        if t["typtype"] == "e":
-            enums.append(Enum(t["schema"], t["name"], tuple(t["labels"]), t["comment"]))
-        elif t["typtype"] == "d":
-            domains.append(
-                Domain(
-                    schema=t["schema"],
-                    name=t["name"],
-                    base_type=t["base_type"],
-                    nullable=t["nullable"],
-                    default=canonical_expression(t["default"]),
-                    collation=t["collation"],
-                    constraints=tuple(DomainConstraint(*c) for c in t["constraints"] or ()),
-                    comment=t["comment"],
-                )
-            )
-        else:
-            attributes = tuple(
-                CompositeAttribute(c.name, c.type, c.collation) for c in columns.get(t["relid"], ())
-            )
-            composites.append(CompositeType(t["schema"], t["name"], attributes, t["comment"]))
 
-    return Snapshot(
-        server_version=data["server_version"],
-        schemas=tuple(Schema(s["name"], s["comment"]) for s in data["schemas"]),
-        tables=tuple(tables),
-        views=tuple(views),
-        sequences=tuple(sequences.values()),
-        enums=tuple(enums),
-        domains=tuple(domains),
-        composite_types=tuple(composites),
-        functions=tuple(
-            Function(
-                schema=f["schema"],
-                name=f["name"],
-                arguments=f["arguments"],
-                kind=_FUNCTION_KINDS[f["kind"]],  # type: ignore[arg-type]
-                result=f["result"],
-                language=f["language"],
-                volatility=_VOLATILITY[f["volatility"]],  # type: ignore[arg-type]
-                security_definer=f["security_definer"],
-                strict=f["strict"],
-                definition=f["definition"],
-                body=f["body"],
-                comment=f["comment"],
-            )
-            for f in data["functions"]
-        ),
-        extensions=tuple(Extension(**e) for e in data["extensions"]),
-        grants_included=include_grants,
-    )
+def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Snapshot:
+    """Build a :class:`Snapshot` from the JSON documents of both catalog queries merged into
+    one mapping."""
+    builder = _Builder(include_grants)
+    builder.first(data)
+    builder.second(data)
+    return builder.snapshot()
