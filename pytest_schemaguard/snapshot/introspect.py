@@ -1,9 +1,13 @@
 """Read a :class:`~pytest_schemaguard.snapshot.model.Snapshot` from the PostgreSQL catalog.
 
-One catalog query builds the whole picture as JSON on the server (no query per object); two tiny
-statements around it pin ``search_path`` for the duration of the snapshot, so that the texts the
-server prints (``format_type``, ``pg_get_expr``, ``pg_get_constraintdef``...) are always fully
-schema-qualified, whatever ``search_path`` the caller's connection has.  The snapshot runs inside
+Two catalog queries build the whole picture as JSON documents on the server (never a query per
+object): the first reads sequences, columns and constraints, the second relations, indexes and
+everything else.  Rows are JSON arrays; constraint and index columns come as attribute numbers and
+are named on the client.  The two queries are pipelined, so the server computes the second while
+the client builds objects from the first.  Two tiny statements around them pin ``search_path`` for
+the duration of the snapshot, so that the texts the server prints (``format_type``,
+``pg_get_expr``, ``pg_get_constraintdef``...) are always fully schema-qualified, whatever
+``search_path`` the caller's connection has.  The snapshot runs inside
 the caller's current transaction (it sees uncommitted DDL) and leaves it as it found it.
 """
 
@@ -55,7 +59,7 @@ _PINNED_SEARCH_PATH = "pg_catalog"
 
 
 # --------------------------------------------------------------------------------------------
-# The catalog query
+# The catalog queries
 # --------------------------------------------------------------------------------------------
 
 #: Common table expressions of both catalog queries: the schemas, relations and descriptions that
