@@ -608,7 +608,10 @@ def _column_names(names: dict[int, str], attnums: list[int] | None) -> tuple[str
     """Names of the columns ``attnums`` of a relation whose live columns are ``names``."""
     if not attnums:
         return ()
-    return tuple(names[n] if n in names else _SYSTEM_COLUMNS[n] for n in attnums)
+    try:
+        return tuple(map(names.__getitem__, attnums))
+    except KeyError:  # a system column (a CHECK constraint may name tableoid)
+        return tuple(names[n] if n in names else _SYSTEM_COLUMNS[n] for n in attnums)
 
 
 class _Builder:
