@@ -18,7 +18,6 @@ import functools
 import gc
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
 from collections.abc import Sequence as SequenceABC
 from typing import Any
 
@@ -433,138 +432,117 @@ def take_snapshot(
     """
     if isinstance(schemas, str):
         raise TypeError("schemas must be a sequence of schema names, not a string")
-    with _executor(conn) as (execute, run_catalog):
-        old_path, server_version, _ = execute(
-            "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
-            "set_config('search_path', %(path)s, true)",
-            {"path": _PINNED_SEARCH_PATH},
-        )
-        queries = _query(
-            int(server_version),
-            include_grants,
-            tuple(schemas) if schemas is not None else None,
-            tuple(exclude_tables),
-        )
-        builder = _Builder(include_grants)
-        # Tens of thousands of small acyclic objects are made here; with the cyclic garbage
-        # collector running, each burst of allocations would trigger collections that traverse
-        # every live object of the process (a full collection at 1,000 tables easily costs more
-        # than building the snapshot).  Nothing made here can form a cycle, so it is paused.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            run_catalog(queries, (builder.add_first, builder.add_second))
-        finally:
-            if collecting:
-                gc.enable()
-        execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path})
+    builder = _Builder(include_grants)
+    options = (
+        include_grants,
+        tuple(schemas) if schemas is not None else None,
+        tuple(exclude_tables),
+    )
+    # Tens of thousands of small acyclic objects are made here; with the cyclic garbage
+    # collector running, each burst of allocations would trigger collections that traverse every
+    # live object of the process (a full collection at 1,000 tables easily costs more than
+    # building the snapshot).  Nothing made here can form a cycle, so it is paused meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        if isinstance(conn, psycopg.Connection):
+            if conn.autocommit:
+                # Each statement would be its own transaction and the transaction-local
+                # search_path would not reach the catalog queries: use one short transaction.
+                with conn.transaction():
+                    _read_psycopg(conn, options, builder)
+            else:
+                _read_psycopg(conn, options, builder)
+        elif hasattr(conn, "exec_driver_sql"):  # SQLAlchemy Connection
+            _read_sqlalchemy(conn, options, builder)
+        else:
+            raise TypeError(
+                "take_snapshot() needs a SQLAlchemy Connection or a psycopg 3 Connection, "
+                f"got {type(conn).__name__}"
+            )
+    finally:
+        if collecting:
+            gc.enable()
     return builder.snapshot()
 
 
-_Execute = Callable[[str, dict[str, Any]], tuple[Any, ...]]
-"""``execute(sql, params) -> first row``."""
-_RunCatalog = Callable[[tuple[str, ...], tuple[Callable[[str], None], ...]], None]
-"""``run_catalog(queries, consumers)``: each consumer gets the single value of its query."""
+_Options = tuple[bool, "tuple[str, ...] | None", "tuple[str, ...]"]
+"""``(include_grants, schemas, exclude_tables)``, as :func:`_query` takes them."""
+
+_PIN_PATH = "SELECT current_setting('search_path'), set_config('search_path', %(path)s, true)"
+_RESTORE_PATH = "SELECT set_config('search_path', %(path)s, true)"
 
 
-def _psycopg_execute(
-    raw: psycopg.Connection[Any], sql: str, params: dict[str, Any]
-) -> tuple[Any, ...]:
-    with raw.cursor() as cur:
-        cur.execute(sql, params)
-        row = cur.fetchone()
-    if row is None:  # pragma: no cover - the statements always return a row
-        raise RuntimeError("statement returned no row")
-    return tuple(row)
+def _read_psycopg(raw: psycopg.Connection[Any], options: _Options, builder: _Builder) -> None:
+    """Read both catalog documents into ``builder`` through a psycopg connection that is in a
+    transaction (or will start one with the first statement).
 
+    Everything goes through one pipeline, in two waits for the server: the statement pinning
+    ``search_path`` and the first query are sent together; when their results are in, the
+    second query and the statement restoring ``search_path`` are sent, and the objects of the
+    first document are built while the server computes the second.
 
-def _psycopg_run_catalog(
-    raw: psycopg.Connection[Any],
-    queries: tuple[str, ...],
-    consumers: tuple[Callable[[str], None], ...],
-) -> None:
-    """Run the catalog queries in a pipeline: each query is sent as soon as the previous one's
-    result has arrived, before that result is handed to its consumer, so the server computes the
-    next result while the client builds objects from the last one.
-
-    The queries are prepared (planning them costs more than running them on a small schema),
-    unless the connection has prepared statements switched off (e.g. behind a transaction-mode
-    pooler)."""
+    The catalog queries are prepared (planning them costs more than running them on a small
+    schema), unless the connection has prepared statements switched off (e.g. behind a
+    transaction-mode pooler)."""
+    first_sql, second_sql = _query(raw.info.server_version, *options)
     prepare = True if raw.prepare_threshold is not None else None
-    if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq older than 14
-        for sql, consume in zip(queries, consumers, strict=True):
-            with raw.cursor() as cur:
-                cur.execute(sql, prepare=prepare)
-                consume(_single_value(cur.fetchone()))
-        return
-    with raw.pipeline(), contextlib.ExitStack() as stack:
-        cursors = [stack.enter_context(raw.cursor()) for _ in queries]
-        cursors[0].execute(queries[0], prepare=prepare)
-        for i, consume in enumerate(consumers):
-            # Only this cursor's query is pending, so this waits for its result alone.
-            row = cursors[i].fetchone()
-            if i + 1 < len(queries):
-                cursors[i + 1].execute(queries[i + 1], prepare=prepare)
-            consume(_single_value(row))
+    pinned = {"path": _PINNED_SEARCH_PATH}
+    with contextlib.ExitStack() as stack:
+        pin, first, second, restore = (stack.enter_context(raw.cursor()) for _ in range(4))
+        if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq older than 14
+            (old_path, _) = _one(pin.execute(_PIN_PATH, pinned).fetchone())
+            builder.add_first(_one(first.execute(first_sql, prepare=prepare).fetchone())[0])
+            builder.add_second(_one(second.execute(second_sql, prepare=prepare).fetchone())[0])
+            restore.execute(_RESTORE_PATH, {"path": old_path})
+            return
+        with raw.pipeline():
+            pin.execute(_PIN_PATH, pinned)
+            first.execute(first_sql, prepare=prepare)
+            (old_path, _) = _one(pin.fetchone())
+            (first_text,) = _one(first.fetchone())
+            second.execute(second_sql, prepare=prepare)
+            restore.execute(_RESTORE_PATH, {"path": old_path})
+            builder.add_first(first_text)
+        # Leaving the pipeline waited for the remaining results.
+        builder.add_second(_one(second.fetchone())[0])
 
 
-def _single_value(row: Any) -> str:
-    if row is None:  # pragma: no cover - the catalog queries always return a row
-        raise RuntimeError("catalog query returned no row")
-    value: str = row[0]
-    return value
-
-
-@contextlib.contextmanager
-def _executor(conn: Any) -> Iterator[tuple[_Execute, _RunCatalog]]:
-    """Yield ``(execute, run_catalog)`` running in ``conn``'s current transaction."""
-    if isinstance(conn, psycopg.Connection):
-        psy = conn
-
-        def execute_psycopg(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
-            return _psycopg_execute(psy, sql, params)
-
-        def run_catalog_psycopg(
-            queries: tuple[str, ...], consumers: tuple[Callable[[str], None], ...]
-        ) -> None:
-            _psycopg_run_catalog(psy, queries, consumers)
-
-        if psy.autocommit:
-            # Each statement would be its own transaction and the transaction-local
-            # search_path would not reach the catalog queries: use one short transaction.
-            with psy.transaction():
-                yield execute_psycopg, run_catalog_psycopg
-        else:
-            yield execute_psycopg, run_catalog_psycopg
-        return
-    if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy Connection
-        if conn.get_isolation_level() == "AUTOCOMMIT":
+def _read_sqlalchemy(conn: Any, options: _Options, builder: _Builder) -> None:
+    raw = conn.connection.driver_connection
+    if isinstance(raw, psycopg.Connection):
+        if raw.autocommit:
             raise ValueError(
                 "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
                 "use a connection with a transaction (the default)"
             )
-
-        def execute_sqlalchemy(sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
-            return tuple(conn.exec_driver_sql(sql, params).one())
-
-        def run_catalog_sqlalchemy(
-            queries: tuple[str, ...], consumers: tuple[Callable[[str], None], ...]
-        ) -> None:
-            # The first statement went through SQLAlchemy, so its transaction has begun; the
-            # driver connection runs in that same transaction.
-            raw = conn.connection.driver_connection
-            if isinstance(raw, psycopg.Connection):
-                _psycopg_run_catalog(raw, queries, consumers)
-                return
-            for sql, consume in zip(queries, consumers, strict=True):
-                consume(_single_value(conn.exec_driver_sql(sql).one()))
-
-        yield execute_sqlalchemy, run_catalog_sqlalchemy
+        if not conn.in_transaction():
+            # As any statement through SQLAlchemy would; the driver connection then runs in
+            # the transaction SQLAlchemy knows about.
+            conn.begin()
+        _read_psycopg(raw, options, builder)
         return
-    raise TypeError(
-        "take_snapshot() needs a SQLAlchemy Connection or a psycopg 3 Connection, "
-        f"got {type(conn).__name__}"
-    )
+    # Another driver: the same statements one after the other.
+    if conn.get_isolation_level() == "AUTOCOMMIT":
+        raise ValueError(
+            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
+            "use a connection with a transaction (the default)"
+        )
+    old_path, server_version = conn.exec_driver_sql(
+        "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
+        "set_config('search_path', %(path)s, true)",
+        {"path": _PINNED_SEARCH_PATH},
+    ).one()[:2]
+    first_sql, second_sql = _query(int(server_version), *options)
+    builder.add_first(conn.exec_driver_sql(first_sql).scalar_one())
+    builder.add_second(conn.exec_driver_sql(second_sql).scalar_one())
+    conn.exec_driver_sql(_RESTORE_PATH, {"path": old_path})
+
+
+def _one(row: Any) -> tuple[Any, ...]:
+    if row is None:  # pragma: no cover - every statement here returns a row
+        raise RuntimeError("statement returned no row")
+    return tuple(row)
 
 
 # --------------------------------------------------------------------------------------------
