@@ -45,7 +45,7 @@ UNPRIVILEGED_UID = 65534
 RUNUSER_NAME = "nobody"
 SERVER_SETTINGS = (
     "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-    "-c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=32MB"
+    "-c listen_addresses=127.0.0.1 -c max_connections=100 -c shared_buffers=32MB -c jit=off"
 )
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_schemaguard.plugin import describe_server
+from pytest_schemaguard.plugin import SETTINGS_KEY, describe_server
 from pytest_schemaguard.server import PostgresServer
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Name the suite's server even when no schemaguard option is given (the plugin's own
+    header line names it otherwise)."""
+    settings = config.stash[SETTINGS_KEY]
+    if settings.enabled or settings.sources:
+        return None
     return describe_server(config)
 
 

@@ -119,7 +119,7 @@ class LegacyChecks:
 
     def _head(self, title: str) -> Snapshot | CheckResult:
         try:
-            return self.parity.migrated("head").snapshot
+            return self.parity.head_snapshot()
         except MigrationFailed as exc:
             return self.parity._migration_failure(title, exc)
 

@@ -219,6 +219,9 @@ class MigrationRunner:
         self._floor: Snapshot | None = None  # ... after the revisions the cycle never downgrades
         self._version_table = "alembic_version"
         self._ever_applied: set[str] = set()
+        self.head_snapshot: Snapshot | None = None
+        """The schema at head reached by one straight upgrade from the floor (set by a passing
+        ``cycle``), for checks that only need to read the schema at head."""
 
         layout = Layout.build(history, settings)
         self.layout = layout
@@ -410,7 +413,7 @@ class MigrationRunner:
         return CheckResult("failed", title, [p.message for p in problems])
 
     # ------------------------------------------------------------------ databases
-    def _template_name(self) -> str | None:
+    def template_name(self) -> str | None:
         """The database every pass clones: empty, or bootstrapped and stamped at ``start``."""
         if not self.settings.bootstrap:
             if self.start is not None:
@@ -456,7 +459,7 @@ class MigrationRunner:
 
     def _new_state(self) -> None:
         self._discard()
-        template = self._template_name()
+        template = self.template_name()
         self._state = _State(self.server.create_database(template=template))
 
     def _discard(self) -> None:
@@ -627,6 +630,8 @@ class MigrationRunner:
             self.results[check] = self._cycle_result(check, down_diff, up_diff)
             if up_diff.errors:
                 state.clean = False
+            elif not down_diff.errors:
+                self.head_snapshot = again
 
         outcome = self._run_env(cfg, state.db, plan)
         if outcome.error is not None:

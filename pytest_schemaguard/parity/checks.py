@@ -38,6 +38,7 @@ from pytest_schemaguard.parity.orm import (
     split_differences,
 )
 from pytest_schemaguard.snapshot.compare import compare
+from pytest_schemaguard.snapshot.model import Snapshot
 from pytest_schemaguard.snapshot.render import summary_line
 
 if TYPE_CHECKING:
@@ -76,6 +77,8 @@ class ParityChecks:
     failed_upgrade_selected: Callable[[str], bool] = lambda rev: False
     """Whether the ``upgrade`` item of a revision runs in this session (then a parity check
     that needs it is skipped rather than failed when it fails)."""
+    known_head: Callable[[], Snapshot | None] = lambda: None
+    """The schema at head if the migration checks have already read it (else ``None``)."""
     pending: dict[Path, PendingWrite] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -104,6 +107,14 @@ class ParityChecks:
         if isinstance(cached, MigrationFailed):
             raise cached
         return cached
+
+    def head_snapshot(self) -> Snapshot:
+        """The schema at head: the one the migration checks read after upgrading from base
+        when they have, else that of :meth:`migrated` ``("head")``."""
+        known = self.known_head()
+        if known is not None and "head" not in self._migrated:
+            return known
+        return self.migrated("head").snapshot
 
     def _migration_failure(self, title: str, exc: MigrationFailed) -> CheckResult:
         step = exc.error.step if exc.error is not None else None

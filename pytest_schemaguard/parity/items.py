@@ -141,7 +141,7 @@ def schemaguard_parity(
 
     def template() -> str | None:
         # The bootstrapped database at `start` is the migration runner's (made once).
-        return runner._template_name() if schemaguard_settings.start else None
+        return runner.template_name() if schemaguard_settings.start else None
 
     checks = ParityChecks(
         anchor.project,
@@ -152,6 +152,7 @@ def schemaguard_parity(
         template=template,
         skip=frozenset(runner.pre_start),
         failed_upgrade_selected=lambda rev: CheckId("upgrade", rev) in selected,
+        known_head=lambda: runner.head_snapshot,
     )
     request.config.stash[PARITY_KEY] = checks
     try:
