@@ -306,6 +306,13 @@ def _validate(settings: Settings) -> None:
         )
     if settings.baseline_revision != "head" and not settings.baseline:
         raise ConfigError(f"{where('baseline_revision')} is set but baseline is not")
+    if settings.ignore:
+        from pytest_schemaguard.snapshot.compare import IgnoreRules
+
+        try:
+            IgnoreRules.from_patterns(settings.ignore)
+        except ValueError as exc:
+            raise ConfigError(f"{where('ignore')}: {exc}") from None
 
 
 def resolve(

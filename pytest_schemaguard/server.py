@@ -180,11 +180,12 @@ class PostgresServer:
         return self.binaries.bindir if self.binaries else None
 
     def describe(self) -> str:
-        where = (
-            f"external server {mask_url(self.url)}"
-            if self.source == "dsn"
-            else f"{self.source} binaries at {self.bindir}, 127.0.0.1:{self.port}"
-        )
+        if self.source == "dsn":
+            return (
+                f"PostgreSQL {self.version_text}, external server {mask_url(self.url)} "
+                "(scratch databases schemaguard_*)"
+            )
+        where = f"{self.source} binaries at {self.bindir}, 127.0.0.1:{self.port}"
         return f"PostgreSQL {self.version_text} ({where}), {self.run_as}"
 
     # -- admin

@@ -55,6 +55,8 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
         ({"bootstrap": "app.boot:run"}, "bootstrap in pyproject.toml is set but start is not"),
         ({"dsn": "mysql://u:hunter2@h/db"}, "is not a PostgreSQL URL"),
         ({"alembic_config": "nope.ini"}, "no such file"),
+        ({"ignore": ["table:audit_*", "column_order"]}, None),
+        ({"ignore": ["tabel:audit_*"]}, "ignore in pyproject.toml: invalid schema ignore pattern"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_accepted(
@@ -115,6 +117,12 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
             [],
             "ERROR: schemaguard: schemaguard_heads in pyproject.toml = 'two' is not valid: "
             "expected a positive whole number",
+        ),
+        (
+            "[tool.schemaguard]\nignore = ['audit']\n",
+            [],
+            "ERROR: schemaguard: ?tool.schemaguard? ignore in pyproject.toml: invalid schema "
+            "ignore pattern 'audit': use one of the words *",
         ),
         (
             "",
