@@ -343,3 +343,35 @@ def test_every_migration_defect_of_the_catalogue_is_reported_where_it_is(
         bare = token if token.endswith(".py") else token.split("(")[0].rsplit(".", 1)[-1]
         assert bare in failures, f"{name}: {defect.object!r} not named\n{failures}"
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["clean", "failing_upgrade"])
+def test_outcomes_under_xdist_are_those_of_a_serial_run(
+    pytester: pytest.Pytester, inner_dsn: str, broken: bool
+) -> None:
+    revisions = CLEAN
+    if broken:
+        revisions = with_rev(
+            CLEAN, 1, upgrade='op.execute("ALTER TABLE orders ADD COLUMN s order_status_typo")'
+        )
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-n", "2", "-v")
+    if not broken:
+        result.assert_outcomes(passed=8)
+        assert result.ret == pytest.ExitCode.OK
+    else:
+        # each worker runs its share; one item reports the failure, the dependants are skipped
+        result.assert_outcomes(passed=3, failed=1, skipped=4)
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines([esc("*upgrade[8c1e5a2f9b63-add_status]*")])
+        result.stdout.fnmatch_lines(
+            [
+                "SKIPPED [[]1[]] migrations/versions/0001_8c1e5a2f9b63.py:1: "
+                "needs 8c1e5a2f9b63-add_status, whose upgrade failed",
+                "SKIPPED [[]2[]] migrations/versions/0002_d07b4e6c2a15.py:1: "
+                "needs 8c1e5a2f9b63-add_status, whose upgrade failed",
+                "SKIPPED [[]1[]] alembic.ini:1: "
+                "needs 8c1e5a2f9b63-add_status, whose upgrade failed",
+            ]
+        )
+    result.stdout.no_fnmatch_line("*Traceback*")
