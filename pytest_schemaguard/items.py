@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._code.code import TerminalRepr  # the base of pytest's own failure reports
+from _pytest._io import TerminalWriter
 
 from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
@@ -63,6 +65,27 @@ class CheckFailure(Exception):
 
     def render(self) -> str:
         return "\n".join([self.title, *self.lines])
+
+
+@dataclass(frozen=True)
+class _Crash:
+    message: str
+
+
+class CheckFailureRepr(TerminalRepr):
+    """How a failed check shows: its title (bold on a colour terminal: pytest's ``--color``,
+    which honours ``NO_COLOR``), then its lines; as text (xdist, JUnit XML) it is plain, and the
+    short test summary shows the title."""
+
+    def __init__(self, failure: CheckFailure) -> None:
+        self.title = failure.title
+        self.lines = failure.lines
+        self.reprcrash = _Crash(failure.title)
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        tw.line(self.title, bold=True)
+        for line in self.lines:
+            tw.line(line)
 
 
 @dataclass(frozen=True)
@@ -117,7 +140,7 @@ class SchemaguardItem(pytest.Function):
         self, excinfo: pytest.ExceptionInfo[BaseException]
     ) -> str | Any:
         if isinstance(excinfo.value, CheckFailure):
-            return excinfo.value.render()
+            return CheckFailureRepr(excinfo.value)
         if isinstance(excinfo.value, SchemaguardError):
             return f"{type(excinfo.value).__name__}: {excinfo.value}"
         return super().repr_failure(excinfo)
@@ -168,10 +191,39 @@ def pytest_configure(config: pytest.Config) -> None:
     install_legacy(config)
 
 
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Under ``--schemaguard``: the Alembic project, its head, and the baseline file."""
+    from pytest_schemaguard.plugin import SETTINGS_KEY
+
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.enabled:
+        return None
+    try:
+        anchor = _anchor(config, settings)
+    except SchemaguardError:
+        return None  # collection reports it, as a usage error
+    lines = []
+    history = anchor.history
+    shown = anchor.project.display_path if anchor.project else str(anchor.path)
+    if history is None:
+        lines.append(f"schemaguard: migrations {shown}: cannot be read (see the history item)")
+    else:
+        heads = ", ".join(history.label(h) for h in history.heads) or "none"
+        count = len(history.revisions)
+        lines.append(
+            f"schemaguard: migrations {shown}: {count} revision{'s' if count != 1 else ''}, "
+            f"head {heads}"
+        )
+    if settings.baseline:
+        at = "" if settings.baseline_revision == "head" else f" at {settings.baseline_revision}"
+        state = "" if settings.path(settings.baseline).is_file() else " (missing)"
+        lines.append(f"schemaguard: baseline {settings.baseline}{at}{state}")
+    return lines
+
+
 def collect_items(session: pytest.Session, settings: Settings) -> list[pytest.Item]:
     """The check items of this run (called from ``pytest_collection_modifyitems``)."""
-    anchor = _anchor(session, settings)
-    session.config.stash[ANCHOR_KEY] = anchor
+    anchor = _anchor(session.config, settings)
     specs: list[CheckSpec] = []
     for provider in (_migration_checks, *_PROVIDERS):
         specs.extend(provider(session, settings, anchor))
@@ -180,14 +232,20 @@ def collect_items(session: pytest.Session, settings: Settings) -> list[pytest.It
     return list(collector.collect())
 
 
-def _anchor(session: pytest.Session, settings: Settings) -> Anchor:
+def _anchor(config: pytest.Config, settings: Settings) -> Anchor:
+    """The Alembic project and its history, read once per process (the report header and the
+    collection share it)."""
+    cached = config.stash.get(ANCHOR_KEY, None)
+    if cached is not None:
+        return cached
     config_path = find_alembic_config(settings.root, settings.alembic_config)
-    project = AlembicProject(config_path, rootdir=session.config.rootpath)
+    project = AlembicProject(config_path, rootdir=config.rootpath)
     anchor = Anchor(config_path, project)
     try:
         anchor.history = History.build(project.read_revisions())
     except AlembicSetupError as exc:
         anchor.load_error = str(exc)
+    config.stash[ANCHOR_KEY] = anchor
     return anchor
 
 

@@ -375,3 +375,20 @@ def test_outcomes_under_xdist_are_those_of_a_serial_run(
             ]
         )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_the_report_header_names_the_migrations_head_and_baseline(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, CLEAN)
+    result = run_checks(pytester, inner_dsn, "-k", "history")
+    result.stdout.fnmatch_lines(
+        [
+            "schemaguard: PostgreSQL *, external server postgresql://*",
+            "schemaguard: migrations alembic.ini: 3 revisions, head d07b4e6c2a15-index_status",
+        ]
+    )
+    result = run_checks(
+        pytester, inner_dsn, "-k", "history", "-o", "schemaguard_baseline=reports/schema.sql"
+    )
+    result.stdout.fnmatch_lines(["schemaguard: baseline reports/schema.sql (missing)"])

@@ -380,3 +380,23 @@ def test_failed_upgrade_skips_parity_when_its_upgrade_item_runs(
     everything.stdout.fnmatch_lines([f"SKIPPED * needs {defect.revision}*, whose upgrade failed"])
     everything.stdout.re_match_lines([r"FAILED alembic\.ini::upgrade\[c47d19e2f035.*"])
     everything.stdout.no_fnmatch_line("FAILED alembic.ini::orm_parity*")
+
+
+def test_failure_output_is_plain_unless_colour_is_asked_for(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    project = copy_project("newsbot", pytester.path)
+    apply_defect("model_enum_labels_differ", project)
+    title = (
+        "orm_parity: the models (newsbot.db.models:Base.metadata) against the migrations at head"
+    )
+    plain = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    plain.assert_outcomes(failed=1)
+    assert "\x1b[" not in plain.stdout.str()
+    plain.stdout.fnmatch_lines([title, "FAILED alembic.ini::orm_parity - orm_parity: the models*"])
+
+    coloured = run_checks(
+        pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity", "--color=yes"
+    )
+    coloured.assert_outcomes(failed=1)
+    assert f"\x1b[1m{title}\x1b[0m" in coloured.stdout.str()
