@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence as SequenceABC
@@ -469,40 +470,55 @@ def take_snapshot(
 _Options = tuple[bool, "tuple[str, ...] | None", "tuple[str, ...]"]
 """``(include_grants, schemas, exclude_tables)``, as :func:`_query` takes them."""
 
-_PIN_PATH = "SELECT current_setting('search_path'), set_config('search_path', %(path)s, true)"
+_PIN_PATH = (
+    "SELECT current_setting('search_path'), set_config('search_path', %(path)s, true), "
+    "ARRAY(SELECT name::text FROM pg_catalog.pg_prepared_statements "
+    "WHERE name = ANY (%(names)s))"
+)
 _RESTORE_PATH = "SELECT set_config('search_path', %(path)s, true)"
+
+
+@functools.cache
+def _statement_name(sql: str) -> str:
+    """The name under which a catalog query is prepared on the server: fixed by its text, so a
+    session never runs a statement prepared from another version of the query."""
+    return "schemaguard_snapshot_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
 
 
 def _read_psycopg(raw: psycopg.Connection[Any], options: _Options, builder: _Builder) -> None:
     """Read both catalog documents into ``builder`` through a psycopg connection that is in a
     transaction (or will start one with the first statement).
 
-    Everything goes through one pipeline, in two waits for the server: the statement pinning
-    ``search_path`` and the first query are sent together; when their results are in, the
-    second query and the statement restoring ``search_path`` are sent, and the objects of the
-    first document are built while the server computes the second.
+    The catalog queries run as statements prepared on the server with ``PREPARE`` (planning
+    them costs more than running them on a small schema), made once per session: psycopg's
+    own automatic preparation is not used, because psycopg deallocates every statement it
+    prepared after any ``DROP`` or ``ALTER`` on the connection, so a snapshot after each
+    migration step would be planned anew every time.  The statement pinning ``search_path``
+    also says which of the two statements the session has already (a ``DEALLOCATE ALL`` or
+    ``DISCARD ALL`` may have removed them); missing ones are prepared in the same transaction
+    before they run, which also holds behind a transaction-mode pooler.
 
-    The catalog queries are prepared (planning them costs more than running them on a small
-    schema), unless the connection has prepared statements switched off (e.g. behind a
-    transaction-mode pooler)."""
+    Everything goes through one pipeline, in three waits for the server: the pinning statement;
+    the ``PREPARE`` statements when needed and the first query; the second query and the
+    statement restoring ``search_path``, sent before the objects of the first document are
+    built, so the server computes the second while the client builds."""
     first_sql, second_sql = _query(raw.info.server_version, *options)
-    prepare = True if raw.prepare_threshold is not None else None
-    pinned = {"path": _PINNED_SEARCH_PATH}
+    names = (_statement_name(first_sql), _statement_name(second_sql))
+    pinned = {"path": _PINNED_SEARCH_PATH, "names": list(names)}
     with contextlib.ExitStack() as stack:
         pin, first, second, restore = (stack.enter_context(raw.cursor()) for _ in range(4))
-        if not psycopg.Pipeline.is_supported():  # pragma: no cover - libpq older than 14
-            (old_path, _) = _one(pin.execute(_PIN_PATH, pinned).fetchone())
-            builder.add_first(_one(first.execute(first_sql, prepare=prepare).fetchone())[0])
-            builder.add_second(_one(second.execute(second_sql, prepare=prepare).fetchone())[0])
-            restore.execute(_RESTORE_PATH, {"path": old_path})
-            return
-        with raw.pipeline():
-            pin.execute(_PIN_PATH, pinned)
-            first.execute(first_sql, prepare=prepare)
-            (old_path, _) = _one(pin.fetchone())
+        pipeline: contextlib.AbstractContextManager[Any] = (
+            raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
+        )
+        with pipeline:
+            (old_path, _, present) = _one(pin.execute(_PIN_PATH, pinned, prepare=False).fetchone())
+            for name, sql in zip(names, (first_sql, second_sql), strict=True):
+                if name not in present:
+                    pin.execute(f"PREPARE {name} AS {sql}", prepare=False)
+            first.execute(f"EXECUTE {names[0]}", prepare=False)
             (first_text,) = _one(first.fetchone())
-            second.execute(second_sql, prepare=prepare)
-            restore.execute(_RESTORE_PATH, {"path": old_path})
+            second.execute(f"EXECUTE {names[1]}", prepare=False)
+            restore.execute(_RESTORE_PATH, {"path": old_path}, prepare=False)
             builder.add_first(first_text)
         # Leaving the pipeline waited for the remaining results.
         builder.add_second(_one(second.fetchone())[0])
