@@ -4,27 +4,15 @@ each migration step would otherwise be planned anew)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
-import pytest
 
-from pytest_schemaguard.server import Database, PostgresServer
+from pytest_schemaguard.server import Database
 from pytest_schemaguard.snapshot.introspect import take_snapshot
 
 _OURS = (
     "SELECT name, prepare_time FROM pg_prepared_statements "
     "WHERE name LIKE 'schemaguard_snapshot_%' ORDER BY name"
 )
-
-
-@pytest.fixture
-def database(schemaguard_postgres: PostgresServer) -> Iterator[Database]:
-    db = schemaguard_postgres.create_database()
-    try:
-        yield db
-    finally:
-        schemaguard_postgres.drop_database(db)
 
 
 def _alter_back_and_forth(conn: psycopg.Connection, times: int) -> None:
@@ -37,8 +25,8 @@ def _alter_back_and_forth(conn: psycopg.Connection, times: int) -> None:
         assert take_snapshot(conn) == before, step
 
 
-def test_prepared_once_and_kept_across_ddl(database: Database) -> None:
-    with psycopg.connect(database.dsn) as conn:
+def test_prepared_once_and_kept_across_ddl(schemaguard_database: Database) -> None:
+    with psycopg.connect(schemaguard_database.dsn) as conn:
         conn.execute("CREATE TABLE t (id integer PRIMARY KEY, a integer)")
         take_snapshot(conn)
         prepared = conn.execute(_OURS).fetchall()
@@ -49,8 +37,8 @@ def test_prepared_once_and_kept_across_ddl(database: Database) -> None:
         conn.rollback()
 
 
-def test_statements_deallocated_under_it_are_prepared_again(database: Database) -> None:
-    with psycopg.connect(database.dsn) as conn:
+def test_statements_deallocated_under_it_are_prepared_again(schemaguard_database: Database) -> None:
+    with psycopg.connect(schemaguard_database.dsn) as conn:
         conn.execute("CREATE TABLE t (id integer PRIMARY KEY, a integer)")
         # psycopg prepares a statement run five times, and on the next DROP or ALTER sends
         # DEALLOCATE ALL, which takes the snapshot's statements too
