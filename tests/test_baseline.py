@@ -212,12 +212,16 @@ def test_update_baseline_twice_gives_identical_files(
     check.assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_update_rewrites_a_stale_baseline(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    schemaguard_postgres: PostgresServer,
+    xdist: tuple[str, ...],
 ) -> None:
     project = copy_project("timetracker", pytester.path)
     apply_defect("baseline_missing_column", project)
-    args = (dsn(schemaguard_postgres), "-k", "baseline and not legacy")
+    args = (dsn(schemaguard_postgres), "-k", "baseline and not legacy", *xdist)
     update = run_checks(pytester, monkeypatch, project, *args, "--schemaguard-update-baseline")
     update.assert_outcomes(passed=1)
     update.stdout.fnmatch_lines(["schemaguard: wrote baseline reports/schema_baseline_legacy.sql"])

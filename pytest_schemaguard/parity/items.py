@@ -164,17 +164,43 @@ def schemaguard_parity(
 # ------------------------------------------------------------------------------ hooks
 
 
+#: Where an xdist worker hands the controller what it wrote (``config.workeroutput``).
+_WORKER_OUTPUT = "schemaguard_baselines"
+RELAYED_KEY: pytest.StashKey[dict[str, list[str]]] = pytest.StashKey()
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     checks = session.config.stash.get(PARITY_KEY, None)
     if checks is not None and checks.pending:
         checks.flush()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and checks is not None:
+        # under xdist, the controller prints what the workers wrote
+        workeroutput[_WORKER_OUTPUT] = {"written": checks.written, "unchanged": checks.unchanged}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist, on the controller: collect what a finished worker wrote."""
+    output = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if output:
+        relayed = node.config.stash.setdefault(RELAYED_KEY, {"written": [], "unchanged": []})
+        for key in ("written", "unchanged"):
+            relayed[key].extend(output.get(key, []))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    written: list[str] = []
+    unchanged: list[str] = []
     checks = config.stash.get(PARITY_KEY, None)
-    if checks is None:
-        return
-    for shown in checks.written:
+    if checks is not None:
+        written += checks.written
+        unchanged += checks.unchanged
+    relayed = config.stash.get(RELAYED_KEY, None)
+    if relayed is not None:
+        written += relayed["written"]
+        unchanged += relayed["unchanged"]
+    for shown in written:
         terminalreporter.write_line(f"schemaguard: wrote baseline {shown}")
-    for shown in checks.unchanged:
+    for shown in unchanged:
         terminalreporter.write_line(f"schemaguard: baseline {shown} is up to date")
