@@ -49,7 +49,7 @@ def test_the_incident_scripts_read_well(
         [
             "*_ legacy_ddl?db/ddl/003_time_entries.sql? _*",
             "legacy_ddl: db/ddl/003_time_entries.sql against the schema the migrations build "
-            "at head",
+            "at head and the ORM models",
             "db/ddl/003_time_entries.sql:*: [[]key-type] time_entries.id is uuid here but "
             "integer in the schema (CREATE TABLE IF NOT EXISTS time_entries *",
             "db/ddl/003_time_entries.sql:*: [[]missing-column] index predicate uses column "
@@ -105,3 +105,40 @@ def test_globs_matching_nothing_fail_with_a_fix(
     result = _run(pytester, project, inner_dsn, "-k", "legacy_ddl")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["legacy_ddl = [[]sql/[*].sql] matched no file under *"])
+
+
+def test_scripts_are_also_compared_with_the_orm_models(
+    pytester: pytest.Pytester, tmp_path: Path, inner_dsn: str
+) -> None:
+    # the script agrees with the migrated schema (time_entries.id is integer) but not with the
+    # models, which declare time_entries.id a UUID
+    project = copy_project("timetracker", pytester.path)
+    apply_defect("model_uuid_where_integer", project)
+    (project / "db" / "seed.sql").write_text(
+        "INSERT INTO time_entries (id, owner_id, task_id, start_time)\n"
+        "VALUES (1, 1, 1, now());\n"
+    )
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    pyproject.write_text(
+        text.replace("[tool.schemaguard]\n", '[tool.schemaguard]\nlegacy_ddl = ["db/seed.sql"]\n')
+        .replace('legacy_ddl = ["reports/manual_db_patch.sql", "db/repair/*.sql"]\n', "")
+    )
+    result = _run(pytester, project, inner_dsn, "-k", "legacy_ddl")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "legacy_ddl: db/seed.sql against the schema the migrations build at head and the "
+            "ORM models",
+            "db/seed.sql:1: [[]value-type] * cannot be stored in time_entries.id, which is uuid "
+            "in the ORM schema (INSERT INTO time_entries *",
+            "1 finding in db/seed.sql",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*in the schema (INSERT*")
+
+    # without the model defect, the same script is clean on both sides
+    clean = copy_project("timetracker", tmp_path)
+    (clean / "db" / "seed.sql").write_text((project / "db" / "seed.sql").read_text())
+    (clean / "pyproject.toml").write_text(pyproject.read_text())
+    _run(pytester, clean, inner_dsn, "-k", "legacy_ddl").assert_outcomes(passed=1)

@@ -181,8 +181,13 @@ def _accepts(target: SqlType, family: str) -> bool:
 
 class _Checker:
     def __init__(
-        self, analysis: LegacyAnalysis, snapshot: Snapshot, exclude_tables: Iterable[str]
+        self,
+        analysis: LegacyAnalysis,
+        snapshot: Snapshot,
+        exclude_tables: Iterable[str],
+        side: str = "the schema",
     ) -> None:
+        self.side = side
         self.exclude = frozenset(exclude_tables)
         self.analysis = analysis
         self.picture: Picture = analysis.picture
@@ -258,9 +263,9 @@ class _Checker:
                 _at(
                     table.source,
                     "missing-table",
-                    f"table {_short(name)} is {verb} but does not exist in the schema{also}",
+                    f"table {_short(name)} is {verb} but does not exist in {self.side}{also}",
                     name,
-                    f"the schema has no table {name}",
+                    f"{self.side} has no table {name}",
                 )
             )
             return
@@ -303,12 +308,12 @@ class _Checker:
             if not column.defined:
                 return  # only altered or renamed: reported as a use where it matters
             known = [c.name for c in schema_table.columns if table.column(c.name) is None]
-            hint = f" (the schema's columns the scripts lack: {', '.join(known)})" if known else ""
+            hint = f" ({self.side}'s columns the scripts lack: {', '.join(known)})" if known else ""
             self.add(
                 _at(
                     column.source,
                     "missing-column",
-                    f"column {shown} is created here but the schema has no such column{hint}",
+                    f"column {shown} is created here but {self.side} has no such column{hint}",
                     obj,
                     f"{_short(schema_table.qualified_name)} has no column {column.name}",
                     column.line,
@@ -326,7 +331,7 @@ class _Checker:
             _at(
                 column.type_source,
                 code,
-                f"{shown} is {column.type.text} here but {schema_column.type} in the schema",
+                f"{shown} is {column.type.text} here but {schema_column.type} in {self.side}",
                 obj,
                 f"{obj} is {schema_column.type}",
                 column.line,
@@ -344,7 +349,7 @@ class _Checker:
                 table.source,
                 "column-not-created",
                 f"the scripts never create column{plural} {listed} of "
-                f"{_short(table.qualified_name)}, which the schema has",
+                f"{_short(table.qualified_name)}, which {self.side} has",
                 table.qualified_name,
                 f"{schema_table.qualified_name} has {listed}",
             )
@@ -373,7 +378,7 @@ class _Checker:
                 _at(
                     use.source,
                     "missing-column",
-                    f"{use.context} uses column {_short(obj)}, which the schema does not have",
+                    f"{use.context} uses column {_short(obj)}, which {self.side} does not have",
                     obj,
                     f"{_short(table_name)} has no column {ref.current_name}",
                     use.line,
@@ -418,7 +423,7 @@ class _Checker:
                 continue
             (own_type, _), (other_type, other_side) = own, other
             consequence = _fk_consequence(own_type, other_type)
-            source_note = "" if other_side == "scripts" else " in the schema"
+            source_note = "" if other_side == "scripts" else f" in {self.side}"
             obj = f"{table.qualified_name}.{ref.current_name}"
             self.add(
                 _at(
@@ -462,7 +467,7 @@ class _Checker:
                     write.source,
                     code,
                     f"{write.context} {what} cannot be stored in {_short(obj)}, which is "
-                    f"{schema_column.type} in the schema",
+                    f"{schema_column.type} in {self.side}",
                     obj,
                     f"{obj} is {schema_column.type}",
                     write.line,
@@ -481,9 +486,10 @@ class _Checker:
                     _at(
                         enum.source,
                         "missing-type",
-                        f"enum type {_short(name)} is created here but the schema has no such type",
+                        f"enum type {_short(name)} is created here but {self.side} has no "
+                        "such type",
                         name,
-                        f"the schema has no type {name}",
+                        f"{self.side} has no type {name}",
                     )
                 )
             elif tuple(schema_enum.labels) != enum.labels:
@@ -492,7 +498,7 @@ class _Checker:
                         enum.source,
                         "enum-labels",
                         f"enum type {_short(name)} has labels {', '.join(enum.labels)} here "
-                        f"but {', '.join(schema_enum.labels)} in the schema",
+                        f"but {', '.join(schema_enum.labels)} in {self.side}",
                         name,
                         f"{name} has labels {', '.join(schema_enum.labels)}",
                     )
@@ -527,14 +533,16 @@ def check_against_schema(
     snapshot: Snapshot,
     *,
     exclude_tables: Iterable[str] = DEFAULT_EXCLUDED_TABLES,
+    side: str = "the schema",
 ) -> list[Finding]:
     """Everything in the scripts that disagrees with ``snapshot``, plus their parse errors.
 
     Tables named in ``exclude_tables`` (bare or ``schema.name``) are not compared; by default
-    that is what snapshots leave out (``alembic_version``). Findings come in a stable order:
-    by file (in analysis order), line, then code.
+    that is what snapshots leave out (``alembic_version``). ``side`` is how messages name what
+    ``snapshot`` describes (``the schema``; ``the ORM schema`` for the models'). Findings come in
+    a stable order: by file (in analysis order), line, then code.
     """
-    findings = _Checker(analysis, snapshot, exclude_tables).run()
+    findings = _Checker(analysis, snapshot, exclude_tables, side).run()
     order = {name: i for i, name in enumerate(analysis.files)}
     return sorted(
         findings,

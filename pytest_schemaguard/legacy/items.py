@@ -20,12 +20,13 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_schemaguard import items as schemaguard_items
 from pytest_schemaguard.config import Settings
+from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.legacy.analysis import LegacyAnalysis, analyse_files, expand_globs
 from pytest_schemaguard.legacy.check import (
     Finding,
@@ -34,8 +35,12 @@ from pytest_schemaguard.legacy.check import (
 )
 from pytest_schemaguard.migrations.runner import CheckResult
 from pytest_schemaguard.parity.checks import ParityChecks
+from pytest_schemaguard.parity.items import metadata_overridden
 from pytest_schemaguard.parity.migrated import MigrationFailed
 from pytest_schemaguard.snapshot.model import Snapshot
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
 
 __all__ = ["LegacyChecks", "install", "legacy_checks", "schemaguard_legacy"]
 
@@ -79,19 +84,29 @@ def legacy_checks(
                 raise schemaguard_items.CheckFailure("legacy_ddl", [message])
 
             specs.append(schemaguard_items.CheckSpec("legacy_ddl", nothing_matched, "legacy_ddl"))
+        with_models = bool(settings.metadata) or metadata_overridden(session)
         for path in files:
             shown = _relative(path, settings.root)
             specs.append(
                 schemaguard_items.CheckSpec(
-                    f"legacy_ddl[{shown}]", _file_check(shown), "legacy_ddl", str(path)
+                    f"legacy_ddl[{shown}]",
+                    _file_check(shown, with_models),
+                    "legacy_ddl",
+                    str(path),
                 )
             )
     return specs
 
 
-def _file_check(shown: str) -> Callable[..., None]:
-    def run_legacy_ddl(schemaguard_legacy: LegacyChecks) -> None:
-        schemaguard_items.report(schemaguard_legacy.file_result(shown))
+def _file_check(shown: str, with_models: bool) -> Callable[..., None]:
+    def run_legacy_ddl(schemaguard_legacy: LegacyChecks, request: pytest.FixtureRequest) -> None:
+        metadata = None
+        if with_models:
+            try:
+                metadata = request.getfixturevalue("schemaguard_metadata")
+            except SchemaguardError as exc:
+                schemaguard_legacy.models_error = str(exc)
+        schemaguard_items.report(schemaguard_legacy.file_result(shown, metadata))
 
     return run_legacy_ddl
 
@@ -108,6 +123,9 @@ class LegacyChecks:
     parity: ParityChecks
     _analysis: LegacyAnalysis | None = None
     _findings: list[Finding] | None = None
+    _model_findings: list[Finding] | None = None
+    models_error: str | None = None
+    """Why the scripts could not also be compared with the ORM models."""
     reported: set[str] = field(default_factory=set)
 
     @property
@@ -123,21 +141,44 @@ class LegacyChecks:
         except MigrationFailed as exc:
             return self.parity._migration_failure(title, exc)
 
-    def file_result(self, shown: str) -> CheckResult:
-        title = f"legacy_ddl: {shown} against the schema the migrations build at head"
+    def file_result(self, shown: str, metadata: MetaData | None = None) -> CheckResult:
+        """The findings of one file against the schema at head and, with ``metadata``, against
+        the schema the ORM models build (those not already found against the schema)."""
+        models = " and the ORM models" if metadata is not None else ""
+        title = f"legacy_ddl: {shown} against the schema the migrations build at head{models}"
         head = self._head(title)
         if isinstance(head, CheckResult):
             return head
         if self._findings is None:
             self._findings = check_against_schema(self.analysis, head)
+        if metadata is not None and self._model_findings is None:
+            try:
+                models_schema = self.parity.models_snapshot(metadata)
+            except SchemaguardError as exc:
+                self.models_error = str(exc).splitlines()[0]
+                self._model_findings = []
+            else:
+                self._model_findings = check_against_schema(
+                    self.analysis, models_schema, side="the ORM schema"
+                )
         self.reported.add(shown)
         mine = [f for f in self._findings if f.file == shown]
+        known = {(f.code, f.line, f.object) for f in mine}
+        mine += [
+            f
+            for f in self._model_findings or ()
+            if f.file == shown and (f.code, f.line, f.object) not in known
+        ]
+        warnings = []
+        if self.models_error is not None:
+            warnings.append(f"{shown} was not compared with the ORM models: {self.models_error}")
         if not mine:
-            return CheckResult("passed", title, [])
+            return CheckResult("passed", title, [], warnings)
+        mine.sort(key=lambda f: (f.line or 0, f.code, f.object))
         lines = [_render(f) for f in mine]
         count = len(mine)
         lines.append(f"{count} finding{'s' if count != 1 else ''} in {shown}")
-        return CheckResult("failed", title, lines)
+        return CheckResult("failed", title, lines, warnings)
 
     def fk_types_result(self) -> CheckResult:
         title = (

@@ -34,6 +34,7 @@ from pytest_schemaguard.parity.orm import (
     MODELS,
     ModelsError,
     compare_orm,
+    create_models,
     parity_ignore_rules,
     split_differences,
 )
@@ -83,6 +84,7 @@ class ParityChecks:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     _migrated: dict[str, Migrated | MigrationFailed] = field(default_factory=dict)
+    _models: Snapshot | SchemaguardError | None = None
     _scratch: list[Any] = field(default_factory=list)
 
     # ------------------------------------------------------------------ migrated schemas
@@ -115,6 +117,22 @@ class ParityChecks:
         if known is not None and "head" not in self._migrated:
             return known
         return self.migrated("head").snapshot
+
+    def models_snapshot(self, metadata: MetaData) -> Snapshot:
+        """The schema ``metadata.create_all`` builds (after the preamble SQL), made once per
+        session; :class:`SchemaguardError` when the models cannot be created."""
+        if self._models is None:
+            db = self.scratch()
+            try:
+                create_models(db.url, metadata, self.settings.preamble_sql)
+                self._models = _snapshot_database(db.url)
+            except SchemaguardError as exc:
+                self._models = exc
+            finally:
+                self.drop(db)
+        if isinstance(self._models, SchemaguardError):
+            raise self._models
+        return self._models
 
     def _migration_failure(self, title: str, exc: MigrationFailed) -> CheckResult:
         step = exc.error.step if exc.error is not None else None
@@ -171,6 +189,8 @@ class ParityChecks:
             return CheckResult("failed", title, str(exc).splitlines())
         finally:
             self.drop(models_db)
+        if self._models is None:
+            self._models = result.models
         lines: list[str] = []
         if result.failures:
             lines.append("the models differ from the schema the migrations build at head:")

@@ -51,7 +51,8 @@ def install(config: pytest.Config) -> None:
     schemaguard_items.register_provider(parity_checks)
 
 
-def _metadata_overridden(session: pytest.Session) -> bool:
+def metadata_overridden(session: pytest.Session) -> bool:
+    """Whether a conftest.py overrides the ``schemaguard_metadata`` fixture."""
     defs = session._fixturemanager.getfixturedefs("schemaguard_metadata", session) or ()
     return any(getattr(d.func, "__module__", None) != __name__ for d in defs)
 
@@ -62,7 +63,7 @@ def parity_checks(
     """The ``orm_parity`` and ``baseline`` check specs this configuration asks for."""
     path = str(anchor.path)
     specs = []
-    if settings.metadata or _metadata_overridden(session):
+    if settings.metadata or metadata_overridden(session):
         specs.append(schemaguard_items.CheckSpec("orm_parity", _run_orm_parity, "orm_parity", path))
     if settings.baseline:
         shown = str(settings.path(settings.baseline))
