@@ -115,14 +115,14 @@ def test_scripts_are_also_compared_with_the_orm_models(
     project = copy_project("timetracker", pytester.path)
     apply_defect("model_uuid_where_integer", project)
     (project / "db" / "seed.sql").write_text(
-        "INSERT INTO time_entries (id, owner_id, task_id, start_time)\n"
-        "VALUES (1, 1, 1, now());\n"
+        "INSERT INTO time_entries (id, owner_id, task_id, start_time)\nVALUES (1, 1, 1, now());\n"
     )
     pyproject = project / "pyproject.toml"
     text = pyproject.read_text()
     pyproject.write_text(
-        text.replace("[tool.schemaguard]\n", '[tool.schemaguard]\nlegacy_ddl = ["db/seed.sql"]\n')
-        .replace('legacy_ddl = ["reports/manual_db_patch.sql", "db/repair/*.sql"]\n', "")
+        text.replace(
+            "[tool.schemaguard]\n", '[tool.schemaguard]\nlegacy_ddl = ["db/seed.sql"]\n'
+        ).replace('legacy_ddl = ["reports/manual_db_patch.sql", "db/repair/*.sql"]\n', "")
     )
     result = _run(pytester, project, inner_dsn, "-k", "legacy_ddl")
     result.assert_outcomes(failed=1)
