@@ -226,6 +226,10 @@ def test_failed_start_cleans_up_and_says_why(
     assert _processes_under(runtime) == []
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_the_server(
     pytester: pytest.Pytester, tmp_path: Path, sig: signal.Signals, monkeypatch: pytest.MonkeyPatch
@@ -253,6 +257,9 @@ def test_interrupt_stops_the_server(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A suite started in the background by a shell without job control inherits SIGINT
+        # ignored, and Python then leaves it ignored: give the inner run Ctrl-C as a terminal has.
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 60
     while not marker.exists():
