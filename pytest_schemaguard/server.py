@@ -540,11 +540,36 @@ def reap_orphans(base: Path) -> list[Path]:
 
 
 def _kill_postmaster(datadir: Path) -> None:
+    """SIGQUIT the postmaster recorded in ``datadir/postmaster.pid`` if it still runs there.
+
+    The file may be stale: that postmaster may have died and its pid been reused by another
+    process (another test run's server, say), so the pid is signalled only when that process
+    is a postgres for this data directory."""
     import signal
 
     with contextlib.suppress(OSError, ValueError, IndexError):
         pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
-        os.kill(pid, signal.SIGQUIT)
+        if _runs_on(pid, datadir):
+            os.kill(pid, signal.SIGQUIT)
+
+
+def _runs_on(pid: int, datadir: Path) -> bool:
+    """Whether process ``pid`` is a postgres server whose data directory is ``datadir``."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        result = subprocess.run(
+            ["ps", "-p", str(pid), "-o", "args="], capture_output=True, text=True, check=False
+        )
+        args = result.stdout
+    if "postgres" not in args:
+        return False
+    wanted = {str(datadir), os.path.realpath(datadir)}
+    if any(path in args for path in wanted):
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.realpath(f"/proc/{pid}/cwd") == os.path.realpath(datadir)
+    return False
 
 
 class _CachedClusterExecutor(PostgreSQLExecutor):

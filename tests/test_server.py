@@ -16,7 +16,7 @@ import pytest
 
 from pytest_schemaguard import binaries
 from pytest_schemaguard.errors import ServerError
-from pytest_schemaguard.server import PostgresServer
+from pytest_schemaguard.server import PostgresServer, reap_orphans
 
 pytest_plugins = ["pytester"]
 
@@ -440,3 +440,22 @@ def test_next_run_reaps_a_server_left_by_a_killed_run(
         time.sleep(0.2)
     assert _processes_under(runtime) == []
     assert _working_dirs(runtime) == []
+
+
+def test_reaping_never_signals_a_process_that_reused_a_stale_pid(tmp_path: Path) -> None:
+    # a working directory left by a dead run, whose postmaster.pid names a pid that now
+    # belongs to some other process
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    bystander = subprocess.Popen(["sleep", "60"])
+    try:
+        workdir = tmp_path / f"pytest-schemaguard-main-{gone.pid}-abc123"
+        (workdir / "data").mkdir(parents=True)
+        (workdir / "data" / "postmaster.pid").write_text(f"{bystander.pid}\n{workdir / 'data'}\n")
+        assert reap_orphans(tmp_path) == [workdir]
+        assert not workdir.exists()
+        time.sleep(0.2)
+        assert bystander.poll() is None, "reaping signalled a process that is not its server"
+    finally:
+        bystander.kill()
+        bystander.wait()
