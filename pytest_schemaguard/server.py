@@ -12,6 +12,7 @@ those scratch databases.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import hashlib
@@ -394,6 +395,8 @@ class LocalServer:
         self._extra_dirs: list[Path] = []
 
     def start(self) -> PostgresServer:
+        # pytest_unconfigure stops the server; this also covers an exit that skips it.
+        atexit.register(self.stop)
         port = self.requested_port or _free_port()
         if self.requested_port and _port_in_use(port):
             raise ServerError(
@@ -491,6 +494,7 @@ class LocalServer:
                 shutil.rmtree(path, ignore_errors=True)
         self._extra_dirs.clear()
         self.server = None
+        atexit.unregister(self.stop)
 
 
 def _wait_until_ready(port: int, *, timeout: float) -> None:
@@ -573,7 +577,21 @@ def _runs_on(pid: int, datadir: Path) -> bool:
 
 
 class _CachedClusterExecutor(PostgreSQLExecutor):
-    """pytest-postgresql's executor, with the data directory copied in beforehand."""
+    """pytest-postgresql's executor, with the data directory copied in beforehand.
+
+    mirakuru marks the processes it starts with an environment variable, ``<pid>:<uuid4>``,
+    and at exit *every* Python process that imported it SIGKILLs each process whose marker
+    contains its own pid as a substring. Pids are short (``pid_max`` is often 32768), so a
+    test subprocess or another xdist worker exiting could kill this server mid-run. The
+    marker here has no digits, so no pid ever matches it; our own ``stop()`` still finds the
+    processes by the whole marker, and the server's cleanup is ours (``LocalServer.stop``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._uuid = "schemaguard-" + "".join(
+            secrets.choice("ghijklmnopqrstuvwxyz") for _ in range(24)
+        )
 
     def init_directory(self) -> None:
         self._directory_initialised = True

@@ -16,7 +16,7 @@ import pytest
 
 from pytest_schemaguard import binaries
 from pytest_schemaguard.errors import ServerError
-from pytest_schemaguard.server import PostgresServer, reap_orphans
+from pytest_schemaguard.server import LocalServer, PostgresServer, reap_orphans
 
 pytest_plugins = ["pytester"]
 
@@ -459,3 +459,37 @@ def test_reaping_never_signals_a_process_that_reused_a_stale_pid(tmp_path: Path)
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_process_exiting_elsewhere_never_kills_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # mirakuru's exit handler, in every Python process that imported it, SIGKILLs each process
+    # whose marker variable contains that process's pid; with short pids, an inner test run or
+    # another xdist worker exiting used to kill a server that was still in use.
+    monkeypatch.setenv("SCHEMAGUARD_TMPDIR", str(tmp_path / "runtime"))
+    local = LocalServer(binaries.find_binaries("auto", root=tmp_path))
+    server = local.start()
+    try:
+        assert local.executor is not None
+        datadir = Path(local.executor.datadir)
+        postmaster = int((datadir / "postmaster.pid").read_text().split()[0])
+        environ = Path(f"/proc/{postmaster}/environ").read_bytes().split(b"\0")
+        (marker,) = [v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"mirakuru_")]
+        assert not any(c.isdigit() for c in marker), marker
+        # A process with this process's pid (the prefix mirakuru would have used) exits:
+        fake_pid = os.getpid()
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import os, mirakuru.base as b; os.getpid = lambda: {fake_pid}; "
+                "b.cleanup_subprocesses()",
+            ],
+            check=True,
+        )
+        with server.admin() as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        local.stop()
+    assert _processes_under(tmp_path / "runtime") == []
