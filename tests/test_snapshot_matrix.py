@@ -69,6 +69,13 @@ CREATE POLICY tasks_owner ON tasks USING (owner_id = 1);
 
 CREATE TABLE events (id integer NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
 CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE metrics (id integer NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+
+CREATE TABLE base_items (id integer);
+CREATE TABLE special_items (id integer);
+CREATE SEQUENCE loose_seq;
+ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap EXCLUDE USING gist (during WITH -|-);
+CREATE POLICY tasks_write ON tasks FOR INSERT WITH CHECK (owner_id = 1);
 """
 
 # (case id, SQL applied on top of the base schema, expected differences as
@@ -432,6 +439,98 @@ CASES: list[tuple[str, str, list[Key]]] = [
         "CREATE SCHEMA reporting",
         [("schema", "reporting", None, "only_right")],
     ),
+    (
+        "schema-comment",
+        "COMMENT ON SCHEMA public IS 'the application'",
+        [("schema", "public", "comment", "changed")],
+    ),
+    # more constraint options
+    (
+        "foreign-key-on-update",
+        "ALTER TABLE tasks DROP CONSTRAINT tasks_owner_id_fkey;"
+        " ALTER TABLE tasks ADD CONSTRAINT tasks_owner_id_fkey FOREIGN KEY (owner_id)"
+        " REFERENCES users (id) ON UPDATE CASCADE",
+        [("constraint", "public.tasks.tasks_owner_id_fkey", "on_update", "changed")],
+    ),
+    (
+        "foreign-key-not-valid",
+        "ALTER TABLE tasks DROP CONSTRAINT tasks_owner_id_fkey;"
+        " ALTER TABLE tasks ADD CONSTRAINT tasks_owner_id_fkey FOREIGN KEY (owner_id)"
+        " REFERENCES users (id) NOT VALID",
+        [("constraint", "public.tasks.tasks_owner_id_fkey", "validated", "changed")],
+    ),
+    (
+        "exclusion-deferrable",
+        "ALTER TABLE bookings DROP CONSTRAINT bookings_no_overlap;"
+        " ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap"
+        " EXCLUDE USING gist (during WITH -|-) DEFERRABLE",
+        [("constraint", "public.bookings.bookings_no_overlap", "deferrable", "changed")],
+    ),
+    (
+        "exclusion-operator",
+        "ALTER TABLE bookings DROP CONSTRAINT bookings_no_overlap;"
+        " ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap"
+        " EXCLUDE USING gist (during WITH -|-) WHERE (room > 0)",
+        [("constraint", "public.bookings.bookings_no_overlap", "definition", "changed")],
+    ),
+    # more index, sequence, policy, table options
+    (
+        "index-invalid",
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ix_tasks_owner'::regclass",
+        [("index", "public.tasks.ix_tasks_owner", "valid", "changed")],
+    ),
+    (
+        "index-comment",
+        "COMMENT ON INDEX ix_tasks_owner IS 'owner lookups'",
+        [("index", "public.tasks.ix_tasks_owner", "comment", "changed")],
+    ),
+    (
+        "sequence-owned-by",
+        "ALTER SEQUENCE loose_seq OWNED BY special_items.id",
+        [("sequence", "public.loose_seq", "owned_by", "changed")],
+    ),
+    (
+        "policy-with-check",
+        "ALTER POLICY tasks_write ON tasks WITH CHECK (owner_id = 2)",
+        [("policy", "public.tasks.tasks_write", "with_check", "changed")],
+    ),
+    (
+        "policy-roles",
+        "ALTER POLICY tasks_owner ON tasks TO CURRENT_USER",
+        [("policy", "public.tasks.tasks_owner", "roles", "changed")],
+    ),
+    (
+        "table-inherits",
+        "ALTER TABLE special_items INHERIT base_items",
+        [("table", "public.special_items", "inherits", "changed")],
+    ),
+    (
+        "partition-key",
+        "DROP TABLE metrics;"
+        " CREATE TABLE metrics (id integer NOT NULL, at date NOT NULL) PARTITION BY LIST (id)",
+        [("table", "public.metrics", "partition_key", "changed")],
+    ),
+    # comments on the other object kinds
+    (
+        "view-comment",
+        "COMMENT ON VIEW open_tasks IS 'the backlog'",
+        [("view", "public.open_tasks", "comment", "changed")],
+    ),
+    (
+        "function-comment",
+        "COMMENT ON FUNCTION task_count(integer) IS 'tasks of a user'",
+        [("function", "public.task_count(uid integer)", "comment", "changed")],
+    ),
+    (
+        "enum-comment",
+        "COMMENT ON TYPE order_status IS 'the order life cycle'",
+        [("enum", "public.order_status", "comment", "changed")],
+    ),
+    (
+        "sequence-comment",
+        "COMMENT ON SEQUENCE ticket_seq IS 'ticket numbers'",
+        [("sequence", "public.ticket_seq", "comment", "changed")],
+    ),
 ]
 
 
@@ -472,17 +571,26 @@ def test_single_change_gives_exactly_the_expected_difference(
     expected: list[Key],
 ) -> None:
     before = take_snapshot(conn)
+    # a second, independent reading of the same schema compares equal (not just an object
+    # compared with itself)
+    assert compare(before, take_snapshot(conn)) == []
     conn.execute(mutation)
     after = take_snapshot(conn)
+    assert compare(after, take_snapshot(conn)) == []
 
-    assert compare(before, before) == []
-    assert compare(after, after) == []
     differences = compare(before, after)
     assert _keys(differences) == sorted(expected), "\n".join(d.message for d in differences)
-    # every difference explains itself on one line, naming the object
+    # every difference explains itself on one line, naming the object; a change shows two
+    # different values
     for d in differences:
         assert "\n" not in d.message
         assert d.name in d.message
+        if d.category == "changed":
+            assert d.before != d.after
+            shown = d.message.split(": ", 1)[1]
+            if " → " in shown:
+                old, new = shown.split(" → ", 1)
+                assert old.split(" ", 1)[-1] != new, d.message
     # the other way round gives the same differences, sides swapped
     swap = {"only_left": "only_right", "only_right": "only_left"}
     reverse = compare(after, before)

@@ -22,6 +22,7 @@ from deepdiff import DeepDiff
 
 from pytest_schemaguard.snapshot.model import (
     Column,
+    CompositeAttribute,
     Constraint,
     Domain,
     Grant,
@@ -260,6 +261,9 @@ def format_value(value: Any) -> str:
             return format_value(definition)
         if isinstance(value, Column):
             return _column_summary(value)
+        if isinstance(value, CompositeAttribute):
+            collate = f' COLLATE "{value.collation}"' if value.collation else ""
+            return format_value(f"{value.name} {value.type}{collate}")
         return format_value(getattr(value, "name", repr(value)))
     text = _SPACES.sub(" ", str(value)).strip()
     if len(text) > _MAX_VALUE:
