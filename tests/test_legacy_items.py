@@ -74,6 +74,33 @@ def test_the_incident_scripts_read_well(
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+def test_the_summary_is_printed_once_under_xdist(
+    pytester: pytest.Pytester, tmp_path: Path, inner_dsn: str
+) -> None:
+    # the analysis lives in the workers; the controller prints their summary, once
+    project = copy_project("timetracker", pytester.path)
+    apply_defect("legacy_incident_uuid_scripts", project)
+    result = _run(pytester, project, inner_dsn, "-k", "legacy_ddl", "-n", "2")
+    result.assert_outcomes(failed=5, passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "schemaguard legacy DDL: * statements: * analysed, * irrelevant, 3 not analysed, "
+            "0 parse errors",
+            "  not analysed (3):",
+            "    db/ddl/000_extensions.sql:*: CREATE EXTENSION: the parser gives no structure "
+            "for it (CREATE EXTENSION IF NOT EXISTS pgcrypto)",
+            "    db/ddl/000_extensions.sql:*: DO block: the body is not analysed *",
+            "    db/migrations/2024_03_04_active_timer.sql:*: DO block: the body is not analysed *",
+            "=* short test summary info =*",
+        ]
+    )
+    lines = result.stdout.lines
+    assert sum(line.startswith("schemaguard legacy DDL: ") for line in lines) == 1, lines
+    assert sum(line.startswith("  not analysed (") for line in lines) == 1, lines
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
 @pytest.mark.parametrize("name", LEGACY_DEFECTS)
 def test_legacy_defects_are_caught(
     pytester: pytest.Pytester, tmp_path: Path, inner_dsn: str, name: str

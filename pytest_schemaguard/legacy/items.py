@@ -220,9 +220,39 @@ def schemaguard_legacy(
     yield checks
 
 
+#: Where an xdist worker hands the controller its summary (``config.workeroutput``).
+_WORKER_OUTPUT = "schemaguard_legacy_summary"
+RELAYED_KEY: pytest.StashKey[list[tuple[str, ...]]] = pytest.StashKey()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    checks = session.config.stash.get(LEGACY_KEY, None)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and checks is not None:
+        # under xdist, the controller prints the summary the workers made
+        workeroutput[_WORKER_OUTPUT] = checks.summary_lines()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist, on the controller: collect the summary of a finished worker."""
+    output = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if output:
+        node.config.stash.setdefault(RELAYED_KEY, []).append(tuple(output))
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    blocks: list[tuple[str, ...]] = []
     checks = config.stash.get(LEGACY_KEY, None)
-    if checks is None:
-        return
-    for line in checks.summary_lines():
-        terminalreporter.write_line(line)
+    if checks is not None:
+        blocks.append(tuple(checks.summary_lines()))
+    relayed = config.stash.get(RELAYED_KEY, None)
+    if relayed is not None:
+        blocks += relayed
+    # every worker analyses all the scripts, so their summaries are the same: print it once
+    printed: set[tuple[str, ...]] = set()
+    for block in blocks:
+        if block and block not in printed:
+            printed.add(block)
+            for line in block:
+                terminalreporter.write_line(line)
