@@ -222,7 +222,9 @@ _DEFECTS: list[Defect] = [
         project="newsbot",
         check="history",
         revision=NB_SUMMARY,
-        object=f"revision file {NB_SUMMARY}_optional_summary_index_published_at.py",
+        object=(
+            f"revision file migrations/versions/{NB_SUMMARY}_optional_summary_index_published_at.py"
+        ),
         description=(
             "the revision file imports a name the application no longer has "
             "(ImportError when the script directory is loaded)"
@@ -240,7 +242,7 @@ _DEFECTS: list[Defect] = [
         project="newsbot",
         check="history",
         revision=None,
-        object=f"heads {NB_BACKOFF}, 9d0e4b7f2a16",
+        object=f"heads 9d0e4b7f2a16, {NB_BACKOFF}",
         description=(
             f"a new revision 9d0e4b7f2a16 also revises {NB_SUMMARY}, next to {NB_BACKOFF}: "
             "two heads where one is configured"
@@ -253,7 +255,7 @@ _DEFECTS: list[Defect] = [
         project="newsbot",
         check="history",
         revision=NB_BACKOFF,
-        object="revision 2f9a6b8d1c45",
+        object=f"revision {NB_BACKOFF}",
         description=(
             f"the down_revision of {NB_BACKOFF} names 2f9a6b8d1c45 (a typo of {NB_SUMMARY}), "
             "which does not exist"
@@ -272,7 +274,10 @@ _DEFECTS: list[Defect] = [
         project="newsbot",
         check="upgrade",
         revision=NB_DIGESTS,
-        object="statement CREATE INDEX ix_pending_publications_channel",
+        object=(
+            "statement CREATE INDEX ix_pending_publications_channel"
+            " ON pending_publications (chanel)"
+        ),
         description=(
             "after creating its tables, the revision runs CREATE INDEX on a misspelt column "
             "(chanel): PostgreSQL fails part-way through the chain; later revisions cannot run"
@@ -329,7 +334,7 @@ _DEFECTS: list[Defect] = [
         project="newsbot",
         check="roundtrip",
         revision=NB_SUMMARY,
-        object="index public.ix_articles_published_at",
+        object="index public.articles.ix_articles_published_at",
         description="the downgrade forgets to drop the index the upgrade created",
         mentions=("ix_articles_published_at",),
         mutate=in_revision(
@@ -424,7 +429,7 @@ _DEFECTS: list[Defect] = [
         project="newsbot",
         check="roundtrip",
         revision=NB_BACKOFF,
-        object="function public.dlq_backoff(integer)",
+        object="function public.dlq_backoff(attempts integer)",
         description="the downgrade forgets to drop the SQL function the upgrade created",
         mentions=("dlq_backoff",),
         mutate=in_revision(

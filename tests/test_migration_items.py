@@ -310,6 +310,126 @@ MIGRATION_DEFECTS = sorted(
     if defect.check in ("history", "upgrade", "roundtrip", "cycle")
 )
 
+_BACKOFF = "downgrade of e61b7c3a0f58 (dlq retry backoff)"
+_SUMMARY = "downgrade of 2f9a6b8d1c44 (optional summary, index published_at)"
+_DIGESTS = "downgrade of c47d19e2f035 (create digests and pending publications)"
+
+# What each migration defect's own failure section must say (fnmatch patterns, one a line, in
+# order) and the outcomes of the whole run (passed, failed, skipped).  The sentence that names
+# the defect's object comes first.
+REPORTED: dict[str, tuple[list[str], tuple[int, int, int]]] = {
+    "downgrade_only_pass": (
+        [
+            "downgrade() of e61b7c3a0f58 (dlq retry backoff) in "
+            "migrations/versions/e61b7c3a0f58_dlq_retry_backoff.py does nothing "
+            "(only pass/docstring); write it, or list the revision in irreversible"
+        ],
+        (9, 3, 0),
+    ),
+    "revision_import_error": (
+        [
+            "cannot load the revision files of alembic.ini "
+            "(in migrations/versions/2f9a6b8d1c44_optional_summary_index_published_at.py, "
+            "line 13): ImportError: cannot import name 'SUMMARY_MAX_LENGTH' from "
+            "'newsbot.db.models' (*)"
+        ],
+        (0, 1, 0),
+    ),
+    "two_heads": (
+        [
+            "2 head(s) (9d0e4b7f2a16 (add article language), e61b7c3a0f58 (dlq retry backoff)), "
+            "expected 1: merge them (`alembic merge heads`), or set heads = 2 if the branches "
+            "are meant to stay apart"
+        ],
+        (13, 1, 0),
+    ),
+    "broken_down_revision": (
+        [
+            "revision e61b7c3a0f58 (migrations/versions/e61b7c3a0f58_dlq_retry_backoff.py) has "
+            "down_revision '2f9a6b8d1c45', which no revision file defines"
+        ],
+        (0, 1, 0),
+    ),
+    "upgrade_fails_midway": (
+        [
+            "upgrade of c47d19e2f035 (create digests and pending publications) failed",
+            "SQL:",
+            "    CREATE INDEX ix_pending_publications_channel ON pending_publications (chanel)",
+            "error:",
+            '    UndefinedColumn: column "chanel" does not exist',
+        ],
+        (5, 1, 6),
+    ),
+    "downgrade_keeps_enum": (
+        [
+            "  downgrade of 7a51c3f09e62 (formalise diagnostics objects) left type "
+            "public.diagnostic_status",
+            "upgrade after the downgrade of 7a51c3f09e62 (formalise diagnostics objects) failed",
+            '    DuplicateObject: type "diagnostic_status" already exists',
+        ],
+        (6, 2, 0),
+    ),
+    "downgrade_keeps_enum_checkfirst": (
+        ["  downgrade of 8e3f2a4c6b90 (add article status) left type public.article_status"],
+        (10, 2, 0),
+    ),
+    "downgrade_keeps_index": (
+        [f"  {_SUMMARY} left index public.articles.ix_articles_published_at"],
+        (11, 1, 0),
+    ),
+    "downgrade_keeps_nullable": (
+        [f"  {_SUMMARY} changed column public.articles.summary: nullable false → true"],
+        (11, 1, 0),
+    ),
+    "downgrade_keeps_server_default": (
+        [f"  {_BACKOFF} changed column public.dlq.attempts: default (none) → 0"],
+        (11, 1, 0),
+    ),
+    "downgrade_keeps_check": (
+        [f"  {_BACKOFF} left constraint public.dlq.ck_dlq_attempts_non_negative"],
+        (11, 1, 0),
+    ),
+    "downgrade_keeps_sequence": (
+        [f"  {_DIGESTS} left sequence public.digest_issue_seq"],
+        (10, 2, 0),
+    ),
+    "downgrade_keeps_trigger": (
+        [
+            "  downgrade of b3e8f6d21c90 (tasks full text search) left trigger "
+            "public.tasks.trg_tasks_search_vector"
+        ],
+        (7, 1, 0),
+    ),
+    "downgrade_keeps_function": (
+        [f"  {_BACKOFF} left function public.dlq_backoff(attempts integer)"],
+        (10, 2, 0),
+    ),
+}
+
+
+def failure_section(output: str, title: str) -> list[str]:
+    """The lines of the failure section whose ``____ title ____`` header starts with ``title``
+    (up to the next section header or the short summary)."""
+    lines = output.splitlines()
+    found: list[str] | None = None
+    for line in lines[lines.index(next(x for x in lines if "= FAILURES =" in x)) + 1 :]:
+        header = line.startswith("_") and line.endswith("_") and " " in line
+        if header or line.startswith("="):
+            if found is not None:
+                return found
+            if header and line.strip("_ ").startswith(title):
+                found = []
+            continue
+        if found is not None:
+            found.append(line)
+    if found is None:
+        raise AssertionError(f"no failure section {title!r} in\n{output}")
+    return found
+
+
+def test_the_defect_table_covers_every_migration_defect() -> None:
+    assert sorted(REPORTED) == MIGRATION_DEFECTS
+
 
 @pytest.mark.parametrize("name", MIGRATION_DEFECTS)
 def test_every_migration_defect_of_the_catalogue_is_reported_where_it_is(
@@ -320,6 +440,7 @@ def test_every_migration_defect_of_the_catalogue_is_reported_where_it_is(
     name: str,
 ) -> None:
     defect = DEFECTS[name]
+    expected, (passed, failed, skipped) = REPORTED[name]
     shutil.copytree(
         copy_project(defect.project, tmp_path / "clean"), pytester.path, dirs_exist_ok=True
     )
@@ -327,21 +448,27 @@ def test_every_migration_defect_of_the_catalogue_is_reported_where_it_is(
     needs_vector = "vector" in (pytester.path / "pyproject.toml").read_text()
     dsn = inner_dsn if not needs_vector or schemaguard_postgres.has_extension("vector") else None
     result = run_checks(pytester, dsn, "-v")
+    result.assert_outcomes(passed=passed, failed=failed, skipped=skipped)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     if defect.check in ("history", "cycle") or defect.revision is None:
-        item = f"*::{defect.check} FAILED*"
+        title = defect.check
     else:
-        item = esc(f"*::{defect.check}[{defect.revision}*] FAILED*")
-    result.stdout.fnmatch_lines([item])
-    out = result.stdout.str()
-    failures = out[out.index("= FAILURES =") :]
+        title = f"{defect.check}[{defect.revision}-"
+    result.stdout.fnmatch_lines([esc(f"*::{title}*FAILED*")])
+    # only the named item's own section counts: another item reporting it is not enough
+    section = failure_section(result.stdout.str(), title)
+    pytest.LineMatcher(section).fnmatch_lines([esc(line) for line in expected])
+    text = "\n".join(section)
     for mention in defect.mentions:
-        assert mention in failures, f"{name}: {mention!r} not in the report\n{failures}"
-    for piece in defect.object.split(", "):
-        # the object's own name: without schema/table qualifiers or a function's arguments
-        token = piece.split()[-1]
-        bare = token if token.endswith(".py") else token.split("(")[0].rsplit(".", 1)[-1]
-        assert bare in failures, f"{name}: {defect.object!r} not named\n{failures}"
+        assert mention in text, f"{name}: {mention!r} not in the section\n{text}"
+    # the object, as the report names it: schema objects as `<kind> <qualified name>`,
+    # revisions, heads, files and statements by their ids, paths and SQL
+    kind, names = defect.object.split(" ", 1)
+    if kind in ("revision", "heads", "statement"):
+        for part in names.removeprefix("file ").split(", "):
+            assert part in text, f"{name}: {defect.object!r} not named\n{text}"
+    else:
+        assert defect.object in expected[0], f"{name}: {defect.object!r} not in {expected[0]!r}"
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
