@@ -282,7 +282,9 @@ def test_history_reports_empty_downgrades_unless_irreversible(
     result.stdout.no_fnmatch_line(esc("*roundtrip[[]d07b4e6c2a15*"))
 
 
-@pytest.mark.parametrize("project", ["newsbot", "timetracker", "seo_pipeline", "clinnexus"])
+@pytest.mark.parametrize(
+    "project", ["newsbot", "timetracker", "seo_pipeline", "clinnexus", "infobot"]
+)
 def test_clean_fixture_projects_pass_every_migration_item(
     pytester: pytest.Pytester, inner_dsn: str, schemaguard_postgres: PostgresServer, project: str
 ) -> None:
