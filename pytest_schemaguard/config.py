@@ -208,15 +208,21 @@ class Settings:
         return self.sources.get(key, f"the default of {key}")
 
 
-def read_pyproject_table(path: Path) -> dict[str, Any]:
-    """The ``[tool.schemaguard]`` table of a pyproject.toml ({} when absent)."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's contents ({} when it does not exist)."""
     try:
         with path.open("rb") as f:
-            data = tomllib.load(f)
+            data: dict[str, Any] = tomllib.load(f)
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path.name} is not valid TOML: {exc}") from None
+    return data
+
+
+def read_pyproject_table(path: Path) -> dict[str, Any]:
+    """The ``[tool.schemaguard]`` table of a pyproject.toml ({} when absent)."""
+    data = read_toml(path)
     table = data.get("tool", {}).get("schemaguard", {})
     if not isinstance(table, dict):
         raise ConfigError(f"[tool.schemaguard] in {path.name} must be a table")
@@ -278,7 +284,8 @@ def _validate(settings: Settings) -> None:
 
         try:
             url = make_url(settings.dsn)
-        except ArgumentError:
+            url.port  # noqa: B018  (a port that is not a number raises here or above)
+        except (ArgumentError, ValueError):
             raise ConfigError(
                 f"{where('dsn')} = {mask_url(settings.dsn)!r} is not a database URL: expected "
                 "postgresql://user:password@host:port/database"
@@ -390,6 +397,7 @@ __all__ = [
     "Option",
     "Settings",
     "read_pyproject_table",
+    "read_toml",
     "resolve",
     "settings_for_docs",
 ]

@@ -113,6 +113,9 @@ class Database:
     dsn: str
     _engine: Engine | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:  # a failing assertion prints it: never with the password
+        return f"Database(name={self.name!r}, url={mask_url(self.url)!r})"
+
     @property
     def engine(self) -> Engine:
         """A SQLAlchemy engine on this database (disposed when the database is dropped)."""
@@ -139,7 +142,7 @@ class PostgresServer:
     host: str
     port: int
     user: str
-    password: str | None
+    password: str | None = field(repr=False)
     maintenance_db: str
     version: int  # server_version_num, e.g. 150018
     version_text: str  # "15.18"
@@ -448,6 +451,7 @@ class LocalServer:
                     f"start ({self.run_as.describe()}; {reason}).\n{log}"
                 ) from None
             _wait_until_ready(port, timeout=60)
+            self._check_it_is_ours(port, datadir)
             self.server = _connect_server(
                 host="127.0.0.1",
                 port=port,
@@ -462,6 +466,20 @@ class LocalServer:
         except BaseException:
             self.stop()
             raise
+
+    @staticmethod
+    def _check_it_is_ours(port: int, datadir: Path) -> None:
+        """The server answering on ``port`` must be the one just started: when another took
+        the port between the check and the start, ours failed to bind and that one answers."""
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=5
+        ) as conn:
+            row = conn.execute("show data_directory").fetchone()
+        if row is None or os.path.realpath(row[0]) != os.path.realpath(datadir):
+            raise ServerError(
+                f"port {port} on 127.0.0.1 is already in use by another server; choose another "
+                "with --schemaguard-port, or leave it unset to get a free port"
+            )
 
     def _socket_dir(self) -> Path:
         """The working directory, unless its path is too long for a Unix socket (107 bytes)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from types import FrameType
@@ -59,13 +60,14 @@ class ServerManager:
         """The server, started (or connected) on first use."""
         with self._lock:
             if self._server is None:
+                # SIGTERM must clean up too: the scratch databases on a DSN server, or our server
+                self._install_sigterm()
                 if self.settings.dsn is not None:
                     self._server = connect_dsn(
                         self.settings.dsn, postgres=self.settings.postgres, root=self.settings.root
                     )
                 else:
-                    self._install_sigterm()
-                    self._local = LocalServer(self.binaries(), port=self.settings.port)
+                    self._local = LocalServer(self.binaries(), port=worker_port(self.settings.port))
                     self._server = self._local.start()
             return self._server
 
@@ -96,6 +98,15 @@ class ServerManager:
             with contextlib.suppress(ValueError):
                 signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
+
+
+def worker_port(port: int | None) -> int | None:
+    """The port for this process: a fixed ``port`` is the first xdist worker's; worker gwN
+    takes ``port + N``, so workers never share (or collide on) one server."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if port is None or not worker.startswith("gw") or not worker[2:].isdigit():
+        return port
+    return port + int(worker[2:])
 
 
 def _sigterm_to_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -129,6 +129,18 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
             ["--schemaguard-port=abc"],
             "ERROR: schemaguard: --schemaguard-port = 'abc' is not valid: expected a port*",
         ),
+        (
+            "[tool.pytest.ini_options]\nschemaguard_postgress = 'system'\n",
+            [],
+            "ERROR: schemaguard: unknown ini key 'schemaguard_postgress' in pyproject.toml; "
+            "known keys: schemaguard_postgres, *",
+        ),
+        (
+            "",
+            ["--schemaguard-dsn=postgresql://app:s3cret@db.example:abc/app"],
+            "ERROR: schemaguard: --schemaguard-dsn = 'postgresql://app:***@db.example:abc/app' "
+            "is not a database URL: expected postgresql://user:password@host:port/database",
+        ),
     ],
 )
 def test_usage_errors_stop_the_run_with_one_line(
@@ -142,3 +154,4 @@ def test_usage_errors_stop_the_run_with_one_line(
     assert len([line for line in result.stderr.lines if line.startswith("ERROR:")]) == 1
     result.stderr.no_fnmatch_line("*Traceback*")
     result.stdout.no_fnmatch_line("*Traceback*")
+    assert "s3cret" not in result.stdout.str() + result.stderr.str()

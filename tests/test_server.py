@@ -279,11 +279,16 @@ def test_interrupt_stops_the_server(
 # ------------------------------------------------------------------ usage errors
 
 
-def test_bin_dir_without_pg_ctl(pytester: pytest.Pytester, tmp_path: Path) -> None:
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_bin_dir_without_pg_ctl(
+    pytester: pytest.Pytester, tmp_path: Path, xdist: list[str]
+) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
     pytester.makepyfile("def test_x(): pass")
-    result = pytester.runpytest_subprocess("--schemaguard", f"--schemaguard-postgres={empty}")
+    result = pytester.runpytest_subprocess(
+        "--schemaguard", f"--schemaguard-postgres={empty}", *xdist
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -320,12 +325,18 @@ def _unused_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("checks", [True, False], ids=["at-start-up", "at-first-use"])
-def test_dsn_refused_masks_the_password(pytester: pytest.Pytester, checks: bool) -> None:
+@pytest.mark.parametrize(
+    ("checks", "xdist"),
+    [(True, []), (False, []), (True, ["-n", "2"])],
+    ids=["at-start-up", "at-first-use", "at-start-up-xdist"],
+)
+def test_dsn_refused_masks_the_password(
+    pytester: pytest.Pytester, checks: bool, xdist: list[str]
+) -> None:
     pytester.makepyfile("def test_x(schemaguard_database): pass")
     dsn = f"postgresql://app:s3cret-pw@127.0.0.1:{_unused_port()}/appdb"
     args = ["--schemaguard"] if checks else []
-    result = pytester.runpytest_subprocess(*args, f"--schemaguard-dsn={dsn}")
+    result = pytester.runpytest_subprocess(*args, f"--schemaguard-dsn={dsn}", *xdist)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     out = result.stdout.str() + result.stderr.str()
     assert "s3cret-pw" not in out
@@ -493,3 +504,109 @@ def test_a_process_exiting_elsewhere_never_kills_the_server(
     finally:
         local.stop()
     assert _processes_under(tmp_path / "runtime") == []
+
+
+def test_server_that_cannot_start_under_xdist_fails_its_tests_with_one_message(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    # no --schemaguard, so nothing is checked at start-up: the fixture meets the problem in
+    # each worker, which must report it, not crash
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    pytester.makepyfile(
+        "def test_a(schemaguard_database): pass\ndef test_b(schemaguard_database): pass"
+    )
+    result = pytester.runpytest_subprocess(f"--schemaguard-postgres={empty}", "-n", "2")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["schemaguard: the bin directory * cannot run a server: *"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*During handling*")
+
+
+def test_a_failing_assertion_never_shows_the_dsn_password(
+    pytester: pytest.Pytester, schemaguard_postgres: PostgresServer
+) -> None:
+    role = f"schemaguard_pwtest_{os.getpid()}"
+    with schemaguard_postgres.admin() as conn:
+        conn.execute(f"create role {role} login createdb password 'pw-hidden-9'")
+    try:
+        pytester.makepyfile(
+            """
+            def test_shows_the_fixtures(schemaguard_postgres, schemaguard_database):
+                assert (schemaguard_postgres, schemaguard_database) == ()
+            """
+        )
+        dsn = (
+            f"postgresql://{role}:pw-hidden-9@{schemaguard_postgres.host}:"
+            f"{schemaguard_postgres.port}/{schemaguard_postgres.maintenance_db}"
+        )
+        result = pytester.runpytest_subprocess(f"--schemaguard-dsn={dsn}", "-vv")
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*PostgresServer(host=*", "*Database(name='schemaguard_*"])
+        assert "pw-hidden-9" not in result.stdout.str() + result.stderr.str()
+    finally:
+        with schemaguard_postgres.admin() as conn:
+            conn.execute(f"drop role {role}")
+
+
+def test_sigterm_in_dsn_mode_drops_the_scratch_databases(
+    pytester: pytest.Pytester, tmp_path: Path, schemaguard_postgres: PostgresServer, inner_dsn: str
+) -> None:
+    marker = tmp_path / "started"
+    pytester.makepyfile(
+        f"""
+        import time
+        from pathlib import Path
+
+        def test_hang(schemaguard_database):
+            Path({str(marker)!r}).write_text(schemaguard_database.name)
+            time.sleep(120)
+        """
+    )
+    before = set(_databases(schemaguard_postgres))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--schemaguard-dsn={inner_dsn}",
+        ],
+        cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the inner run never created its database"
+        time.sleep(0.1)
+    assert marker.read_text() in _databases(schemaguard_postgres)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert set(_databases(schemaguard_postgres)) == before, "scratch databases left behind"
+
+
+def test_a_fixed_port_under_xdist_gives_each_worker_its_own_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _unused_port()
+    while _port_taken(port + 1):
+        port = _unused_port()
+    pytester.makepyfile(test_second=RECORDING_TEST.replace("test_record", "test_record_2"))
+    result, records = _run_recording(pytester, monkeypatch, "-n", "2", f"--schemaguard-port={port}")
+    result.assert_outcomes(passed=2)
+    assert sorted(int(str(r["port"])) for r in records) == [port, port + 1]
+
+
+def _port_taken(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
