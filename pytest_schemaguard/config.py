@@ -71,7 +71,8 @@ OPTIONS: tuple[Option, ...] = (
         "port",
         "int",
         None,
-        "TCP port for the server the plugin starts (default: a free port).",
+        "TCP port for the server the plugin starts (default: a free port; under xdist, "
+        "worker gwN uses port + N).",
         cli=True,
     ),
     Option(
