@@ -157,6 +157,66 @@ def test_unparseable_statement_is_a_finding_and_the_rest_is_analysed(
     )
 
 
+def listed(findings: list[Finding]) -> list[tuple[str, int | None, str, str]]:
+    """Every finding, in order: a finding repeated on another line is another entry."""
+    return [(f.file or "", f.line, f.code, f.object) for f in findings]
+
+
+def test_parts_of_analysed_statements_are_checked(integer_schema: Snapshot) -> None:
+    analysis = analyse("parts.sql")
+    findings = check_against_schema(analysis, integer_schema)
+    f = "parts.sql"
+    stopped_at = "public.time_entries.stopped_at"
+    assert listed(findings) == [
+        (f, 7, "missing-column", stopped_at),  # GENERATED ALWAYS AS (stopped_at)
+        (f, 9, "missing-column", stopped_at),  # PARTITION BY RANGE (stopped_at)
+        (f, 11, "missing-column", stopped_at),  # COMMENT ON COLUMN
+        (f, 13, "missing-table", "public.timers"),  # COMMENT ON TABLE
+        (f, 15, "missing-column", stopped_at),  # trigger UPDATE OF
+        (f, 18, "missing-column", stopped_at),  # trigger WHEN (NEW.stopped_at ...)
+    ]
+    messages = [x.message for x in findings]
+    assert messages[0] == (
+        "generated column uses column time_entries.stopped_at, which the schema does not have"
+    )
+    assert messages[1].startswith("PARTITION BY key uses column time_entries.stopped_at")
+    assert messages[4].startswith("trigger UPDATE OF uses column time_entries.stopped_at")
+    # what is not compared is listed, not dropped
+    assert [(n.location, n.reason) for n in analysis.not_analysed] == [
+        ("parts.sql:2", 'column time_entries.note: COLLATE "C" is not analysed'),
+        ("parts.sql:15", "CREATE TRIGGER: the trigger function touch() is not analysed"),
+        ("parts.sql:17", "CREATE TRIGGER: the trigger function touch() is not analysed"),
+    ]
+    assert analysis.count("analysed") == len(analysis.statements) == 6
+
+
+def test_integer_key_where_the_schema_has_uuid(integer_schema: Snapshot) -> None:
+    findings = check_against_schema(analyse("integer_where_uuid.sql"), integer_schema)
+    f = "integer_where_uuid.sql"
+    assert listed(findings) == [
+        (f, 3, "key-type", "public.api_tokens.token"),
+        (f, 6, "value-type", "public.api_tokens.token"),
+    ]
+    key, value = findings
+    assert key.message == "api_tokens.token is serial here but uuid in the schema"
+    assert key.schema_fact == "public.api_tokens.token is uuid"
+    assert value.message == (
+        "INSERT 1 cannot be stored in api_tokens.token, which is uuid in the schema"
+    )
+
+
+def test_sequence_default_on_a_uuid_key(integer_schema: Snapshot) -> None:
+    findings = check_against_schema(analyse("nextval_on_uuid.sql"), integer_schema)
+    f = "nextval_on_uuid.sql"
+    assert listed(findings) == [
+        (f, 3, "default-type", "public.api_tokens.token"),
+        (f, 6, "default-type", "public.api_tokens.token"),
+    ]
+    assert findings[0].message == (
+        "DEFAULT nextval() cannot be stored in api_tokens.token, which is uuid in the schema"
+    )
+
+
 def test_fk_types_on_the_schema(schemaguard_database: Database) -> None:
     with psycopg.connect(schemaguard_database.dsn, autocommit=True) as conn:
         conn.execute(

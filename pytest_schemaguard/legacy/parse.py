@@ -1,10 +1,10 @@
 """Parse each statement with sqlglot (``read="postgres"``) and sort it into one of four bins.
 
 - ``analysed``: a statement this check understands and applies to the picture of the schema
-  the scripts build (CREATE TABLE / INDEX / TYPE ... AS ENUM, ALTER TABLE, DROP, INSERT,
-  UPDATE, DELETE);
+  the scripts build (CREATE TABLE / INDEX / TYPE ... AS ENUM / TRIGGER, ALTER TABLE, DROP,
+  INSERT, UPDATE, DELETE, COMMENT ON TABLE / COLUMN);
 - ``irrelevant``: understood by the parser but with nothing to check (SET, BEGIN, COMMIT,
-  COMMENT ON, GRANT, CREATE SEQUENCE, SELECT...);
+  COMMENT ON an index or a type, GRANT, CREATE SEQUENCE, SELECT...);
 - ``not_analysed``: the parser only gives it back as an opaque command (CREATE EXTENSION,
   CREATE POLICY, ALTER TYPE ... ADD VALUE...), or it is a routine body (DO, CREATE FUNCTION,
   CREATE PROCEDURE) or a view body the check does not look into; listed, never dropped;
@@ -30,7 +30,9 @@ __all__ = ["ParsedStatement", "StatementStatus", "parse_statement"]
 StatementStatus = Literal["analysed", "irrelevant", "not_analysed", "error"]
 
 _ROUTINE_KINDS = ("function", "procedure")
-_IRRELEVANT_CREATE = frozenset({"SEQUENCE", "SCHEMA", "TRIGGER", "DATABASE", "ROLE"})
+_IRRELEVANT_CREATE = frozenset({"SEQUENCE", "SCHEMA", "DATABASE", "ROLE"})
+# COMMENT ON these names a table or a column the schema must have; other comments are irrelevant
+_ANALYSED_COMMENTS = frozenset({"TABLE", "COLUMN"})
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ def _classify(node: exp.Expr) -> tuple[StatementStatus, str | None]:
         return "not_analysed", f"{_command_head(node)}: the parser gives no structure for it"
     if isinstance(node, exp.Create):
         kind = str(node.args.get("kind") or "").upper()
-        if kind in ("TABLE", "INDEX"):
+        if kind in ("TABLE", "INDEX", "TRIGGER"):
             if kind == "TABLE" and node.args.get("expression") is not None:
                 return "not_analysed", "CREATE TABLE ... AS: the query is not analysed"
             return "analysed", None
@@ -132,6 +134,9 @@ def _classify(node: exp.Expr) -> tuple[StatementStatus, str | None]:
         return "irrelevant", None
     if isinstance(node, exp.Insert | exp.Update | exp.Delete):
         return "analysed", None
+    if isinstance(node, exp.Comment):
+        kind = str(node.args.get("kind") or "").upper()
+        return ("analysed" if kind in _ANALYSED_COMMENTS else "irrelevant"), None
     return "irrelevant", None
 
 

@@ -39,6 +39,18 @@ __all__ = [
 
 DEFAULT_SCHEMA = "public"
 
+# CREATE TABLE properties about storage only: nothing the schema comparison looks at
+_STORAGE_PROPERTIES = (
+    exp.UnloggedProperty,
+    exp.TableSpaceProperty,
+    exp.FileFormatProperty,  # USING <access method>
+)
+
+
+def _storage_only(prop: exp.Expression) -> bool:
+    # a plain Property is a WITH (<storage parameter> = ...); its subclasses are other clauses
+    return type(prop) is exp.Property or isinstance(prop, _STORAGE_PROPERTIES)
+
 
 @dataclass(frozen=True)
 class NotAnalysed:
@@ -373,6 +385,10 @@ class _Builder:
                 self.create_index(node)
             elif kind == "TYPE":
                 self.create_enum(node)
+            elif kind == "TRIGGER":
+                self.create_trigger(node)
+        elif isinstance(node, exp.Comment):
+            self.comment(node)
         elif isinstance(node, exp.Alter):
             kind = str(node.args.get("kind") or "").upper()
             if kind == "TABLE":
@@ -398,18 +414,23 @@ class _Builder:
         if existing is not None:
             existing.dropped = True
         table = ScriptTable(schema=schema, name=name, source=self.stmt, created=True)
-        properties = node.args.get("properties")
-        if isinstance(properties, exp.Properties) and any(
-            isinstance(p, exp.TemporaryProperty) for p in properties.expressions
-        ):
-            table.temporary = True
         self.picture.tables.append(table)
         self.mention(table)
         ref = TableRef(table.qualified_name, table)
         elements = target.expressions if isinstance(target, exp.Schema) else []
-        for element in elements:
-            if isinstance(element, exp.ColumnDef):
-                self.add_column(ref, element, if_not_exists=False)
+        # all columns first, then their constraints: a generated column or a CHECK may name a
+        # column defined after it
+        columns = [
+            (element, self.add_column(ref, element, if_not_exists=False, constraints=False))
+            for element in elements
+            if isinstance(element, exp.ColumnDef)
+        ]
+        for element, column in columns:
+            if column is not None:
+                self.column_constraints(ref, column, element)
+        properties = node.args.get("properties")
+        for prop in properties.expressions if isinstance(properties, exp.Properties) else []:
+            self.table_property(ref, prop)
         for element in elements:
             if isinstance(element, exp.ColumnDef):
                 continue
@@ -419,12 +440,49 @@ class _Builder:
                 continue
             self.add_constraint(ref, element)
 
-    def add_column(self, table: TableRef, node: exp.ColumnDef, *, if_not_exists: bool) -> None:
+    def table_property(self, table: TableRef, prop: exp.Expression) -> None:
+        """A property of CREATE TABLE: recorded, irrelevant to the comparison, or noted."""
+        assert table.table is not None
+        if isinstance(prop, exp.TemporaryProperty):
+            table.table.temporary = True
+        elif isinstance(prop, exp.PartitionedByProperty):
+            key = prop.this if isinstance(prop.this, exp.Expression) else None
+            self.use_columns_in(table, key, "PARTITION BY key", {table.table.name})
+        elif isinstance(prop, exp.PartitionedOfProperty):
+            parent = prop.this
+            if isinstance(parent, exp.Expression):
+                shown = parent.sql(dialect="postgres")
+                self.table_ref(parent)
+                table.table.created = False
+                self.note(
+                    f"CREATE TABLE ... PARTITION OF {shown}: the columns come from {shown} and "
+                    "are not known"
+                )
+        elif isinstance(prop, exp.InheritsProperty):
+            for parent in prop.expressions:
+                self.table_ref(parent)
+            table.table.created = False
+            self.note(
+                f"CREATE TABLE ... {prop.sql(dialect='postgres')}: the inherited columns are "
+                "not known"
+            )
+        elif not _storage_only(prop):
+            self.note(f"CREATE TABLE ... {prop.sql(dialect='postgres')[:60]} is not analysed")
+
+    def add_column(
+        self,
+        table: TableRef,
+        node: exp.ColumnDef,
+        *,
+        if_not_exists: bool,
+        constraints: bool = True,
+    ) -> ScriptColumn | None:
+        """Define the column (and, with ``constraints``, apply its constraints)."""
         assert table.table is not None
         name = node.name
         existing = table.table.column(name)
         if existing is not None and if_not_exists:
-            return
+            return None
         kind = node.args.get("kind")
         sql_type = from_sqlglot(kind) if isinstance(kind, exp.DataType) else None
         column = ScriptColumn(
@@ -438,11 +496,23 @@ class _Builder:
         if existing is not None:
             existing.dropped = True
         table.table.columns.append(column)
-        ref = ColumnRef(table, name, column)
+        if constraints:
+            self.column_constraints(table, column, node)
+        return column
+
+    def column_constraints(
+        self, table: TableRef, column: ScriptColumn, node: exp.ColumnDef
+    ) -> None:
+        """What the column's definition says beyond its type; what is not compared is noted."""
+        assert table.table is not None
+        ref = ColumnRef(table, column.name, column)
+        aliases = {table.table.name}
         for constraint in node.args.get("constraints") or []:
-            if not isinstance(constraint, exp.ColumnConstraint):
-                continue
-            kind_node = constraint.args.get("kind")
+            kind_node = (
+                constraint.args.get("kind")
+                if isinstance(constraint, exp.ColumnConstraint)
+                else constraint
+            )
             cname = constraint.name or None
             if isinstance(kind_node, exp.NotNullColumnConstraint):
                 column.nullable = bool(kind_node.args.get("allow_null"))
@@ -459,6 +529,18 @@ class _Builder:
                 self.add_reference(table, cname, [ref], kind_node, column.line)
             elif isinstance(kind_node, exp.CheckColumnConstraint):
                 self.add_check(table, cname, kind_node)
+            elif isinstance(kind_node, exp.ComputedColumnConstraint):
+                expression = kind_node.this if isinstance(kind_node.this, exp.Expression) else None
+                self.use_columns_in(table, expression, "generated column", aliases)
+            elif isinstance(kind_node, exp.GeneratedAsIdentityColumnConstraint):
+                generated = kind_node.args.get("expression")
+                if isinstance(generated, exp.Expression):
+                    self.use_columns_in(table, generated, "generated column", aliases)
+                else:
+                    column.nullable = False  # an identity column is NOT NULL
+            else:
+                shown = constraint.sql(dialect="postgres")[:60]
+                self.note(f"column {table.table.name}.{column.name}: {shown} is not analysed")
 
     def set_default(
         self, column: ScriptColumn, ref: ColumnRef, value: exp.Expression, line: int
@@ -573,6 +655,42 @@ class _Builder:
             if enum.qualified_name == f"{schema}.{name}":
                 enum.dropped = True
         self.picture.enums.append(ScriptEnum(schema, name, labels, self.stmt))
+
+    def create_trigger(self, node: exp.Create) -> None:
+        """The table, the ``UPDATE OF`` columns and the ``WHEN`` condition's columns."""
+        properties = node.args.get("properties")
+        triggers = [
+            p
+            for p in (properties.expressions if isinstance(properties, exp.Properties) else [])
+            if isinstance(p, exp.TriggerProperties)
+        ]
+        table_node = triggers[0].args.get("table") if triggers else None
+        if not isinstance(table_node, exp.Expression):
+            self.note("CREATE TRIGGER without a recognisable table is not analysed")
+            return
+        trigger = triggers[0]
+        table = self.table_ref(table_node)
+        for event in trigger.args.get("events") or []:
+            self.use(table, list(event.args.get("columns") or []), "trigger UPDATE OF")
+        when = trigger.args.get("when")
+        if isinstance(when, exp.Expression):
+            self.use_columns_in(table, when, "trigger WHEN", {"new", "old", "NEW", "OLD"})
+        execute = trigger.args.get("execute")
+        function = execute.this if isinstance(execute, exp.Expression) else None
+        shown = f"{function.name}()" if isinstance(function, exp.Expression) else "it runs"
+        self.note(f"CREATE TRIGGER: the trigger function {shown} is not analysed")
+
+    def comment(self, node: exp.Comment) -> None:
+        """``COMMENT ON COLUMN t.c`` uses the column; ``COMMENT ON TABLE t`` names the table."""
+        kind = str(node.args.get("kind") or "").upper()
+        target = node.this
+        if kind == "TABLE" and isinstance(target, exp.Table):
+            self.table_ref(target)
+        elif kind == "COLUMN" and isinstance(target, exp.Column) and target.table:
+            table_node = exp.Table(this=target.args.get("table"), db=target.args.get("db"))
+            self.use(self.table_ref(table_node), [target], "COMMENT ON COLUMN")
+        else:
+            self.note(f"COMMENT ON {kind}: the object it names is not recognised")
 
     def alter_table(self, node: exp.Alter) -> None:
         table = self.table_ref(node.this)

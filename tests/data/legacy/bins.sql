@@ -26,8 +26,15 @@ SELECT pg_catalog.set_config('search_path', '', false);
 BEGIN;
 -- expect: irrelevant
 COMMIT;
--- expect: irrelevant
+-- expect: analysed
 COMMENT ON TABLE areas IS 'Areas; of work';
+-- expect: analysed
+COMMENT ON COLUMN areas.name IS 'shown in the menu';
+-- expect: irrelevant
+COMMENT ON INDEX ux_active IS 'one running timer per owner';
+-- expect: analysed
+CREATE TRIGGER trg_touch BEFORE UPDATE OF end_time ON time_entries
+    FOR EACH ROW EXECUTE FUNCTION touch();
 -- expect: irrelevant
 GRANT SELECT ON areas TO reporting;
 -- expect: irrelevant
