@@ -134,12 +134,30 @@ def test_every_way_env_py_finds_the_database(
         CLEAN[1].upgrade,
         'op.drop_column("orders", "status")',
     )
-    write_project(pytester.path, broken, env=env, settings=settings)
-    result = run_checks(pytester, inner_dsn, "-v")
-    result.assert_outcomes(passed=6, failed=2)
-    result.stdout.fnmatch_lines(
-        ["  downgrade of 8c1e5a2f9b63 (add status) left type public.order_status"]
+    # and a revision that leaves the transaction env.py configured (autocommit_block)
+    concurrently = Rev(
+        "e5f0a1b2c3d4",
+        CLEAN[2].revision,
+        "index total concurrently",
+        """
+        with op.get_context().autocommit_block():
+            op.execute("CREATE INDEX CONCURRENTLY ix_orders_total ON orders (total)")
+        """,
+        """
+        with op.get_context().autocommit_block():
+            op.execute("DROP INDEX CONCURRENTLY ix_orders_total")
+        """,
     )
+    write_project(pytester.path, [*broken, concurrently], env=env, settings=settings)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=8, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*::roundtrip?e5f0a1b2c3d4-index_total_concurrently? PASSED*",
+            "  downgrade of 8c1e5a2f9b63 (add status) left type public.order_status",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
 
 
 def test_async_env_py_through_the_config_fixture(pytester: pytest.Pytester, inner_dsn: str) -> None:
