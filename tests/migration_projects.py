@@ -96,6 +96,8 @@ class Rev:
     message: str
     upgrade: str
     downgrade: str
+    module: str = ""
+    """Module-level code after the imports (state shared by the upgrade() calls)."""
 
     def source(self) -> str:
         def body(code: str) -> str:
@@ -106,7 +108,8 @@ class Rev:
             "import sqlalchemy as sa\n"
             "from alembic import op\n"
             "from sqlalchemy.dialects import postgresql\n\n"
-            f"revision = {self.revision!r}\n"
+            + (textwrap.dedent(self.module).strip() + "\n\n" if self.module else "")
+            + f"revision = {self.revision!r}\n"
             f"down_revision = {self.down!r}\n"
             "branch_labels = None\n"
             "depends_on = None\n\n\n"

@@ -178,3 +178,83 @@ def test_async_env_py_through_the_config_fixture(pytester: pytest.Pytester, inne
     write_project(pytester.path, CLEAN, env=ENV_ASYNC, conftest=conftest)
     result = run_checks(pytester, inner_dsn, "-v")
     result.assert_outcomes(passed=8)
+
+
+# An upgrade that is not deterministic: it indexes notes.id only when it has already run once
+# in this database (a module-level counter, per database: each pass migrates a fresh clone).
+FLAKY = Rev(
+    "2b0000000002",
+    "1a0000000001",
+    "flaky notes",
+    """
+    database = op.get_bind().exec_driver_sql("select current_database()").scalar()
+    RUNS[database] = RUNS.get(database, 0) + 1
+    op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True))
+    if RUNS[database] > 1:
+        op.create_index("ix_notes_id", "notes", ["id"])
+    """,
+    'op.drop_table("notes")',
+    module="RUNS = {}",
+)
+
+
+def test_an_upgrade_building_another_schema_the_second_time_fails_roundtrip_and_cycle(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, [BRANCHED[0], FLAKY])
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=4, failed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*::roundtrip?2b0000000002-flaky_notes? FAILED*",
+            "*::cycle FAILED*",
+            "roundtrip of 2b0000000002 (flaky notes) (migrations/versions/0001_2b0000000002.py)",
+            "upgrading 2b0000000002 (flaky notes) again built a different schema than the first "
+            "time:",
+            "  upgrading 2b0000000002 (flaky notes) again created an extra index "
+            "public.notes.ix_notes_id",
+            "cycle base -> head -> base -> head of alembic.ini",
+            "upgrading to head again built a different schema than the first time:",
+            "  upgrading to head a second time created an extra index public.notes.ix_notes_id",
+        ]
+    )
+    # the downgrade itself is right: nothing is reported as left behind
+    result.stdout.no_fnmatch_line("*did not restore the schema*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def chain(count: int) -> list[Rev]:
+    """``count`` revisions in a line, each creating a table with an index."""
+    revisions = []
+    for i in range(1, count + 1):
+        revisions.append(
+            Rev(
+                f"{i:012x}",
+                f"{i - 1:012x}" if i > 1 else None,
+                f"table {i}",
+                f'op.create_table("t{i}", sa.Column("id", sa.Integer, primary_key=True))\n'
+                f'op.create_index("ix_t{i}_id", "t{i}", ["id"])',
+                f'op.drop_table("t{i}")',
+            )
+        )
+    return revisions
+
+
+COUNTING_ENV = (
+    "from pathlib import Path\n\n"
+    'with open(Path(__file__).parent.parent / "env_runs.txt", "a") as runs:\n'
+    '    runs.write("run\\n")\n' + ENV_CONNECTION.format(per_migration=False)
+)
+
+
+@pytest.mark.parametrize("count", [3, 6])
+def test_env_py_runs_once_for_the_whole_run_whatever_the_number_of_revisions(
+    pytester: pytest.Pytester, inner_dsn: str, count: int
+) -> None:
+    # the speed design: one env.py pass yields every upgrade/downgrade step of every item
+    write_project(pytester.path, chain(count), env=COUNTING_ENV)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=2 * count + 2)
+    runs = (pytester.path / "env_runs.txt").read_text().splitlines()
+    assert len(runs) == 1, f"env.py ran {len(runs)} times for {count} revisions"
