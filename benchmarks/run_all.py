@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== server: {how}", flush=True)
         for script, extra in (
             ("bench_snapshot.py", [*snapshot_args, "--prefix", "bench_snapshot_"]),
-            ("bench_migrations.py", migration_args),
+            # --own-server: also time the run in which the plugin starts its own server
+            ("bench_migrations.py", [*migration_args, "--own-server"]),
         ):
             print(f"\n== {script}", flush=True)
             cmd = [sys.executable, str(HERE / script), "--dsn", url, *extra]
