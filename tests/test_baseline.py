@@ -12,7 +12,13 @@ from defects import DEFECTS, apply_defect, copy_project
 
 from pytest_schemaguard import binaries
 from pytest_schemaguard.errors import ServerError
-from pytest_schemaguard.parity.baseline import normalise_dump, replay_baseline, write_atomically
+from pytest_schemaguard.parity import baseline as baseline_module
+from pytest_schemaguard.parity.baseline import (
+    drop_roles,
+    normalise_dump,
+    replay_baseline,
+    write_atomically,
+)
 from pytest_schemaguard.parity.checks import UPDATE_COMMAND
 from pytest_schemaguard.server import Database, PostgresServer
 
@@ -135,6 +141,70 @@ def test_baseline_revision_compares_an_earlier_schema(
         ]
     )
     result.stdout.no_fnmatch_line("*present only in migrations*")
+
+
+POLICY_FOR_A_MISSING_ROLE = (
+    "CREATE POLICY tasks_reader ON public.tasks FOR SELECT TO schemaguard_reader USING (true);\n"
+)
+
+
+def add_policy_for_a_missing_role(project: Path) -> int:
+    """Append a policy for a role no server here has to timetracker's baseline; its line."""
+    baseline = project / "reports" / "schema_baseline_legacy.sql"
+    text = baseline.read_text()
+    baseline.write_text(text + "\n" + POLICY_FOR_A_MISSING_ROLE)
+    return text.count("\n") + 2
+
+
+def test_baseline_policy_for_a_missing_role_on_our_own_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """schemaguard's own server creates the role NOLOGIN for the replay, so the policy is
+    compared as written: it is only in the baseline."""
+    project = copy_project("timetracker", pytester.path)
+    add_policy_for_a_missing_role(project)
+    result = run_checks(pytester, monkeypatch, project, "-k", "baseline and not legacy")
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "* differs from the schema the migrations build at head:",
+            "  policy public.tasks.tasks_reader: present only in baseline",
+            "1 schema difference between baseline and migrations at head: 1 only in baseline",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*failed to replay*")
+    result.stdout.no_fnmatch_line("*UndefinedObject*")
+    result.stdout.no_fnmatch_line("*not replayed*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_baseline_policy_for_a_missing_role_on_an_external_server(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    """With --schemaguard-dsn no role is created on the server (roles are cluster-wide): the
+    statement is not replayed, and the item says which one and why."""
+    project = copy_project("timetracker", pytester.path)
+    line = add_policy_for_a_missing_role(project)
+    result = run_checks(
+        pytester, monkeypatch, project, dsn(schemaguard_postgres), "-k", "baseline and not legacy"
+    )
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "1 statement(s) of reports/schema_baseline_legacy.sql not replayed: they name roles "
+            "this server does not have, *",
+            f"  line {line}: CREATE POLICY tasks_reader ON public.tasks FOR SELECT TO *",
+            "      role schemaguard_reader not on this server: not replayed",
+            "  The migrations cannot have built these objects on this server either.*",
+            f"If the migrations are right, rewrite the baseline with: {UPDATE_COMMAND}",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*failed to replay*")
+    result.stdout.no_fnmatch_line("*UndefinedObject*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+    assert not role_exists(schemaguard_postgres, "schemaguard_reader")
 
 
 # ------------------------------------------------------------------------------ updating
@@ -397,7 +467,174 @@ def test_replay_reports_a_statement_the_server_rejects(schemaguard_database: Dat
     assert 'column "x" does not exist' in report.problems[0].error
 
 
+SESSION_DUMP = """
+SET ROLE prod_owner;
+SET SESSION AUTHORIZATION prod_owner;
+SET LOCAL ROLE prod_owner;
+CREATE TABLE public.notes (body text);
+ALTER TABLE ONLY public.notes ALTER COLUMN body SET DEFAULT 'OWNER TO nobody'::text;
+RESET ROLE;
+"""
+
+
+def test_replay_skips_set_role_and_session_authorization(
+    schemaguard_database: Database,
+) -> None:
+    """pg_dump --role / --use-set-session-authorization write these; running them would make
+    the replay act as a role of the dump's server. A string that reads 'OWNER TO' does not
+    make a statement an owner change."""
+    report = replay_baseline(SESSION_DUMP, schemaguard_database.dsn)
+    assert report.problems == []
+    assert report.skipped == {
+        "SET ROLE": 2,
+        "SET SESSION AUTHORIZATION": 1,
+        "RESET ROLE": 1,
+    }
+    assert report.executed == 2
+    with schemaguard_database.engine.connect() as conn:
+        default = conn.exec_driver_sql(
+            "select column_default from information_schema.columns "
+            "where table_name = 'notes' and column_name = 'body'"
+        ).scalar()
+    assert default == "'OWNER TO nobody'::text"
+
+
+MISSING_ROLE = "schemaguard_reader"
+POLICY_DUMP = f"""
+CREATE TABLE public.docs (id integer, body text);
+ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY docs_read ON public.docs TO {MISSING_ROLE} USING ((id > 0));
+"""
+
+
+def policy_roles(db: Database) -> list[str] | None:
+    with db.engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "select array(select case when r = 0 then 'public' else r::regrole::text end "
+            "from unnest(polroles) r order by 1) from pg_policy where polname = 'docs_read'"
+        ).first()
+    return None if row is None else list(row[0])
+
+
+def role_exists(postgres: PostgresServer, name: str) -> bool:
+    with postgres.admin() as conn:
+        return (
+            conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone()
+            is not None
+        )
+
+
+def test_replay_of_a_policy_for_a_missing_role_without_creating_roles(
+    schemaguard_postgres: PostgresServer, schemaguard_database: Database
+) -> None:
+    """On a server schemaguard did not start (--schemaguard-dsn) roles are not created: the
+    statement is not replayed and is listed with the reason."""
+    assert not role_exists(schemaguard_postgres, MISSING_ROLE)
+    report = replay_baseline(POLICY_DUMP, schemaguard_database.dsn, file="schema.sql")
+    assert report.problems == []
+    assert [(p.line, p.statement, p.error) for p in report.missing_roles] == [
+        (
+            4,
+            f"CREATE POLICY docs_read ON public.docs TO {MISSING_ROLE} USING ((id > 0))",
+            f"role {MISSING_ROLE} not on this server: not replayed",
+        )
+    ]
+    assert report.skipped == {"names a role this server does not have": 1}
+    assert report.created_roles == []
+    assert policy_roles(schemaguard_database) is None
+    assert not role_exists(schemaguard_postgres, MISSING_ROLE)
+
+
+def test_replay_of_a_policy_for_a_missing_role_creates_the_role(
+    schemaguard_postgres: PostgresServer,
+) -> None:
+    """On schemaguard's own server the role is created NOLOGIN, so the policy replays as
+    written (roles included), and dropped once the database is gone."""
+    db = schemaguard_postgres.create_database()
+    try:
+        report = replay_baseline(POLICY_DUMP, db.dsn, create_roles=True)
+        assert report.problems == []
+        assert report.missing_roles == []
+        assert report.created_roles == [MISSING_ROLE]
+        assert policy_roles(db) == [MISSING_ROLE]
+        with schemaguard_postgres.admin() as conn:
+            row = conn.execute(
+                "select rolcanlogin from pg_roles where rolname = %s", (MISSING_ROLE,)
+            ).fetchone()
+        assert row == (False,)
+    finally:
+        db.dispose()
+        schemaguard_postgres.drop_database(db)
+        with schemaguard_postgres.admin() as conn:
+            kept = drop_roles(conn, [MISSING_ROLE])
+    assert kept == []
+    assert not role_exists(schemaguard_postgres, MISSING_ROLE)
+
+
 # ------------------------------------------------------------------------------ pure helpers
+
+
+@pytest.mark.parametrize(
+    ("sql", "why"),
+    [
+        ("SET SESSION AUTHORIZATION prod_owner", "SET SESSION AUTHORIZATION"),
+        ("SET SESSION AUTHORIZATION DEFAULT", "SET SESSION AUTHORIZATION"),
+        ("SET LOCAL SESSION AUTHORIZATION 'prod_owner'", "SET SESSION AUTHORIZATION"),
+        ("RESET SESSION AUTHORIZATION", "RESET SESSION AUTHORIZATION"),
+        ('SET ROLE "Prod Owner"', "SET ROLE"),
+        ("set session role prod_owner", "SET ROLE"),
+        ("RESET ROLE", "RESET ROLE"),
+        ("SET search_path = public", None),
+        ("SET client_min_messages = warning", None),
+        ("ALTER TABLE public.tasks OWNER TO prod_owner", "owner"),
+        ('ALTER FUNCTION public.f() OWNER TO "Prod"', "owner"),
+        ("ALTER TABLE ONLY public.t ALTER COLUMN c SET DEFAULT 'x OWNER TO y'::text", None),
+        ('ALTER TABLE public.t RENAME COLUMN "owner" TO "to"', None),
+        ("GRANT SELECT ON TABLE public.t TO reporting", "privileges"),
+        ("revoke all on schema public from public", "privileges"),
+        ("ALTER DEFAULT PRIVILEGES FOR ROLE a GRANT SELECT ON TABLES TO b", "privileges"),
+        ('CREATE TABLE public."grant" (a integer)', None),
+        ("COMMENT ON EXTENSION plpgsql IS 'PL/pgSQL'", "extension comment"),
+        ("COMMENT ON TABLE public.t IS 'GRANT ALL'", None),
+        ("SECURITY LABEL FOR selinux ON TABLE t IS 'x'", "security label"),
+        ("CREATE PUBLICATION p FOR ALL TABLES", "replication"),
+        ("CREATE POLICY p ON public.t TO reader USING (true)", None),
+    ],
+)
+def test_statement_heads_are_classified_from_tokens(sql: str, why: str | None) -> None:
+    assert baseline_module._classify(baseline_module._tokens(sql)) == why
+
+
+@pytest.mark.parametrize(
+    ("sql", "parameter"),
+    [
+        ("SET statement_timeout = 0", "statement_timeout"),
+        ("SET SESSION lock_timeout TO 0", "lock_timeout"),
+        ("SET LOCAL myapp.tenant = 'a'", "myapp.tenant"),
+        ("SET transaction_timeout = 0", "transaction_timeout"),
+        ("CREATE TABLE t (a integer)", None),
+    ],
+)
+def test_set_parameter_is_read_from_tokens(sql: str, parameter: str | None) -> None:
+    assert baseline_module._set_parameter(baseline_module._tokens(sql)) == parameter
+
+
+@pytest.mark.parametrize(
+    ("sql", "roles"),
+    [
+        ('CREATE POLICY p ON t FOR SELECT TO a, "B", PUBLIC USING ((x > 0))', ["a", "B"]),
+        ("CREATE POLICY p ON t AS RESTRICTIVE TO CURRENT_USER WITH CHECK (true)", []),
+        ("CREATE POLICY p ON t USING (owner = 'TO x')", []),
+        ("ALTER POLICY p ON t RENAME TO q", []),
+        ("ALTER POLICY p ON t TO Reporting", ["reporting"]),
+        ("CREATE SCHEMA billing AUTHORIZATION billing_owner", ["billing_owner"]),
+        ('CREATE USER MAPPING IF NOT EXISTS FOR "Etl" SERVER files', ["Etl"]),
+        ("CREATE USER MAPPING FOR PUBLIC SERVER files", []),
+        ("CREATE TABLE t (a integer)", []),
+    ],
+)
+def test_roles_a_statement_needs_are_read_from_tokens(sql: str, roles: list[str]) -> None:
+    assert baseline_module._role_references(baseline_module._tokens(sql)) == roles
 
 
 def test_normalise_dump_is_stable() -> None:

@@ -23,6 +23,7 @@ from pytest_schemaguard.migrations.alembic_driver import AlembicProject
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.runner import CheckResult
 from pytest_schemaguard.parity.baseline import (
+    drop_roles,
     dump_schema,
     replay_baseline,
     write_atomically,
@@ -251,11 +252,19 @@ class ParityChecks:
         except (OSError, UnicodeDecodeError) as exc:
             return CheckResult("failed", title, [f"cannot read {shown}: {exc}"])
         replayed = self.scratch()
+        # Roles are cluster-wide: create the ones the baseline names only on our own server.
+        own_server = self.server.source != "dsn"
+        created: list[str] = []
         try:
-            report = replay_baseline(text, replayed.dsn, file=shown)
+            report = replay_baseline(text, replayed.dsn, file=shown, create_roles=own_server)
+            created = report.created_roles
             snapshot = _snapshot_database(replayed.url, exclude_tables=(migrated.version_table,))
         finally:
             self.drop(replayed)
+            if created:
+                # gone with the database, so that later checks do not see them
+                with contextlib.suppress(Exception), self.server.admin() as conn:
+                    drop_roles(conn, created)
         label = f"migrations at {migrated.label}"
         rules = parity_ignore_rules(self.settings.ignore)
         differences = compare(
@@ -267,6 +276,20 @@ class ParityChecks:
             lines.append(f"{len(report.problems)} statement(s) of {shown} failed to replay:")
             for problem in report.problems:
                 lines.extend("  " + line for line in problem.render().splitlines())
+        if report.missing_roles:
+            count = len(report.missing_roles)
+            lines.append(
+                f"{count} statement(s) of {shown} not replayed: they name roles this server "
+                "does not have, and schemaguard does not create roles on a server it did not "
+                "start (--schemaguard-dsn; roles belong to the whole cluster):"
+            )
+            for problem in report.missing_roles:
+                lines.extend("  " + line for line in problem.render().splitlines())
+            lines.append(
+                "  The migrations cannot have built these objects on this server either. Create "
+                "the roles there (CREATE ROLE name NOLOGIN), or run without --schemaguard-dsn: "
+                "schemaguard's own server creates them for the replay."
+            )
         if failures:
             lines.append(
                 f"{shown} differs from the schema the migrations build at {migrated.label}:"
