@@ -12,12 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from defects import DEFECTS, FIXTURES_DIR, apply_defect, copy_project
+from defects import DEFECTS, FIXTURES_DIR, MODELS, apply_defect, copy_project
+from sqlalchemy import Column, Integer, MetaData, Table, Text
 
 from pytest_schemaguard import binaries
 from pytest_schemaguard.errors import ServerError
-from pytest_schemaguard.parity.orm import is_server_name, split_differences
-from pytest_schemaguard.server import PostgresServer
+from pytest_schemaguard.parity.orm import (
+    alembic_view,
+    is_server_name,
+    parity_ignore_rules,
+    split_differences,
+)
+from pytest_schemaguard.server import Database, PostgresServer
 from pytest_schemaguard.snapshot.compare import Difference
 
 if sys.version_info >= (3, 11):
@@ -196,6 +202,80 @@ def test_ignore_pattern_drops_a_difference(
     set_key(project, 'ignore = ["type:article_status"]')
     result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
     result.assert_outcomes(passed=1)
+
+
+AUDIT_MODEL = """
+
+class AuditLog(Base):
+    \"\"\"Kept by a trigger the application does not migrate.\"\"\"
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    note: Mapped[str | None] = mapped_column(index=True)
+"""
+
+
+def test_ignore_pattern_applies_to_alembic_autogenerate_too(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    """An ignored table is out of Alembic's comparison as well: its view shows no add_table
+    (the enum drift makes the item fail, so that view is printed)."""
+    project = copy_project("newsbot", pytester.path)
+    apply_defect("model_enum_labels_differ", project)
+    models = project / MODELS["newsbot"]
+    models.write_text(models.read_text() + AUDIT_MODEL)
+    # (the serial's sequence is not on the table for the catalog comparison: named apart)
+    set_key(project, 'ignore = ["table:audit_*", "sequence:audit_*"]')
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "the models differ from the schema the migrations build at head:",
+            "  type public.article_status: labels *",
+            "1 schema difference between migrations and models: 1 changed",
+            "alembic autogenerate sees no difference",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*audit_log*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_alembic_view_leaves_out_what_ignore_patterns_name(schemaguard_database: Database) -> None:
+    """Tables (on either side), columns and indexes, matched as the catalog comparison names
+    them; a table pattern covers what is on the table."""
+    with schemaguard_database.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE public.audit_old (id integer PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE public.notes (id integer PRIMARY KEY)")
+    metadata = MetaData()
+    Table(
+        "notes",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("legacy_id", Integer),
+        Column("body", Text, index=True),
+    )
+    Table("audit_log", metadata, Column("id", Integer, primary_key=True), Column("at", Text))
+    url = schemaguard_database.url
+
+    def view(*patterns: str) -> list[str]:
+        return sorted(alembic_view(url, metadata, ignore=parity_ignore_rules(patterns)))
+
+    everything = view()
+    assert everything == [
+        "add_column public.notes.body",
+        "add_column public.notes.legacy_id",
+        "add_index ix_notes_body (on public.notes (body))",
+        "add_table public.audit_log",
+        "remove_table public.audit_old",
+    ]
+    assert view("table:audit_*") == everything[:3]
+    assert view("column:*.legacy_id", "index:public.notes.ix_notes_*") == [
+        "add_column public.notes.body",
+        "add_table public.audit_log",
+        "remove_table public.audit_old",
+    ]
+    assert view("table:public.notes", "table:audit_*") == []
 
 
 def test_metadata_that_does_not_import_fails_with_one_message(

@@ -268,7 +268,9 @@ def compare_orm(
     failures, warnings = split_differences(differences, column_order=column_order)
     result = OrmComparison(failures, warnings, models=models)
     try:
-        result.alembic = alembic_view(migrated_url, metadata, version_table=version_table)
+        result.alembic = alembic_view(
+            migrated_url, metadata, version_table=version_table, ignore=rules
+        )
     except Exception as exc:
         result.alembic_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
     return result
@@ -278,10 +280,17 @@ def compare_orm(
 
 
 def alembic_view(
-    url: str, metadata: MetaData, *, version_table: str = "alembic_version"
+    url: str,
+    metadata: MetaData,
+    *,
+    version_table: str = "alembic_version",
+    ignore: IgnoreRules | None = None,
 ) -> list[str]:
     """Alembic autogenerate's operations to bring the database at ``url`` to ``metadata``,
-    one line each (``modify_type public.tasks.owner_id: INTEGER → UUID``)."""
+    one line each (``modify_type public.tasks.owner_id: INTEGER → UUID``).
+
+    Tables, columns, indexes and constraints that ``ignore`` patterns name are left out of
+    Alembic's comparison (its ``include_object`` hook), as they are out of the catalog's."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
@@ -299,6 +308,7 @@ def alembic_view(
                     "include_schemas": bool(schemas),
                     "version_table": version_table,
                     "include_name": _include_name(schemas),
+                    "include_object": _include_object(ignore or IgnoreRules()),
                 },
             )
             diffs = compare_metadata(context, metadata)
@@ -320,6 +330,51 @@ def _include_name(schemas: set[str]) -> Any:
         return True
 
     return include_name
+
+
+# Alembic's object types → the kinds ignore patterns name.
+_ALEMBIC_KINDS = {
+    "table": "table",
+    "column": "column",
+    "index": "index",
+    "unique_constraint": "constraint",
+    "foreign_key_constraint": "constraint",
+}
+
+
+def _include_object(rules: IgnoreRules) -> Any:
+    """Alembic's ``include_object`` hook: False for what ``rules`` ignore, matched as the
+    catalog comparison names it (``table:public.audit_log``, ``column:public.tasks.legacy_id``,
+    ``index:public.tasks.ix_x``; ignoring a table ignores everything on it)."""
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        kind = _ALEMBIC_KINDS.get(type_)
+        if not rules or kind is None or name is None:
+            return True
+        if kind == "table":
+            qualified, parent = _qualified(getattr(obj, "schema", None), name), None
+        else:
+            table = getattr(obj, "table", None)
+            if table is None:
+                return True
+            parent = _table_name(table)
+            qualified = f"{parent}.{name}"
+        probe = Difference(
+            kind=kind,
+            name=qualified,
+            attribute=None,
+            before=None,
+            after=None,
+            category="only_left",
+            message="",
+            parent=parent,
+            parent_kind="table" if parent else None,
+        )
+        return not rules.ignores(probe)
+
+    return include_object
 
 
 def _qualified(schema: str | None, *names: str | None) -> str:
