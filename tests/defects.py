@@ -654,15 +654,23 @@ _DEFECTS: list[Defect] = [
         project="timetracker",
         check="legacy_ddl",
         revision=None,
-        object="statement db/repair/020_active_timer_index.sql:17",
-        description="the repair script ends with CLUSTER … USING …, valid PostgreSQL that "
-        "sqlglot cannot parse: a finding with its position, the rest of the file still analysed",
-        mentions=("020_active_timer_index.sql", "17"),
-        mutate=in_file(
-            "db/repair/020_active_timer_index.sql",
-            "    WHERE end_time IS NULL;\n",
-            "    WHERE end_time IS NULL;\n\n"
-            "CLUSTER time_entries USING ix_time_entries_owner_id_start_time;\n",
+        object="statement db/repair/020_active_timer_index.sql:13",
+        description="the repair script has CLUSTER … USING …, valid PostgreSQL that sqlglot "
+        "cannot parse, before its active-timer index, whose predicate uses stopped_at: a "
+        "finding with its position, and the index after it still analysed (stopped_at missing)",
+        mentions=("020_active_timer_index.sql", "13", "stopped_at"),
+        mutate=all_of(
+            in_file(
+                "db/repair/020_active_timer_index.sql",
+                "CREATE UNIQUE INDEX IF NOT EXISTS ux_time_entries_owner_active\n",
+                "CLUSTER time_entries USING ix_time_entries_owner_id_start_time;\n\n"
+                "CREATE UNIQUE INDEX IF NOT EXISTS ux_time_entries_owner_active\n",
+            ),
+            in_file(
+                "db/repair/020_active_timer_index.sql",
+                "    WHERE end_time IS NULL;\n",
+                "    WHERE stopped_at IS NULL;\n",
+            ),
         ),
     ),
     # --- fk_types ----------------------------------------------------------------------------

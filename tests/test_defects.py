@@ -105,3 +105,7 @@ def test_unparseable_statement_position_is_the_documented_one(tmp_path: Path) ->
     relative, line = defect.object.split()[-1].rsplit(":", 1)
     lines = (project_dir / relative).read_text().splitlines()
     assert lines[int(line) - 1].startswith("CLUSTER ")
+    # it is not the last statement: the one after it has a finding of its own (stopped_at)
+    after = "\n".join(lines[int(line) :])
+    assert after.lstrip().startswith("CREATE UNIQUE INDEX ")
+    assert "WHERE stopped_at IS NULL;" in after
