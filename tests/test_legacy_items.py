@@ -101,6 +101,61 @@ def test_the_summary_is_printed_once_under_xdist(
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+#: For each defect: the item that must fail, and the findings its failure section must show,
+#: as (code, how the script line the finding is located at begins; None for the schema itself).
+#: The first is the finding about the defect's object.
+EXPECTED_FINDINGS: dict[str, tuple[str, list[tuple[str, str | None]]]] = {
+    "legacy_incident_uuid_scripts": (
+        "legacy_ddl[db/ddl/003_time_entries.sql]",
+        [
+            ("missing-column", "    WHERE stopped_at IS NULL;"),
+            ("missing-column", "    stopped_at  TIMESTAMPTZ,"),
+            ("key-type", "    id          UUID PRIMARY KEY DEFAULT gen_random_uuid(),"),
+        ],
+    ),
+    "legacy_uuid_key": (
+        "legacy_ddl[db/repair/030_diagnostics.sql]",
+        [
+            ("key-type", "    id          UUID PRIMARY KEY DEFAULT gen_random_uuid(),"),
+            ("default-type", "    id          UUID PRIMARY KEY DEFAULT gen_random_uuid(),"),
+            ("key-type", "    template_id UUID NOT NULL"),
+        ],
+    ),
+    "legacy_missing_column": (
+        "legacy_ddl[db/repair/020_active_timer_index.sql]",
+        [("missing-column", "    WHERE stopped_at IS NULL;")],
+    ),
+    "legacy_fk_integer_to_bigint": (
+        "legacy_ddl[db/repair/030_diagnostics.sql]",
+        [("fk-type", "    retry_of_id INTEGER REFERENCES diagnostic_results (id),")],
+    ),
+    "legacy_unparseable_statement": (
+        "legacy_ddl[db/repair/020_active_timer_index.sql]",
+        [
+            ("parse-error", "CLUSTER time_entries USING ix_time_entries_owner_id_start_time;"),
+            # the statement after the one that does not parse is still analysed
+            ("missing-column", "    WHERE stopped_at IS NULL;"),
+        ],
+    ),
+    "fk_integer_to_bigint": ("fk_types", [("fk-type", None)]),
+}
+
+
+def failure_section(output: str, item: str) -> list[str]:
+    """The lines of ``item``'s own section under FAILURES (without its header)."""
+    failures = output.split("= FAILURES =", 1)[1].splitlines()
+    starts = [i for i, line in enumerate(failures) if line.startswith("_") and line.endswith("_")]
+    for start, end in zip(starts, [*starts[1:], len(failures)], strict=True):
+        if failures[start].strip("_ ") == item:
+            section = failures[start + 1 : end]
+            return [line for line in section if not line.startswith("=")]
+    raise AssertionError(f"no failure section for {item} in:\n" + "\n".join(failures))
+
+
+def test_every_legacy_defect_has_expected_findings() -> None:
+    assert sorted(EXPECTED_FINDINGS) == LEGACY_DEFECTS
+
+
 @pytest.mark.parametrize("name", LEGACY_DEFECTS)
 def test_legacy_defects_are_caught(
     pytester: pytest.Pytester, tmp_path: Path, inner_dsn: str, name: str
@@ -112,10 +167,31 @@ def test_legacy_defects_are_caught(
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) >= 1, result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    failures = result.stdout.str().split("= FAILURES =", 1)[1]
+    item, expected = EXPECTED_FINDINGS[name]
+    section = failure_section(result.stdout.str(), item)
+    shown = "\n".join(section)
     for mention in defect.mentions:
-        assert mention in failures, (mention, failures)
-    result.stdout.fnmatch_lines([f"FAILED *::{defect.check}*"])
+        assert mention in shown, (mention, shown)
+    script = item.removeprefix("legacy_ddl[").removesuffix("]") if item != "fk_types" else ""
+    lines = (project / script).read_text().splitlines() if script else []
+    kind, obj = defect.object.split(" ", 1)
+    for number, (code, text) in enumerate(expected):
+        location = "schema"
+        if text is not None:
+            (line,) = [n for n, line in enumerate(lines, start=1) if line.startswith(text)]
+            location = f"{script}:{line}"
+        prefix = f"{location}: [{code}] "
+        found = [line for line in section if line.startswith(prefix)]
+        assert found, (prefix, shown)
+        if number == 0:
+            # the first finding is about the defect's object
+            if kind == "statement":
+                assert location == obj, (location, obj)
+            else:
+                table, _, column = obj.removeprefix("public.").rpartition(".")
+                names = (f"{table}.{column}", f"{table}({column})")  # fk-type: t(c)
+                assert any(n in line for line in found for n in names), (obj, found)
+    result.stdout.fnmatch_lines([f"FAILED *::{item.replace('[', '[[]')} - *"])
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
