@@ -578,6 +578,37 @@ _DEFECTS: list[Defect] = [
             "    diagnostics_active boolean DEFAULT false NOT NULL\n",
         ),
     ),
+    Defect(
+        name="baseline_column_type_differs",
+        project="timetracker",
+        check="baseline",
+        revision=None,
+        object="column public.diagnostic_results.retry_of_id",
+        description="the committed pg_dump declares diagnostic_results.retry_of_id integer; the "
+        "migrations build bigint (like the id it references)",
+        mentions=("diagnostic_results", "retry_of_id", "integer", "bigint"),
+        mutate=in_file(
+            "reports/schema_baseline_legacy.sql",
+            "    retry_of_id bigint,\n",
+            "    retry_of_id integer,\n",
+        ),
+    ),
+    Defect(
+        name="baseline_extra_index",
+        project="timetracker",
+        check="baseline",
+        revision=None,
+        object="index public.ix_tasks_status",
+        description="the committed pg_dump has an index ix_tasks_status on tasks (status) that no "
+        "migration creates (added by hand in production)",
+        mentions=("tasks", "ix_tasks_status"),
+        mutate=in_file(
+            "reports/schema_baseline_legacy.sql",
+            "CREATE INDEX ix_tasks_project_id ON public.tasks USING btree (project_id);\n",
+            "CREATE INDEX ix_tasks_project_id ON public.tasks USING btree (project_id);\n"
+            "CREATE INDEX ix_tasks_status ON public.tasks USING btree (status);\n",
+        ),
+    ),
     # --- legacy_ddl ----------------------------------------------------------------------------
     Defect(
         name="legacy_incident_uuid_scripts",

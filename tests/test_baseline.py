@@ -28,6 +28,12 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 BASELINE_DEFECTS = sorted(name for name, d in DEFECTS.items() if d.check == "baseline")
+# How the difference line of each baseline defect reads after the object's name.
+BASELINE_DIFFERENCES = {
+    "baseline_missing_column": "present only in migrations at head",
+    "baseline_column_type_differs": "type integer → bigint",
+    "baseline_extra_index": "present only in baseline",
+}
 
 
 def run_checks(
@@ -70,6 +76,10 @@ def test_clean_baseline_passes(
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+def test_every_baseline_defect_says_how_its_difference_reads() -> None:
+    assert sorted(BASELINE_DIFFERENCES) == BASELINE_DEFECTS
+
+
 @pytest.mark.parametrize("name", BASELINE_DEFECTS)
 def test_baseline_defect_is_caught_and_named(
     pytester: pytest.Pytester,
@@ -86,11 +96,14 @@ def test_baseline_defect_is_caught_and_named(
     result.assert_outcomes(failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     kind, qualified = defect.object.split(" ", 1)
+    schema, _, local = qualified.partition(".")
+    # indexes and constraints are named after their table: index public.tasks.ix_tasks_status
+    named = f"{kind} {qualified}" if kind == "column" else f"{kind} {schema}.*.{local}"
     result.stdout.fnmatch_lines(
         [
             "*baseline: * against the migrations at head",
             "* differs from the schema the migrations build at head:",
-            f"  {kind} {qualified}: present only in migrations at head",
+            f"  {named}: {BASELINE_DIFFERENCES[name]}",
             "*schema difference* between baseline and migrations at head:*",
             f"If the migrations are right, rewrite the baseline with: {UPDATE_COMMAND}",
         ]
