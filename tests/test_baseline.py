@@ -156,6 +156,41 @@ def test_baseline_revision_compares_an_earlier_schema(
     result.stdout.no_fnmatch_line("*present only in migrations*")
 
 
+def test_baseline_dumped_at_an_earlier_revision_passes_with_baseline_revision(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, schemaguard_postgres: PostgresServer
+) -> None:
+    """A baseline dumped at a revision before head, with baseline_revision naming it, passes;
+    the same file compared at head lacks the last revision's objects."""
+    project = copy_project("timetracker", pytester.path)
+    set_key(project, 'baseline_revision = "7a51c3f09e62"')
+    args = (dsn(schemaguard_postgres), "-k", "baseline and not legacy")
+    update = run_checks(pytester, monkeypatch, project, *args, "--schemaguard-update-baseline")
+    update.assert_outcomes(passed=1)
+    update.stdout.fnmatch_lines(["schemaguard: wrote baseline reports/schema_baseline_legacy.sql"])
+    text = (project / "reports" / "schema_baseline_legacy.sql").read_text()
+    assert "the migrations build at 7a51c3f09e62" in text
+    assert "search_vector" not in text  # added by the head revision, b3e8f6d21c90
+
+    result = run_checks(pytester, monkeypatch, project, *args)
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["schemaguard: baseline reports/schema_baseline_legacy.sql at 7a51c3f09e62"]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('baseline_revision = "7a51c3f09e62"\n', ""))
+    at_head = run_checks(pytester, monkeypatch, project, *args)
+    at_head.assert_outcomes(failed=1)
+    at_head.stdout.fnmatch_lines(
+        [
+            "baseline: reports/schema_baseline_legacy.sql against the migrations at head",
+            "  column public.tasks.search_vector: present only in migrations at head",
+        ]
+    )
+
+
 POLICY_FOR_A_MISSING_ROLE = (
     "CREATE POLICY tasks_reader ON public.tasks FOR SELECT TO schemaguard_reader USING (true);\n"
 )
@@ -324,12 +359,19 @@ def test_update_rewrites_a_stale_baseline(
 def test_baseline_from_another_postgresql_version_compares_cleanly(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, writer: str, checker: str
 ) -> None:
-    """A baseline written by one major version's pg_dump, checked on the other major version."""
+    """A baseline written by one major version's pg_dump, checked on the other major version:
+    each run's report header names the server (and binaries) that did the work."""
     require_system()
     system = binaries.find_binaries("system", root=Path.cwd())
     embedded = binaries.find_binaries("embedded", root=Path.cwd())
     if system.major == embedded.major:
         pytest.skip(f"system and embedded PostgreSQL are both version {system.major}")
+    found = {"system": system, "embedded": embedded}
+
+    def header(source: str) -> str:
+        bins = found[source]
+        return f"schemaguard: PostgreSQL {bins.major}.* ({source} binaries at {bins.bindir})*"
+
     project = copy_project("timetracker", pytester.path)
     set_key(project, 'baseline = "reports/schema.sql"')
     pyproject = project / "pyproject.toml"
@@ -349,6 +391,9 @@ def test_baseline_from_another_postgresql_version_compares_cleanly(
         "baseline and not legacy",
     )
     written.assert_outcomes(passed=1)
+    # written by the writer's server, with the pg_dump of its own bin directory
+    written.stdout.fnmatch_lines([header(writer), "schemaguard: wrote baseline reports/schema.sql"])
+    written.stdout.no_fnmatch_line(f"schemaguard: PostgreSQL {found[checker].major}.*")
     text = (project / "reports" / "schema.sql").read_text()
     # pg_dump 17 and later write SET transaction_timeout, which older servers do not know
     assert ("SET transaction_timeout = 0;" in text) == (writer == "embedded")
@@ -362,7 +407,9 @@ def test_baseline_from_another_postgresql_version_compares_cleanly(
         "baseline and not legacy",
     )
     checked.assert_outcomes(passed=1)
-    checked.stdout.fnmatch_lines(["schemaguard: PostgreSQL *"])
+    # checked on the other major version
+    checked.stdout.fnmatch_lines([header(checker)])
+    checked.stdout.no_fnmatch_line(f"schemaguard: PostgreSQL {found[writer].major}.*")
     checked.stdout.no_fnmatch_line("*Traceback*")
 
 
