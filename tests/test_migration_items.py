@@ -10,9 +10,11 @@ import pytest
 from defects import DEFECTS, apply_defect, copy_project
 from migration_projects import CLEAN, Rev, run_checks, write_project
 
+from pytest_schemaguard.migrations.alembic_driver import find_alembic_config
 from pytest_schemaguard.server import PostgresServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TOOL_ALEMBIC = '[tool.alembic]\nscript_location = "%(here)s/migrations"\n\n'
 
 ALL_CLEAN_IDS = [
     "alembic.ini::history",
@@ -520,3 +522,87 @@ def test_the_report_header_names_the_migrations_head_and_baseline(
         pytester, inner_dsn, "-k", "history", "-o", "schemaguard_baseline=reports/schema.sql"
     )
     result.stdout.fnmatch_lines(["schemaguard: baseline reports/schema.sql (missing)"])
+
+
+def test_tool_alembic_is_found_when_alembic_ini_only_configures_logging(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # infobot's alembic.ini has only logging sections; its configuration is [tool.alembic]
+    shutil.copytree(FIXTURES / "infobot", pytester.path, dirs_exist_ok=True)
+    pyproject = pytester.path / "pyproject.toml"
+    text = pyproject.read_text()
+    assert 'alembic_config = "pyproject.toml"\n' in text
+    pyproject.write_text(text.replace('alembic_config = "pyproject.toml"\n', ""))
+    result = run_checks(pytester, inner_dsn, "-v")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 4, result.stdout.str()
+    assert "failed" not in outcomes and "skipped" not in outcomes, result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "schemaguard: migrations pyproject.toml: * revisions, head *",
+            "pyproject.toml::history PASSED*",
+            esc("pyproject.toml::roundtrip[*PASSED*"),
+            "pyproject.toml::cycle PASSED*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+@pytest.mark.parametrize(
+    ("ini", "reason"),
+    [
+        ("logging", "alembic.ini has no [[]alembic[]] section"),
+        ("no_script_location", "alembic.ini has no script_location in [[]alembic[]]"),
+        ("none", "alembic.ini does not exist"),
+    ],
+)
+def test_no_script_location_anywhere_is_a_usage_error(
+    pytester: pytest.Pytester, inner_dsn: str, ini: str, reason: str
+) -> None:
+    write_project(pytester.path, CLEAN)
+    # neither alembic.ini nor pyproject.toml says where the migrations are
+    (pytester.path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\npythonpath = ["."]\n\n[tool.schemaguard]\n'
+    )
+    config = pytester.path / "alembic.ini"
+    if ini == "none":
+        config.unlink()
+    elif ini == "logging":
+        config.write_text("[loggers]\nkeys = root\n\n[logger_root]\nlevel = WARNING\n")
+    else:
+        config.write_text("[alembic]\nprepend_sys_path = .\n")
+    result = run_checks(pytester, inner_dsn)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: schemaguard: no Alembic script_location found: {reason}, pyproject.toml "
+            "has no [[]tool.alembic[]] table (in *); set alembic_config = "
+            "'path/to/alembic.ini' in [[]tool.schemaguard[]], or script_location in "
+            "[[]alembic[]] or [[]tool.alembic[]]"
+        ]
+    )
+    assert len(result.stderr.lines) == 1 or not result.stderr.lines[1].strip(), result.stderr
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stderr.no_fnmatch_line("*Traceback*")
+
+
+@pytest.mark.parametrize(
+    ("ini", "toml", "found"),
+    [
+        ("[alembic]\nscript_location = migrations\n", "", "alembic.ini"),
+        ("[alembic]\nscript_location = migrations\n", TOOL_ALEMBIC, "alembic.ini"),
+        ("[loggers]\nkeys = root\n", TOOL_ALEMBIC, "pyproject.toml"),
+        ("[alembic]\nprepend_sys_path = .\n", TOOL_ALEMBIC, "pyproject.toml"),
+        (None, TOOL_ALEMBIC, "pyproject.toml"),
+    ],
+    ids=["ini", "ini-first", "logging-only-ini", "ini-without-location", "no-ini"],
+)
+def test_the_default_configuration_is_the_first_naming_a_script_location(
+    tmp_path: Path, ini: str | None, toml: str, found: str
+) -> None:
+    if ini is not None:
+        (tmp_path / "alembic.ini").write_text(ini)
+    (tmp_path / "pyproject.toml").write_text(toml + "[tool.schemaguard]\n")
+    assert find_alembic_config(tmp_path, None) == tmp_path / found
+    assert find_alembic_config(tmp_path, "other/alembic.ini") == tmp_path / "other/alembic.ini"

@@ -11,6 +11,7 @@ can take a schema snapshot there.  A failing step ends the pass and is reported 
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import logging
 import os
@@ -110,20 +111,61 @@ class PassOutcome:
 
 
 def find_alembic_config(root: Path, configured: str | None) -> Path:
-    """The configuration file: the configured one, else alembic.ini, else pyproject.toml."""
+    """The configuration file: the configured one, else the first that names a
+    ``script_location``: ``alembic.ini`` (its ``[alembic]`` section), then ``pyproject.toml``
+    (its ``[tool.alembic]`` table).
+
+    An ``alembic.ini`` that only configures logging, next to a ``[tool.alembic]`` table, is
+    Alembic's own pyproject layout: the table is the configuration.
+    """
     if configured:
         path = Path(configured)
         return path if path.is_absolute() else root / path
     ini = root / "alembic.ini"
-    if ini.is_file():
-        return ini
     pyproject = root / "pyproject.toml"
-    if _has_toml_table(pyproject):
+    ini_state = _ini_script_location(ini)
+    if ini_state is None:
+        return ini
+    toml_state = _toml_script_location(pyproject)
+    if toml_state is None:
         return pyproject
     raise AlembicSetupError(
-        f"no Alembic configuration found: looked for {ini} and a [tool.alembic] table in "
-        f"{pyproject}; set alembic_config = 'path/to/alembic.ini' in [tool.schemaguard]"
+        f"no Alembic script_location found: {ini.name} {ini_state}, {pyproject.name} "
+        f"{toml_state} (in {root}); set alembic_config = 'path/to/alembic.ini' in "
+        "[tool.schemaguard], or script_location in [alembic] or [tool.alembic]"
     )
+
+
+def _ini_script_location(path: Path) -> str | None:
+    """None when ``path`` has an ``[alembic]`` script_location, else what it lacks."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        if not parser.read(path, encoding="utf-8"):
+            return "does not exist"
+    except configparser.Error as exc:
+        return f"cannot be read ({type(exc).__name__})"
+    if not parser.has_section("alembic"):
+        return "has no [alembic] section"
+    if not parser.get("alembic", "script_location", fallback="").strip():
+        return "has no script_location in [alembic]"
+    return None
+
+
+def _toml_script_location(path: Path) -> str | None:
+    """None when ``path`` has a ``[tool.alembic]`` script_location, else what it lacks."""
+    try:
+        with path.open("rb") as f:
+            table = tomllib.load(f).get("tool", {}).get("alembic")
+    except FileNotFoundError:
+        return "does not exist"
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return f"cannot be read ({type(exc).__name__})"
+    if not isinstance(table, dict):
+        return "has no [tool.alembic] table"
+    location = table.get("script_location")
+    if not isinstance(location, str) or not location.strip():
+        return "has no script_location in [tool.alembic]"
+    return None
 
 
 def _has_toml_table(path: Path) -> bool:
