@@ -4,9 +4,13 @@ The baseline is replayed into a scratch database and read back from the catalog,
 written by another pg_dump or PostgreSQL version compares cleanly when the schemas are equal.
 Replaying is forgiving about what does not describe the schema: psql meta-commands
 (``\\restrict``, ``\\connect``...) are dropped, ``SET`` lines for parameters this server does not
-know (``transaction_timeout`` on older servers) are skipped, owners and privileges are not
-replayed (the comparison does not look at them, and the roles rarely exist locally), and a
-``CREATE SCHEMA`` for a schema that already exists (``public``) is accepted.
+know (``transaction_timeout`` on older servers) are skipped, as are ``SET ROLE`` and ``SET
+SESSION AUTHORIZATION``; owners and privileges are not replayed (the comparison does not look
+at them, and the roles rarely exist locally), and a ``CREATE SCHEMA`` for a schema that already
+exists (``public``) is accepted.  Statements are told apart from sqlglot's PostgreSQL tokens,
+not from regular expressions.  A statement that names a role the server lacks (``CREATE POLICY
+... TO r``) runs after ``CREATE ROLE r NOLOGIN`` on a server schemaguard started, and is not
+replayed (and reported) on any other.
 
 Writing a baseline (``--schemaguard-update-baseline``) dumps the migrated schema with the
 server's own pg_dump, normalised so that the same schema always gives the same bytes.
