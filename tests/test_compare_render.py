@@ -16,6 +16,7 @@ from pytest_schemaguard.snapshot import (
     Extension,
     Function,
     Index,
+    Sequence,
     Snapshot,
     SnapshotFormatError,
     Table,
@@ -263,6 +264,20 @@ def test_ignore_patterns() -> None:
     assert filter_differences(everything, ["column:*.owner_id"]) == [
         d for d in everything if d.kind != "column"
     ]
+
+
+def test_ignoring_a_table_ignores_the_sequences_its_columns_own() -> None:
+    audit = Table("public", "audit_log", columns=(Column("id", "integer", position=1),))
+    owned = Sequence("public", "audit_log_id_seq", owned_by="public.audit_log.id")
+    loose = Sequence("public", "audit_numbers")
+    everything = compare(_snapshot(), _snapshot(audit, sequences=(owned, loose)))
+    assert {d.key for d in everything} == {
+        "table:public.audit_log",
+        "sequence:public.audit_log_id_seq",
+        "sequence:public.audit_numbers",
+    }
+    kept = filter_differences(everything, ["table:audit_*"])
+    assert [d.key for d in kept] == ["sequence:public.audit_numbers"]
 
 
 @pytest.mark.parametrize("pattern", ["audit_*", "tabel:audit_*", "table:", "column-order"])

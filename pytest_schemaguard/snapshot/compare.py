@@ -155,7 +155,8 @@ class IgnoreRules:
     A pattern is either a category word (see :data:`CATEGORY_WORDS`) or ``kind:glob``, where
     ``glob`` is matched (``fnmatch``, case-sensitive) against the qualified name and against
     the name without its schema: ``table:audit_*``, ``extension:*``, ``column:*.legacy_id``,
-    ``type:public.*``.  Ignoring a table or view also ignores everything on it.
+    ``type:public.*``.  Ignoring a table or view also ignores everything on it, and a table
+    the sequences its columns own (``serial``).
     """
 
     patterns: tuple[str, ...] = ()
@@ -209,7 +210,22 @@ class IgnoreRules:
                 and _name_matches(diff.parent, glob)
             ):
                 return True
+            owner = _owning_table(diff)
+            if owner is not None and "table" in kinds and _name_matches(owner, glob):
+                return True
         return False
+
+
+def _owning_table(diff: Difference) -> str | None:
+    """The table whose column owns the sequence of ``diff`` (a ``serial``'s sequence goes
+    with its table), if any."""
+    if diff.kind != "sequence":
+        return None
+    for obj in (diff.before, diff.after):
+        owned_by = getattr(obj, "owned_by", None)
+        if isinstance(owned_by, str) and owned_by.count(".") >= 2:
+            return owned_by.rsplit(".", 1)[0]
+    return None
 
 
 def _bad_pattern(pattern: str) -> str:
