@@ -483,7 +483,7 @@ _DEFECTS: list[Defect] = [
         project="newsbot",
         check="orm_parity",
         revision=None,
-        object="index public.ix_articles_published_at",
+        object="index public.articles.ix_articles_published_at",
         description="the model of articles.published_at has no index; the migrations create "
         "ix_articles_published_at",
         mentions=("ix_articles_published_at",),
@@ -523,7 +523,7 @@ _DEFECTS: list[Defect] = [
         project="timetracker",
         check="orm_parity",
         revision=None,
-        object="index public.ux_time_entries_owner_active",
+        object="index public.time_entries.ux_time_entries_owner_active",
         description="the model's active-timer index has the predicate "
         "end_time IS NULL AND task_id IS NOT NULL; the migrations' is end_time IS NULL",
         mentions=("ux_time_entries_owner_active",),

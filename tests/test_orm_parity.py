@@ -67,11 +67,9 @@ def run_checks(
 
 
 def object_line(obj: str) -> str:
-    """A pattern for the difference line naming ``obj`` (``index public.ix_a``): messages name
-    indexes, constraints and columns after their table (``index public.articles.ix_a``)."""
-    kind, qualified = obj.split(" ", 1)
-    schema, _, local = qualified.partition(".")
-    return f"  {kind} {schema}.*{local.rpartition('.')[2]}: *"
+    """A pattern for the difference line naming ``obj`` exactly (``index public.articles.ix_a``:
+    indexes, constraints and columns are named after their table)."""
+    return f"  {obj}: *"
 
 
 def set_key(project: Path, line: str) -> None:
