@@ -587,6 +587,28 @@ def test_no_script_location_anywhere_is_a_usage_error(
     result.stderr.no_fnmatch_line("*Traceback*")
 
 
+def test_a_configured_alembic_config_without_script_location_is_a_usage_error(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, CLEAN)
+    (pytester.path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\npythonpath = ["."]\n\n'
+        '[tool.schemaguard]\nalembic_config = "alembic.ini"\n'
+    )
+    (pytester.path / "alembic.ini").write_text("[loggers]\nkeys = root\n")
+    result = run_checks(pytester, inner_dsn)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: schemaguard: alembic_config = 'alembic.ini': alembic.ini has no [[]alembic[]] "
+            "section (pyproject.toml has no [[]tool.alembic[]] table); set script_location to "
+            "the directory holding env.py"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stderr.no_fnmatch_line("*Traceback*")
+
+
 @pytest.mark.parametrize(
     ("ini", "toml", "found"),
     [
@@ -605,4 +627,7 @@ def test_the_default_configuration_is_the_first_naming_a_script_location(
         (tmp_path / "alembic.ini").write_text(ini)
     (tmp_path / "pyproject.toml").write_text(toml + "[tool.schemaguard]\n")
     assert find_alembic_config(tmp_path, None) == tmp_path / found
+    # a configured file is taken as it is, relative to the configuration's directory
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other/alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
     assert find_alembic_config(tmp_path, "other/alembic.ini") == tmp_path / "other/alembic.ini"

@@ -120,7 +120,22 @@ def find_alembic_config(root: Path, configured: str | None) -> Path:
     """
     if configured:
         path = Path(configured)
-        return path if path.is_absolute() else root / path
+        path = path if path.is_absolute() else root / path
+        if path.suffix == ".toml":
+            lacking = _toml_script_location(path)
+        else:
+            # Alembic also reads [tool.alembic] of the pyproject.toml beside an ini file
+            lacking = _ini_script_location(path)
+            if lacking is not None:
+                beside = path.parent / "pyproject.toml"
+                toml_state = _toml_script_location(beside)
+                lacking = None if toml_state is None else f"{lacking} ({beside.name} {toml_state})"
+        if lacking is not None:
+            raise AlembicSetupError(
+                f"alembic_config = {configured!r}: {path.name} {lacking}; set script_location "
+                "to the directory holding env.py"
+            )
+        return path
     ini = root / "alembic.ini"
     pyproject = root / "pyproject.toml"
     ini_state = _ini_script_location(ini)
