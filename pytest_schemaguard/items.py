@@ -288,7 +288,10 @@ def _migration_checks(
 def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
     def run_check(schemaguard_migrations: MigrationRunner, request: pytest.FixtureRequest) -> None:
         runner = schemaguard_migrations
-        batch = _batch(request.session) if not _is_xdist_worker(request.config) else []
+        if _is_xdist_worker(request.config):
+            batch = _siblings(check, _selected_checks(request.session))
+        else:
+            batch = _batch(request.session)
         report(runner.result(check, batch), path=path)
 
     return run_check
@@ -308,6 +311,21 @@ def _selected_checks(session: pytest.Session) -> list[CheckId]:
 
 def _batch(session: pytest.Session) -> list[CheckId]:
     return _selected_checks(session)
+
+
+def _siblings(check: CheckId, selected: list[CheckId]) -> list[CheckId]:
+    """Under xdist a worker does not know which items it will get next, so it runs one
+    revision's selected ``upgrade`` and ``roundtrip`` together: one pass up, down and up from
+    the parent, which leaves that revision applied, so the worker's next revision (xdist hands
+    items out in order) continues from there instead of replaying every ancestor in a new clone.
+    """
+    if check.revision is None:
+        return []
+    return [
+        c
+        for c in selected
+        if c.revision == check.revision and c.kind in ("upgrade", "roundtrip") and c != check
+    ]
 
 
 @pytest.fixture(scope="session")

@@ -258,3 +258,39 @@ def test_env_py_runs_once_for_the_whole_run_whatever_the_number_of_revisions(
     result.assert_outcomes(passed=2 * count + 2)
     runs = (pytester.path / "env_runs.txt").read_text().splitlines()
     assert len(runs) == 1, f"env.py ran {len(runs)} times for {count} revisions"
+
+
+STEP_COUNTING_ENV = """
+from pathlib import Path
+
+from alembic import context
+
+steps = Path(__file__).parent.parent / "steps.txt"
+
+
+def count(ctx, step, heads, run_args):
+    with open(steps, "a") as f:
+        f.write(("up" if step.is_upgrade else "down") + "\\n")
+
+
+context.configure(connection=context.config.attributes["connection"], on_version_apply=count)
+with context.begin_transaction():
+    context.run_migrations()
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_each_revision_is_upgraded_a_bounded_number_of_times(
+    pytester: pytest.Pytester, inner_dsn: str, xdist: list[str]
+) -> None:
+    # serially: up, down, up per revision and the cycle's base -> head -> base -> head. Under
+    # xdist a worker runs a revision's upgrade and roundtrip in one pass and carries on from
+    # there, never replaying every ancestor in a new clone for each item (quadratic).
+    count = 16
+    write_project(pytester.path, chain(count), env=STEP_COUNTING_ENV)
+    result = run_checks(pytester, inner_dsn, *xdist)
+    result.assert_outcomes(passed=2 * count + 2)
+    ups = (pytester.path / "steps.txt").read_text().split().count("up")
+    workers = 2 if xdist else 1
+    # each worker: up, down, up for each revision it meets; the cycle: up to head once more
+    assert ups <= workers * 2 * count + count + 2, f"{ups} upgrade steps for {count} revisions"
