@@ -124,7 +124,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     try:
         settings = _resolve_settings(config)
-        manager = ServerManager(settings)
+        workerinput = getattr(config, "workerinput", None)
+        worker = workerinput.get("workerid") if isinstance(workerinput, dict) else None
+        manager = ServerManager(settings, worker=worker)
         if settings.enabled:
             # On the xdist controller too: a usage error is one line there, not a traceback
             # in every worker.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from types import FrameType
@@ -19,8 +18,9 @@ from pytest_schemaguard.urls import mask_url
 class ServerManager:
     """Owns the one server (or DSN connection) of a pytest process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, worker: str | None = None) -> None:
         self.settings = settings
+        self.worker = worker  # the xdist worker id (gw0, gw1…) of this process, if any
         self._binaries: Binaries | None = None
         self._local: LocalServer | None = None
         self._server: PostgresServer | None = None
@@ -67,7 +67,9 @@ class ServerManager:
                         self.settings.dsn, postgres=self.settings.postgres, root=self.settings.root
                     )
                 else:
-                    self._local = LocalServer(self.binaries(), port=worker_port(self.settings.port))
+                    self._local = LocalServer(
+                        self.binaries(), port=worker_port(self.settings.port, self.worker)
+                    )
                     self._server = self._local.start()
             return self._server
 
@@ -100,11 +102,12 @@ class ServerManager:
             self._old_sigterm = None
 
 
-def worker_port(port: int | None) -> int | None:
+def worker_port(port: int | None, worker: str | None) -> int | None:
     """The port for this process: a fixed ``port`` is the first xdist worker's; worker gwN
-    takes ``port + N``, so workers never share (or collide on) one server."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if port is None or not worker.startswith("gw") or not worker[2:].isdigit():
+    takes ``port + N``, so workers never share (or collide on) one server. (The worker id comes
+    from pytest's config, not from ``PYTEST_XDIST_WORKER``, which a pytest run started from a
+    test inherits.)"""
+    if port is None or not worker or not worker.startswith("gw") or not worker[2:].isdigit():
         return port
     return port + int(worker[2:])
 
