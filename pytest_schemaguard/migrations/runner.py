@@ -660,7 +660,7 @@ class MigrationRunner:
             lines = [f"{what} of {h.describe(rev)} failed", *error.render()]
             down_diff = phase.get("down_diff")
             if kind == "reup" and isinstance(down_diff, Differences):
-                errors = down_diff.errors + down_diff.column_order
+                errors, _ = self._apply_column_order(down_diff)
                 if errors:
                     lines = [
                         f"downgrade of {h.describe(rev)} did not restore the schema before it:",
