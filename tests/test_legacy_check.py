@@ -174,6 +174,11 @@ def test_parts_of_analysed_statements_are_checked(integer_schema: Snapshot) -> N
         (f, 13, "missing-table", "public.timers"),  # COMMENT ON TABLE
         (f, 15, "missing-column", stopped_at),  # trigger UPDATE OF
         (f, 18, "missing-column", stopped_at),  # trigger WHEN (NEW.stopped_at ...)
+        (f, 20, "missing-column", stopped_at),  # GRANT UPDATE (stopped_at)
+        (f, 21, "missing-table", "public.archived_entries"),  # REVOKE ... ON archived_entries
+        (f, 23, "missing-column", stopped_at),  # UPDATE ... RETURNING
+        (f, 24, "missing-column", stopped_at),  # DELETE ... RETURNING t.stopped_at
+        (f, 25, "missing-column", stopped_at),  # INSERT ... RETURNING
     ]
     messages = [x.message for x in findings]
     assert messages[0] == (
@@ -187,7 +192,11 @@ def test_parts_of_analysed_statements_are_checked(integer_schema: Snapshot) -> N
         ("parts.sql:15", "CREATE TRIGGER: the trigger function touch() is not analysed"),
         ("parts.sql:17", "CREATE TRIGGER: the trigger function touch() is not analysed"),
     ]
-    assert analysis.count("analysed") == len(analysis.statements) == 6
+    assert messages[6].startswith("GRANT on columns uses column time_entries.stopped_at")
+    assert messages[8].startswith("UPDATE ... RETURNING uses column time_entries.stopped_at")
+    # GRANT on a schema names no table: nothing to check
+    assert analysis.count("irrelevant") == 1
+    assert analysis.count("analysed") == len(analysis.statements) - 1 == 11
 
 
 def test_integer_key_where_the_schema_has_uuid(integer_schema: Snapshot) -> None:

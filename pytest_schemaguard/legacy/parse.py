@@ -2,9 +2,9 @@
 
 - ``analysed``: a statement this check understands and applies to the picture of the schema
   the scripts build (CREATE TABLE / INDEX / TYPE ... AS ENUM / TRIGGER, ALTER TABLE, DROP,
-  INSERT, UPDATE, DELETE, COMMENT ON TABLE / COLUMN);
+  INSERT, UPDATE, DELETE, COMMENT ON TABLE / COLUMN, GRANT / REVOKE on a table);
 - ``irrelevant``: understood by the parser but with nothing to check (SET, BEGIN, COMMIT,
-  COMMENT ON an index or a type, GRANT, CREATE SEQUENCE, SELECT...);
+  COMMENT ON an index or a type, GRANT on a schema, CREATE SEQUENCE, SELECT...);
 - ``not_analysed``: the parser only gives it back as an opaque command (CREATE EXTENSION,
   CREATE POLICY, ALTER TYPE ... ADD VALUE...), or it is a routine body (DO, CREATE FUNCTION,
   CREATE PROCEDURE) or a view body the check does not look into; listed, never dropped;
@@ -137,6 +137,13 @@ def _classify(node: exp.Expr) -> tuple[StatementStatus, str | None]:
     if isinstance(node, exp.Comment):
         kind = str(node.args.get("kind") or "").upper()
         return ("analysed" if kind in _ANALYSED_COMMENTS else "irrelevant"), None
+    if isinstance(node, exp.Grant | exp.Revoke):
+        # on a table (and its columns); on a schema, sequence, function...: nothing to check
+        kind = str(node.args.get("kind") or "TABLE").upper()
+        securable = node.args.get("securable")
+        if kind == "TABLE" and isinstance(securable, exp.Table):
+            return "analysed", None
+        return "irrelevant", None
     return "irrelevant", None
 
 

@@ -403,6 +403,8 @@ class _Builder:
             self.update(node)
         elif isinstance(node, exp.Delete):
             self.delete(node)
+        elif isinstance(node, exp.Grant | exp.Revoke):
+            self.grant(node)
 
     def create_table(self, node: exp.Create) -> None:
         target = node.this
@@ -851,6 +853,7 @@ class _Builder:
                     self.set_clause(table, assignment, "INSERT ... ON CONFLICT DO UPDATE")
         elif not isinstance(values, exp.Values) and not names:
             self.note("INSERT without a column list: the columns are not checked")
+        self._returning_uses(node, table, "INSERT ... RETURNING")
 
     def set_clause(self, table: TableRef, assignment: exp.EQ, context: str) -> None:
         target = assignment.this
@@ -893,12 +896,35 @@ class _Builder:
             if isinstance(assignment, exp.EQ):
                 self.set_clause(table, assignment, "UPDATE")
         self._where_uses(node, table, "UPDATE ... WHERE")
+        self._returning_uses(node, table, "UPDATE ... RETURNING")
 
     def delete(self, node: exp.Delete) -> None:
         if not isinstance(node.this, exp.Expression):
             return
         table = self.table_ref(node.this)
         self._where_uses(node, table, "DELETE ... WHERE")
+        self._returning_uses(node, table, "DELETE ... RETURNING")
+
+    def _returning_uses(self, node: exp.Expression, table: TableRef, context: str) -> None:
+        returning = node.args.get("returning")
+        if isinstance(returning, exp.Returning):
+            target = node.this.this if isinstance(node.this, exp.Schema) else node.this
+            aliases = {table.current_name.split(".")[1]}
+            if isinstance(target, exp.Table) and target.alias:
+                aliases.add(target.alias)
+            self.use_columns_in(table, returning, context, aliases)
+
+    def grant(self, node: exp.Grant | exp.Revoke) -> None:
+        """``GRANT``/``REVOKE`` on a table names it; column privileges use the columns."""
+        securable = node.args.get("securable")
+        if not isinstance(securable, exp.Table):
+            return
+        verb = "GRANT" if isinstance(node, exp.Grant) else "REVOKE"
+        table = self.table_ref(securable)
+        for privilege in node.args.get("privileges") or []:
+            columns = [c for c in privilege.expressions if isinstance(c, exp.Column)]
+            if columns:
+                self.use(table, columns, f"{verb} on columns")
 
 
 def build_picture(parsed: Sequence[ParsedStatement]) -> tuple[Picture, list[NotAnalysed]]:

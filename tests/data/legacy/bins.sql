@@ -35,8 +35,10 @@ COMMENT ON INDEX ux_active IS 'one running timer per owner';
 -- expect: analysed
 CREATE TRIGGER trg_touch BEFORE UPDATE OF end_time ON time_entries
     FOR EACH ROW EXECUTE FUNCTION touch();
--- expect: irrelevant
+-- expect: analysed
 GRANT SELECT ON areas TO reporting;
+-- expect: irrelevant
+GRANT USAGE ON SCHEMA public TO reporting;
 -- expect: irrelevant
 CREATE SEQUENCE invoice_no START 1000;
 -- expect: irrelevant

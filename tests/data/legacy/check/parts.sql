@@ -16,3 +16,10 @@ CREATE TRIGGER trg_stop BEFORE UPDATE OF stopped_at ON time_entries
     FOR EACH ROW EXECUTE FUNCTION touch();
 CREATE TRIGGER trg_running BEFORE INSERT ON time_entries
     FOR EACH ROW WHEN (NEW.stopped_at IS NULL) EXECUTE FUNCTION touch();
+
+GRANT SELECT, UPDATE (stopped_at) ON time_entries TO timetracker_app;
+REVOKE SELECT ON archived_entries FROM timetracker_app;
+GRANT USAGE ON SCHEMA public TO timetracker_app;
+UPDATE time_entries SET end_time = now() WHERE end_time IS NULL RETURNING stopped_at;
+DELETE FROM time_entries t WHERE t.id = 1 RETURNING t.stopped_at;
+INSERT INTO time_entries (owner_id, task_id, start_time) VALUES (1, 1, now()) RETURNING stopped_at;
