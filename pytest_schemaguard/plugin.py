@@ -103,9 +103,10 @@ def _ini_keys(inipath: Path | None) -> list[str]:
         return []
     if inipath.suffix == ".toml":
         table = read_toml(inipath)
-        section = table.get("tool", {}).get("pytest", {}).get("ini_options", {})
-        if inipath.name != "pyproject.toml":  # pytest.toml / .pytest.toml
-            section = table.get("pytest", table.get("tool", {}).get("pytest", {}))
+        if inipath.name == "pyproject.toml":
+            section = table.get("tool", {}).get("pytest", {}).get("ini_options", {})
+        else:  # pytest.toml / .pytest.toml
+            section = table.get("pytest", {})
         return [str(key) for key in section] if isinstance(section, dict) else []
     import configparser
 
@@ -208,14 +209,14 @@ def schemaguard_postgres(
     Started on first use; stopped, with its files removed, at the end of the session.
     """
     manager = pytestconfig.stash[MANAGER_KEY]
+    error: SchemaguardError | None = None
     try:
         server = manager.get()
     except SchemaguardError as exc:
         manager.close()
-        message = f"schemaguard: {exc}"
-    else:
-        message = ""
-    if message:
+        error = exc
+    if error is not None:  # outside the except block: no chained traceback in the report
+        message = f"schemaguard: {error}"
         if hasattr(pytestconfig, "workerinput"):
             # pytest.exit inside an xdist worker crashes it (INTERNALERROR): fail the tests
             # that need the server, with this one message, and stop this worker.

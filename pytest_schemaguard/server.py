@@ -402,10 +402,7 @@ class LocalServer:
         atexit.register(self.stop)
         port = self.requested_port or _free_port()
         if self.requested_port and _port_in_use(port):
-            raise ServerError(
-                f"port {port} on 127.0.0.1 is already in use; choose another with "
-                "--schemaguard-port, or leave it unset to get a free port"
-            )
+            raise _port_taken(port)
         base = _runtime_base()
         reap_orphans(base)
         try:
@@ -439,10 +436,7 @@ class LocalServer:
             try:
                 executor.start()
             except AlreadyRunning:
-                raise ServerError(
-                    f"port {port} on 127.0.0.1 is already in use; choose another with "
-                    "--schemaguard-port, or leave it unset to get a free port"
-                ) from None
+                raise _port_taken(port) from None
             except (ExecutorError, OSError) as exc:
                 log = self._log_tail()
                 reason = "pg_ctl start failed" if isinstance(exc, ExecutorError) else str(exc)
@@ -450,8 +444,11 @@ class LocalServer:
                     f"PostgreSQL {self.binaries.version} from {self.binaries.bindir} did not "
                     f"start ({self.run_as.describe()}; {reason}).\n{log}"
                 ) from None
-            _wait_until_ready(port, timeout=60)
-            self._check_it_is_ours(port, datadir)
+            # When another server took the port between the check and the start, ours failed
+            # to bind and that one answers: it must be the one just started.
+            answering = _wait_until_ready(port, timeout=60)
+            if os.path.realpath(answering) != os.path.realpath(datadir):
+                raise _port_taken(port)
             self.server = _connect_server(
                 host="127.0.0.1",
                 port=port,
@@ -466,20 +463,6 @@ class LocalServer:
         except BaseException:
             self.stop()
             raise
-
-    @staticmethod
-    def _check_it_is_ours(port: int, datadir: Path) -> None:
-        """The server answering on ``port`` must be the one just started: when another took
-        the port between the check and the start, ours failed to bind and that one answers."""
-        with psycopg.connect(
-            host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=5
-        ) as conn:
-            row = conn.execute("show data_directory").fetchone()
-        if row is None or os.path.realpath(row[0]) != os.path.realpath(datadir):
-            raise ServerError(
-                f"port {port} on 127.0.0.1 is already in use by another server; choose another "
-                "with --schemaguard-port, or leave it unset to get a free port"
-            )
 
     def _socket_dir(self) -> Path:
         """The working directory, unless its path is too long for a Unix socket (107 bytes)."""
@@ -515,8 +498,16 @@ class LocalServer:
         atexit.unregister(self.stop)
 
 
-def _wait_until_ready(port: int, *, timeout: float) -> None:
-    """Wait until the server takes connections (its port opens while it is still starting)."""
+def _port_taken(port: int) -> ServerError:
+    return ServerError(
+        f"port {port} on 127.0.0.1 is already in use; choose another with "
+        "--schemaguard-port, or leave it unset to get a free port"
+    )
+
+
+def _wait_until_ready(port: int, *, timeout: float) -> str:
+    """Wait until the server takes connections (its port opens while it is still starting);
+    return the data directory of the server that answers."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -524,8 +515,9 @@ def _wait_until_ready(port: int, *, timeout: float) -> None:
         try:
             with psycopg.connect(
                 host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=5
-            ):
-                return
+            ) as conn:
+                row = conn.execute("show data_directory").fetchone()
+                return str(row[0]) if row else ""
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
                 raise ServerError(
