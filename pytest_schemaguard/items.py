@@ -285,6 +285,34 @@ def _migration_checks(
     return specs
 
 
+# ----------------------------------------------------------------- xdist: worker → controller
+
+_RELAYED: pytest.StashKey[dict[str, list[Any]]] = pytest.StashKey()
+_RELAY_PREFIX = "schemaguard_"
+
+
+def relay_to_controller(config: pytest.Config, key: str, value: Any) -> None:
+    """On an xdist worker, hand ``value`` to the controller (at session finish); elsewhere
+    nothing. The controller reads it back with :func:`relayed`."""
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_RELAY_PREFIX + key] = value
+
+
+def relayed(config: pytest.Config, key: str) -> list[Any]:
+    """What the finished workers handed over under ``key``, one value per worker."""
+    return config.stash.get(_RELAYED, {}).get(_RELAY_PREFIX + key, [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist, on the controller: keep what a finished worker handed over."""
+    store = node.config.stash.setdefault(_RELAYED, {})
+    for key, value in (getattr(node, "workeroutput", None) or {}).items():
+        if key.startswith(_RELAY_PREFIX):
+            store.setdefault(key, []).append(value)
+
+
 def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
     def run_check(schemaguard_migrations: MigrationRunner, request: pytest.FixtureRequest) -> None:
         runner = schemaguard_migrations

@@ -220,25 +220,13 @@ def schemaguard_legacy(
     yield checks
 
 
-#: Where an xdist worker hands the controller its summary (``config.workeroutput``).
-_WORKER_OUTPUT = "schemaguard_legacy_summary"
-RELAYED_KEY: pytest.StashKey[list[tuple[str, ...]]] = pytest.StashKey()
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     checks = session.config.stash.get(LEGACY_KEY, None)
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None and checks is not None:
+    if checks is not None:
         # under xdist, the controller prints the summary the workers made
-        workeroutput[_WORKER_OUTPUT] = checks.summary_lines()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist, on the controller: collect the summary of a finished worker."""
-    output = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
-    if output:
-        node.config.stash.setdefault(RELAYED_KEY, []).append(tuple(output))
+        schemaguard_items.relay_to_controller(
+            session.config, "legacy_summary", checks.summary_lines()
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -246,9 +234,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     checks = config.stash.get(LEGACY_KEY, None)
     if checks is not None:
         blocks.append(tuple(checks.summary_lines()))
-    relayed = config.stash.get(RELAYED_KEY, None)
-    if relayed is not None:
-        blocks += relayed
+    blocks += [tuple(lines) for lines in schemaguard_items.relayed(config, "legacy_summary")]
     # every worker analyses all the scripts, so their summaries are the same: print it once
     printed: set[tuple[str, ...]] = set()
     for block in blocks:

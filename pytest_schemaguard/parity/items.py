@@ -165,29 +165,15 @@ def schemaguard_parity(
 # ------------------------------------------------------------------------------ hooks
 
 
-#: Where an xdist worker hands the controller what it wrote (``config.workeroutput``).
-_WORKER_OUTPUT = "schemaguard_baselines"
-RELAYED_KEY: pytest.StashKey[dict[str, list[str]]] = pytest.StashKey()
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     checks = session.config.stash.get(PARITY_KEY, None)
     if checks is not None and checks.pending:
         checks.flush()
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if workeroutput is not None and checks is not None:
+    if checks is not None:
         # under xdist, the controller prints what the workers wrote
-        workeroutput[_WORKER_OUTPUT] = {"written": checks.written, "unchanged": checks.unchanged}
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist, on the controller: collect what a finished worker wrote."""
-    output = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
-    if output:
-        relayed = node.config.stash.setdefault(RELAYED_KEY, {"written": [], "unchanged": []})
-        for key in ("written", "unchanged"):
-            relayed[key].extend(output.get(key, []))
+        schemaguard_items.relay_to_controller(
+            session.config, "baselines", {"written": checks.written, "unchanged": checks.unchanged}
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -197,10 +183,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if checks is not None:
         written += checks.written
         unchanged += checks.unchanged
-    relayed = config.stash.get(RELAYED_KEY, None)
-    if relayed is not None:
-        written += relayed["written"]
-        unchanged += relayed["unchanged"]
+    for output in schemaguard_items.relayed(config, "baselines"):
+        written += output.get("written", [])
+        unchanged += output.get("unchanged", [])
     for shown in written:
         terminalreporter.write_line(f"schemaguard: wrote baseline {shown}")
     for shown in unchanged:
