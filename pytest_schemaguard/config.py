@@ -28,6 +28,7 @@ from pytest_schemaguard.urls import mask_url
 
 POSTGRES_CHOICES = ("auto", "system", "embedded")
 COLUMN_ORDER_CHOICES = ("warn", "fail", "ignore")
+DRIVER_CHOICES = ("psycopg", "psycopg2", "asyncpg", "pg8000")
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,36 @@ OPTIONS: tuple[Option, ...] = (
         "Environment variable the project's env.py reads its database URL from "
         "(e.g. DATABASE_URL); set to the scratch database while migrating.",
     ),
-    Option("heads", "int", 1, "Number of heads the history must have."),
+    Option(
+        "driver",
+        "string",
+        None,
+        "The DBAPI driver the project's env.py, revisions and models run on: psycopg, "
+        "psycopg2, asyncpg or pg8000. Default: the driver of the URL in the Alembic "
+        "configuration (or of database_url_env's value), else psycopg.",
+        choices=DRIVER_CHOICES,
+    ),
+    Option(
+        "env_context",
+        "string",
+        None,
+        "A context manager factory 'package.module:factory' wrapped around every env.py run "
+        "(e.g. a settings override, or a worker thread for an AnyIO app).",
+    ),
+    Option(
+        "step_timeout",
+        "int",
+        300,
+        "Seconds a migration step, the baseline replay or the models' create_all may run "
+        "before it is cancelled on the server and its item fails (0: no limit).",
+        cli=True,
+    ),
+    Option(
+        "heads",
+        "int",
+        1,
+        "Number of heads the history must have (0 for a history that is meant to be empty).",
+    ),
     Option(
         "irreversible",
         "list",
@@ -171,6 +201,7 @@ CLI_ONLY_HELP = {
 }
 
 _BY_KEY = {o.key: o for o in OPTIONS}
+_ZERO_ALLOWED = frozenset({"heads", "step_timeout"})
 
 
 @dataclass(frozen=True)
@@ -186,6 +217,9 @@ class Settings:
     extensions: tuple[str, ...] = ()
     alembic_config: str | None = None
     database_url_env: str | None = None
+    driver: str | None = None
+    env_context: str | None = None
+    step_timeout: int = 300
     heads: int = 1
     irreversible: tuple[str, ...] = ()
     start: str | None = None
@@ -242,14 +276,20 @@ def _convert(option: Option, value: Any, where: str) -> Any:
             return value.lower() in ("1", "true", "yes", "on")
         raise bad("true or false")
     if option.kind == "int":
-        expected = "a port number, 1-65535" if option.key == "port" else "a positive whole number"
+        minimum = 0 if option.key in _ZERO_ALLOWED else 1
+        if option.key == "port":
+            expected = "a port number, 1-65535"
+        elif minimum == 0:
+            expected = "a whole number, 0 or more"
+        else:
+            expected = "a positive whole number"
         if isinstance(value, bool):
             raise bad(expected)
         try:
             number = int(value)
         except (TypeError, ValueError):
             raise bad(expected) from None
-        if number < 1 or (option.key == "port" and number > 65535):
+        if number < minimum or (option.key == "port" and number > 65535):
             raise bad(expected)
         return number
     if option.kind == "list":
@@ -296,17 +336,12 @@ def _validate(settings: Settings) -> None:
                 f"{where('dsn')} = {mask_url(settings.dsn)!r} is not a PostgreSQL URL: expected "
                 "postgresql://user:password@host:port/database"
             )
-    for key in ("bootstrap", "metadata"):
+    for key in ("bootstrap", "metadata", "env_context"):
         value = getattr(settings, key)
         if value is not None and (value.count(":") != 1 or not all(value.split(":"))):
             raise ConfigError(
                 f"{where(key)} = {value!r} is not valid: expected 'package.module:attribute'"
             )
-    if settings.bootstrap and not settings.start:
-        raise ConfigError(
-            f"{where('bootstrap')} is set but start is not: the bootstrap hook builds the "
-            "schema at the `start` revision; set start = '<revision>'"
-        )
     if settings.alembic_config is not None and not settings.path(settings.alembic_config).is_file():
         raise ConfigError(
             f"{where('alembic_config')} = {settings.alembic_config!r} is not valid: no such file "
