@@ -41,6 +41,7 @@ __all__ = [
     "SchemaguardFile",
     "SchemaguardItem",
     "SchemaguardWarning",
+    "before_revisions_read",
     "collect_items",
     "register_provider",
     "report",
@@ -113,6 +114,18 @@ def register_provider(provider: Provider) -> Provider:
     if provider not in _PROVIDERS:
         _PROVIDERS.append(provider)
     return provider
+
+
+BeforeRead = Callable[[pytest.Config, Settings], None]
+_BEFORE_READ: list[BeforeRead] = []
+
+
+def before_revisions_read(callback: BeforeRead) -> BeforeRead:
+    """Run ``callback`` once per process just before the revision modules are imported (they
+    run in this process and may change objects of the project, e.g. its models)."""
+    if callback not in _BEFORE_READ:
+        _BEFORE_READ.append(callback)
+    return callback
 
 
 def report(result: CheckResult, *, path: str | None = None) -> None:
@@ -241,6 +254,8 @@ def _anchor(config: pytest.Config, settings: Settings) -> Anchor:
     config_path = find_alembic_config(settings.root, settings.alembic_config)
     project = AlembicProject(config_path, rootdir=config.rootpath)
     anchor = Anchor(config_path, project)
+    for callback in _BEFORE_READ:
+        callback(config, settings)
     try:
         anchor.history = History.build(project.read_revisions())
     except AlembicSetupError as exc:

@@ -33,7 +33,6 @@ from pytest_schemaguard.parity.migrated import snapshot_database as _snapshot_da
 from pytest_schemaguard.parity.orm import (
     MIGRATIONS,
     MODELS,
-    ModelsError,
     compare_orm,
     create_models,
     parity_ignore_rules,
@@ -174,6 +173,8 @@ class ParityChecks:
             migrated = self.migrated("head")
         except MigrationFailed as exc:
             return self._migration_failure(title, exc)
+        if not metadata.tables and migrated.snapshot.tables:
+            return CheckResult("failed", title, [self._no_tables()])
         models_db = self.scratch()
         try:
             result = compare_orm(
@@ -184,15 +185,21 @@ class ParityChecks:
                 preamble_sql=self.settings.preamble_sql,
                 ignore=self.settings.ignore,
                 column_order=self.settings.column_order,
-                version_table=migrated.version_table,
+                version_table=migrated.version_table_qualified,
             )
-        except ModelsError as exc:
-            return CheckResult("failed", title, str(exc).splitlines())
         finally:
             self.drop(models_db)
+        if result.models_error is not None:
+            # no catalog comparison without the models; Alembic's view needs no create_all
+            if self._models is None:
+                self._models = result.models_error
+            lines = str(result.models_error).splitlines()
+            return CheckResult(
+                "failed", title, lines + _alembic_lines(result.alembic, result.alembic_error)
+            )
         if self._models is None:
             self._models = result.models
-        lines: list[str] = []
+        lines = []
         if result.failures:
             lines.append("the models differ from the schema the migrations build at head:")
             lines.extend("  " + d.message for d in result.failures)
@@ -208,6 +215,19 @@ class ParityChecks:
                 )
             return CheckResult("passed", title, [], warnings)
         return CheckResult("failed", title, lines, warnings)
+
+    def _no_tables(self) -> str:
+        source = self.settings.metadata
+        if not source:
+            return (
+                "the schemaguard_metadata fixture returned a MetaData with no tables: import "
+                "the model modules before returning it"
+            )
+        return (
+            f"{source} holds no tables (are the model modules imported only when the "
+            "application starts?): point metadata at a function that imports them and returns "
+            'the MetaData, e.g. metadata = "myapp.models:load_models"'
+        )
 
     # ------------------------------------------------------------------ baseline
     def baseline_path(self) -> tuple[Path, str]:

@@ -20,7 +20,7 @@ from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.runner import CheckId, CheckResult
 from pytest_schemaguard.parity.checks import ParityChecks
-from pytest_schemaguard.parity.orm import load_metadata
+from pytest_schemaguard.parity.orm import capture_metadata
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
@@ -38,6 +38,7 @@ __all__ = [
 
 PLUGIN_NAME = "schemaguard-parity"
 PARITY_KEY: pytest.StashKey[ParityChecks] = pytest.StashKey()
+MODELS_KEY: pytest.StashKey[MetaData | SchemaguardError] = pytest.StashKey()
 
 
 class AutogenerateWarning(schemaguard_items.SchemaguardWarning):
@@ -49,6 +50,19 @@ def install(config: pytest.Config) -> None:
     if not config.pluginmanager.has_plugin(PLUGIN_NAME):
         config.pluginmanager.register(sys.modules[__name__], PLUGIN_NAME)
     schemaguard_items.register_provider(parity_checks)
+    schemaguard_items.before_revisions_read(capture_models)
+
+
+def capture_models(config: pytest.Config, settings: Settings) -> None:
+    """Import the configured ``metadata`` and keep a copy of it (or why it cannot be had),
+    before Alembic imports the revision modules, which may change the models."""
+    if settings.metadata and MODELS_KEY not in config.stash:
+        try:
+            config.stash[MODELS_KEY] = capture_metadata(
+                settings.metadata, settings.root, where=settings.describe("metadata")
+            )
+        except SchemaguardError as exc:
+            config.stash[MODELS_KEY] = exc
 
 
 def metadata_overridden(session: pytest.Session) -> bool:
@@ -109,11 +123,12 @@ def _run_baseline(schemaguard_parity: ParityChecks) -> None:
 
 
 @pytest.fixture(scope="session")
-def schemaguard_metadata(schemaguard_settings: Settings) -> MetaData:
+def schemaguard_metadata(pytestconfig: pytest.Config, schemaguard_settings: Settings) -> MetaData:
     """The SQLAlchemy ``MetaData`` the ``orm_parity`` check creates.
 
-    Default: imported from the ``metadata`` setting (``package.module:Base.metadata``, with the
-    configuration's directory on ``sys.path``).  Override it in the rootdir's ``conftest.py`` to
+    Default: imported from the ``metadata`` setting (``package.module:Base.metadata``, or a
+    function returning it, with the configuration's directory on ``sys.path``) and copied
+    before the revision modules are imported.  Override it in the rootdir's ``conftest.py`` to
     build the metadata another way (e.g. after importing every models module).
     """
     settings = schemaguard_settings
@@ -122,7 +137,14 @@ def schemaguard_metadata(schemaguard_settings: Settings) -> MetaData:
             "no ORM metadata: set metadata = 'package.module:Base.metadata' in "
             "[tool.schemaguard], or override the schemaguard_metadata fixture"
         )
-    return load_metadata(settings.metadata, settings.root, where=settings.describe("metadata"))
+    captured = pytestconfig.stash.get(MODELS_KEY, None)
+    if captured is None:
+        captured = capture_metadata(
+            settings.metadata, settings.root, where=settings.describe("metadata")
+        )
+    if isinstance(captured, SchemaguardError):
+        raise captured
+    return captured
 
 
 @pytest.fixture(scope="session")

@@ -10,16 +10,15 @@ This module does not import pytest.
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 import re
-import sys
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.hooks import HookError, import_hook, where_raised
 from pytest_schemaguard.parity.migrated import snapshot_database
 from pytest_schemaguard.snapshot.compare import Difference, IgnoreRules, compare
 from pytest_schemaguard.snapshot.model import Snapshot
@@ -32,12 +31,15 @@ __all__ = [
     "ModelsError",
     "OrmComparison",
     "alembic_view",
+    "capture_metadata",
     "compare_orm",
+    "copy_metadata",
     "create_models",
     "is_server_name",
     "load_metadata",
     "parity_ignore_rules",
     "split_differences",
+    "without_empty_schema",
 ]
 
 MIGRATIONS = "migrations"
@@ -55,64 +57,91 @@ class ModelsError(SchemaguardError):
 # --------------------------------------------------------------------------- loading
 
 
-def _on_path(root: Path) -> None:
-    """Put ``root`` on ``sys.path`` (and keep it: models may import lazily)."""
-    entry = str(root)
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
-
-
 def load_metadata(spec: str, root: Path, *, where: str = "metadata") -> MetaData:
-    """Import ``package.module:attr.path`` (``root`` on ``sys.path``) and return the
-    :class:`~sqlalchemy.MetaData` it names; :class:`MetadataError` with one message otherwise.
+    """The :class:`~sqlalchemy.MetaData` that ``package.module:attr.path`` names (imported with
+    ``root`` first on ``sys.path``), or that the function it names returns when called with no
+    arguments (for projects that must import their model modules first);
+    :class:`MetadataError` with one message otherwise.
 
     ``where`` names the setting in messages.
     """
     from sqlalchemy import MetaData
 
-    module_name, colon, attr = spec.partition(":")
-    if not colon or not module_name or not attr:
-        raise MetadataError(f"{where} = {spec!r} is not valid: expected 'package.module:attribute'")
-    _on_path(root)
     try:
-        target: Any = importlib.import_module(module_name)
-    except Exception as exc:
-        raise MetadataError(
-            f"{where} = {spec!r}: importing {module_name} failed: "
-            f"{type(exc).__name__}: {exc}{_where_raised(exc, root)}"
-        ) from None
-    walked = module_name
-    for part in attr.split("."):
+        target = import_hook(spec, root, where=where)
+    except HookError as exc:
+        raise MetadataError(str(exc)) from None
+    if callable(target) and not isinstance(target, (type, MetaData)):
         try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise MetadataError(f"{where} = {spec!r}: {walked} has no attribute {part!r}") from None
-        walked = f"{walked}:{part}" if walked == module_name else f"{walked}.{part}"
+            target = target()
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise MetadataError(
+                f"{where} = {spec!r}: calling it failed: "
+                f"{type(exc).__name__}: {first}{where_raised(exc, root)}"
+            ) from None
+        if not isinstance(target, MetaData):
+            raise MetadataError(
+                f"{where} = {spec!r} returned {_describe(target)}, not a sqlalchemy MetaData"
+                + (
+                    f"; return {_name(target)}.metadata"
+                    if isinstance(getattr(target, "metadata", None), MetaData)
+                    else ""
+                )
+            )
+        return target
     if not isinstance(target, MetaData):
         hint = (
             f"; did you mean {spec}.metadata?"
             if isinstance(getattr(target, "metadata", None), MetaData)
             else ""
         )
-        what = (
-            f"the class {target.__name__}"
-            if isinstance(target, type)
-            else f"a {type(target).__name__}"
+        raise MetadataError(
+            f"{where} = {spec!r} is {_describe(target)}, not a sqlalchemy MetaData{hint}"
         )
-        raise MetadataError(f"{where} = {spec!r} is {what}, not a sqlalchemy MetaData{hint}")
     return target
 
 
-def _where_raised(exc: BaseException, root: Path) -> str:
-    """`` (at models.py:12)``: the innermost frame of the exception inside the project."""
-    found = ""
-    resolved = str(root.resolve())
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.startswith(resolved):
-            found = f" (at {Path(frame.filename).relative_to(resolved)}:{frame.lineno})"
-    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
-        found = f" (at {exc.filename}:{exc.lineno})"
-    return found
+def _describe(target: Any) -> str:
+    if isinstance(target, type):
+        return f"the class {target.__name__}"
+    return "None" if target is None else f"a {type(target).__name__}"
+
+
+def _name(target: Any) -> str:
+    return target.__name__ if isinstance(target, type) else type(target).__name__
+
+
+def copy_metadata(metadata: MetaData) -> MetaData:
+    """A faithful, independent copy of ``metadata``: its tables (columns, constraints, indexes,
+    comments, DDL events), its free-standing sequences and its own DDL events.
+
+    Alembic imports every revision module in this process, and a revision that builds
+    ``sa.CheckConstraint(Model.col.in_(...), name="x")`` at import attaches that constraint to
+    the model's table.  Comparing a copy taken before the revisions are read compares the models
+    as the user wrote them.
+    """
+    from sqlalchemy import MetaData
+
+    copy = MetaData(
+        schema=metadata.schema,
+        naming_convention=metadata.naming_convention,
+        info=dict(metadata.info),
+    )
+    for table in metadata.tables.values():
+        # to_metadata carries over only the listeners registered with propagate=True
+        table.to_metadata(copy).dispatch._update(table.dispatch, only_propagate=False)
+    for sequence in metadata._sequences.values():
+        if sequence._key not in copy._sequences:
+            sequence._copy()._set_metadata(copy)
+    copy.dispatch._update(metadata.dispatch, only_propagate=False)
+    return copy
+
+
+def capture_metadata(spec: str, root: Path, *, where: str = "metadata") -> MetaData:
+    """:func:`load_metadata`, copied (:func:`copy_metadata`): call it before any revision
+    module is imported."""
+    return copy_metadata(load_metadata(spec, root, where=where))
 
 
 # --------------------------------------------------------------------------- the models' side
@@ -121,42 +150,124 @@ def _where_raised(exc: BaseException, root: Path) -> str:
 def create_models(url: str, metadata: MetaData, preamble_sql: Sequence[str] = ()) -> None:
     """Run ``preamble_sql``, create the schemas the metadata names, then ``create_all``.
 
-    :class:`ModelsError` names the statement that failed and the server's message.
+    :class:`ModelsError` names the model object that could not be created (when it can be
+    found: the table, index or constraint), the server's message and the statement.
     """
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
     from sqlalchemy.pool import NullPool
-    from sqlalchemy.schema import CreateSchema
 
-    schemas = sorted({t.schema for t in metadata.tables.values() if t.schema})
     engine = create_engine(url, poolclass=NullPool)
     try:
-        with engine.begin() as conn:
-            for statement in preamble_sql:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(text(statement))
-                except DBAPIError as exc:
-                    raise ModelsError(
-                        f"preamble_sql statement failed: {statement}\n    {_server_message(exc)}"
-                    ) from None
-            for schema in schemas:
-                conn.execute(CreateSchema(schema, if_not_exists=True))
+        with engine.connect() as conn:
+            _prepare(conn, metadata, preamble_sql)
             try:
                 metadata.create_all(conn)
+                conn.commit()
+                return
             except DBAPIError as exc:
-                statement = " ".join((exc.statement or "").split())
-                raise ModelsError(
-                    "creating the models (metadata.create_all) failed:\n"
-                    f"    {_server_message(exc)}\n"
-                    f"    SQL: {statement[:300]}" + _preamble_hint(exc, preamble_sql)
-                ) from None
+                failed = exc
+                conn.rollback()
             except SQLAlchemyError as exc:
                 raise ModelsError(
                     f"creating the models (metadata.create_all) failed: {type(exc).__name__}: {exc}"
                 ) from None
+        # rolled back: find the object on a clean slate
+        culprit = _culprit(engine, metadata, preamble_sql, failed)
     finally:
         engine.dispose()
+    statement = " ".join((failed.statement or "").split())
+    at = f" at {culprit[0]}" if culprit else ""
+    message = culprit[1] if culprit else _server_message(failed)
+    raise ModelsError(
+        f"creating the models (metadata.create_all) failed{at}:\n"
+        f"    {message}\n"
+        f"    SQL: {statement[:300]}" + _preamble_hint(failed, preamble_sql)
+    ) from None
+
+
+def _prepare(conn: Any, metadata: MetaData, preamble_sql: Sequence[str]) -> None:
+    """The preamble SQL, then the schemas the metadata's tables live in."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.schema import CreateSchema
+
+    for statement in preamble_sql:
+        try:
+            with conn.begin_nested():
+                conn.execute(text(statement))
+        except DBAPIError as exc:
+            raise ModelsError(
+                f"preamble_sql statement failed: {statement}\n    {_server_message(exc)}"
+            ) from None
+    for schema in sorted({t.schema for t in metadata.tables.values() if t.schema}):
+        conn.execute(CreateSchema(schema, if_not_exists=True))
+
+
+def _culprit(engine: Any, metadata: MetaData, preamble_sql: Sequence[str], exc: Any) -> Any:
+    """``(object, server message)`` for the model object whose DDL failed, or ``None``.
+
+    The failed statement names a table (``CREATE TABLE``) or an index.  For a table, its
+    foreign keys are the usual suspects (one to a column without a unique constraint): the
+    table is created again without them, after the tables before it, and each foreign key is
+    then added on its own; the ones the server refuses are named.  Nothing is kept.
+    """
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
+
+    failed = " ".join((exc.statement or "").split())
+    if not failed:
+        return None
+    dialect = engine.dialect
+
+    def sql(element: Any) -> str:
+        return " ".join(str(element.compile(dialect=dialect)).split())
+
+    tables = metadata.sorted_tables
+    for position, table in enumerate(tables):
+        for index in table.indexes:
+            if sql(CreateIndex(index)) == failed:
+                return f"index {_table_name(table)}.{index.name}", _server_message(exc)
+        if sql(CreateTable(table)) != failed:
+            continue
+        refused: list[str] = []
+        try:
+            with engine.connect() as conn:
+                try:
+                    _prepare(conn, metadata, preamble_sql)
+                    metadata.create_all(conn, tables=tables[:position])
+                    with conn.begin_nested():
+                        conn.execute(CreateTable(table, include_foreign_key_constraints=[]))
+                    for fk in sorted(
+                        table.foreign_key_constraints, key=lambda c: str(c.name or "")
+                    ):
+                        try:
+                            with conn.begin_nested():
+                                conn.execute(AddConstraint(fk))
+                        except DBAPIError as fk_exc:
+                            refused.append(
+                                f"foreign key {_fk_name(table, fk)}: {_server_message(fk_exc)}"
+                            )
+                finally:
+                    conn.rollback()
+        except DBAPIError:
+            pass  # the table fails without its foreign keys too: name the table
+        if len(refused) == 1:
+            what, _, message = refused[0].partition(": ")
+            return what, message
+        if refused:
+            return f"table {_table_name(table)}", "; ".join(refused)
+        return f"table {_table_name(table)}", _server_message(exc)
+    return None
+
+
+def _fk_name(table: Any, fk: Any) -> str:
+    cols = ", ".join(c.name for c in fk.columns)
+    target = fk.elements[0].column.table if fk.elements else None
+    refs = ", ".join(e.column.name for e in fk.elements)
+    name = f"{_table_name(table)}.{fk.name}" if fk.name else _table_name(table)
+    to = _table_name(target) if target is not None else "?"
+    return f"{name} ({cols}) → {to} ({refs})"
 
 
 def _server_message(exc: Any) -> str:
@@ -245,6 +356,8 @@ class OrmComparison:
     alembic_error: str | None = None
     """Why Alembic's comparison could not run, if it could not."""
     models: Snapshot | None = None
+    models_error: ModelsError | None = None
+    """Why the models could not be created (then only Alembic's view is there)."""
 
 
 def compare_orm(
@@ -260,20 +373,60 @@ def compare_orm(
 ) -> OrmComparison:
     """Create ``metadata`` in the empty database at ``models_url``, snapshot it, and compare it
     with ``migrated`` (the schema of the database at ``migrated_url``); also run Alembic's
-    ``compare_metadata`` on the migrated database."""
+    ``compare_metadata`` on the migrated database, which needs no ``create_all``: when the
+    models cannot be created, :attr:`OrmComparison.models_error` says why and Alembic's view
+    is still there.
+
+    ``version_table`` is Alembic's version table, ``schema.name`` when env.py puts it in a
+    schema of its own (``version_table_schema``): neither it nor a schema that holds nothing
+    else is a difference.
+    """
     rules = parity_ignore_rules(ignore)
-    create_models(models_url, metadata, preamble_sql)
-    models = snapshot_database(models_url, exclude_tables=(version_table,))
-    differences = compare(migrated, models, left_label=MIGRATIONS, right_label=MODELS, ignore=rules)
-    failures, warnings = split_differences(differences, column_order=column_order)
-    result = OrmComparison(failures, warnings, models=models)
+    version_schema, _, version_name = version_table.rpartition(".")
+    result = OrmComparison()
+    try:
+        create_models(models_url, metadata, preamble_sql)
+    except ModelsError as exc:
+        result.models_error = exc
+    else:
+        models = snapshot_database(models_url, exclude_tables=(version_name,))
+        if version_schema:
+            migrated = without_empty_schema(migrated, version_schema)
+            models = without_empty_schema(models, version_schema)
+        differences = compare(
+            migrated, models, left_label=MIGRATIONS, right_label=MODELS, ignore=rules
+        )
+        result.failures, result.warnings = split_differences(differences, column_order=column_order)
+        result.models = models
     try:
         result.alembic = alembic_view(
-            migrated_url, metadata, version_table=version_table, ignore=rules
+            migrated_url,
+            metadata,
+            version_table=version_name,
+            # Alembic names the default schema None
+            version_table_schema=None if version_schema in ("", "public") else version_schema,
+            ignore=rules,
         )
     except Exception as exc:
         result.alembic_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
     return result
+
+
+def without_empty_schema(snapshot: Snapshot, schema: str) -> Snapshot:
+    """``snapshot`` without the schema ``schema`` when no object in the snapshot lives in it
+    (the schema env.py made for Alembic's version table, which the snapshot leaves out)."""
+    if schema == "public" or not any(s.name == schema for s in snapshot.schemas):
+        return snapshot
+    for f in dataclasses.fields(snapshot):
+        value = getattr(snapshot, f.name)
+        if (
+            f.name != "schemas"
+            and isinstance(value, tuple)
+            and any(getattr(obj, "schema", None) == schema for obj in value)
+        ):
+            return snapshot
+    kept = tuple(s for s in snapshot.schemas if s.name != schema)
+    return dataclasses.replace(snapshot, schemas=kept)
 
 
 # --------------------------------------------------------------------------- alembic's view
@@ -284,6 +437,7 @@ def alembic_view(
     metadata: MetaData,
     *,
     version_table: str = "alembic_version",
+    version_table_schema: str | None = None,
     ignore: IgnoreRules | None = None,
 ) -> list[str]:
     """Alembic autogenerate's operations to bring the database at ``url`` to ``metadata``,
@@ -307,6 +461,7 @@ def alembic_view(
                     "compare_server_default": True,
                     "include_schemas": bool(schemas),
                     "version_table": version_table,
+                    "version_table_schema": version_table_schema,
                     "include_name": _include_name(schemas),
                     "include_object": _include_object(ignore or IgnoreRules()),
                 },
