@@ -17,10 +17,10 @@ from pytest_schemaguard.legacy import (
     expand_globs,
     render_findings,
 )
-from pytest_schemaguard.legacy.split import split_file
 from pytest_schemaguard.server import Database
 from pytest_schemaguard.snapshot.introspect import take_snapshot
 from pytest_schemaguard.snapshot.model import Snapshot
+from pytest_schemaguard.sqltext import split_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -196,7 +196,7 @@ def test_parts_of_analysed_statements_are_checked(integer_schema: Snapshot) -> N
     assert messages[8].startswith("UPDATE ... RETURNING uses column time_entries.stopped_at")
     # GRANT on a schema names no table: nothing to check
     assert analysis.count("irrelevant") == 1
-    assert analysis.count("analysed") == len(analysis.statements) - 1 == 11
+    assert analysis.count("analysed") == analysis.statement_count - 1 == 11
 
 
 def test_integer_key_where_the_schema_has_uuid(integer_schema: Snapshot) -> None:
@@ -274,7 +274,7 @@ def test_render_groups_by_file_and_ends_with_a_summary(integer_schema: Snapshot)
         "(CREATE EXTENSION IF NOT EXISTS pgcrypto)"
     )
     assert lines[-1] == (
-        f"legacy DDL: {len(analysis.statements)} statements: 10 analysed, 0 irrelevant, "
+        f"legacy DDL: {analysis.statement_count} statements: 10 analysed, 0 irrelevant, "
         f"1 not analysed, 1 parse error; {len(findings)} findings"
     )
     assert all("\n" not in f.render() for f in findings)

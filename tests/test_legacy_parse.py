@@ -9,7 +9,7 @@ import pytest
 from pytest_schemaguard.legacy import analyse_files, analyse_sql, expand_globs
 from pytest_schemaguard.legacy.parse import parse_statement
 from pytest_schemaguard.legacy.picture import Picture, ScriptTable
-from pytest_schemaguard.legacy.split import split_file, split_sql
+from pytest_schemaguard.sqltext import split_file, split_sql
 
 DATA = Path(__file__).parent / "data" / "legacy"
 
@@ -245,9 +245,13 @@ def test_insert_update_delete_record_uses_and_values() -> None:
         ("public.tasks", "project_id", "UPDATE ... WHERE"),
         ("public.sessions", "expires_at", "DELETE ... WHERE"),
     }
-    writes = [(w.ref.current_name, w.context, w.line) for w in picture.writes]
-    assert writes[:2] == [("id", "INSERT", 2), ("slug", "INSERT", 2)]
-    assert ("stopped_at", "UPDATE", 4) in writes
+    # only values whose type is evident are recorded ('admin' could be any type)
+    writes = [(w.ref.current_name, w.context, w.line, w.what) for w in picture.writes]
+    assert writes == [
+        ("id", "INSERT", 2, "gen_random_uuid()"),
+        ("id", "INSERT", 2, "gen_random_uuid()"),
+        ("stopped_at", "UPDATE", 4, "CURRENT_TIMESTAMP"),
+    ]
 
 
 def test_not_analysed_parts_of_analysed_statements_are_listed() -> None:
@@ -281,11 +285,15 @@ def test_files_are_analysed_in_the_given_order(tmp_path: Path) -> None:
 
 
 def test_statement_texts_keep_their_file_and_line() -> None:
-    analysis = analyse_sql("SELECT 1;\n\nCREATE TABLE t (id int);", file="db/x.sql")
-    assert [(p.statement.location, p.status) for p in analysis.statements] == [
-        ("db/x.sql:1", "irrelevant"),
-        ("db/x.sql:3", "analysed"),
-    ]
+    analysis = analyse_sql(
+        "SELECT 1;\n\nCREATE TABLE t (id int);\nCREATE EXTENSION x;\nSELECT (;", file="db/x.sql"
+    )
+    assert analysis.counts == {"irrelevant": 1, "analysed": 1, "not_analysed": 1, "error": 1}
+    assert analysis.statement_count == 4
+    assert [n.location for n in analysis.not_analysed] == ["db/x.sql:4"]
+    assert [p.statement.location for p in analysis.parse_errors] == ["db/x.sql:5"]
+    t = analysis.picture.table("t")
+    assert t is not None and t.source.location == "db/x.sql:3"
     assert split_sql("SELECT 1").statements[0].file == "<string>"
 
 
@@ -321,7 +329,7 @@ def test_comment_on_column_and_trigger_columns_are_uses() -> None:
         "    EXECUTE FUNCTION touch();\n",
         file="c.sql",
     )
-    assert [p.status for p in analysis.statements] == ["analysed"] * 4
+    assert analysis.counts == {"analysed": 4}
     uses = [
         (u.ref.current_table, u.ref.current_name, u.context, u.line) for u in analysis.picture.uses
     ]

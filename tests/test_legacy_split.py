@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_schemaguard.legacy.split import Statement, one_line, split_file, split_sql
+from pytest_schemaguard.sqltext import Statement, one_line, split_file, split_sql
 
 
 def texts(sql: str) -> list[str]:

@@ -2,23 +2,29 @@
 
 No pytest here; the pytest items call :func:`analyse_files`, :func:`check_against_schema`,
 :func:`check_fk_types` and :func:`render_findings`.
+
+The names below are loaded on first use, so that importing a submodule (or this package) does
+not import the parser and the checks: a project without ``legacy_ddl`` never loads them.
 """
 
 from __future__ import annotations
 
-from pytest_schemaguard.legacy.analysis import (
-    LegacyAnalysis,
-    analyse_files,
-    analyse_sql,
-    expand_globs,
-)
-from pytest_schemaguard.legacy.check import (
-    Finding,
-    check_against_schema,
-    check_fk_types,
-    findings_by_file,
-    render_findings,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_schemaguard.legacy.analysis import (
+        LegacyAnalysis,
+        analyse_files,
+        analyse_sql,
+        expand_globs,
+    )
+    from pytest_schemaguard.legacy.check import (
+        check_against_schema,
+        findings_by_file,
+        render_findings,
+    )
+    from pytest_schemaguard.legacy.fk_types import Finding, check_fk_types
 
 __all__ = [
     "Finding",
@@ -31,3 +37,22 @@ __all__ = [
     "findings_by_file",
     "render_findings",
 ]
+
+_HOMES = {
+    "LegacyAnalysis": "analysis",
+    "analyse_files": "analysis",
+    "analyse_sql": "analysis",
+    "expand_globs": "analysis",
+    "Finding": "fk_types",
+    "check_against_schema": "check",
+    "check_fk_types": "fk_types",
+    "findings_by_file": "check",
+    "render_findings": "check",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -1,15 +1,31 @@
-"""Read legacy SQL files into a :class:`LegacyAnalysis`: statements, picture, what was skipped."""
+"""Read legacy SQL files into a :class:`LegacyAnalysis`: statements, picture, what was skipped.
+
+Files are streamed statement by statement (:func:`pytest_schemaguard.sqltext.iter_file`): each
+statement is parsed, applied to the picture and dropped, so memory follows the largest
+statement and what the picture records, not the size of the files. What a report needs of a
+statement (its location and one-line quote) is kept; its text and parse tree are not.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_schemaguard.legacy.parse import ParsedStatement, parse_statement
-from pytest_schemaguard.legacy.picture import NotAnalysed, Picture, build_picture
-from pytest_schemaguard.legacy.split import MetaCommand, SplitResult, split_file, split_sql
+from pytest_schemaguard.legacy.picture import NotAnalysed, Picture, PictureBuilder
+from pytest_schemaguard.sqltext import (
+    DecodeProblem,
+    Item,
+    MetaCommand,
+    Statement,
+    iter_file,
+    iter_sql,
+    relative_name,
+)
 
 __all__ = ["LegacyAnalysis", "analyse_files", "analyse_sql", "expand_globs"]
 
@@ -20,22 +36,27 @@ class LegacyAnalysis:
 
     files: tuple[str, ...]
     """The files read, in order, relative to the root (forward slashes)."""
-    statements: tuple[ParsedStatement, ...]
+    counts: Mapping[str, int]
+    """Statements per status (``analysed``, ``irrelevant``, ``not_analysed``, ``error``)."""
+    parse_errors: tuple[ParsedStatement, ...]
+    """The statements that do not parse (their statements slimmed to location and quote)."""
     meta_commands: tuple[MetaCommand, ...]
     not_analysed: tuple[NotAnalysed, ...]
     """Opaque statements (one entry each) and parts of analysed statements that were skipped."""
-    picture: Picture = field(compare=False, repr=False)
+    decode_problems: tuple[DecodeProblem, ...] = ()
+    """Per file, the first line that is not valid UTF-8 (read with replacement characters)."""
+    picture: Picture = field(default_factory=Picture, compare=False, repr=False)
 
     @property
-    def parse_errors(self) -> tuple[ParsedStatement, ...]:
-        return tuple(s for s in self.statements if s.status == "error")
+    def statement_count(self) -> int:
+        return sum(self.counts.values())
 
     def count(self, status: str) -> int:
-        return sum(1 for s in self.statements if s.status == status)
+        return self.counts.get(status, 0)
 
     def summary(self) -> str:
         """``12 statements: 9 analysed, 1 irrelevant, 2 not analysed, 0 parse errors``."""
-        total = len(self.statements)
+        total = self.statement_count
         return (
             f"{total} statement{'s' if total != 1 else ''}: "
             f"{self.count('analysed')} analysed, {self.count('irrelevant')} irrelevant, "
@@ -44,41 +65,68 @@ class LegacyAnalysis:
         )
 
 
-def _analyse(results: Iterable[SplitResult]) -> LegacyAnalysis:
+def _analyse(sources: Iterable[tuple[str, Iterable[Item]]]) -> LegacyAnalysis:
     files: list[str] = []
-    parsed: list[ParsedStatement] = []
+    counts: Counter[str] = Counter()
+    errors: list[ParsedStatement] = []
     metas: list[MetaCommand] = []
-    for result in results:
-        files.append(result.file)
-        metas.extend(result.meta_commands)
-        parsed.extend(parse_statement(s) for s in result.statements)
-    picture, partial = build_picture(parsed)
-    opaque = [
-        NotAnalysed(p.statement, p.reason or "not analysed")
-        for p in parsed
-        if p.status == "not_analysed"
-    ]
+    decode: list[DecodeProblem] = []
+    opaque: list[NotAnalysed] = []
+    builder = PictureBuilder()
+    for name, items in sources:
+        files.append(name)
+        for item in items:
+            if isinstance(item, MetaCommand):
+                metas.append(item)
+            elif isinstance(item, DecodeProblem):
+                decode.append(item)
+            else:
+                _one(item, builder, counts, errors, opaque)
+    order = {name: i for i, name in enumerate(files)}
     not_analysed = sorted(
-        [*opaque, *partial],
-        key=lambda n: (files.index(n.statement.file), n.statement.line, n.statement.column),
+        [*opaque, *builder.not_analysed],
+        key=lambda n: (order.get(n.statement.file, 0), n.statement.line, n.statement.column),
     )
     return LegacyAnalysis(
         files=tuple(files),
-        statements=tuple(parsed),
+        counts=dict(counts),
+        parse_errors=tuple(errors),
         meta_commands=tuple(metas),
         not_analysed=tuple(not_analysed),
-        picture=picture,
+        decode_problems=tuple(decode),
+        picture=builder.picture,
     )
+
+
+def _one(
+    statement: Statement,
+    builder: PictureBuilder,
+    counts: Counter[str],
+    errors: list[ParsedStatement],
+    opaque: list[NotAnalysed],
+) -> None:
+    parsed = parse_statement(statement)
+    slim = statement.slim()
+    if parsed.status == "analysed":
+        reason = builder.apply(parsed, slim)
+        if reason is not None:
+            parsed = dataclasses.replace(parsed, status="not_analysed", reason=reason)
+    counts[parsed.status] += 1
+    if parsed.status == "error":
+        errors.append(dataclasses.replace(parsed, statement=slim, expression=None))
+    elif parsed.status == "not_analysed":
+        opaque.append(NotAnalysed(slim, parsed.reason or "not analysed"))
 
 
 def analyse_files(paths: Sequence[Path], *, root: Path) -> LegacyAnalysis:
     """Split, parse and apply the files in the given order (later files see earlier ones)."""
-    return _analyse(split_file(path, root=root) for path in paths)
+    named = [(relative_name(path, root), path) for path in paths]
+    return _analyse((name, iter_file(path, file=name)) for name, path in named)
 
 
 def analyse_sql(text: str, *, file: str = "<string>") -> LegacyAnalysis:
     """Analyse SQL given as text (one file's worth)."""
-    return _analyse([split_sql(text, file=file)])
+    return _analyse([(file, iter_sql(text.splitlines(keepends=True), file=file))])
 
 
 def expand_globs(patterns: Sequence[str], *, root: Path) -> list[Path]:

@@ -4,6 +4,9 @@ Finding codes:
 
 ``parse-error``
     a statement does not parse (or does not even lex: an unterminated string).
+``not-utf8``
+    a file is not valid UTF-8; the first such line is named, and the file is read with
+    replacement characters.
 ``missing-table``
     the scripts create or use a table the schema does not have.
 ``missing-column``
@@ -29,21 +32,20 @@ Finding codes:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-
-from sqlglot import exp
 
 from pytest_schemaguard.legacy.analysis import LegacyAnalysis
-from pytest_schemaguard.legacy.pgtypes import SqlType, from_format_type, from_sqlglot
+from pytest_schemaguard.legacy.fk_types import Finding, check_fk_types, fk_consequence
+from pytest_schemaguard.legacy.pgtypes import SqlType, from_format_type
 from pytest_schemaguard.legacy.picture import (
     Picture,
     ScriptColumn,
     ScriptForeignKey,
     ScriptTable,
 )
-from pytest_schemaguard.legacy.split import Statement, one_line
+from pytest_schemaguard.legacy.values import ACCEPTS
 from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES
 from pytest_schemaguard.snapshot.model import Snapshot, Table
+from pytest_schemaguard.sqltext import Statement
 
 __all__ = [
     "Finding",
@@ -52,40 +54,6 @@ __all__ = [
     "findings_by_file",
     "render_findings",
 ]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One disagreement, with where it is and what the schema says."""
-
-    code: str
-    """Kind of finding: ``key-type``, ``missing-column``... (see the module docstring)."""
-    message: str
-    """One line, without the location: ``time_entries.id is uuid here but integer in the
-    schema``."""
-    object: str
-    """What it is about, qualified: ``public.time_entries.id``, ``public.time_entries``."""
-    file: str | None = None
-    """Script file (relative, forward slashes); ``None`` for a finding on the schema itself."""
-    line: int | None = None
-    column: int | None = None
-    quote: str | None = None
-    """The statement on one line, cut to about 80 characters."""
-    schema_fact: str | None = None
-    """What the schema has: ``public.time_entries.id is integer``."""
-
-    @property
-    def location(self) -> str:
-        if self.file is None:
-            return "schema"
-        return f"{self.file}:{self.line}" if self.line is not None else self.file
-
-    def render(self) -> str:
-        """``file:line: [code] message (quote)``, one line."""
-        text = f"{self.location}: [{self.code}] {self.message}"
-        if self.quote:
-            text += f" ({self.quote})"
-        return text
 
 
 def _short(qualified: str) -> str:
@@ -107,70 +75,8 @@ def _at(
     )
 
 
-# ------------------------------------------------------------------------------------------------
-# types of values written into columns
-# ------------------------------------------------------------------------------------------------
-
-_UUID_FUNCTIONS = frozenset(
-    {"gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4", "uuidv4"}
-    | {"uuidv7", "uuid_generate_v3", "uuid_generate_v5"}
-)
-_TIME_FUNCTIONS = frozenset(
-    {"now", "clock_timestamp", "statement_timestamp", "transaction_timestamp"}
-)
-_INTEGER_FUNCTIONS = frozenset({"nextval", "currval", "lastval"})
-_TIMES = frozenset(
-    {
-        "timestamp with time zone",
-        "timestamp without time zone",
-        "date",
-        "time with time zone",
-        "time without time zone",
-    }
-)
-# what a produced value can be stored in (assignment casts, plus I/O casts to text)
-_ACCEPTS: dict[str, frozenset[str]] = {
-    "uuid": frozenset({"uuid", "text"}),
-    "integer": frozenset({"integer", "numeric", "real", "double precision", "money", "text"}),
-    "timestamp": _TIMES | {"text"},
-    "boolean": frozenset({"boolean", "text"}),
-}
-
-
-def _produced_family(value: exp.Expression) -> tuple[str, str] | None:
-    """(family, what) for values whose type is evident: uuid, integer, timestamp, boolean."""
-    node = value
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Expression):
-        node = node.expression
-    if isinstance(node, exp.Uuid):
-        return "uuid", "gen_random_uuid()"
-    if isinstance(node, exp.Anonymous):
-        name = str(node.this).lower()
-        if name in _UUID_FUNCTIONS:
-            return "uuid", f"{name}()"
-        if name in _INTEGER_FUNCTIONS:
-            return "integer", f"{name}()"
-        if name in _TIME_FUNCTIONS:
-            return "timestamp", f"{name}()"
-        return None
-    if isinstance(node, exp.CurrentTimestamp):
-        return "timestamp", node.sql(dialect="postgres")
-    if isinstance(node, exp.Boolean):
-        return "boolean", node.sql(dialect="postgres")
-    if isinstance(node, exp.Literal) and not node.is_string and node.is_int:
-        return "integer", node.sql(dialect="postgres")
-    if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
-        target = from_sqlglot(node.to)
-        family = "timestamp" if target.base in _TIMES else target.family
-        if family in _ACCEPTS:
-            return family, one_line(node.sql(dialect="postgres"), 40)
-    return None
-
-
 def _accepts(target: SqlType, family: str) -> bool:
-    accepted = _ACCEPTS[family]
+    accepted = ACCEPTS[family]
     return target.base in accepted or target.family in accepted
 
 
@@ -194,6 +100,8 @@ class _Checker:
         self.snapshot = snapshot
         self.findings: list[Finding] = []
         self._seen: set[tuple[str, str | None, int | None, str]] = set()
+        self._script_references: dict[str, list[ScriptForeignKey]] | None = None
+        self._schema_references: dict[str, list[tuple[str, ...]]] | None = None
 
     def add(self, finding: Finding) -> None:
         key = (finding.code, finding.file, finding.line, finding.object)
@@ -233,6 +141,20 @@ class _Checker:
     # -- statements that do not parse --------------------------------------------------------
 
     def parse_errors(self) -> None:
+        for problem in self.analysis.decode_problems:
+            self.add(
+                Finding(
+                    code="not-utf8",
+                    message=(
+                        f"the file is not valid UTF-8: {problem.detail} at column "
+                        f"{problem.column}; read with replacement characters"
+                    ),
+                    object=problem.file,
+                    file=problem.file,
+                    line=problem.line,
+                    column=problem.column,
+                )
+            )
         for parsed in self.analysis.parse_errors:
             stmt = parsed.statement
             where = ""
@@ -283,20 +205,36 @@ class _Checker:
             keys.update(r.current_name for r in unique.columns)
         for fk in table.foreign_keys:
             keys.update(r.current_name for r in fk.columns)
-        for other in self.picture.live_tables:
-            for fk in other.foreign_keys:
-                if fk.referenced.current_name == table.qualified_name:
-                    keys.update(r.current_name for r in fk.referenced_columns)
-                    if not fk.referenced_columns and table.primary_key is not None:
-                        keys.update(r.current_name for r in table.primary_key.columns)
+        for fk in self.script_references().get(table.qualified_name, ()):
+            keys.update(r.current_name for r in fk.referenced_columns)
+            if not fk.referenced_columns and table.primary_key is not None:
+                keys.update(r.current_name for r in table.primary_key.columns)
         for constraint in schema_table.constraints:
             if constraint.kind in ("primary_key", "unique", "foreign_key"):
                 keys.update(constraint.columns)
-        for other_table in self.snapshot.tables:
-            for constraint in other_table.foreign_keys:
-                if constraint.referenced_table == schema_table.qualified_name:
-                    keys.update(constraint.referenced_columns)
+        for columns in self.schema_references().get(schema_table.qualified_name, ()):
+            keys.update(columns)
         return keys
+
+    def script_references(self) -> dict[str, list[ScriptForeignKey]]:
+        """The scripts' foreign keys by the table they reference (made once)."""
+        if self._script_references is None:
+            self._script_references = {}
+            for other in self.picture.live_tables:
+                for fk in other.foreign_keys:
+                    self._script_references.setdefault(fk.referenced.current_name, []).append(fk)
+        return self._script_references
+
+    def schema_references(self) -> dict[str, list[tuple[str, ...]]]:
+        """The schema's referenced key columns by the table they belong to (made once)."""
+        if self._schema_references is None:
+            self._schema_references = {}
+            for other_table in self.snapshot.tables:
+                for constraint in other_table.foreign_keys:
+                    self._schema_references.setdefault(
+                        constraint.referenced_table or "", []
+                    ).append(constraint.referenced_columns)
+        return self._schema_references
 
     def column(
         self, table: ScriptTable, schema_table: Table, column: ScriptColumn, is_key: bool
@@ -422,7 +360,7 @@ class _Checker:
             if own is None or other is None or own[0].same_as(other[0]):
                 continue
             (own_type, _), (other_type, other_side) = own, other
-            consequence = _fk_consequence(own_type, other_type)
+            consequence = fk_consequence(own_type, other_type)
             source_note = "" if other_side == "scripts" else f" in {self.side}"
             obj = f"{table.qualified_name}.{ref.current_name}"
             self.add(
@@ -447,10 +385,7 @@ class _Checker:
             ref = write.ref
             if ref.dropped:
                 continue
-            produced = _produced_family(write.value)
-            if produced is None:
-                continue
-            family, what = produced
+            family, what = write.family, write.what
             schema_table = self.schema_table(ref.current_table)
             if schema_table is None:
                 continue
@@ -517,17 +452,6 @@ def _type_differs(script: SqlType, schema: SqlType) -> bool:
     return False
 
 
-def _fk_consequence(own: SqlType, other: SqlType) -> str:
-    if own.family != other.family:
-        return "PostgreSQL cannot create this foreign key (incompatible types)"
-    own_width, other_width = own.integer_width, other.integer_width
-    if own_width is not None and other_width is not None:
-        if own_width < other_width:
-            return "latent overflow once the referenced key outgrows the column"
-        return "the column is wider than the key it references"
-    return "the types differ"
-
-
 def check_against_schema(
     analysis: LegacyAnalysis,
     snapshot: Snapshot,
@@ -548,39 +472,6 @@ def check_against_schema(
         findings,
         key=lambda f: (order.get(f.file or "", len(order)), f.line or 0, f.code, f.object),
     )
-
-
-def check_fk_types(snapshot: Snapshot) -> list[Finding]:
-    """Every foreign-key column must have exactly the type of the key column it references."""
-    findings: list[Finding] = []
-    for table in snapshot.tables:
-        for fk in table.foreign_keys:
-            referenced = snapshot.get_table(fk.referenced_table or "")
-            if referenced is None:
-                continue
-            for own_name, other_name in zip(fk.columns, fk.referenced_columns, strict=False):
-                own = table.get_column(own_name)
-                other = referenced.get_column(other_name)
-                if own is None or other is None or own.type == other.type:
-                    continue
-                consequence = _fk_consequence(
-                    from_format_type(own.type, own.base_type),
-                    from_format_type(other.type, other.base_type),
-                )
-                findings.append(
-                    Finding(
-                        code="fk-type",
-                        message=(
-                            f"foreign key {fk.name}: {_short(table.qualified_name)}.{own_name} "
-                            f"is {own.type} but references "
-                            f"{_short(referenced.qualified_name)}.{other_name}, which is "
-                            f"{other.type}: {consequence}"
-                        ),
-                        object=f"{table.qualified_name}.{own_name}",
-                        schema_fact=f"{table.qualified_name}: {fk.definition}",
-                    )
-                )
-    return findings
 
 
 def findings_by_file(findings: Iterable[Finding]) -> dict[str | None, list[Finding]]:

@@ -9,6 +9,10 @@
   CREATE POLICY, ALTER TYPE ... ADD VALUE...), or it is a routine body (DO, CREATE FUNCTION,
   CREATE PROCEDURE) or a view body the check does not look into; listed, never dropped;
 - ``error``: the statement does not parse (or does not even lex); it is a finding.
+
+A statement nested too deeply for the parser (its recursion runs out) is ``not_analysed``
+("not analysed: nested too deeply"), and so is one that the installed sqlglot cannot handle
+(a node type or feature it lacks): one statement is set aside, never the run.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ from typing import Literal
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 
-from pytest_schemaguard.legacy.split import Statement
+from pytest_schemaguard.sqltext import Statement
 
-__all__ = ["ParsedStatement", "StatementStatus", "parse_statement"]
+__all__ = ["NESTED_TOO_DEEPLY", "ParsedStatement", "StatementStatus", "parse_statement"]
+
+NESTED_TOO_DEEPLY = "not analysed: nested too deeply"
+_SQLGLOT_VERSION = str(getattr(sqlglot, "__version__", "(unknown version)"))
 
 StatementStatus = Literal["analysed", "irrelevant", "not_analysed", "error"]
 
@@ -166,6 +174,16 @@ def _error_message(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
+_DIALECT = Dialect.get_or_raise("postgres")
+
+
+def _parse(statement: Statement) -> list[exp.Expr | None]:
+    if statement.tokens is not None:
+        # the splitter's tokens of this very text: no second tokenization
+        return list(_DIALECT.parser().parse(list(statement.tokens), statement.sql))
+    return list(_DIALECT.parse(statement.sql))
+
+
 def parse_statement(statement: Statement) -> ParsedStatement:
     """Parse one statement and put it in its bin."""
     if statement.problem is not None:
@@ -179,7 +197,7 @@ def parse_statement(statement: Statement) -> ParsedStatement:
         )
     try:
         with _quiet_sqlglot():
-            nodes = [n for n in sqlglot.parse(statement.sql, read="postgres") if n is not None]
+            nodes = [n for n in _parse(statement) if n is not None]
     except ParseError as error:
         line, col = _error_position(statement, error)
         return ParsedStatement(
@@ -193,6 +211,10 @@ def parse_statement(statement: Statement) -> ParsedStatement:
         return ParsedStatement(
             statement, "error", reason=_error_message(error), error_line=statement.line
         )
+    except RecursionError:
+        return ParsedStatement(statement, "not_analysed", reason=NESTED_TOO_DEEPLY)
+    except Exception as error:  # a sqlglot version that lacks what this statement needs
+        return ParsedStatement(statement, "not_analysed", reason=unsupported(error))
     if len(nodes) != 1:
         return ParsedStatement(
             statement,
@@ -201,5 +223,17 @@ def parse_statement(statement: Statement) -> ParsedStatement:
             error_line=statement.line,
         )
     node = nodes[0]
-    status, reason = _classify(node)
+    try:
+        status, reason = _classify(node)
+    except RecursionError:
+        return ParsedStatement(statement, "not_analysed", reason=NESTED_TOO_DEEPLY)
+    except Exception as error:
+        return ParsedStatement(statement, "not_analysed", reason=unsupported(error))
     return ParsedStatement(statement, status, expression=node, reason=reason)
+
+
+def unsupported(error: Exception) -> str:
+    """The reason for a statement the installed sqlglot could not handle."""
+    detail = str(error).splitlines()[0] if str(error) else ""
+    shown = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    return f"not analysed: sqlglot {_SQLGLOT_VERSION} cannot handle it ({shown[:120]})"

@@ -16,15 +16,17 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from pytest_schemaguard.legacy.parse import ParsedStatement
+from pytest_schemaguard.legacy.parse import NESTED_TOO_DEEPLY, ParsedStatement, unsupported
 from pytest_schemaguard.legacy.pgtypes import SqlType, from_sqlglot
-from pytest_schemaguard.legacy.split import Statement
+from pytest_schemaguard.legacy.values import produced_family
+from pytest_schemaguard.sqltext import Statement
 
 __all__ = [
     "ColumnRef",
     "ColumnUse",
     "NotAnalysed",
     "Picture",
+    "PictureBuilder",
     "ScriptCheck",
     "ScriptColumn",
     "ScriptEnum",
@@ -39,11 +41,16 @@ __all__ = [
 
 DEFAULT_SCHEMA = "public"
 
-# CREATE TABLE properties about storage only: nothing the schema comparison looks at
-_STORAGE_PROPERTIES = (
-    exp.UnloggedProperty,
-    exp.TableSpaceProperty,
-    exp.FileFormatProperty,  # USING <access method>
+# CREATE TABLE properties about storage only: nothing the schema comparison looks at (looked up
+# by name: not every sqlglot version the package allows has all of them)
+_STORAGE_PROPERTIES = tuple(
+    node
+    for node in (
+        getattr(exp, "UnloggedProperty", None),
+        getattr(exp, "TableSpaceProperty", None),
+        getattr(exp, "FileFormatProperty", None),  # USING <access method>
+    )
+    if isinstance(node, type)
 )
 
 
@@ -225,10 +232,14 @@ class ColumnUse:
 
 @dataclass(eq=False)
 class ValueWrite:
-    """A value a statement writes into a column: a default, an INSERT value, an UPDATE SET."""
+    """A value of evident type that a statement writes into a column: a default, an INSERT
+    value, an UPDATE SET (values whose type is not evident are not recorded)."""
 
     ref: ColumnRef
-    value: exp.Expression
+    family: str
+    """What the value is: ``uuid``, ``integer``, ``timestamp`` or ``boolean``."""
+    what: str
+    """The value as shown in a finding: ``gen_random_uuid()``, ``42``."""
     context: str
     """``DEFAULT``, ``INSERT``, ``UPDATE``, ``ALTER COLUMN ... TYPE ... USING``."""
     source: Statement
@@ -247,14 +258,26 @@ class Picture:
     writes: list[ValueWrite] = field(default_factory=list)
     table_mentions: dict[str, list[Statement]] = field(default_factory=dict)
     """Current qualified table name -> statements that name it (kept up to date on renames)."""
+    _live: dict[str, ScriptTable] = field(default_factory=dict, repr=False)
+    """Tables by qualified name, the latest of each name (see :meth:`table`)."""
 
     def table(self, name: str) -> ScriptTable | None:
         """A live table by ``schema.name`` or bare name."""
         qualified = _qualify(name)
-        for table in self.tables:
-            if table.qualified_name == qualified and not table.dropped:
-                return table
+        table = self._live.get(qualified)
+        if table is not None and not table.dropped and table.qualified_name == qualified:
+            return table
         return None
+
+    def add_table(self, table: ScriptTable) -> None:
+        self.tables.append(table)
+        self._live[table.qualified_name] = table
+
+    def renamed(self, table: ScriptTable, old: str) -> None:
+        """``table`` was called ``old`` until now."""
+        if self._live.get(old) is table:
+            del self._live[old]
+        self._live[table.qualified_name] = table
 
     @property
     def live_tables(self) -> list[ScriptTable]:
@@ -293,18 +316,30 @@ def _ident_nodes(nodes: Iterable[exp.Expression]) -> list[exp.Expr]:
     return found
 
 
-class _Builder:
+class PictureBuilder:
+    """Builds the picture one analysed statement at a time (:meth:`apply`)."""
+
     def __init__(self) -> None:
         self.picture = Picture()
         self.not_analysed: list[NotAnalysed] = []
         self.statement: Statement | None = None
+        """The statement being applied, with its text (for positions)."""
+        self.source: Statement | None = None
+        """What the facts of that statement remember of it."""
 
     # -- helpers -----------------------------------------------------------------------------
 
     @property
     def stmt(self) -> Statement:
-        assert self.statement is not None
-        return self.statement
+        assert self.source is not None
+        return self.source
+
+    def write(self, ref: ColumnRef, value: exp.Expression, context: str, line: int) -> None:
+        """Record a value written into a column, when its type is evident."""
+        produced = produced_family(value)
+        if produced is not None:
+            family, what = produced
+            self.picture.writes.append(ValueWrite(ref, family, what, context, self.stmt, line))
 
     def line_of(self, node: exp.Expr | None) -> int:
         """File line of the first identifier in ``node`` (the statement's line if unknown)."""
@@ -313,8 +348,8 @@ class _Builder:
             candidates.extend(node.find_all(exp.Identifier))
             for ident in candidates:
                 start = ident.meta.get("start")
-                if isinstance(start, int):
-                    return self.stmt.position(start)[0]
+                if isinstance(start, int) and self.statement is not None:
+                    return self.statement.position(start)[0]
         return self.stmt.line
 
     def note(self, reason: str) -> None:
@@ -331,7 +366,7 @@ class _Builder:
         table = self.picture.table(f"{schema}.{name}")
         if table is None:
             table = ScriptTable(schema=schema, name=name, source=self.stmt, created=False)
-            self.picture.tables.append(table)
+            self.picture.add_table(table)
         self.mention(table)
         return TableRef(table.qualified_name, table)
 
@@ -372,11 +407,26 @@ class _Builder:
 
     # -- statements --------------------------------------------------------------------------
 
-    def apply(self, parsed: ParsedStatement) -> None:
+    def apply(self, parsed: ParsedStatement, source: Statement | None = None) -> str | None:
+        """Apply an analysed statement; ``source`` is what its facts remember of it (the
+        statement itself by default). Returns why it could not be analysed after all (nested
+        too deeply, or a sqlglot feature this version lacks), else ``None``."""
         node = parsed.expression
         if parsed.status != "analysed" or node is None:
-            return
+            return None
         self.statement = parsed.statement
+        self.source = source or parsed.statement
+        try:
+            self._apply(node)
+        except RecursionError:
+            return NESTED_TOO_DEEPLY
+        except Exception as error:  # a node type or argument this sqlglot version lacks
+            return unsupported(error)
+        finally:
+            self.statement = self.source = None
+        return None
+
+    def _apply(self, node: exp.Expr) -> None:
         if isinstance(node, exp.Create):
             kind = str(node.args.get("kind") or "").upper()
             if kind == "TABLE":
@@ -416,7 +466,7 @@ class _Builder:
         if existing is not None:
             existing.dropped = True
         table = ScriptTable(schema=schema, name=name, source=self.stmt, created=True)
-        self.picture.tables.append(table)
+        self.picture.add_table(table)
         self.mention(table)
         ref = TableRef(table.qualified_name, table)
         elements = target.expressions if isinstance(target, exp.Schema) else []
@@ -549,7 +599,7 @@ class _Builder:
     ) -> None:
         column.default = value
         column.default_source = self.stmt
-        self.picture.writes.append(ValueWrite(ref, value, "DEFAULT", self.stmt, line))
+        self.write(ref, value, "DEFAULT", line)
 
     def add_reference(
         self,
@@ -745,15 +795,7 @@ class _Builder:
             column.line = self.line_of(action.this)
             using = action.args.get("using")
             if isinstance(using, exp.Expression):
-                self.picture.writes.append(
-                    ValueWrite(
-                        ref,
-                        using,
-                        "ALTER COLUMN ... TYPE ... USING",
-                        self.stmt,
-                        self.line_of(action.this),
-                    )
-                )
+                self.write(ref, using, "ALTER COLUMN ... TYPE ... USING", self.line_of(action.this))
             return
         default = action.args.get("default")
         if isinstance(default, exp.Expression):
@@ -793,6 +835,7 @@ class _Builder:
         table.name = name
         if isinstance(target, exp.Table) and target.db:
             table.schema = schema
+        self.picture.renamed(table, old)
         mentions = self.picture.table_mentions.pop(old, [])
         self.picture.table_mentions.setdefault(table.qualified_name, []).extend(mentions)
 
@@ -841,9 +884,7 @@ class _Builder:
                 if isinstance(row, exp.Tuple):
                     line = self.line_of(row)
                     for ref, value in zip(refs, row.expressions, strict=False):
-                        self.picture.writes.append(
-                            ValueWrite(ref, value, "INSERT", self.stmt, line)
-                        )
+                        self.write(ref, value, "INSERT", line)
         conflict = node.args.get("conflict")
         if isinstance(conflict, exp.OnConflict):
             for key in conflict.args.get("conflict_keys") or []:
@@ -863,7 +904,7 @@ class _Builder:
         value = assignment.expression
         if isinstance(value, exp.Expression):
             line = self.line_of(target)
-            self.picture.writes.append(ValueWrite(ref, value, context, self.stmt, line))
+            self.write(ref, value, context, line)
 
     def _where_uses(self, node: exp.Expression, table: TableRef, context: str) -> None:
         """Uses of the target table's columns in a WHERE clause (subqueries left out).
@@ -929,7 +970,9 @@ class _Builder:
 
 def build_picture(parsed: Sequence[ParsedStatement]) -> tuple[Picture, list[NotAnalysed]]:
     """Apply the analysed statements in order; also return the parts that were not analysed."""
-    builder = _Builder()
+    builder = PictureBuilder()
     for item in parsed:
-        builder.apply(item)
+        reason = builder.apply(item)
+        if reason is not None:
+            builder.not_analysed.append(NotAnalysed(item.statement, reason))
     return builder.picture, builder.not_analysed
