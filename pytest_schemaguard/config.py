@@ -159,7 +159,8 @@ OPTIONS: tuple[Option, ...] = (
         "metadata",
         "string",
         None,
-        "The ORM metadata for the orm_parity check: 'package.module:Base.metadata'.",
+        "The ORM metadata for the orm_parity check: 'package.module:Base.metadata', or a "
+        "function that imports the models and returns it ('package.models:load').",
     ),
     Option(
         "preamble_sql",
