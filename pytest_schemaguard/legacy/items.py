@@ -35,7 +35,7 @@ from pytest_schemaguard.legacy.check import (
 )
 from pytest_schemaguard.migrations.runner import CheckResult
 from pytest_schemaguard.parity.checks import ParityChecks
-from pytest_schemaguard.parity.items import metadata_overridden
+from pytest_schemaguard.parity.items import metadata_overridden, require_migrations
 from pytest_schemaguard.parity.migrated import MigrationFailed
 from pytest_schemaguard.snapshot.model import Snapshot
 
@@ -65,12 +65,9 @@ def _relative(path: Path, root: Path) -> str:
 def legacy_checks(
     session: pytest.Session, settings: Settings, anchor: schemaguard_items.Anchor
 ) -> list[schemaguard_items.CheckSpec]:
-    """``fk_types`` always (when the migrations load), ``legacy_ddl[…]`` per configured file."""
-    specs = []
-    if anchor.history is not None:
-        specs.append(
-            schemaguard_items.CheckSpec("fk_types", _run_fk_types, "fk_types", str(anchor.path))
-        )
+    """``fk_types`` always, ``legacy_ddl[…]`` per configured file (skipped or failed when the
+    migrations cannot be read)."""
+    specs = [schemaguard_items.CheckSpec("fk_types", _run_fk_types, "fk_types", str(anchor.path))]
     if settings.legacy_ddl:
         files = expand_globs(settings.legacy_ddl, root=settings.root)
         if not files:
@@ -99,7 +96,9 @@ def legacy_checks(
 
 
 def _file_check(shown: str, with_models: bool) -> Callable[..., None]:
-    def run_legacy_ddl(schemaguard_legacy: LegacyChecks, request: pytest.FixtureRequest) -> None:
+    def run_legacy_ddl(request: pytest.FixtureRequest) -> None:
+        require_migrations(request)
+        schemaguard_legacy: LegacyChecks = request.getfixturevalue("schemaguard_legacy")
         metadata = None
         if with_models:
             try:
@@ -111,7 +110,9 @@ def _file_check(shown: str, with_models: bool) -> Callable[..., None]:
     return run_legacy_ddl
 
 
-def _run_fk_types(schemaguard_legacy: LegacyChecks) -> None:
+def _run_fk_types(request: pytest.FixtureRequest) -> None:
+    require_migrations(request)
+    schemaguard_legacy: LegacyChecks = request.getfixturevalue("schemaguard_legacy")
     schemaguard_items.report(schemaguard_legacy.fk_types_result())
 
 

@@ -2,15 +2,39 @@
 
 The baseline is replayed into a scratch database and read back from the catalog, so a dump
 written by another pg_dump or PostgreSQL version compares cleanly when the schemas are equal.
-Replaying is forgiving about what does not describe the schema: psql meta-commands
-(``\\restrict``, ``\\connect``...) are dropped, ``SET`` lines for parameters this server does not
-know (``transaction_timeout`` on older servers) are skipped, as are ``SET ROLE`` and ``SET
-SESSION AUTHORIZATION``; owners and privileges are not replayed (the comparison does not look
-at them, and the roles rarely exist locally), and a ``CREATE SCHEMA`` for a schema that already
-exists (``public``) is accepted.  Statements are told apart from sqlglot's PostgreSQL tokens,
-not from regular expressions.  A statement that names a role the server lacks (``CREATE POLICY
-... TO r``) runs after ``CREATE ROLE r NOLOGIN`` on a server schemaguard started, and is not
-replayed (and reported) on any other.
+
+A baseline arrives in pull requests like code, so it is data to classify before it is SQL to
+execute.  :func:`plan_replay` reads the whole file first (statements told apart from sqlglot's
+PostgreSQL tokens, never from regular expressions) and sorts every statement into one of:
+
+- **run**: what ``pg_dump --schema-only`` writes for the schema of one database: ``SET`` and
+  ``SELECT pg_catalog.set_config(...)`` of session settings, ``CREATE``/``ALTER``/``COMMENT
+  ON`` of schema objects (tables, views, materialized views ``WITH NO DATA``, functions in any
+  language but C, triggers, extensions, servers, user mappings...), ``SELECT
+  pg_catalog.setval(...)`` with literal arguments;
+- **skipped silently**, because the comparison does not look at them or the roles rarely exist
+  here: owners, ``GRANT``/``REVOKE``, security labels, extension comments, publications and
+  subscriptions (never run: a subscription connects out), ``SET ROLE``/``SET SESSION
+  AUTHORIZATION``, ``SET`` of the timeouts (the replay keeps its own), the psql meta-commands
+  ``\\restrict``/``\\unrestrict``; and, at run time, ``SET`` of parameters this server does not
+  know (``transaction_timeout`` on older servers);
+- **set aside and named in one note** (:meth:`ReplayReport.note`): what ``--clean`` and
+  ``--create`` add around the schema — ``CREATE``/``ALTER``/``COMMENT ON DATABASE``, ``DROP
+  DATABASE`` of the database the file creates, ``\\connect``, the ``DROP`` statements of
+  ``--clean`` (the scratch database starts empty) — and event triggers, which would run their
+  function on every later statement of the replay;
+- **refused**: everything else (``COPY``, ``DO``, ``CALL``, DML, ``SELECT`` of any other
+  function, ``CREATE TABLE ... AS``, a materialized view with data, roles, tablespaces, ``ALTER
+  SYSTEM``, ``LOAD``, C-language functions, ``DROP DATABASE`` of another database, any other
+  psql meta-command...).  One refused statement and **nothing** of the file runs
+  (:attr:`ReplayReport.refused`).
+
+:func:`run_plan` then runs the plan in the scratch database only (``\\connect`` is never
+followed), in one transaction with a savepoint per statement, each statement sent alone through
+the extended query protocol, which refuses a second statement hidden in one.  A ``CREATE
+SCHEMA`` for a schema that already exists (``public``) is accepted.  A statement that names a
+role the server lacks (``CREATE POLICY ... TO r``) runs after ``CREATE ROLE r NOLOGIN`` on a
+server schemaguard started, and is not replayed (and reported) on any other.
 
 Writing a baseline (``--schemaguard-update-baseline``) dumps the migrated schema with the
 server's own pg_dump, normalised so that the same schema always gives the same bytes.
@@ -21,6 +45,7 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import os
@@ -33,17 +58,24 @@ from pathlib import Path
 from typing import Any
 
 from pytest_schemaguard.errors import SchemaguardError
-from pytest_schemaguard.legacy.split import one_line, split_sql
+from pytest_schemaguard.legacy.split import MetaCommand, Statement, one_line, split_sql
 
 __all__ = [
     "RESTRICT_KEY",
     "BaselineError",
+    "Refusal",
+    "ReplayPlan",
     "ReplayProblem",
     "ReplayReport",
+    "SetAside",
+    "cannot_write",
     "drop_roles",
     "dump_schema",
     "normalise_dump",
+    "plan_replay",
+    "probe_writable",
     "replay_baseline",
+    "run_plan",
     "write_atomically",
 ]
 
@@ -67,6 +99,34 @@ class ReplayProblem:
         return f"line {self.line}: {self.statement}\n    {self.error}"
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A baseline statement that is not schema DDL: because of it, nothing of the file runs."""
+
+    line: int
+    first_line: str
+    """The statement's first line, as written (cut to about 100 characters)."""
+    why: str
+
+    def render(self, file: str) -> list[str]:
+        return [
+            f"{file}:{self.line}: {self.first_line}",
+            f"    not schema DDL; not executed ({self.why})",
+        ]
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A statement ``pg_dump --clean/--create`` writes around the schema (or an event trigger)
+    that the replay does not run and names in its note."""
+
+    line: int
+    label: str
+    """``DROP DATABASE appx``, ``\\connect appx``, ``CREATE EVENT TRIGGER t``; ``DROP`` for
+    the drops of ``--clean``."""
+    clean: bool = False
+
+
 @dataclass
 class ReplayReport:
     """What replaying a baseline did."""
@@ -81,9 +141,26 @@ class ReplayReport:
     may not be created)."""
     created_roles: list[str] = field(default_factory=list)
     """Roles created (``NOLOGIN``) so that statements naming them could run."""
+    refused: list[Refusal] = field(default_factory=list)
+    """Statements that are not schema DDL; when there is one, nothing of the file ran."""
+    set_aside: list[SetAside] = field(default_factory=list)
+    """Database-level statements, ``--clean`` drops and event triggers, not run."""
 
     def skip(self, why: str) -> None:
         self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def note(self) -> str | None:
+        """One line naming what was set aside (``None`` when nothing was):
+        ``not replayed: DROP DATABASE appx (line 22), CREATE DATABASE appx (line 27)...``."""
+        if not self.set_aside:
+            return None
+        parts = [f"{s.label} (line {s.line})" for s in self.set_aside if not s.clean]
+        drops = [s.line for s in self.set_aside if s.clean]
+        if drops:
+            lines = f"line {drops[0]}" if len(drops) == 1 else f"lines {drops[0]}-{drops[-1]}"
+            count = f"{len(drops)} DROP statement{'s' if len(drops) > 1 else ''}"
+            parts.append(f"{count} of pg_dump --clean ({lines}; the scratch database starts empty)")
+        return "not replayed: " + ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- reading statements
@@ -104,6 +181,8 @@ class _Word:
     text: str
     quoted: bool
     depth: int
+    literal: bool = False
+    """A string or a number."""
 
 
 @functools.cache
@@ -135,7 +214,8 @@ def _tokens(sql: str) -> list[_Word] | None:
         quoted = token.token_type == TokenType.IDENTIFIER
         is_string = "STRING" in token.token_type.name
         word = None if quoted or is_string else token.text.upper()
-        words.append(_Word(word, token.text, quoted, depth))
+        literal = is_string or token.token_type == TokenType.NUMBER
+        words.append(_Word(word, token.text, quoted, depth, literal))
         if token.token_type == TokenType.L_PAREN:
             depth += 1
     return words
@@ -253,11 +333,386 @@ def _role_references(tokens: Sequence[_Word] | None) -> list[str]:
     return []
 
 
+# ------------------------------------------------------------------- what a baseline may hold
+
+# The kinds of schema objects a dump creates, alters, comments on or (with --clean) drops.
+_SCHEMA_OBJECTS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(kind.split())
+    for kind in (
+        "ACCESS METHOD",
+        "AGGREGATE",
+        "CAST",
+        "COLLATION",
+        "COLUMN",
+        "CONSTRAINT",
+        "CONVERSION",
+        "DOMAIN",
+        "EXTENSION",
+        "FOREIGN DATA WRAPPER",
+        "FOREIGN TABLE",
+        "FUNCTION",
+        "INDEX",
+        "LANGUAGE",
+        "MATERIALIZED VIEW",
+        "OPERATOR",
+        "POLICY",
+        "PROCEDURE",
+        "ROUTINE",
+        "RULE",
+        "SCHEMA",
+        "SEQUENCE",
+        "SERVER",
+        "STATISTICS",
+        "TABLE",
+        "TEXT SEARCH",
+        "TRANSFORM",
+        "TRIGGER",
+        "TYPE",
+        "USER MAPPING",
+        "VIEW",
+    )
+)
+# Not run, and named in the note: they act on a whole database, or (event triggers) would run
+# their function on every later statement of the replay.
+_SET_ASIDE_OBJECTS = (("DATABASE",), ("EVENT", "TRIGGER"))
+# Not run: the comparison does not look at them, and a subscription connects out.
+_REPLICATION_OBJECTS = (("PUBLICATION",), ("SUBSCRIPTION",))
+_LARGE_OBJECT = ("LARGE", "OBJECT")  # data, not schema: pg_dump --schema-only leaves them out
+# Words between CREATE and the kind of object.
+_CREATE_MODIFIERS = frozenset(
+    {
+        "OR",
+        "REPLACE",
+        "GLOBAL",
+        "LOCAL",
+        "TEMP",
+        "TEMPORARY",
+        "UNLOGGED",
+        "UNIQUE",
+        "TRUSTED",
+        "PROCEDURAL",
+        "DEFAULT",
+        "RECURSIVE",
+        "CONSTRAINT",
+    }
+)
+# Session settings the replay does not take from the file (it keeps its own timeouts).
+_TIMEOUTS = frozenset(
+    {
+        "statement_timeout",
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "idle_session_timeout",
+        "transaction_timeout",
+    }
+)
+# Settings that change who the session acts as: SET ROLE is skipped, set_config of these refused.
+_ROLE_SETTINGS = frozenset({"role", "session_authorization"})
+_ALLOWED_META = frozenset({"restrict", "unrestrict"})
+_CONNECT_META = frozenset({"connect", "c"})
+# Why a statement that starts with this word is refused (the default names the word).
+_REFUSED_VERBS = {
+    "COPY": "COPY moves data and can run programs on the database server",
+    "DO": "DO runs code",
+    "CALL": "CALL runs a procedure",
+    "INSERT": "it changes data",
+    "UPDATE": "it changes data",
+    "DELETE": "it changes data",
+    "MERGE": "it changes data",
+    "TRUNCATE": "it changes data",
+    "LOAD": "LOAD loads a library into the server",
+    "REFRESH": "REFRESH runs the materialized view's query",
+    "EXPLAIN": "EXPLAIN ANALYZE runs the statement",
+    "EXECUTE": "EXECUTE runs a prepared statement",
+    "PREPARE": "PREPARE is not schema DDL",
+    "WITH": "it runs a query",
+    "VALUES": "it runs a query",
+    "TABLE": "it runs a query",
+    "IMPORT": "IMPORT FOREIGN SCHEMA connects to the foreign server",
+    "REASSIGN": "REASSIGN OWNED changes objects of other databases' roles",
+    "BEGIN": "the replay runs in one transaction of its own",
+    "START": "the replay runs in one transaction of its own",
+    "COMMIT": "the replay runs in one transaction of its own",
+    "END": "the replay runs in one transaction of its own",
+    "ROLLBACK": "the replay runs in one transaction of its own",
+    "ABORT": "the replay runs in one transaction of its own",
+    "SAVEPOINT": "the replay runs in one transaction of its own",
+    "RELEASE": "the replay runs in one transaction of its own",
+}
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    action: str
+    """``run``, ``skip`` (``reason`` counted in :attr:`ReplayReport.skipped`), ``aside``
+    (``reason`` is the label in the note), ``clean`` (a ``--clean`` drop) or ``refuse``."""
+    reason: str = ""
+
+
+_RUN = _Verdict("run")
+
+
+def _kind(words: Sequence[str | None], start: int, *, create: bool = False) -> tuple[str, ...]:
+    """The kind of object named from ``words[start]`` on (``("MATERIALIZED", "VIEW")``);
+    ``()`` when there is none."""
+    i = start
+    skip = _CREATE_MODIFIERS if create else frozenset({"PROCEDURAL"})
+    while i < len(words) and words[i] in skip:
+        i += 1
+    rest = tuple(words[i : i + 3])
+    # longest first: USER MAPPING is a schema object, USER alone is a role
+    for kind in (*_SCHEMA_OBJECTS, *_SET_ASIDE_OBJECTS, *_REPLICATION_OBJECTS, _LARGE_OBJECT):
+        if rest[: len(kind)] == kind:
+            return kind
+    return tuple(w for w in rest[:1] if w is not None)
+
+
+def _name_after(tokens: Sequence[_Word], kind: tuple[str, ...]) -> str:
+    """The (first) name that follows ``kind`` in a statement, as written."""
+    words = [t.word for t in tokens]
+    for i in range(len(tokens) - len(kind) + 1):
+        if tuple(words[i : i + len(kind)]) == kind:
+            rest = [t for t in tokens[i + len(kind) :] if t.word not in ("IF", "EXISTS", "NOT")]
+            if rest:
+                token = rest[0]
+                return f'"{token.text}"' if token.quoted else token.text
+    return ""
+
+
+def _identifier(name: str) -> str:
+    """A name as PostgreSQL folds it: quoted as written, unquoted in lower case."""
+    return name[1:-1] if name.startswith('"') else name.lower()
+
+
+def _label(tokens: Sequence[_Word], kind: tuple[str, ...]) -> str:
+    """``DROP DATABASE appx``: the verb(s), the kind and the name."""
+    words = [t.word or "" for t in tokens]
+    for i in range(len(words)):
+        if tuple(words[i : i + len(kind)]) == kind:
+            head = " ".join(w for w in words[:i] if w not in _CREATE_MODIFIERS or w == "ON")
+            return f"{head} {' '.join(kind)} {_name_after(tokens, kind)}".strip()
+    return " ".join(words[:3])
+
+
+def _literal_call(tokens: Sequence[_Word]) -> tuple[str, list[_Word]] | None:
+    """``SELECT [pg_catalog.]f(literal, ...)`` with nothing else: ``f`` (lower case) and the
+    arguments; ``None`` for any other ``SELECT``."""
+    words = [t.word for t in tokens]
+    i = 3 if words[1:3] == ["PG_CATALOG", "."] else 1
+    if len(tokens) < i + 3 or words[i + 1] != "(" or words[-1] != ")":
+        return None
+    if tokens[i].word is None or tokens[i].quoted:
+        return None
+    args: list[_Word] = []
+    expect_value = True
+    for token in tokens[i + 2 : -1]:
+        if token.depth != 1:
+            return None
+        if expect_value and token.word == "-":
+            continue  # a negative number
+        if expect_value and (token.literal or token.word in ("TRUE", "FALSE")):
+            args.append(token)
+            expect_value = False
+        elif not expect_value and token.word == ",":
+            expect_value = True
+        else:
+            return None
+    if expect_value and args:
+        return None
+    return tokens[i].text.lower(), args
+
+
+def _judge_select(tokens: Sequence[_Word]) -> _Verdict:
+    call = _literal_call(tokens)
+    if call is None:
+        return _Verdict(
+            "refuse", "a query; only set_config and setval with literal arguments may be called"
+        )
+    function, args = call
+    if function == "set_config" and len(args) == 3:
+        parameter = args[0].text.lower()
+        if parameter in _ROLE_SETTINGS:
+            return _Verdict("refuse", f"set_config of {parameter} changes who the replay acts as")
+        if parameter in _TIMEOUTS:
+            return _Verdict("skip", "timeout setting")
+        return _RUN
+    if function == "setval" and len(args) in (2, 3):
+        return _RUN
+    return _Verdict("refuse", f"{function}() would run; only set_config and setval may be called")
+
+
+def _judge(tokens: Sequence[_Word] | None, *, databases: frozenset[str], created: bool) -> _Verdict:
+    """What the replay does with one statement.  ``databases``: the databases the file
+    creates (``--create``); ``created``: whether a ``CREATE`` statement came before (the drops
+    of ``--clean`` all come first)."""
+    if tokens is None:
+        return _Verdict("refuse", "it cannot be read as SQL")
+    if not tokens:
+        return _Verdict("skip", "empty")
+    words = _top(tokens)
+    verb = words[0] or ""
+    if verb in ("SET", "RESET"):
+        why = _classify(tokens)
+        if why is not None:
+            return _Verdict("skip", why)
+        parameter = _set_parameter(tokens)
+        if parameter in _TIMEOUTS:
+            return _Verdict("skip", "timeout setting")
+        return _RUN
+    if verb == "SELECT":
+        return _judge_select(tokens)
+    if verb in ("GRANT", "REVOKE", "SECURITY"):
+        why = _classify(tokens)
+        if why is not None:
+            return _Verdict("skip", why)
+    if verb == "COMMENT" and words[1:2] == ["ON"]:
+        return _judge_object(tokens, words, 2, databases=databases, created=created)
+    if verb in ("CREATE", "ALTER", "DROP"):
+        return _judge_object(tokens, words, 1, databases=databases, created=created)
+    return _Verdict(
+        "refuse",
+        _REFUSED_VERBS.get(verb, f"{verb or 'it'} is not what pg_dump --schema-only writes"),
+    )
+
+
+def _judge_object(
+    tokens: Sequence[_Word],
+    words: list[str | None],
+    start: int,
+    *,
+    databases: frozenset[str],
+    created: bool,
+) -> _Verdict:
+    verb = words[0]
+    kind = _kind(words, start, create=verb == "CREATE")
+    if kind == ("DATABASE",):
+        if verb == "DROP" and _identifier(_name_after(tokens, kind)) not in databases:
+            return _Verdict("refuse", "DROP DATABASE of a database this file does not create")
+        return _Verdict("aside", _label(tokens, kind))
+    if kind == ("EVENT", "TRIGGER"):
+        if verb == "DROP":
+            return _Verdict("clean")
+        return _Verdict("aside", _label(tokens, kind))
+    if words[:3] == ["ALTER", "DEFAULT", "PRIVILEGES"]:
+        return _Verdict("skip", "privileges")
+    if kind in _REPLICATION_OBJECTS:
+        return _Verdict("clean") if verb == "DROP" else _Verdict("skip", "replication")
+    if kind not in _SCHEMA_OBJECTS:
+        shown = " ".join(w for w in words[: start + max(1, len(kind))] if w)
+        return _Verdict("refuse", f"{shown} acts outside the schema of one database")
+    if verb == "DROP":
+        return _Verdict("clean")
+    why = _classify(tokens)
+    if why is not None:
+        return _Verdict("skip", why)
+    if verb == "ALTER" and not created and any(w in ("DROP", "DETACH") for w in words):
+        # --clean: ALTER TABLE ... DROP CONSTRAINT / ALTER COLUMN ... DROP DEFAULT, before
+        # anything is created
+        return _Verdict("clean")
+    if verb != "CREATE":
+        return _RUN
+    if kind == ("TABLE",) and ("AS" in words or "EXECUTE" in words):
+        return _Verdict("refuse", "CREATE TABLE ... AS runs a query")
+    if kind == ("MATERIALIZED", "VIEW") and words[-3:] != ["WITH", "NO", "DATA"]:
+        return _Verdict(
+            "refuse",
+            "a materialized view without WITH NO DATA runs its query (pg_dump writes WITH NO DATA)",
+        )
+    if kind in (("FUNCTION",), ("PROCEDURE",)):
+        for i, token in enumerate(tokens[:-1]):
+            if token.depth == 0 and token.word == "LANGUAGE" and tokens[i + 1].text.lower() == "c":
+                return _Verdict("refuse", "a C-language function loads a library into the server")
+    return _RUN
+
+
+def _first_line(text: str, width: int = 100) -> str:
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
+
+
+@dataclass
+class ReplayPlan:
+    """A baseline read and classified, before anything of it runs (:func:`plan_replay`)."""
+
+    file: str
+    steps: list[tuple[Statement, list[_Word] | None]]
+    """The statements to run, in order, with their tokens."""
+    report: ReplayReport
+
+    @property
+    def refused(self) -> list[Refusal]:
+        return self.report.refused
+
+
+def plan_replay(text: str, *, file: str = "baseline") -> ReplayPlan:
+    """Read and classify the whole baseline: the statements to run, the ones skipped or set
+    aside, and the refused ones (:attr:`ReplayReport.refused`; then nothing may run)."""
+    split = split_sql(text, file=file)
+    report = ReplayReport(meta_commands=len(split.meta_commands))
+    tokenized = [(s, None if s.problem else _tokens(s.sql)) for s in split.statements]
+    databases = frozenset(
+        _identifier(_name_after(tokens, ("DATABASE",)))
+        for _s, tokens in tokenized
+        if tokens and _top(tokens)[:2] == ["CREATE", "DATABASE"]
+    )
+    # statements and meta-commands in file order
+    entries: list[tuple[int, Statement | MetaCommand]] = [(s.line, s) for s in split.statements]
+    entries += [(m.line, m) for m in split.meta_commands]
+    entries.sort(key=lambda e: e[0])
+    tokens_of = {id(s): tokens for s, tokens in tokenized}
+    steps: list[tuple[Statement, list[_Word] | None]] = []
+    created = False
+    for _line, entry in entries:
+        if isinstance(entry, MetaCommand):
+            name = entry.text[1:].split(None, 1)[0] if len(entry.text) > 1 else ""
+            if name in _ALLOWED_META:
+                continue
+            if name in _CONNECT_META:
+                report.set_aside.append(SetAside(entry.line, entry.text))
+                continue
+            report.refused.append(
+                Refusal(entry.line, _first_line(entry.text), f"psql meta-command \\{name}")
+            )
+            continue
+        statement = entry
+        if statement.problem:
+            report.problems.append(
+                ReplayProblem(statement.line, statement.quote, statement.problem)
+            )
+            continue
+        tokens = tokens_of[id(statement)]
+        verdict = _judge(tokens, databases=databases, created=created)
+        if verdict.action == "refuse":
+            report.refused.append(
+                Refusal(statement.line, _first_line(statement.text), verdict.reason)
+            )
+        elif verdict.action == "aside":
+            report.set_aside.append(SetAside(statement.line, verdict.reason))
+        elif verdict.action == "clean":
+            report.set_aside.append(SetAside(statement.line, "DROP", clean=True))
+        elif verdict.action == "skip":
+            if verdict.reason != "empty":
+                report.skip(verdict.reason)
+        else:
+            created = created or (tokens is not None and tokens[0].word == "CREATE")
+            steps.append((statement, tokens))
+    return ReplayPlan(file, steps, report)
+
+
 def replay_baseline(
     text: str, dsn: str, *, file: str = "baseline", create_roles: bool = False
 ) -> ReplayReport:
-    """Run the schema statements of a ``pg_dump --schema-only`` file in the (empty) database
-    ``dsn``, one by one, and report what was skipped and what the server rejected.
+    """Classify a ``pg_dump --schema-only`` file and, unless a statement is refused, run it in
+    the (empty) database ``dsn`` (:func:`plan_replay`, then :func:`run_plan`)."""
+    plan = plan_replay(text, file=file)
+    if plan.refused:
+        return plan.report
+    return run_plan(plan, dsn, create_roles=create_roles)
+
+
+def run_plan(plan: ReplayPlan, dsn: str, *, create_roles: bool = False) -> ReplayReport:
+    """Run the statements of a plan without refusals in the (empty) database ``dsn``, in one
+    transaction, each in a savepoint so that every rejected statement is reported.
 
     A statement that names a role the server does not have (``CREATE POLICY ... TO r``) runs
     after ``CREATE ROLE r NOLOGIN`` when ``create_roles`` is true (only on a server schemaguard
@@ -268,8 +723,9 @@ def replay_baseline(
     import psycopg
     from psycopg import errors, sql
 
-    split = split_sql(text, file=file)
-    report = ReplayReport(meta_commands=len(split.meta_commands))
+    if plan.refused:
+        raise BaselineError(f"{plan.file} holds statements that are not schema DDL; not run")
+    report = plan.report
     with psycopg.connect(dsn, autocommit=True) as conn:
         known = {
             row[0] for row in conn.execute("SELECT name FROM pg_catalog.pg_settings").fetchall()
@@ -277,63 +733,58 @@ def replay_baseline(
         roles = {
             row[0] for row in conn.execute("SELECT rolname FROM pg_catalog.pg_roles").fetchall()
         }
-        for statement in split.statements:
-            if statement.problem:
-                report.problems.append(
-                    ReplayProblem(statement.line, statement.quote, statement.problem)
-                )
-                continue
-            tokens = _tokens(statement.sql)
-            why = _classify(tokens)
-            if why == "empty":
-                continue
-            if why is not None:
-                report.skip(why)
-                continue
-            parameter = _set_parameter(tokens)
-            if parameter is not None and parameter not in known and "." not in parameter:
-                report.skip(f"SET {parameter} (unknown to this server)")
-                continue
-            missing = [r for r in _role_references(tokens) if r not in roles]
-            if missing and not create_roles:
-                report.skip("names a role this server does not have")
-                names = ", ".join(missing)
-                report.missing_roles.append(
-                    ReplayProblem(
-                        statement.line,
-                        statement.quote,
-                        f"role{'s' if len(missing) > 1 else ''} {names} "
-                        "not on this server: not replayed",
-                    )
-                )
-                continue
-            for role in missing:
-                try:
-                    conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
-                except errors.DuplicateObject:
-                    pass  # made meanwhile by someone else: not ours to drop
-                else:
-                    report.created_roles.append(role)
-                roles.add(role)
-            try:
-                conn.execute(statement.sql.encode())
-            except psycopg.Error as exc:
-                if isinstance(exc, errors.DuplicateSchema) and [
-                    t.word for t in (tokens or [])[:2]
-                ] == ["CREATE", "SCHEMA"]:
-                    report.skip("CREATE SCHEMA of an existing schema")
+        # binary=True: the extended query protocol, which runs exactly one statement
+        cursor = conn.cursor(binary=True)
+        with conn.transaction():
+            for statement, tokens in plan.steps:
+                parameter = _set_parameter(tokens)
+                if parameter is not None and parameter not in known and "." not in parameter:
+                    report.skip(f"SET {parameter} (unknown to this server)")
                     continue
-                message = (exc.diag.message_primary or str(exc)).strip()
-                hint = f" (hint: {exc.diag.message_hint})" if exc.diag.message_hint else ""
-                report.problems.append(
-                    ReplayProblem(
-                        statement.line,
-                        statement.quote,
-                        f"{type(exc).__name__}: {message}{hint}",
+                missing = [r for r in _role_references(tokens) if r not in roles]
+                if missing and not create_roles:
+                    report.skip("names a role this server does not have")
+                    names = ", ".join(missing)
+                    report.missing_roles.append(
+                        ReplayProblem(
+                            statement.line,
+                            statement.quote,
+                            f"role{'s' if len(missing) > 1 else ''} {names} "
+                            "not on this server: not replayed",
+                        )
                     )
-                )
-                continue
-            report.executed += 1
+                    continue
+                for role in missing:
+                    try:
+                        with conn.transaction():
+                            cursor.execute(
+                                sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role))
+                            )
+                    except errors.DuplicateObject:
+                        pass  # made meanwhile by someone else: not ours to drop
+                    else:
+                        report.created_roles.append(role)
+                    roles.add(role)
+                try:
+                    with conn.transaction():
+                        cursor.execute(statement.sql.encode())
+                except psycopg.Error as exc:
+                    if isinstance(exc, errors.DuplicateSchema) and [
+                        t.word for t in (tokens or [])[:2]
+                    ] == ["CREATE", "SCHEMA"]:
+                        report.skip("CREATE SCHEMA of an existing schema")
+                        continue
+                    message = (exc.diag.message_primary or str(exc)).strip()
+                    hint = f" (hint: {exc.diag.message_hint})" if exc.diag.message_hint else ""
+                    report.problems.append(
+                        ReplayProblem(
+                            statement.line,
+                            statement.quote,
+                            f"{type(exc).__name__}: {message}{hint}",
+                        )
+                    )
+                    continue
+                report.executed += 1
     return report
 
 
@@ -451,3 +902,23 @@ def write_atomically(path: Path, content: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def probe_writable(path: Path) -> None:
+    """Raise the :class:`OSError` that writing ``path`` with :func:`write_atomically` would
+    meet (a read-only file system, a directory the user may not write, a parent that is a
+    file), without creating the file or its missing parent directories."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def cannot_write(shown: str, exc: OSError) -> str:
+    """``cannot write baseline reports/schema.sql: read-only file system``."""
+    reason = exc.strerror or str(exc)
+    return f"cannot write baseline {shown}: {reason[:1].lower()}{reason[1:]}"

@@ -23,9 +23,13 @@ from pytest_schemaguard.migrations.alembic_driver import AlembicProject
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.runner import CheckResult
 from pytest_schemaguard.parity.baseline import (
+    Refusal,
+    cannot_write,
     drop_roles,
     dump_schema,
-    replay_baseline,
+    plan_replay,
+    probe_writable,
+    run_plan,
     write_atomically,
 )
 from pytest_schemaguard.parity.migrated import Migrated, MigrationFailed, migrate_to
@@ -83,6 +87,10 @@ class ParityChecks:
     pending: dict[Path, PendingWrite] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """For the terminal summary: what a baseline replay set aside (``--clean``/``--create``)."""
+    write_errors: list[str] = field(default_factory=list)
+    """Baselines :meth:`flush` could not write (``cannot write baseline ...: ...``)."""
     _migrated: dict[str, Migrated | MigrationFailed] = field(default_factory=dict)
     _models: Snapshot | SchemaguardError | None = None
     _scratch: list[Any] = field(default_factory=list)
@@ -271,12 +279,20 @@ class ParityChecks:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             return CheckResult("failed", title, [f"cannot read {shown}: {exc}"])
+        # The whole file is classified before anything of it runs.
+        plan = plan_replay(text, file=shown)
+        if plan.refused:
+            return CheckResult("failed", title, _refusal_lines(shown, plan.refused))
+        note = plan.report.note()
+        if note is not None:
+            self.notes.append(f"baseline {shown}: {note}")
         replayed = self.scratch()
         # Roles are cluster-wide: create the ones the baseline names only on our own server.
         own_server = self.server.source != "dsn"
         created: list[str] = []
         try:
-            report = replay_baseline(text, replayed.dsn, file=shown, create_roles=own_server)
+            # the one place the baseline's statements run
+            report = run_plan(plan, replayed.dsn, create_roles=own_server)
             created = report.created_roles
             snapshot = _snapshot_database(replayed.url, exclude_tables=(migrated.version_table,))
         finally:
@@ -346,6 +362,10 @@ class ParityChecks:
             )
         except SchemaguardError as exc:
             return CheckResult("failed", title, [str(exc)])
+        try:
+            probe_writable(path)
+        except OSError as exc:
+            return CheckResult("failed", title, [cannot_write(shown, exc)])
         self.pending[path] = PendingWrite(path, content, shown)
         return CheckResult("passed", title)
 
@@ -359,9 +379,30 @@ class ParityChecks:
             if current == write.content:
                 self.unchanged.append(write.shown)
                 continue
-            write_atomically(write.path, write.content)
+            try:
+                write_atomically(write.path, write.content)
+            except OSError as exc:
+                # the old file is left as it was (the write goes through a temporary file)
+                self.write_errors.append(cannot_write(write.shown, exc))
+                continue
             self.written.append(write.shown)
         self.pending.clear()
+
+
+def _refusal_lines(shown: str, refused: Sequence[Refusal]) -> list[str]:
+    count = len(refused)
+    lines = [
+        f"{shown} holds {count} statement{'s' if count > 1 else ''} that "
+        f"{'are' if count > 1 else 'is'} not schema DDL, so nothing of it was executed:"
+    ]
+    for refusal in refused:
+        lines.extend("  " + line for line in refusal.render(shown))
+    lines.append(
+        "A baseline holds what pg_dump --schema-only writes for one database (see "
+        '"What a baseline may contain" in the baseline docs); rewrite it from the migrations '
+        f"with: {UPDATE_COMMAND}"
+    )
+    return lines
 
 
 def _alembic_lines(operations: Sequence[str], error: str | None) -> list[str]:

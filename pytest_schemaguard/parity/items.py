@@ -108,14 +108,38 @@ def _report(result: CheckResult, path: str | None) -> None:
     )
 
 
-def _run_orm_parity(schemaguard_parity: ParityChecks, request: pytest.FixtureRequest) -> None:
+MIGRATIONS_UNREADABLE = "the migrations could not be read (see history)"
+
+
+def require_migrations(request: pytest.FixtureRequest) -> None:
+    """Before a check that needs the migrated schema asks for its fixtures: when the
+    migrations could not be read, skip it if the ``history`` item runs in this session (it
+    says why), else fail it with that reason."""
+    anchor = request.config.stash[schemaguard_items.ANCHOR_KEY]
+    if anchor.project is not None and anchor.history is not None:
+        return
+    history_runs = any(
+        isinstance(item, schemaguard_items.SchemaguardItem) and item.originalname == "history"
+        for item in request.session.items
+    )
+    if history_runs:
+        raise pytest.skip.Exception(MIGRATIONS_UNREADABLE, _use_item_location=True)
+    lines = [anchor.load_error] if anchor.load_error else []
+    raise schemaguard_items.CheckFailure(f"{request.node.name}: {MIGRATIONS_UNREADABLE}", lines)
+
+
+def _run_orm_parity(request: pytest.FixtureRequest) -> None:
+    require_migrations(request)
+    schemaguard_parity: ParityChecks = request.getfixturevalue("schemaguard_parity")
     # Requested here rather than as a parameter: a metadata that cannot be imported then
     # fails the item with its one-line message, instead of erroring its setup with a traceback.
     metadata: MetaData = request.getfixturevalue("schemaguard_metadata")
     _report(schemaguard_parity.orm_parity(metadata), None)
 
 
-def _run_baseline(schemaguard_parity: ParityChecks) -> None:
+def _run_baseline(request: pytest.FixtureRequest) -> None:
+    require_migrations(request)
+    schemaguard_parity: ParityChecks = request.getfixturevalue("schemaguard_parity")
     _report(schemaguard_parity.baseline(), schemaguard_parity.settings.baseline)
 
 
@@ -187,6 +211,26 @@ def schemaguard_parity(
 # ------------------------------------------------------------------------------ hooks
 
 
+_OUTCOMES = ("written", "unchanged", "notes", "errors")
+
+
+def _baseline_outcomes(config: pytest.Config) -> dict[str, list[str]]:
+    """What this process and (under xdist, on the controller) its workers did with baselines:
+    ``written``, ``unchanged``, ``notes`` (statements a replay set aside) and ``errors``
+    (baselines that could not be written)."""
+    out: dict[str, list[str]] = {key: [] for key in _OUTCOMES}
+    checks = config.stash.get(PARITY_KEY, None)
+    if checks is not None:
+        out["written"] += checks.written
+        out["unchanged"] += checks.unchanged
+        out["notes"] += checks.notes
+        out["errors"] += checks.write_errors
+    for output in schemaguard_items.relayed(config, "baselines"):
+        for key in _OUTCOMES:
+            out[key] += [line for line in output.get(key, []) if line not in out[key]]
+    return out
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     checks = session.config.stash.get(PARITY_KEY, None)
     if checks is not None and checks.pending:
@@ -194,21 +238,27 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if checks is not None:
         # under xdist, the controller prints what the workers wrote
         schemaguard_items.relay_to_controller(
-            session.config, "baselines", {"written": checks.written, "unchanged": checks.unchanged}
+            session.config,
+            "baselines",
+            {
+                "written": checks.written,
+                "unchanged": checks.unchanged,
+                "notes": checks.notes,
+                "errors": checks.write_errors,
+            },
         )
+    if _baseline_outcomes(session.config)["errors"] and session.exitstatus == pytest.ExitCode.OK:
+        # every check passed, but a baseline they produced was not written
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    written: list[str] = []
-    unchanged: list[str] = []
-    checks = config.stash.get(PARITY_KEY, None)
-    if checks is not None:
-        written += checks.written
-        unchanged += checks.unchanged
-    for output in schemaguard_items.relayed(config, "baselines"):
-        written += output.get("written", [])
-        unchanged += output.get("unchanged", [])
-    for shown in written:
+    out = _baseline_outcomes(config)
+    for note in out["notes"]:
+        terminalreporter.write_line(f"schemaguard: {note}")
+    for shown in out["written"]:
         terminalreporter.write_line(f"schemaguard: wrote baseline {shown}")
-    for shown in unchanged:
+    for shown in out["unchanged"]:
         terminalreporter.write_line(f"schemaguard: baseline {shown} is up to date")
+    for error in out["errors"]:
+        terminalreporter.write_line(f"ERROR: schemaguard: {error}", red=True, bold=True)
