@@ -13,8 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, MetaData, String, Table
 
 from pytest_schemaguard.hooks import HookError, import_hook
+from pytest_schemaguard.parity.migrated import snapshot_database
+from pytest_schemaguard.parity.orm import ModelsError, create_models
+from pytest_schemaguard.server import PostgresServer
 
 PROJECTS = Path(__file__).resolve().parent / "data" / "projects"
 
@@ -243,6 +247,61 @@ def test_version_table_in_its_own_schema_lets_a_real_difference_through(
     )
     result.stdout.no_fnmatch_line("*schema meta*")
     result.stdout.no_fnmatch_line("*ledger_versions*")
+
+
+def _create(server: PostgresServer, metadata: MetaData) -> str:
+    db = server.create_database()
+    try:
+        with pytest.raises(ModelsError) as excinfo:
+            create_models(db.url, metadata)
+        # nothing of the attempt is left behind
+        assert snapshot_database(db.url).tables == ()
+    finally:
+        server.drop_database(db)
+    return str(excinfo.value)
+
+
+def test_create_models_names_a_foreign_key_added_after_the_tables(
+    schemaguard_postgres: PostgresServer,
+) -> None:
+    metadata = MetaData()
+    Table("a", metadata, Column("id", Integer, primary_key=True), Column("code", String(5)))
+    Table(
+        "b",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("a_code", String(5), ForeignKey("a.code", use_alter=True, name="fk_b_a_code")),
+    )
+    assert _create(schemaguard_postgres, metadata).splitlines() == [
+        "creating the models (metadata.create_all) failed at foreign key "
+        "public.b.fk_b_a_code (a_code) → public.a (code):",
+        "    InvalidForeignKey: there is no unique constraint matching given keys for "
+        'referenced table "a"',
+        "    SQL: ALTER TABLE b ADD CONSTRAINT fk_b_a_code FOREIGN KEY(a_code) REFERENCES a (code)",
+    ]
+
+
+def test_create_models_names_the_table_when_its_foreign_keys_are_not_the_cause(
+    schemaguard_postgres: PostgresServer,
+) -> None:
+    """Two CHECK constraints of one name on a table (what a revision that builds one from a
+    model column at import leaves on the original models)."""
+    metadata = MetaData()
+    Table("parent", metadata, Column("id", Integer, primary_key=True))
+    Table(
+        "child",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("parent_id", Integer, ForeignKey("parent.id")),
+        CheckConstraint("id > 0", name="ck_child_id"),
+        CheckConstraint("id > 0", name="ck_child_id"),
+    )
+    lines = _create(schemaguard_postgres, metadata).splitlines()
+    assert lines[:2] == [
+        "creating the models (metadata.create_all) failed at table public.child:",
+        '    DuplicateObject: check constraint "ck_child_id" already exists',
+    ]
+    assert lines[2].startswith("    SQL: CREATE TABLE child (")
 
 
 # --------------------------------------------------------------------------------- hooks

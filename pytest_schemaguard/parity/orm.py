@@ -228,6 +228,10 @@ def _culprit(engine: Any, metadata: MetaData, preamble_sql: Sequence[str], exc: 
         for index in table.indexes:
             if sql(CreateIndex(index)) == failed:
                 return f"index {_table_name(table)}.{index.name}", _server_message(exc)
+        for fk in table.foreign_key_constraints:
+            # added after the tables (use_alter, or tables that refer to each other)
+            if fk.name and sql(AddConstraint(fk)) == failed:
+                return f"foreign key {_fk_name(table, fk)}", _server_message(exc)
         if sql(CreateTable(table)) != failed:
             continue
         refused: list[str] = []
