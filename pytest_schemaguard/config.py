@@ -234,6 +234,12 @@ class Settings:
     legacy_ddl: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
+    def __repr__(self) -> str:  # a failing test shows it (-l, --junitxml): no password
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if f.repr
+        )
+        return mask_url(f"Settings({shown})")
+
     def path(self, relative: str) -> Path:
         """A configured path, resolved against the directory holding the configuration."""
         p = Path(relative).expanduser()

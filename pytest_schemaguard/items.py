@@ -252,7 +252,9 @@ def _anchor(config: pytest.Config, settings: Settings) -> Anchor:
     if cached is not None:
         return cached
     config_path = find_alembic_config(settings.root, settings.alembic_config)
-    project = AlembicProject(config_path, rootdir=config.rootpath)
+    project = AlembicProject(
+        config_path, rootdir=config.rootpath, step_timeout=settings.step_timeout
+    )
     anchor = Anchor(config_path, project)
     for callback in _BEFORE_READ:
         callback(config, settings)

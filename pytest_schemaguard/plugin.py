@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,12 @@ from pytest_schemaguard.session import ServerManager
 
 SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
 MANAGER_KEY: pytest.StashKey[ServerManager] = pytest.StashKey()
+
+
+class StartupFailure(pytest.exit.Exception):  # type: ignore[name-defined,misc]
+    """The server could not be started or reached: ends the session (raised from a fixture,
+    only an ``Exit`` gets past the test runner), and :func:`pytest_runtestloop` turns it into
+    pytest's one ``ERROR:`` line instead of the ``! _pytest.outcomes.Exit: … !`` banner."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -164,6 +170,14 @@ def describe_server(config: pytest.Config) -> str:
         return f"schemaguard: {exc}"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    try:
+        return (yield)
+    except StartupFailure as exc:
+        raise pytest.UsageError(exc.msg) from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
@@ -222,7 +236,7 @@ def schemaguard_postgres(
             # that need the server, with this one message, and stop this worker.
             request.session.shouldstop = message
             pytest.fail(message, pytrace=False)
-        pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
+        raise StartupFailure(message, returncode=pytest.ExitCode.USAGE_ERROR)
     yield server
     manager.close()
 

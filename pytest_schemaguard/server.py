@@ -8,6 +8,12 @@ unprivileged OS user (``runuser``).
 Every database the plugin creates is named ``schemaguard_…``; in DSN mode no other database is
 connected to or changed except the one the DSN names, which is used only to create and drop
 those scratch databases.
+
+Each scratch database carries a comment naming its owner (host, process id and process start
+time, plus the boot and pid namespace, so that a reused pid or another container is never
+mistaken for the owner): a later run on the same server drops those whose owner on this host
+is gone (a run killed with SIGKILL cannot clean up). An ``initdb`` directory likewise names
+the process that makes it, and one whose process is gone is removed at start-up.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -24,6 +31,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +40,15 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from mirakuru.exceptions import AlreadyRunning, ExecutorError
 from psycopg import sql
-from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+try:
+    from pytest_postgresql.executors.proc import PostgreSQLExecutor
+except ImportError:  # pytest-postgresql < 9
+    from pytest_postgresql.executor import PostgreSQLExecutor  # type: ignore[import-not-found,no-redef]
 
 from pytest_schemaguard.binaries import Binaries, find_binaries, program_version
 from pytest_schemaguard.errors import ServerError
+from pytest_schemaguard.timeouts import connect_timeout
 from pytest_schemaguard.urls import mask_url
 
 if TYPE_CHECKING:
@@ -154,6 +167,8 @@ class PostgresServer:
     _created: list[Database] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _template: str | None = field(default=None, repr=False)
+    reaped: list[str] = field(default_factory=list, repr=False)
+    """Scratch databases of dead runs dropped when this server was connected (DSN mode)."""
 
     # -- addresses
     def _url(self, dbname: str, driver: str = "postgresql+psycopg") -> str:
@@ -169,7 +184,13 @@ class PostgresServer:
         ).render_as_string(hide_password=False)
 
     def _dsn(self, dbname: str) -> str:
-        parts = {"host": self.host, "port": str(self.port), "user": self.user, "dbname": dbname}
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "user": self.user,
+            "dbname": dbname,
+            "connect_timeout": str(connect_timeout()),
+        }
         if self.password:
             parts["password"] = self.password
         return psycopg.conninfo.make_conninfo(**parts)
@@ -185,9 +206,15 @@ class PostgresServer:
 
     def describe(self) -> str:
         if self.source == "dsn":
+            reaped = ""
+            if self.reaped:
+                reaped = (
+                    f"; dropped {len(self.reaped)} left by killed runs of this host: "
+                    + ", ".join(self.reaped)
+                )
             return (
                 f"PostgreSQL {self.version_text}, external server {mask_url(self.url)} "
-                "(scratch databases schemaguard_*)"
+                f"(scratch databases schemaguard_*{reaped})"
             )
         where = f"{self.source} binaries at {self.bindir}, 127.0.0.1:{self.port}"
         return f"PostgreSQL {self.version_text} ({where}), {self.run_as}"
@@ -219,6 +246,7 @@ class PostgresServer:
                 conn.execute(
                     sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
                 )
+                _mark_owned(conn, name)
             self._created.append(Database(name, self._url(name), self._dsn(name)))
             self._template = name
         return self._template
@@ -242,6 +270,7 @@ class PostgresServer:
                     sql.Identifier(name), sql.Identifier(source), strategy
                 )
             )
+            _mark_owned(conn, name)
         db = Database(name, self._url(name), self._dsn(name))
         self._created.append(db)
         return db
@@ -268,6 +297,13 @@ class PostgresServer:
             with contextlib.suppress(psycopg.Error, ValueError):
                 self.drop_database(db)
 
+    def reap_leftovers(self) -> list[str]:
+        """Drop the scratch databases that runs of this host left behind when they were
+        killed; see :func:`reap_databases`."""
+        with self.admin() as conn:
+            self.reaped = reap_databases(conn)
+        return self.reaped
+
     def pg_dump_path(self) -> Path:
         """``pg_dump`` from the server's bin dir; refuse one older than the server."""
         if self.binaries is None:
@@ -287,6 +323,115 @@ class PostgresServer:
                 "(postgres = embedded ships PostgreSQL 18)"
             )
         return path
+
+
+# --------------------------------------------------------------------------- owners
+
+OWNER_COMMENT = "pytest-schemaguard owner="
+_OWNER = re.compile(
+    r"pytest-schemaguard owner=(?P<host>[^:\s]+):(?P<pid>\d+):(?P<start>\S+)"
+    r" boot=(?P<boot>\S+) pidns=(?P<pidns>\S+)"
+)
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (an opaque token; None when it does not exist).
+
+    With the pid it names one process for good: a pid reused by a later process has another
+    start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        stat = ""
+    if stat:
+        fields = stat.rpartition(")")[2].split()
+        return fields[19] if len(fields) > 19 else "?"
+    try:  # no /proc (macOS): ps prints the start time
+        out = subprocess.run(
+            ["ps", "-p", str(pid), "-o", "lstart="],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return "_".join(out.split()) or None
+
+
+@functools.lru_cache(maxsize=1)
+def _this_host() -> tuple[str, str, str]:
+    """(host name, boot id, pid namespace) of this process: where its pids mean something."""
+    host = socket.gethostname() or "localhost"
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8] or "-"
+    except OSError:
+        boot = "-"
+    try:
+        pidns = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        pidns = "-"
+    return host, boot, pidns
+
+
+def owner_comment(pid: int | None = None) -> str:
+    """The comment that marks a scratch database as owned by process ``pid`` (default: this
+    process) of this host."""
+    pid = os.getpid() if pid is None else pid
+    host, boot, pidns = _this_host()
+    return f"{OWNER_COMMENT}{host}:{pid}:{process_start(pid) or '?'} boot={boot} pidns={pidns}"
+
+
+def _mark_owned(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute(
+        sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(name), sql.Literal(owner_comment())
+        )
+    )
+
+
+def _owner_gone(comment: str | None) -> bool:
+    """Whether a scratch database's owner comment names a process of this host that is gone.
+
+    False for anything else: no comment, someone else's comment, another host, another boot or
+    pid namespace (a container), a live process, or a start time that cannot be read."""
+    match = _OWNER.fullmatch((comment or "").strip())
+    if match is None or (match["host"], match["boot"], match["pidns"]) != _this_host():
+        return False
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return False
+    if not _pid_alive(pid):
+        return True
+    now = process_start(pid)
+    if now is None:
+        return True
+    return match["start"] != "?" and now != "?" and now != match["start"]
+
+
+def reap_databases(conn: psycopg.Connection[Any]) -> list[str]:
+    """Drop the ``schemaguard_*`` databases whose owner comment names a process of this host
+    that is gone; return their names. Nothing else is ever dropped; a database this role may
+    not drop is left alone."""
+    rows = conn.execute(
+        "select datname, shobj_description(oid, 'pg_database') from pg_database "
+        "where datname like 'schemaguard\\_%' and not datistemplate order by datname desc"
+    ).fetchall()
+    reaped = []
+    for name, comment in rows:
+        if not str(name).startswith(DB_PREFIX) or not _owner_gone(comment):
+            continue
+        try:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        except psycopg.Error:
+            continue
+        reaped.append(str(name))
+    return sorted(reaped)
 
 
 # --------------------------------------------------------------------------- local server
@@ -350,7 +495,9 @@ def cached_cluster(binaries: Binaries, run_as: RunAs, base: Path) -> Path:
     cache.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(cache.parent.parent, 0o755)
     os.chmod(cache.parent, 0o755)
-    work = Path(tempfile.mkdtemp(prefix="initdb-", dir=cache.parent))
+    # named after this process, so that a later start removes it if this one is killed
+    owner = f"initdb-{os.getpid()}-{process_start(os.getpid()) or '0'}-"
+    work = Path(tempfile.mkdtemp(prefix=owner, dir=cache.parent))
     os.chmod(work, 0o777)
     target = work / "data"
     cmd = [
@@ -508,8 +655,6 @@ def _port_taken(port: int) -> ServerError:
 def _wait_until_ready(port: int, *, timeout: float) -> str:
     """Wait until the server takes connections (its port opens while it is still starting);
     return the data directory of the server that answers."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -536,13 +681,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+STALE_UNNAMED_INITDB = 3600
+"""Seconds after which an ``initdb-*`` directory that names no process is removed."""
+
+
 def reap_orphans(base: Path) -> list[Path]:
     """Stop and remove servers whose pytest process died without cleaning up (SIGKILL).
 
     Working directories are named ``pytest-schemaguard-<worker>-<pid>-…``; one whose pid is
-    no longer alive belongs to nobody.
+    no longer alive belongs to nobody. Interrupted ``initdb`` directories
+    (``clusters/initdb-<pid>-<start>-…``) whose process is gone are removed too.
     """
-    reaped = []
+    reaped = _reap_initdb(base / f"pytest-schemaguard-{os.getuid()}" / "clusters")
     for workdir in base.glob("pytest-schemaguard-*-*-*"):
         parts = workdir.name.split("-")
         if len(parts) < 5 or not parts[3].isdigit() or _pid_alive(int(parts[3])):
@@ -550,6 +700,24 @@ def reap_orphans(base: Path) -> list[Path]:
         _kill_postmaster(workdir / "data")
         shutil.rmtree(workdir, ignore_errors=True)
         reaped.append(workdir)
+    return reaped
+
+
+def _reap_initdb(clusters: Path) -> list[Path]:
+    reaped = []
+    for work in clusters.glob("initdb-*"):
+        parts = work.name.split("-", 3)
+        if len(parts) == 4 and parts[1].isdigit():
+            pid, start = int(parts[1]), parts[2]
+            now = process_start(pid) if _pid_alive(pid) else None
+            if now is not None and (now == start or "?" in (now, start) or start == "0"):
+                continue  # its process still runs (or cannot be told apart)
+        else:  # made before directories named their process: only when clearly abandoned
+            with contextlib.suppress(OSError):
+                if time.time() - work.stat().st_mtime < STALE_UNNAMED_INITDB:
+                    continue
+        shutil.rmtree(work, ignore_errors=True)
+        reaped.append(work)
     return reaped
 
 
@@ -661,9 +829,15 @@ def connect_dsn(dsn: str, *, postgres: str, root: Path) -> PostgresServer:
             run_as="external server",
         )
     except psycopg.Error as exc:
-        reason = mask_url(str(exc).strip(), (password or "",)).splitlines()
+        reason = " ".join(
+            r.strip() for r in mask_url(str(exc).strip(), (password or "",)).splitlines()
+        )
+        if "timeout expired" in reason:
+            reason += (
+                f" (no answer within {connect_timeout()} s; PGCONNECT_TIMEOUT changes the limit)"
+            )
         raise ServerError(
-            f"cannot connect to --schemaguard-dsn {shown}: {' '.join(r.strip() for r in reason)}. "
+            f"cannot connect to --schemaguard-dsn {shown}: {reason}. "
             "Check that the server is running and the host, port, user, password and database "
             "are right"
         ) from None
@@ -676,6 +850,8 @@ def connect_dsn(dsn: str, *, postgres: str, root: Path) -> PostgresServer:
             f"the user {server.user!r} of --schemaguard-dsn {shown} may not create databases; "
             f"grant it: ALTER ROLE {server.user} CREATEDB"
         )
+    with contextlib.suppress(psycopg.Error):
+        server.reap_leftovers()
     # Local binaries only serve pg_dump here; a mismatch is reported when pg_dump is needed.
     with contextlib.suppress(ServerError):
         server.binaries = find_binaries(postgres, root=root)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 _PASSWORD_IN_URL = re.compile(
-    r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<at>@)", re.I
+    # greedy up to the last "@" of the URL: a password may hold an unescaped "@"
+    r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s'\"]*:)(?P<pw>[^\s'\"]*)(?P<at>@)",
+    re.I,
 )
 _PASSWORD_IN_CONNINFO = re.compile(
     r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I

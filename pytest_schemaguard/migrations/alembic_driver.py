@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.history import RevisionInfo, analyse_downgrade
+from pytest_schemaguard.timeouts import Watchdog, backend_pid, conninfo_of
 from pytest_schemaguard.urls import mask_url
 
 if sys.version_info >= (3, 11):
@@ -277,7 +278,11 @@ def _location_in(exc: BaseException, path: str | None) -> str | None:
 class AlembicProject:
     """An Alembic project: its configuration file and its one script directory."""
 
-    def __init__(self, config_path: Path, *, rootdir: Path | None = None) -> None:
+    def __init__(
+        self, config_path: Path, *, rootdir: Path | None = None, step_timeout: float = 0
+    ) -> None:
+        self.step_timeout = step_timeout
+        """Seconds a step may run before its statement is cancelled on the server (0: none)."""
         self.config_path = config_path.resolve()
         self.directory = self.config_path.parent
         self.rootdir = rootdir or self.directory
@@ -423,6 +428,10 @@ class AlembicProject:
         revision_map = script.revision_map
         outcome = PassOutcome()
         current: list[Step] = []
+        # step_timeout: a watchdog per step cancels the statement env.py's connection is
+        # running (its pid read with plain SQL, whatever the driver)
+        watch: list[Watchdog] = []
+        pid: list[int | None] = []
 
         def migration_fn(heads: Any, context: MigrationContext) -> Iterator[RevisionStep]:
             assert context.connection is not None
@@ -444,6 +453,10 @@ class AlembicProject:
                 sc = script.get_revision(step.revision)
                 assert sc is not None
                 current[:] = [step]
+                if self.step_timeout > 0:
+                    if not pid:
+                        pid.append(backend_pid(context.connection))
+                    watch[:] = [Watchdog(self.step_timeout, conninfo_of(url), pid=pid[0]).start()]
                 # Each step runs as its own `alembic upgrade/downgrade` would: SQLAlchemy
                 # remembers the named types it created in the DDL runner's memo (Alembic's
                 # impl), which would make a second upgrade skip CREATE TYPE.
@@ -451,6 +464,8 @@ class AlembicProject:
                 if isinstance(memo, dict):
                     memo.clear()
                 yield RevisionStep(revision_map, sc, step.direction == "upgrade")
+                for w in watch:
+                    w.stop()
                 current.clear()
                 outcome.completed.append(step)
 
@@ -493,6 +508,10 @@ class AlembicProject:
                 return outcome
             step = current[0] if current else None
             message, statement = _database_error(exc)
+            for w in watch:
+                w.stop()
+                if w.fired:
+                    message = w.explain(message)
             if step is not None:
                 sc = script.get_revision(step.revision)
                 real = str(sc.path) if sc is not None else None
