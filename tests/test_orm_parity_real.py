@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, MetaData, String, Table
+from sqlalchemy.schema import CreateTable
 
 from pytest_schemaguard.hooks import HookError, import_hook
 from pytest_schemaguard.parity.migrated import snapshot_database
@@ -288,7 +289,7 @@ def test_create_models_names_the_table_when_its_foreign_keys_are_not_the_cause(
     model column at import leaves on the original models)."""
     metadata = MetaData()
     Table("parent", metadata, Column("id", Integer, primary_key=True))
-    Table(
+    child = Table(
         "child",
         metadata,
         Column("id", Integer, primary_key=True),
@@ -302,6 +303,8 @@ def test_create_models_names_the_table_when_its_foreign_keys_are_not_the_cause(
         '    DuplicateObject: check constraint "ck_child_id" already exists',
     ]
     assert lines[2].startswith("    SQL: CREATE TABLE child (")
+    # the search for the culprit left the models as they were
+    assert "FOREIGN KEY(parent_id) REFERENCES parent (id)" in str(CreateTable(child))
 
 
 # --------------------------------------------------------------------------------- hooks

@@ -213,7 +213,7 @@ def _culprit(engine: Any, metadata: MetaData, preamble_sql: Sequence[str], exc: 
     then added on its own; the ones the server refuses are named.  Nothing is kept.
     """
     from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
+    from sqlalchemy.schema import CreateIndex, CreateTable
 
     failed = " ".join((exc.statement or "").split())
     if not failed:
@@ -230,7 +230,7 @@ def _culprit(engine: Any, metadata: MetaData, preamble_sql: Sequence[str], exc: 
                 return f"index {_table_name(table)}.{index.name}", _server_message(exc)
         for fk in table.foreign_key_constraints:
             # added after the tables (use_alter, or tables that refer to each other)
-            if fk.name and sql(AddConstraint(fk)) == failed:
+            if fk.name and sql(_add_constraint(fk)) == failed:
                 return f"foreign key {_fk_name(table, fk)}", _server_message(exc)
         if sql(CreateTable(table)) != failed:
             continue
@@ -247,7 +247,7 @@ def _culprit(engine: Any, metadata: MetaData, preamble_sql: Sequence[str], exc: 
                     ):
                         try:
                             with conn.begin_nested():
-                                conn.execute(AddConstraint(fk))
+                                conn.execute(_add_constraint(fk))
                         except DBAPIError as fk_exc:
                             refused.append(
                                 f"foreign key {_fk_name(table, fk)}: {_server_message(fk_exc)}"
@@ -263,6 +263,18 @@ def _culprit(engine: Any, metadata: MetaData, preamble_sql: Sequence[str], exc: 
             return f"table {_table_name(table)}", "; ".join(refused)
         return f"table {_table_name(table)}", _server_message(exc)
     return None
+
+
+def _add_constraint(constraint: Any) -> Any:
+    """``AddConstraint(constraint)`` that leaves the constraint as it was: the construct
+    otherwise marks it as never again part of a ``CREATE TABLE``."""
+    from sqlalchemy.schema import AddConstraint
+
+    rule = constraint._create_rule
+    try:
+        return AddConstraint(constraint)
+    finally:
+        constraint._create_rule = rule
 
 
 def _fk_name(table: Any, fk: Any) -> str:
