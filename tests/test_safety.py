@@ -115,6 +115,65 @@ def test_the_watchdog_cancels_one_statement_on_the_server(
         schemaguard_postgres.drop_database(db)
 
 
+@pytest.fixture
+def locked_orders(schemaguard_postgres: PostgresServer) -> Iterator[tuple[str, str, str]]:
+    """A scratch database where another transaction is creating ``orders`` and holds on:
+    a ``CREATE TABLE orders`` there waits for it. (dsn, url, name)"""
+    db = schemaguard_postgres.create_database()
+    try:
+        with psycopg.connect(db.dsn) as blocker:
+            blocker.execute("create table orders (id int)")  # left uncommitted
+            yield db.dsn, db.url, db.name
+            blocker.rollback()
+    finally:
+        schemaguard_postgres.drop_database(db)
+
+
+def test_models_create_all_past_step_timeout_is_cancelled_on_the_server(
+    locked_orders: tuple[str, str, str],
+) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table
+
+    from pytest_schemaguard.parity.orm import ModelsError, create_models
+
+    _, url, _ = locked_orders
+    metadata = MetaData()
+    Table("orders", metadata, Column("id", Integer, primary_key=True))
+    started = time.monotonic()
+    with pytest.raises(ModelsError) as raised:
+        create_models(url, metadata, step_timeout=1)
+    assert time.monotonic() - started < 10
+    lines = str(raised.value).splitlines()
+    assert lines[0] == (
+        "creating the models (metadata.create_all) failed: exceeded step_timeout = 1 s: "
+        "the statement was cancelled on the server"
+    )
+    assert lines[1] == "    QueryCanceled: canceling statement due to user request"
+    assert lines[2].startswith("    SQL: CREATE TABLE orders (")
+
+
+def test_a_baseline_replay_past_step_timeout_is_cancelled_on_the_server(
+    locked_orders: tuple[str, str, str],
+) -> None:
+    from pytest_schemaguard.parity.baseline import plan_replay, run_plan
+
+    dsn, _, name = locked_orders
+    plan = plan_replay(
+        "CREATE SCHEMA extra;\n\nCREATE TABLE public.orders (\n    id integer\n);\n",
+        file="schema.sql",
+    )
+    started = time.monotonic()
+    # as the baseline item runs it: the watchdog cancels what runs in the scratch database
+    with Watchdog(1, dsn, database=name) as watch:
+        report = run_plan(plan, dsn)
+    assert time.monotonic() - started < 10
+    assert watch.fired
+    (problem,) = report.problems
+    assert problem.line == 3
+    assert "CREATE TABLE public.orders" in problem.render()
+    assert "QueryCanceled: canceling statement due to user request" in problem.render()
+
+
 class _SilentServer:
     """Accepts TCP connections and never answers (a firewall, a hung host)."""
 
@@ -324,11 +383,19 @@ def test_a_killed_dsn_run_leaves_databases_that_the_next_run_drops(
     for comment in owned.values():
         assert comment.startswith(f"pytest-schemaguard owner={socket.gethostname()}:{proc.pid}:")
 
+    # the next run on that server (with --schemaguard, so that it connects at start-up and
+    # its report header can say what it dropped)
+    write_project(pytester.path, CLEAN)
     pytester.makepyfile(test_next="def test_next(schemaguard_database): pass")
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--schemaguard-dsn={inner_dsn}", "test_next.py"
+    result = run_checks(pytester, inner_dsn, "-k", "history or test_next")
+    result.assert_outcomes(passed=2)
+    dropped = ", ".join(sorted(owned))
+    result.stdout.fnmatch_lines(
+        [
+            f"schemaguard: PostgreSQL *(scratch databases schemaguard_*; dropped 2 left by killed "
+            f"runs of this host: {dropped})"
+        ]
     )
-    result.assert_outcomes(passed=1)
     assert not set(owned) & set(_databases(schemaguard_postgres))
 
 

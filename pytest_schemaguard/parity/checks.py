@@ -45,6 +45,7 @@ from pytest_schemaguard.parity.orm import (
 from pytest_schemaguard.snapshot.compare import compare
 from pytest_schemaguard.snapshot.model import Snapshot
 from pytest_schemaguard.snapshot.render import summary_line
+from pytest_schemaguard.timeouts import Watchdog
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -132,7 +133,12 @@ class ParityChecks:
         if self._models is None:
             db = self.scratch()
             try:
-                create_models(db.url, metadata, self.settings.preamble_sql)
+                create_models(
+                    db.url,
+                    metadata,
+                    self.settings.preamble_sql,
+                    step_timeout=self.settings.step_timeout,
+                )
                 self._models = _snapshot_database(db.url)
             except SchemaguardError as exc:
                 self._models = exc
@@ -291,8 +297,11 @@ class ParityChecks:
         own_server = self.server.source != "dsn"
         created: list[str] = []
         try:
-            # the one place the baseline's statements run
-            report = run_plan(plan, replayed.dsn, create_roles=own_server)
+            # the one place the baseline's statements run; step_timeout cancels a statement
+            # still running then (only the replay connects to this scratch database)
+            timeout = self.settings.step_timeout
+            with Watchdog(timeout, replayed.dsn, database=replayed.name) as watch:
+                report = run_plan(plan, replayed.dsn, create_roles=own_server)
             created = report.created_roles
             snapshot = _snapshot_database(replayed.url, exclude_tables=(migrated.version_table,))
         finally:
@@ -308,6 +317,8 @@ class ParityChecks:
         )
         failures, warnings = split_differences(differences, column_order=self.settings.column_order)
         lines: list[str] = []
+        if watch.fired:
+            lines.append(f"replaying {shown}: {watch.explain('')} (listed below)")
         if report.problems:
             lines.append(f"{len(report.problems)} statement(s) of {shown} failed to replay:")
             for problem in report.problems:

@@ -22,6 +22,7 @@ from pytest_schemaguard.hooks import HookError, import_hook, where_raised
 from pytest_schemaguard.parity.migrated import snapshot_database
 from pytest_schemaguard.snapshot.compare import Difference, IgnoreRules, compare
 from pytest_schemaguard.snapshot.model import Snapshot
+from pytest_schemaguard.timeouts import Watchdog, backend_pid, conninfo_of
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
@@ -147,11 +148,15 @@ def capture_metadata(spec: str, root: Path, *, where: str = "metadata") -> MetaD
 # --------------------------------------------------------------------------- the models' side
 
 
-def create_models(url: str, metadata: MetaData, preamble_sql: Sequence[str] = ()) -> None:
+def create_models(
+    url: str, metadata: MetaData, preamble_sql: Sequence[str] = (), *, step_timeout: float = 0
+) -> None:
     """Run ``preamble_sql``, create the schemas the metadata names, then ``create_all``.
 
     :class:`ModelsError` names the model object that could not be created (when it can be
-    found: the table, index or constraint), the server's message and the statement.
+    found: the table, index or constraint), the server's message and the statement. A
+    statement still running after ``step_timeout`` seconds (0: no limit) is cancelled on the
+    server and the error says so.
     """
     from sqlalchemy import create_engine
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -160,18 +165,31 @@ def create_models(url: str, metadata: MetaData, preamble_sql: Sequence[str] = ()
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            _prepare(conn, metadata, preamble_sql)
-            try:
-                metadata.create_all(conn)
-                conn.commit()
-                return
-            except DBAPIError as exc:
-                failed = exc
-                conn.rollback()
-            except SQLAlchemyError as exc:
+            pid = backend_pid(conn) if step_timeout > 0 else None
+            with Watchdog(step_timeout, conninfo_of(url), pid=pid) as watch:
+                try:
+                    _prepare(conn, metadata, preamble_sql)
+                    metadata.create_all(conn)
+                    conn.commit()
+                    return
+                except DBAPIError as exc:
+                    failed = exc
+                    conn.rollback()
+                except SQLAlchemyError as exc:
+                    raise ModelsError(
+                        "creating the models (metadata.create_all) failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
+                except ModelsError as exc:
+                    if watch.fired:
+                        raise ModelsError(watch.explain(str(exc))) from None
+                    raise
+            if watch.fired:  # the same statement would hang again: no search for the culprit
+                statement = " ".join((failed.statement or "").split())
                 raise ModelsError(
-                    f"creating the models (metadata.create_all) failed: {type(exc).__name__}: {exc}"
-                ) from None
+                    "creating the models (metadata.create_all) failed: "
+                    + watch.explain(f"    {_server_message(failed)}\n    SQL: {statement[:300]}")
+                )
         # rolled back: find the object on a clean slate
         culprit = _culprit(engine, metadata, preamble_sql, failed)
     finally:
