@@ -143,6 +143,16 @@ def test_clean_create_baseline_leaves_the_dumped_database_and_its_rows_alone(
     assert database_exists(server, other_database)
     assert rows(server, other_database, "select id, name from public.areas order by id") == AREAS
 
+    # under xdist the worker's note reaches the terminal summary
+    spread = run_checks(
+        pytester, monkeypatch, project, f"--schemaguard-dsn={server.url}", *ONLY_BASELINE, "-n", "2"
+    )
+    spread.assert_outcomes(passed=1)
+    spread.stdout.fnmatch_lines(
+        [f"schemaguard: baseline {LEGACY}: not replayed: DROP DATABASE {other_database} (line *"]
+    )
+    assert rows(server, other_database, "select id, name from public.areas order by id") == AREAS
+
     # A planted difference is still found.
     (project / LEGACY).write_text(dump + "\nALTER TABLE public.areas ADD COLUMN planted integer;\n")
     failed = run_checks(
