@@ -63,6 +63,8 @@ __all__ = [
 QUOTE_WIDTH = 80
 
 _GO_COMMANDS = frozenset({"g", "gx", "gset", "gexec", "gdesc", "crosstabview"})
+_L_PAREN = TokenType.L_PAREN
+_R_PAREN = TokenType.R_PAREN
 # tokens whose text is not a word of the statement (a quoted "begin" is not BEGIN)
 _LITERALS = frozenset(
     getattr(TokenType, name)
@@ -90,7 +92,7 @@ def one_line(text: str, width: int = QUOTE_WIDTH) -> str:
     return flat[: width - 1].rstrip() + "…"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Statement:
     """One SQL statement of a script file."""
 
@@ -141,7 +143,7 @@ class Statement:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MetaCommand:
     """A psql meta-command line (``\\connect db``), dropped from the SQL."""
 
@@ -244,6 +246,9 @@ class _Pending:
     words: tuple[str, ...] = ()
     previous_word: str = ""
     from_stdin: bool = False
+    kind: str = ""
+    """``routine`` or ``copy`` once the first words say so (the only statements whose later
+    words matter), ``other`` when they say neither; empty until then."""
 
     def note(self, token: Any) -> None:
         if self.tokens is None:
@@ -251,11 +256,14 @@ class _Pending:
             self.start = token.start
         self.tokens.append(token)
         kind = token.token_type
-        if kind == TokenType.L_PAREN:
+        if kind == _L_PAREN:
             self.paren_depth += 1
             return
-        if kind == TokenType.R_PAREN:
-            self.paren_depth = max(0, self.paren_depth - 1)
+        if kind == _R_PAREN:
+            if self.paren_depth:
+                self.paren_depth -= 1
+            return
+        if self.kind == "other":
             return
         if kind in _LITERALS:
             self.previous_word = ""
@@ -263,10 +271,11 @@ class _Pending:
         word = str(token.text).lower()
         if len(self.words) < 4:
             self.words = (*self.words, word)
+            self.kind = self._kind()
         if self.previous_word == "from" and word in ("stdin", "pstdin"):
             self.from_stdin = True
         self.previous_word = word
-        if self.paren_depth or not self._is_routine():
+        if self.paren_depth or self.kind != "routine":
             return
         if word == "begin":
             self.begin_depth += 1
@@ -276,20 +285,21 @@ class _Pending:
         elif word == "end" and self.begin_depth > 0:
             self.begin_depth -= 1
 
-    def _is_routine(self) -> bool:
-        # psql: the statement starts with CREATE [OR REPLACE] FUNCTION|PROCEDURE
+    def _kind(self) -> str:
+        # psql: a routine starts with CREATE [OR REPLACE] FUNCTION|PROCEDURE
         w = self.words
-        if len(w) >= 2 and w[0] == "create" and w[1] in ("function", "procedure"):
-            return True
-        return (
-            len(w) >= 4
-            and w[:3] == ("create", "or", "replace")
-            and w[3]
-            in (
-                "function",
-                "procedure",
-            )
-        )
+        routines = ("function", "procedure")
+        if w[0] == "copy":
+            return "copy"
+        if w[0] != "create":
+            return "other"
+        if len(w) >= 2 and w[1] in routines:
+            return "routine"
+        if (len(w) >= 2 and w[1] != "or") or (len(w) >= 3 and w[2] != "replace"):
+            return "other"
+        if len(w) >= 4:
+            return "routine" if w[3] in routines else "other"
+        return ""
 
     @property
     def open(self) -> bool:
@@ -297,7 +307,7 @@ class _Pending:
 
     @property
     def copy_from_stdin(self) -> bool:
-        return bool(self.words) and self.words[0] == "copy" and self.from_stdin
+        return self.kind == "copy" and self.from_stdin
 
 
 def _open_literal(text: str, offset: int) -> tuple[int, str]:
@@ -497,7 +507,9 @@ class Splitter:
         start = pending.start
         raw = text[start:end]
         statement_text = raw.rstrip()
-        if problem is None:
+        if problem is None and "--" not in raw and "/*" not in raw and "\\" not in raw:
+            sql = statement_text  # nothing to blank between the tokens
+        elif problem is None:
             pieces = []
             cursor = start
             for token in pending.tokens:

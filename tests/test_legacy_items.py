@@ -245,3 +245,35 @@ def test_scripts_are_also_compared_with_the_orm_models(
     (clean / "db" / "seed.sql").write_text((project / "db" / "seed.sql").read_text())
     (clean / "pyproject.toml").write_text(pyproject.read_text())
     _run(pytester, clean, inner_dsn, "-k", "legacy_ddl").assert_outcomes(passed=1)
+
+
+def test_without_legacy_ddl_the_parser_is_not_imported_and_fk_types_runs(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    project = copy_project("timetracker", pytester.path)
+    pyproject = project / "pyproject.toml"
+    lines = pyproject.read_text(encoding="utf-8").splitlines()
+    pyproject.write_text(
+        "\n".join(line for line in lines if not line.startswith("legacy_ddl")) + "\n",
+        encoding="utf-8",
+    )
+    (project / "conftest.py").write_text(
+        "import sys\n"
+        "def pytest_sessionfinish(session):\n"
+        "    prefix = 'pytest_schemaguard.legacy.'\n"
+        "    loaded = sorted(m for m in sys.modules if m.startswith(prefix))\n"
+        "    print('legacy modules:', ' '.join(loaded))\n",
+        encoding="utf-8",
+    )
+    result = _run(pytester, project, inner_dsn, "-k", "legacy_ddl or fk_types", "-s")
+    result.assert_outcomes(passed=1)  # fk_types; no legacy_ddl item
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "*legacy modules: pytest_schemaguard.legacy.fk_types pytest_schemaguard.legacy.items "
+            "pytest_schemaguard.legacy.pgtypes*"
+        ]
+    )
+    for module in ("analysis", "check", "parse", "picture", "values"):
+        result.stdout.no_fnmatch_line(f"*legacy modules:*pytest_schemaguard.legacy.{module}*")
+    result.stdout.no_fnmatch_line("*Traceback*")

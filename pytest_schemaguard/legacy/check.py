@@ -178,7 +178,7 @@ class _Checker:
         schema_table = self.schema_table(table.qualified_name)
         name = table.qualified_name
         if schema_table is None:
-            others = len(self.picture.table_mentions.get(name, [])) - 1
+            others = self.picture.mention_counts.get(name, 0) - 1
             also = f"; {others} more statement(s) use it" if others > 0 else ""
             verb = "created here" if table.created else "used here"
             self.add(

@@ -14,7 +14,7 @@ from pytest_schemaguard.snapshot.model import Snapshot
 __all__ = ["Finding", "check_fk_types", "fk_consequence"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One disagreement, with where it is and what the schema says."""
 

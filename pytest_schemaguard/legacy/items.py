@@ -12,6 +12,9 @@ provider of check items.
 
 Statements the parser cannot structure are listed in the terminal summary ("not analysed"),
 never dropped silently.
+
+The SQL parser (sqlglot, through :mod:`.analysis` and :mod:`.check`) is imported only when
+``legacy_ddl`` is configured; ``fk_types`` reads the snapshot alone (:mod:`.fk_types`).
 """
 
 from __future__ import annotations
@@ -27,12 +30,7 @@ import pytest
 from pytest_schemaguard import items as schemaguard_items
 from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
-from pytest_schemaguard.legacy.analysis import LegacyAnalysis, analyse_files, expand_globs
-from pytest_schemaguard.legacy.check import (
-    Finding,
-    check_against_schema,
-    check_fk_types,
-)
+from pytest_schemaguard.legacy.fk_types import Finding, check_fk_types
 from pytest_schemaguard.migrations.runner import CheckResult
 from pytest_schemaguard.parity.checks import ParityChecks
 from pytest_schemaguard.parity.items import metadata_overridden, require_migrations
@@ -41,6 +39,8 @@ from pytest_schemaguard.snapshot.model import Snapshot
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
+
+    from pytest_schemaguard.legacy.analysis import LegacyAnalysis
 
 __all__ = ["LegacyChecks", "install", "legacy_checks", "schemaguard_legacy"]
 
@@ -69,6 +69,9 @@ def legacy_checks(
     migrations cannot be read)."""
     specs = [schemaguard_items.CheckSpec("fk_types", _run_fk_types, "fk_types", str(anchor.path))]
     if settings.legacy_ddl:
+        # the SQL parser is imported only for a project that has legacy DDL to read
+        from pytest_schemaguard.legacy.analysis import expand_globs
+
         files = expand_globs(settings.legacy_ddl, root=settings.root)
         if not files:
             patterns = ", ".join(settings.legacy_ddl)
@@ -132,6 +135,8 @@ class LegacyChecks:
     @property
     def analysis(self) -> LegacyAnalysis:
         if self._analysis is None:
+            from pytest_schemaguard.legacy.analysis import analyse_files, expand_globs
+
             files = expand_globs(self.settings.legacy_ddl, root=self.settings.root)
             self._analysis = analyse_files(files, root=self.settings.root)
         return self._analysis
@@ -150,6 +155,8 @@ class LegacyChecks:
         head = self._head(title)
         if isinstance(head, CheckResult):
             return head
+        from pytest_schemaguard.legacy.check import check_against_schema
+
         if self._findings is None:
             self._findings = check_against_schema(self.analysis, head)
         if metadata is not None and self._model_findings is None:

@@ -30,10 +30,25 @@ from sqlglot.errors import ParseError, TokenError
 
 from pytest_schemaguard.sqltext import Statement
 
-__all__ = ["NESTED_TOO_DEEPLY", "ParsedStatement", "StatementStatus", "parse_statement"]
+__all__ = [
+    "NESTED_TOO_DEEPLY",
+    "POSTGRES",
+    "ParsedStatement",
+    "StatementStatus",
+    "parse_statement",
+    "sql_text",
+    "unsupported",
+]
 
 NESTED_TOO_DEEPLY = "not analysed: nested too deeply"
 _SQLGLOT_VERSION = str(getattr(sqlglot, "__version__", "(unknown version)"))
+POSTGRES = Dialect.get_or_raise("postgres")
+
+
+def sql_text(node: exp.Expr) -> str:
+    """``node`` as PostgreSQL SQL (without copying it first: the check never changes a tree)."""
+    return POSTGRES.generate(node, copy=False)
+
 
 StatementStatus = Literal["analysed", "irrelevant", "not_analysed", "error"]
 
@@ -174,14 +189,11 @@ def _error_message(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-_DIALECT = Dialect.get_or_raise("postgres")
-
-
 def _parse(statement: Statement) -> list[exp.Expr | None]:
     if statement.tokens is not None:
         # the splitter's tokens of this very text: no second tokenization
-        return list(_DIALECT.parser().parse(list(statement.tokens), statement.sql))
-    return list(_DIALECT.parse(statement.sql))
+        return list(POSTGRES.parser().parse(list(statement.tokens), statement.sql))
+    return list(POSTGRES.parse(statement.sql))
 
 
 def parse_statement(statement: Statement) -> ParsedStatement:

@@ -12,10 +12,13 @@ family (``smallint``, ``integer``, ``bigint``), the text family (``text``, ``var
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlglot import exp
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 __all__ = ["SqlType", "from_format_type", "from_sqlglot"]
+
 
 _INTEGER_WIDTH = {"smallint": 2, "integer": 4, "bigint": 8}
 _TEXT = frozenset({"text", "character varying", "character", "citext", "name", "bpchar"})
@@ -116,7 +119,12 @@ def from_format_type(text: str, base_type: str = "") -> SqlType:
 
 def from_sqlglot(node: exp.DataType) -> SqlType:
     """The type of a column the scripts define."""
-    text = node.sql(dialect="postgres")
+    # the parser is imported here: fk_types reads format_type text only and never needs it
+    from sqlglot import exp
+
+    from pytest_schemaguard.legacy.parse import sql_text
+
+    text = sql_text(node)
     kind = node.this
     name = kind.name if hasattr(kind, "name") else str(kind)
     if name == "ARRAY":
@@ -126,7 +134,7 @@ def from_sqlglot(node: exp.DataType) -> SqlType:
         return SqlType(base=base.replace("[][]", "[]"), text=text.lower())
     if name == "USERDEFINED":
         user = node.args.get("kind")
-        user_name = user.sql(dialect="postgres") if user is not None else text
+        user_name = sql_text(user) if user is not None else text
         user_name = _strip_public(user_name.replace('"', ""))
         if user_name.lower() in _USER_SERIALS:
             return SqlType(base=_USER_SERIALS[user_name.lower()], text=user_name, serial=True)
@@ -138,7 +146,9 @@ def from_sqlglot(node: exp.DataType) -> SqlType:
 
 
 def _show(base: str, node: exp.DataType) -> str:
-    params = [p.sql(dialect="postgres") for p in node.expressions]
+    from pytest_schemaguard.legacy.parse import sql_text
+
+    params = [sql_text(p) for p in node.expressions]
     if not params:
         return base
     if base.startswith("timestamp") or base.startswith("time "):

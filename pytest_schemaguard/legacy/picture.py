@@ -11,12 +11,18 @@ PostgreSQL. Names without a schema are in ``public``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from pytest_schemaguard.legacy.parse import NESTED_TOO_DEEPLY, ParsedStatement, unsupported
+from pytest_schemaguard.legacy.parse import (
+    NESTED_TOO_DEEPLY,
+    ParsedStatement,
+    sql_text,
+    unsupported,
+)
 from pytest_schemaguard.legacy.pgtypes import SqlType, from_sqlglot
 from pytest_schemaguard.legacy.values import produced_family
 from pytest_schemaguard.sqltext import Statement
@@ -59,7 +65,7 @@ def _storage_only(prop: exp.Expression) -> bool:
     return type(prop) is exp.Property or isinstance(prop, _STORAGE_PROPERTIES)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NotAnalysed:
     """A statement, or a part of one, that the check did not look into."""
 
@@ -85,7 +91,8 @@ class ScriptColumn:
     line: int = 0
     """File line of the column's definition (or of the alteration that set its type)."""
     nullable: bool = True
-    default: exp.Expression | None = None
+    default: str | None = None
+    """The default as SQL text (not the parse tree, which would keep its statement's alive)."""
     default_source: Statement | None = None
     defined: bool = True
     """False for a column the scripts never define, only alter or rename."""
@@ -96,7 +103,7 @@ class ScriptColumn:
         return f"{self.table.qualified_name}.{self.name}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TableRef:
     """A table as one statement names it; follows later renames when the scripts know it."""
 
@@ -109,7 +116,7 @@ class TableRef:
         return self.table.qualified_name if self.table is not None else self.name
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ColumnRef:
     """A column as one statement names it; follows later renames when the scripts know it."""
 
@@ -218,7 +225,7 @@ class ScriptEnum:
         return f"{self.schema}.{self.name}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ColumnUse:
     """A statement that names a column: the column must exist in the schema."""
 
@@ -230,7 +237,7 @@ class ColumnUse:
     """File line where the statement names the column."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ValueWrite:
     """A value of evident type that a statement writes into a column: a default, an INSERT
     value, an UPDATE SET (values whose type is not evident are not recorded)."""
@@ -257,7 +264,10 @@ class Picture:
     uses: list[ColumnUse] = field(default_factory=list)
     writes: list[ValueWrite] = field(default_factory=list)
     table_mentions: dict[str, list[Statement]] = field(default_factory=dict)
-    """Current qualified table name -> statements that name it (kept up to date on renames)."""
+    """Current qualified table name -> the first statement that names it (a list of one; kept
+    up to date on renames)."""
+    mention_counts: dict[str, int] = field(default_factory=dict)
+    """Current qualified table name -> how many statements name it."""
     _live: dict[str, ScriptTable] = field(default_factory=dict, repr=False)
     """Tables by qualified name, the latest of each name (see :meth:`table`)."""
 
@@ -326,6 +336,8 @@ class PictureBuilder:
         """The statement being applied, with its text (for positions)."""
         self.source: Statement | None = None
         """What the facts of that statement remember of it."""
+        self._mentioned: dict[str, Statement] = {}
+        """The last statement that named each table (a statement is counted once)."""
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -356,9 +368,14 @@ class PictureBuilder:
         self.not_analysed.append(NotAnalysed(self.stmt, reason))
 
     def mention(self, table: ScriptTable) -> None:
-        mentions = self.picture.table_mentions.setdefault(table.qualified_name, [])
-        if not mentions or mentions[-1] is not self.stmt:
+        name = table.qualified_name
+        mentions = self.picture.table_mentions.setdefault(name, [])
+        if not mentions:
             mentions.append(self.stmt)
+        if self._mentioned.get(name) is not self.stmt:
+            self._mentioned[name] = self.stmt
+            counts = self.picture.mention_counts
+            counts[name] = counts.get(name, 0) + 1
 
     def table_ref(self, node: exp.Expression) -> TableRef:
         """The table a statement names; a table the scripts never named joins the picture."""
@@ -383,7 +400,7 @@ class PictureBuilder:
         """Record uses of columns given by name or by their sqlglot node (for the line)."""
         refs = []
         for item in names:
-            name = item if isinstance(item, str) else item.name
+            name = sys.intern(item if isinstance(item, str) else item.name)
             line = self.stmt.line if isinstance(item, str) else self.line_of(item)
             ref = self.column_ref(table, name)
             self.picture.uses.append(ColumnUse(ref, context, self.stmt, line))
@@ -503,7 +520,7 @@ class PictureBuilder:
         elif isinstance(prop, exp.PartitionedOfProperty):
             parent = prop.this
             if isinstance(parent, exp.Expression):
-                shown = parent.sql(dialect="postgres")
+                shown = sql_text(parent)
                 self.table_ref(parent)
                 table.table.created = False
                 self.note(
@@ -514,12 +531,9 @@ class PictureBuilder:
             for parent in prop.expressions:
                 self.table_ref(parent)
             table.table.created = False
-            self.note(
-                f"CREATE TABLE ... {prop.sql(dialect='postgres')}: the inherited columns are "
-                "not known"
-            )
+            self.note(f"CREATE TABLE ... {sql_text(prop)}: the inherited columns are not known")
         elif not _storage_only(prop):
-            self.note(f"CREATE TABLE ... {prop.sql(dialect='postgres')[:60]} is not analysed")
+            self.note(f"CREATE TABLE ... {sql_text(prop)[:60]} is not analysed")
 
     def add_column(
         self,
@@ -591,13 +605,13 @@ class PictureBuilder:
                 else:
                     column.nullable = False  # an identity column is NOT NULL
             else:
-                shown = constraint.sql(dialect="postgres")[:60]
+                shown = sql_text(constraint)[:60]
                 self.note(f"column {table.table.name}.{column.name}: {shown} is not analysed")
 
     def set_default(
         self, column: ScriptColumn, ref: ColumnRef, value: exp.Expression, line: int
     ) -> None:
-        column.default = value
+        column.default = sql_text(value)
         column.default_source = self.stmt
         self.write(ref, value, "DEFAULT", line)
 
@@ -624,7 +638,7 @@ class PictureBuilder:
         assert table.table is not None
         check = node.this if isinstance(node.this, exp.Expression) else node
         self.use_columns_in(table, check, "CHECK constraint", {table.current_name.split(".")[1]})
-        table.table.checks.append(ScriptCheck(name, check.sql(dialect="postgres"), self.stmt))
+        table.table.checks.append(ScriptCheck(name, sql_text(check), self.stmt))
 
     def add_constraint(self, table: TableRef, node: exp.Expression) -> None:
         assert table.table is not None
@@ -652,7 +666,7 @@ class PictureBuilder:
             elif isinstance(part, exp.CheckColumnConstraint):
                 self.add_check(table, name, part)
             else:
-                self.note(f"constraint {part.sql(dialect='postgres')[:60]} is not analysed")
+                self.note(f"constraint {sql_text(part)[:60]} is not analysed")
 
     def create_index(self, node: exp.Create) -> None:
         index = node.this
@@ -672,13 +686,13 @@ class PictureBuilder:
         predicate_columns: list[ColumnRef] = []
         if isinstance(params, exp.IndexParameters):
             for key in params.args.get("columns") or []:
-                keys.append(key.sql(dialect="postgres"))
+                keys.append(sql_text(key))
                 columns.extend(self.use_columns_in(table, key, "index", aliases))
             include = params.args.get("include") or []
             columns.extend(self.use(table, _ident_nodes(include), "index INCLUDE"))
             where = params.args.get("where")
             if isinstance(where, exp.Where):
-                predicate = where.this.sql(dialect="postgres")
+                predicate = sql_text(where.this)
                 predicate_columns = self.use_columns_in(
                     table, where.this, "index predicate", aliases
                 )
@@ -765,7 +779,7 @@ class PictureBuilder:
                 for constraint in action.expressions:
                     self.add_constraint(table, constraint)
             else:
-                text = action.sql(dialect="postgres")
+                text = sql_text(action)
                 self.note(f"ALTER TABLE action {text[:60]!r} is not analysed")
 
     def known_column(self, table: TableRef, name: str) -> ScriptColumn:
@@ -809,7 +823,7 @@ class PictureBuilder:
             column.default = None
             column.default_source = self.stmt
             return
-        self.note(f"ALTER COLUMN {action.sql(dialect='postgres')[:60]!r} is not analysed")
+        self.note(f"ALTER COLUMN {sql_text(action)[:60]!r} is not analysed")
 
     def alter_drop(self, table: TableRef, action: exp.Drop) -> None:
         assert table.table is not None
@@ -836,8 +850,14 @@ class PictureBuilder:
         if isinstance(target, exp.Table) and target.db:
             table.schema = schema
         self.picture.renamed(table, old)
+        new = table.qualified_name
         mentions = self.picture.table_mentions.pop(old, [])
-        self.picture.table_mentions.setdefault(table.qualified_name, []).extend(mentions)
+        if mentions and not self.picture.table_mentions.get(new):
+            self.picture.table_mentions[new] = mentions
+        counts = self.picture.mention_counts
+        counts[new] = counts.get(new, 0) + counts.pop(old, 0)
+        if old in self._mentioned:
+            self._mentioned[new] = self._mentioned.pop(old)
 
     def alter_index(self, node: exp.Alter) -> None:
         _, name = _table_name(node.this)
@@ -847,7 +867,7 @@ class PictureBuilder:
                     if index.name == name:
                         index.name = action.this.name
             else:
-                self.note(f"ALTER INDEX action {action.sql(dialect='postgres')[:60]!r}")
+                self.note(f"ALTER INDEX action {sql_text(action)[:60]!r}")
 
     def drop(self, node: exp.Drop) -> None:
         kind = str(node.args.get("kind") or "").upper()

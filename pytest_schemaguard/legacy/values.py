@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from pytest_schemaguard.legacy.parse import sql_text
 from pytest_schemaguard.legacy.pgtypes import from_sqlglot
 from pytest_schemaguard.sqltext import one_line
 
@@ -61,14 +62,14 @@ def produced_family(value: exp.Expression) -> tuple[str, str] | None:
             return "timestamp", f"{name}()"
         return None
     if isinstance(node, exp.CurrentTimestamp):
-        return "timestamp", node.sql(dialect="postgres")
+        return "timestamp", sql_text(node)
     if isinstance(node, exp.Boolean):
-        return "boolean", node.sql(dialect="postgres")
+        return "boolean", sql_text(node)
     if isinstance(node, exp.Literal) and not node.is_string and node.is_int:
-        return "integer", node.sql(dialect="postgres")
+        return "integer", sql_text(node)
     if isinstance(node, exp.Cast) and isinstance(node.to, exp.DataType):
         target = from_sqlglot(node.to)
         family = "timestamp" if target.base in _TIMES else target.family
         if family in ACCEPTS:
-            return family, one_line(node.sql(dialect="postgres"), 40)
+            return family, one_line(sql_text(node), 40)
     return None
