@@ -534,6 +534,10 @@ def test_real_pg_dump_output_has_nothing_refused(
         ("REFRESH MATERIALIZED VIEW m", "refuse"),
         ("GRANT SELECT ON public.areas TO reporting", "skip"),
         ("SET check_function_bodies = true", "skip"),
+        ("SET allow_system_table_mods = on", "skip"),
+        ("SELECT pg_catalog.set_config('allow_system_table_mods', 'on', false)", "skip"),
+        ("SET default_table_access_method = heap", "run"),
+        ("SET standard_conforming_strings = on", "run"),
         ("SELECT pg_catalog.set_config('check_function_bodies', 'on', false)", "skip"),
         ("SET session_authorization = app", "skip"),
         (

@@ -409,6 +409,23 @@ _TIMEOUTS = frozenset(
 # Validators of some languages run code while compiling a body (a Perl BEGIN block): the replay
 # keeps function bodies unchecked, as pg_dump's own header asks.
 _KEPT_SETTINGS = frozenset({*_TIMEOUTS, "check_function_bodies"})
+# The session settings pg_dump writes that shape what the statements create; any other SET is
+# skipped (allow_system_table_mods, for one, would let DDL reach the shared catalogs).
+_SESSION_SETTINGS = frozenset(
+    {
+        "client_encoding",
+        "standard_conforming_strings",
+        "escape_string_warning",
+        "search_path",
+        "xmloption",
+        "client_min_messages",
+        "row_security",
+        "default_tablespace",
+        "default_table_access_method",
+        "default_toast_compression",
+        "default_with_oids",
+    }
+)
 # Settings that change who the session acts as: SET ROLE is skipped, set_config of these refused.
 _ROLE_SETTINGS = frozenset({"role", "session_authorization"})
 _ALLOWED_META = frozenset({"restrict", "unrestrict"})
@@ -538,6 +555,8 @@ def _judge_select(tokens: Sequence[_Word]) -> _Verdict:
             return _Verdict("refuse", f"set_config of {parameter} changes who the replay acts as")
         if parameter in _KEPT_SETTINGS:
             return _Verdict("skip", "a setting the replay keeps")
+        if parameter not in _SESSION_SETTINGS:
+            return _Verdict("skip", f"SET {parameter} (not a setting pg_dump writes)")
         return _RUN
     if function == "setval" and len(args) in (2, 3):
         return _RUN
@@ -563,6 +582,8 @@ def _judge(tokens: Sequence[_Word] | None, *, databases: frozenset[str], created
             return _Verdict("skip", "a setting the replay keeps")
         if parameter in _ROLE_SETTINGS:
             return _Verdict("skip", f"SET {parameter}")
+        if parameter is not None and parameter not in _SESSION_SETTINGS:
+            return _Verdict("skip", f"SET {parameter} (not a setting pg_dump writes)")
         return _RUN
     if verb == "SELECT":
         return _judge_select(tokens)
