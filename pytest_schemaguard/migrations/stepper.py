@@ -1,0 +1,120 @@
+"""Work that advances only while someone waits for its results.
+
+The migration checks run one ``env.py`` pass over many revisions on one connection (cheap),
+but each pytest item must do its own share of that work when it runs (so ``-v`` shows each
+result as it happens, and ``--durations``, JUnit times and ``pytest-timeout`` are true per
+item).  A :class:`Stepper` runs the pass in a background thread that stops at a *gate* before
+each migration step unless the item being run still waits for a result: the pass is
+suspended between items, inside ``env.py``, on its open connection.
+
+Only one thread ever touches the migration connection (the worker); the item thread only
+waits.  This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+__all__ = ["Abandoned", "Stepper"]
+
+
+class Abandoned(BaseException):  # noqa: N818 - not an error: the pass was given up on purpose
+    """Raised at a gate in the worker when the pass is given up (end of session, interrupt).
+
+    A ``BaseException``, so that code between the gate and the worker's top (``env.py``,
+    Alembic) does not swallow it as an ordinary error.
+    """
+
+
+class Stepper:
+    """One background worker at a time, advancing only while a result is awaited."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._awaited: Callable[[], bool] | None = None
+        """True once what the waiting caller needs is known (None: nobody waits)."""
+        self._drain = False
+        """Run to the end without stopping at gates (the caller needs what comes after)."""
+        self._abandon = False
+        self._error: BaseException | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ------------------------------------------------------------------ the worker side
+    def gate(self) -> None:
+        """Called by the worker before each step: wait until someone needs more work done."""
+        with self._cond:
+            self._cond.notify_all()  # what was awaited may be known now
+            while not self._abandon and not self._drain:
+                awaited = self._awaited
+                if awaited is not None and not awaited():
+                    break
+                self._cond.wait()
+            if self._abandon:
+                raise Abandoned()
+
+    # ------------------------------------------------------------------ the caller side
+    def start(self, work: Callable[[], None], *, name: str = "schemaguard-migrations") -> None:
+        """Run ``work`` in a new worker (the previous one must have finished)."""
+        assert not self.running, "a worker is still running"
+        self._abandon = False
+        self._drain = False
+        self._error = None
+
+        def main() -> None:
+            try:
+                work()
+            except Abandoned:
+                pass
+            except BaseException as exc:  # handed to the waiting caller
+                self._error = exc
+            finally:
+                with self._cond:
+                    self._cond.notify_all()
+
+        self._thread = threading.Thread(target=main, name=name, daemon=True)
+        self._thread.start()
+
+    def wait_for(self, known: Callable[[], bool]) -> None:
+        """Let the worker advance until ``known()`` holds or it has finished; re-raise an
+        exception that ended the worker."""
+        with self._cond:
+            self._awaited = known
+            self._cond.notify_all()
+            try:
+                while not known() and self.running:
+                    self._cond.wait(0.5)
+            finally:
+                self._awaited = None
+        self._join_if_finished()
+
+    def finish(self) -> None:
+        """Let the worker run to its end without stopping, and wait for it."""
+        with self._cond:
+            self._drain = True
+            self._cond.notify_all()
+        self._join()
+
+    def abandon(self) -> None:
+        """Stop the worker at its next gate (its pass is rolled back) and wait for it."""
+        with self._cond:
+            self._abandon = True
+            self._cond.notify_all()
+        self._join()
+
+    def _join(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        self._join_if_finished()
+
+    def _join_if_finished(self) -> None:
+        if self._thread is not None and not self._thread.is_alive():
+            self._thread = None
+            error, self._error = self._error, None
+            if error is not None:
+                raise error

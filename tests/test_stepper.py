@@ -1,0 +1,80 @@
+"""The stepper: a worker that advances only while its caller waits for a result."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pytest_schemaguard.migrations.stepper import Stepper
+
+
+def _counting_work(stepper: Stepper, done: list[int], steps: int) -> None:
+    for i in range(steps):
+        stepper.gate()
+        done.append(i)
+
+
+def test_the_worker_does_only_what_is_awaited() -> None:
+    stepper = Stepper()
+    done: list[int] = []
+    stepper.start(lambda: _counting_work(stepper, done, 5))
+    stepper.wait_for(lambda: 1 in done)
+    assert done == [0, 1]  # stopped at the gate before step 2
+    stepper.wait_for(lambda: 3 in done)
+    assert done == [0, 1, 2, 3]
+    stepper.finish()
+    assert done == [0, 1, 2, 3, 4]
+    assert not stepper.running
+
+
+def test_nothing_runs_between_two_waits() -> None:
+    stepper = Stepper()
+    done: list[int] = []
+    stepper.start(lambda: _counting_work(stepper, done, 3))
+    stepper.wait_for(lambda: 0 in done)
+    threading.Event().wait(0.2)  # the worker had time to run on, had it been allowed
+    assert done == [0]
+    stepper.abandon()
+    assert done == [0]
+    assert not stepper.running
+
+
+def test_an_error_of_the_worker_reaches_the_caller() -> None:
+    stepper = Stepper()
+
+    def work() -> None:
+        stepper.gate()
+        raise ValueError("env.py exploded")
+
+    stepper.start(work)
+    with pytest.raises(ValueError, match="env.py exploded"):
+        stepper.wait_for(lambda: False)
+    assert not stepper.running
+
+
+def test_waiting_for_what_never_comes_returns_when_the_worker_ends() -> None:
+    stepper = Stepper()
+    done: list[int] = []
+    stepper.start(lambda: _counting_work(stepper, done, 2))
+    stepper.wait_for(lambda: 99 in done)
+    assert done == [0, 1]
+    assert not stepper.running
+
+
+def test_the_worker_runs_on_one_thread_of_its_own() -> None:
+    stepper = Stepper()
+    idents: list[int] = []
+
+    def work() -> None:
+        for _ in range(3):
+            stepper.gate()
+            idents.append(threading.get_ident())
+
+    stepper.start(work)
+    for n in range(1, 4):
+        stepper.wait_for(lambda n=n: len(idents) >= n)  # type: ignore[misc]
+        assert len(idents) == n
+    stepper.finish()
+    assert len(set(idents)) == 1
+    assert threading.get_ident() not in idents
