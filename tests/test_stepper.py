@@ -45,10 +45,10 @@ def test_an_error_of_the_worker_reaches_the_caller() -> None:
 
     def work() -> None:
         stepper.gate()
-        raise ValueError("env.py exploded")
+        raise ValueError("env exploded")
 
     stepper.start(work)
-    with pytest.raises(ValueError, match="env.py exploded"):
+    with pytest.raises(ValueError, match="env exploded"):
         stepper.wait_for(lambda: False)
     assert not stepper.running
 

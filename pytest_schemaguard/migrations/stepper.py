@@ -19,7 +19,7 @@ from collections.abc import Callable
 __all__ = ["Abandoned", "Stepper"]
 
 
-class Abandoned(BaseException):  # noqa: N818 - not an error: the pass was given up on purpose
+class Abandoned(BaseException):
     """Raised at a gate in the worker when the pass is given up (end of session, interrupt).
 
     A ``BaseException``, so that code between the gate and the worker's top (``env.py``,
