@@ -1,7 +1,9 @@
 """Run every benchmark of docs/performance.md on one PostgreSQL server.
 
 - ``bench_snapshot.py``: ``take_snapshot`` vs SQLAlchemy's ``MetaData.reflect``;
-- ``bench_migrations.py``: the migration checks vs pytest-alembic vs a raw stairway.
+- ``bench_migrations.py``: the migration checks vs pytest-alembic vs a raw stairway;
+- ``bench_legacy.py``: the legacy-DDL check on generated files of 1, 10 and 50 MB (time and peak
+  memory; it needs no server and runs after the others).
 
 Without ``--dsn`` one throwaway server is started with pytest-schemaguard's own server
 machinery and both benchmarks run on it; with ``--dsn`` they run on that server (its user
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n== {script}", flush=True)
             cmd = [sys.executable, str(HERE / script), "--dsn", url, *extra]
             failures += subprocess.run(cmd).returncode != 0
+    legacy_args = ["--sizes", "1"] if args.quick else []
+    print("\n== bench_legacy.py", flush=True)
+    cmd = [sys.executable, str(HERE / "bench_legacy.py"), *legacy_args]
+    failures += subprocess.run(cmd).returncode != 0
     return 1 if failures else 0
 
 
