@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_schemaguard.sqltext import Statement, one_line, split_file, split_sql
+from pytest_schemaguard.sqltext import (
+    MetaCommand,
+    Splitter,
+    Statement,
+    one_line,
+    split_file,
+    split_sql,
+)
 
 
 def texts(sql: str) -> list[str]:
@@ -198,3 +205,102 @@ def test_split_file_names_the_file_relative_to_the_root(tmp_path: Path) -> None:
     assert result.file == "db/ddl/001.sql"
     assert [s.location for s in result.statements] == ["db/ddl/001.sql:1", "db/ddl/001.sql:2"]
     assert isinstance(result.statements[0], Statement)
+
+
+# -- the streaming splitter on sqlglot's tokenizer ----------------------------------------------
+
+
+def test_a_meta_command_ending_a_line_ends_the_statement() -> None:
+    result = split_sql("SELECT 1 AS a \\gset\nSELECT 2;\n")
+    assert [s.text for s in result.statements] == ["SELECT 1 AS a", "SELECT 2"]
+    assert [(m.line, m.text) for m in result.meta_commands] == [(1, "\\gset")]
+
+
+def test_a_meta_command_inside_a_statement_is_dropped_and_lines_are_kept() -> None:
+    result = split_sql("CREATE TABLE t (\n  a int,\n\\echo half way\n  b int\n);\nSELECT 1;")
+    first, second = result.statements
+    assert (first.line, first.end_line) == (1, 5)
+    assert "echo" not in first.sql
+    assert first.sql.splitlines()[3] == "  b int"
+    assert (second.line, second.column) == (6, 1)
+    assert [(m.line, m.text) for m in result.meta_commands] == [(3, "\\echo half way")]
+
+
+def test_a_long_body_with_many_semicolons_is_one_statement() -> None:
+    body = "".join(f"    PERFORM {i}; -- step {i}\n" for i in range(2000))
+    sql = (
+        "SELECT 0;\n"
+        f"CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $fn$\nBEGIN\n{body}END;\n$fn$;\n"
+        "SELECT 1;\n"
+    )
+    result = split_sql(sql)
+    assert [s.line for s in result.statements] == [1, 2, 2006]
+    function = result.statements[1]
+    assert function.end_line == 2005
+    assert function.text.endswith("END;\n$fn$")
+
+
+def test_copy_data_after_other_statements_in_one_chunk() -> None:
+    sql = (
+        "CREATE TABLE t (a int, b text);\n"
+        "COPY t (a, b) FROM stdin;\n"
+        "1\tit's; not SQL\n"
+        "\\.\n"
+        "SELECT 'after';\n"
+    )
+    result = split_sql(sql)
+    assert [(s.line, s.text) for s in result.statements] == [
+        (1, "CREATE TABLE t (a int, b text)"),
+        (2, "COPY t (a, b) FROM stdin"),
+        (5, "SELECT 'after'"),
+    ]
+    assert result.meta_commands == ()
+
+
+def test_streaming_gives_what_the_whole_text_gives() -> None:
+    sql = (
+        "/* head */ SET x = 1; SELECT 'a;b'\n"
+        ", $$;$$;\n"
+        "\\connect db\n"
+        "DO $b$ BEGIN\n  PERFORM 1;\nEND $b$;\n"
+        "SELECT E'\\';'\n;"
+    )
+    whole = split_sql(sql)
+    splitter = Splitter("s.sql")
+    items = []
+    for line in sql.splitlines(keepends=True):
+        items.extend(splitter.feed(line))
+    items.extend(splitter.finish())
+    statements = [i for i in items if isinstance(i, Statement)]
+    assert [(s.line, s.column, s.text) for s in statements] == [
+        (s.line, s.column, s.text) for s in whole.statements
+    ]
+    assert [(s.line, s.column) for s in statements] == [(1, 12), (1, 23), (4, 1), (7, 1)]
+    assert [m.text for m in items if isinstance(m, MetaCommand)] == ["\\connect db"]
+
+
+def test_statements_carry_their_tokens_for_the_parser() -> None:
+    (_, stmt) = split_sql(
+        "SELECT 1;\n  -- c\n  UPDATE t\n     SET a = 'x' /* y */ WHERE b;"
+    ).statements
+    assert stmt.tokens is not None
+    first, last = stmt.tokens[0], stmt.tokens[-1]
+    assert (first.start, first.line) == (0, 1)
+    assert stmt.sql[first.start : first.end + 1] == "UPDATE"
+    assert stmt.sql[last.start : last.end + 1] == "b"
+    assert last.line == 2
+    assert all(not token.comments for token in stmt.tokens)
+
+
+def test_bytes_that_are_not_utf8_are_named_and_replaced(tmp_path: Path) -> None:
+    script = tmp_path / "bad.sql"
+    script.write_bytes(b"SELECT 1;\nCREATE TABLE bad_\xff (id int);\nSELECT '\xe9';\n")
+    result = split_file(script, root=tmp_path)
+    assert [(p.location, p.column, p.detail) for p in result.decode_problems] == [
+        ("bad.sql:2", 18, "byte 0xff is not UTF-8")
+    ]
+    assert [s.text for s in result.statements] == [
+        "SELECT 1",
+        "CREATE TABLE bad_\ufffd (id int)",
+        "SELECT '\ufffd'",
+    ]
