@@ -14,6 +14,16 @@ _PASSWORD_IN_CONNINFO = re.compile(
 )
 
 
+# The placeholder of the examples in messages (``postgresql://user:password@host/db``) is no secret.
+_PLACEHOLDER = "://user:"
+
+
+def _masked_url(match: re.Match[str]) -> str:
+    if match["head"].endswith(_PLACEHOLDER) and match["pw"] == "password":
+        return match[0]
+    return f"{match['head']}***{match['at']}"
+
+
 def mask_url(text: str, secrets: tuple[str, ...] = ()) -> str:
     """``text`` with every password replaced by ``***``.
 
@@ -21,7 +31,7 @@ def mask_url(text: str, secrets: tuple[str, ...] = ()) -> str:
     known secret given explicitly (for messages that quote a password elsewhere, e.g. a
     server's error text).
     """
-    masked = _PASSWORD_IN_URL.sub(r"\g<head>***\g<at>", text)
+    masked = _PASSWORD_IN_URL.sub(_masked_url, text)
     masked = _PASSWORD_IN_CONNINFO.sub(r"\g<head>***", masked)
     for secret in secrets:
         if secret:

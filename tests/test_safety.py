@@ -18,6 +18,10 @@ import psycopg
 import pytest
 from migration_projects import CLEAN, Rev, run_checks, write_project
 
+# Imported here, not first inside a pytester test: pytester removes the modules a test imported
+# when it ends, and SQLAlchemy imported again beside its old classes breaks.
+from sqlalchemy import Column, Integer, MetaData, Table
+
 from pytest_schemaguard.server import (
     PostgresServer,
     owner_comment,
@@ -132,8 +136,6 @@ def locked_orders(schemaguard_postgres: PostgresServer) -> Iterator[tuple[str, s
 def test_models_create_all_past_step_timeout_is_cancelled_on_the_server(
     locked_orders: tuple[str, str, str],
 ) -> None:
-    from sqlalchemy import Column, Integer, MetaData, Table
-
     from pytest_schemaguard.parity.orm import ModelsError, create_models
 
     _, url, _ = locked_orders
@@ -269,6 +271,41 @@ def test_shows_everything(schemaguard_settings, schemaguard_database, schemaguar
     warnings.warn(f"settings are {schemaguard_settings!r}; database {schemaguard_database}")
     assert (schemaguard_settings, schemaguard_database, schemaguard_postgres) == ()
 """
+
+
+def test_reprs_and_errors_mask_the_password(tmp_path: Path) -> None:
+    from pytest_schemaguard.config import Settings
+    from pytest_schemaguard.errors import ServerError
+    from pytest_schemaguard.server import Database
+
+    secret = "Pw" + secrets.token_hex(8)
+    url = f"postgresql+psycopg://app:{secret}@db.internal:5432/schemaguard_x"
+    server = PostgresServer(
+        host="db.internal",
+        port=5432,
+        user="app",
+        password=secret,
+        maintenance_db="postgres",
+        version=180000,
+        version_text="18.0",
+        binaries=None,
+        source="dsn",
+        run_as="external server",
+    )
+    database = Database("schemaguard_x", url, f"host=db.internal password={secret}")
+    error = ServerError(f"cannot use {url} ({database.dsn})")
+    shown = [
+        repr(Settings(root=tmp_path, dsn=f"postgresql://app:{secret}@db.internal/postgres")),
+        repr(server),
+        server.describe(),
+        repr(database),
+        str(database),
+        str(error),
+        repr(error),
+    ]
+    for text in shown:
+        assert secret not in text
+        assert "***" in text or text == repr(server)
 
 
 def test_a_planted_password_appears_in_no_output(
