@@ -255,6 +255,7 @@ def _anchor(config: pytest.Config, settings: Settings) -> Anchor:
     project = AlembicProject(
         config_path, rootdir=config.rootpath, step_timeout=settings.step_timeout
     )
+    project.prepare(settings)  # the project's driver and env_context: usage errors here
     anchor = Anchor(config_path, project)
     for callback in _BEFORE_READ:
         callback(config, settings)

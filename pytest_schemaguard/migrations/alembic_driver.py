@@ -7,21 +7,35 @@ up R2, ...) chosen by a plan generator.  The generator resumes after each step h
 applied, on the migration connection (inside whatever transaction ``env.py`` configured), so it
 can take a schema snapshot there.  A failing step ends the pass and is reported as a
 :class:`StepError` naming the revision, its file, the SQL statement and the server's error.
+
+The project's code runs on the project's own DBAPI driver (:class:`Driver`): the URLs handed to
+``env.py`` name it, and the connection in ``config.attributes["connection"]`` is a
+:class:`LentConnection` on it, which serves both ``env.py`` conventions (used as a connection,
+or as an engine with ``connect()``).  For an async driver (asyncpg) the whole ``env.py`` run
+happens in a greenlet whose awaits run on an event loop in a helper thread
+(:func:`run_with_awaits`), so an ``env.py`` may use the connection synchronously, through
+``run_sync``, or start its own ``asyncio.run()``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import contextlib
+import importlib
+import inspect
 import logging
 import os
 import sys
+import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from sqlalchemy.engine import Connection
 
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.history import RevisionInfo, analyse_downgrade
@@ -37,19 +51,26 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from sqlalchemy.engine import Connection
+
+    from pytest_schemaguard.config import Settings
 
 __all__ = [
+    "DRIVERS",
     "AlembicProject",
     "AlembicSetupError",
+    "Driver",
+    "LentConnection",
     "PassOutcome",
     "Step",
     "StepError",
     "WrongDatabaseError",
     "find_alembic_config",
+    "resolve_driver",
+    "run_with_awaits",
 ]
 
 Direction = Literal["upgrade", "downgrade"]
+_T = TypeVar("_T")
 
 
 class AlembicSetupError(SchemaguardError):
@@ -275,6 +296,240 @@ def _location_in(exc: BaseException, path: str | None) -> str | None:
     return found
 
 
+# ---------------------------------------------------------------------------- the driver
+
+DRIVERS: dict[str, tuple[str, ...]] = {
+    "psycopg": ("psycopg",),
+    "psycopg2": ("psycopg2",),
+    "asyncpg": ("asyncpg", "greenlet"),
+    "pg8000": ("pg8000",),
+}
+"""The drivers the project's code can run on, and the modules each needs."""
+
+_PIP_NAMES = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary"}
+_PLAIN = ("postgresql", "postgres")
+
+
+@dataclass(frozen=True)
+class Driver:
+    """The DBAPI driver the project's env.py, revisions and models run on."""
+
+    name: str
+    """``psycopg``, ``psycopg2``, ``asyncpg`` or ``pg8000``."""
+    scheme: str
+    """The scheme of the URLs handed to the project: ``postgresql+asyncpg``, or plain
+    ``postgresql`` for a project whose own URL is plain (SQLAlchemy reads it as psycopg2)."""
+    source: str
+    """Where the choice came from, for messages (``sqlalchemy.url in alembic.ini``)."""
+
+    @property
+    def is_async(self) -> bool:
+        return self.name == "asyncpg"
+
+    def url(self, url: str) -> str:
+        """``url`` (a scratch database's URL) with this driver's scheme."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).set(drivername=self.scheme).render_as_string(hide_password=False)
+
+    def check_installed(self) -> None:
+        """Raise :class:`AlembicSetupError` naming the package to install when a module the
+        driver needs cannot be imported."""
+        for module in DRIVERS[self.name]:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                package = _PIP_NAMES.get(module, module)
+                raise AlembicSetupError(
+                    f"the project's driver is {self.name} ({self.source}), but {module} cannot "
+                    f"be imported ({exc}): pip install {package}"
+                ) from None
+
+    def run_connected(self, url: str, fn: Callable[[LentConnection], _T]) -> _T:
+        """Open a :class:`LentConnection` on ``url`` with this driver and call ``fn`` with it
+        (for an async driver, in a greenlet: see :func:`run_with_awaits`); close it after."""
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        url = self.url(url)
+
+        def run() -> _T:
+            if self.is_async:
+                from sqlalchemy.ext.asyncio import create_async_engine
+
+                engine = create_async_engine(url, poolclass=NullPool).sync_engine
+            else:
+                engine = create_engine(url, poolclass=NullPool)
+            try:
+                conn = LentConnection(engine)
+                try:
+                    return fn(conn)
+                finally:
+                    conn.give_back()
+            finally:
+                engine.dispose()
+
+        return run_with_awaits(run) if self.is_async else run()
+
+
+DEFAULT_DRIVER = Driver("psycopg", "postgresql+psycopg", "the default")
+
+
+def resolve_driver(
+    setting: str | None,
+    *,
+    setting_source: str = "driver setting",
+    urls: Iterable[tuple[str | None, str]] = (),
+) -> Driver:
+    """The project's driver: the ``driver`` setting when given, else the driver of the first
+    PostgreSQL URL in ``urls`` (``(url, where it was found)``), else psycopg.
+
+    A plain ``postgresql://`` URL means what the installed SQLAlchemy makes of it (psycopg2
+    under SQLAlchemy 2.0, psycopg under 2.1), and the project is handed plain URLs as it writes
+    them; when that driver is not installed, the URL cannot be how the project connects, and
+    psycopg is used.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if setting:
+        return Driver(setting, f"postgresql+{setting}", setting_source)
+    for url, where in urls:
+        if not url:
+            continue
+        try:
+            parsed = make_url(url)
+        except (ArgumentError, ValueError):
+            continue
+        backend, _, name = parsed.drivername.partition("+")
+        if backend not in _PLAIN:
+            continue
+        if name in DRIVERS:
+            return Driver(name, f"postgresql+{name}", where)
+        if not name:
+            # what the installed SQLAlchemy connects a plain URL with (2.0: psycopg2,
+            # 2.1: psycopg); the project is handed plain URLs as it writes them
+            try:
+                default = parsed.set(drivername="postgresql").get_dialect().driver
+            except Exception:
+                continue
+            if default not in DRIVERS:
+                continue
+            try:
+                for module in DRIVERS[default]:
+                    importlib.import_module(module)
+            except ImportError:
+                return Driver(
+                    "psycopg",
+                    "postgresql+psycopg",
+                    f"{where} is plain, and {default}, which SQLAlchemy would use, is not "
+                    "installed",
+                )
+            return Driver(default, "postgresql", f"{where} (plain: SQLAlchemy's default)")
+    return DEFAULT_DRIVER
+
+
+class _Done:
+    """What :meth:`LentConnection.dispose` returns: nothing to wait for, awaited or not."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator that yields nothing: awaiting it returns at once
+
+
+class LentConnection(Connection):
+    """The connection handed to ``env.py`` in ``config.attributes["connection"]``.
+
+    It is a SQLAlchemy ``Connection`` (Alembic's cookbook passes it to ``context.configure``)
+    that also serves an ``env.py`` written for an engine (pytest-alembic's documented env.py):
+    ``connect()`` returns the same connection, and closing or disposing it does nothing while
+    it is lent (the runner closes it after the pass).  For an ``env.py`` written for an async
+    engine it also works as ``async with connectable.connect() as connection: await
+    connection.run_sync(fn)``.
+    """
+
+    _lent = True
+
+    def connect(self) -> LentConnection:
+        return self
+
+    def close(self) -> None:
+        if not self._lent:
+            super().close()
+
+    def dispose(self, close: bool = True) -> _Done:
+        return _Done()
+
+    def give_back(self) -> None:
+        """End the loan and close the connection for real (rolling back what is left open)."""
+        self._lent = False
+        self.close()
+
+    async def run_sync(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        return fn(self, *args, **kwargs)
+
+    async def __aenter__(self) -> LentConnection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+def run_with_awaits(fn: Callable[[], _T]) -> _T:
+    """Call ``fn`` in a greenlet in which SQLAlchemy's async drivers work synchronously.
+
+    SQLAlchemy runs an async driver's coroutines from synchronous code through a greenlet that
+    marks itself with ``__sqlalchemy_greenlet_provider__`` and switches to its parent (2.1:
+    ``parent``; 2.0: ``driver``) with each awaitable.  Here the parent runs every awaitable on
+    an event loop of its own in a helper thread, so no event loop is running in this thread
+    while ``fn`` runs: an ``env.py`` may still call ``asyncio.run()`` (Alembic's async template).
+    """
+    from greenlet import getcurrent, greenlet  # type: ignore[import-untyped,unused-ignore]
+
+    class _Provider(greenlet):  # type: ignore[misc]
+        __sqlalchemy_greenlet_provider__ = True
+
+        def __init__(self, run: Callable[[], Any], parent: Any) -> None:
+            super().__init__(run, parent)
+            self.driver = parent
+            if hasattr(parent, "gr_context"):
+                self.gr_context = parent.gr_context
+
+    async def wait(awaitable: Awaitable[Any]) -> Any:
+        return await awaitable
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="schemaguard-async", daemon=True)
+    thread.start()
+    try:
+        child = _Provider(fn, getcurrent())
+        value = child.switch()
+        while not child.dead:
+            try:
+                result = asyncio.run_coroutine_threadsafe(wait(value), loop).result()
+            except BaseException:
+                value = child.throw(*sys.exc_info())
+            else:
+                value = child.switch(result)
+        return value  # type: ignore[no-any-return]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def call_env_context(factory: Callable[..., Any] | None, url: str) -> Any:
+    """The context manager ``env_context`` names, for one env.py run on ``url``: the factory
+    is called with the URL when it takes an argument."""
+    if factory is None:
+        return contextlib.nullcontext()
+    try:
+        takes_url = bool(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        takes_url = False
+    return factory(url) if takes_url else factory()
+
+
 class AlembicProject:
     """An Alembic project: its configuration file and its one script directory."""
 
@@ -290,6 +545,48 @@ class AlembicProject:
             raise AlembicSetupError(f"Alembic configuration {self.config_path} does not exist")
         self._script: ScriptDirectory | None = None
         self._script_location: str | None = None
+        self.driver: Driver = DEFAULT_DRIVER
+        """The project's driver (set by :meth:`prepare`)."""
+        self.env_context: Callable[..., Any] | None = None
+        """The ``env_context`` factory (set by :meth:`prepare`)."""
+
+    def prepare(self, settings: Settings) -> None:
+        """Resolve the project's driver and ``env_context`` from the settings, at start-up.
+
+        Raises :class:`AlembicSetupError` for a driver whose package is not installed, and
+        :class:`~pytest_schemaguard.hooks.HookError` for an ``env_context`` that cannot be
+        imported.
+        """
+        urls: list[tuple[str | None, str]] = []
+        if settings.database_url_env:
+            name = settings.database_url_env
+            urls.append((os.environ.get(name), f"the value of ${name}"))
+        urls.append((self._configured_url(), f"sqlalchemy.url in {self.config_path.name}"))
+        self.driver = resolve_driver(
+            settings.driver, setting_source=settings.describe("driver"), urls=urls
+        )
+        self.driver.check_installed()
+        if settings.env_context:
+            from pytest_schemaguard.hooks import HookError, import_hook
+
+            where = settings.describe("env_context")
+            factory = import_hook(settings.env_context, settings.root, where=where)
+            if not callable(factory):
+                raise HookError(
+                    f"{where} = {settings.env_context!r} is a {type(factory).__name__}, not a "
+                    "function returning a context manager"
+                )
+            self.env_context = factory
+
+    def _configured_url(self) -> str | None:
+        """``sqlalchemy.url`` as the configuration gives it (None when it cannot be read)."""
+        try:
+            cfg = self.make_config()
+            getter = getattr(cfg, "get_alembic_option", cfg.get_main_option)
+            value = getter("sqlalchemy.url")
+        except Exception:
+            return None
+        return value if isinstance(value, str) else None
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -301,7 +598,8 @@ class AlembicProject:
             return self.config_path.as_posix()
 
     def make_config(self, url: str | None = None) -> Config:
-        """A fresh :class:`alembic.config.Config` of this project, pointed at ``url``."""
+        """A fresh :class:`alembic.config.Config` of this project, pointed at ``url`` (given
+        the project's driver)."""
         from alembic.config import Config
 
         ini: Path | None = None
@@ -318,6 +616,7 @@ class AlembicProject:
         if self._script_location is not None:
             cfg.set_main_option("script_location", self._script_location)
         if url is not None:
+            url = self.driver.url(url)
             cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         return cfg
 
@@ -402,6 +701,51 @@ class AlembicProject:
         return infos
 
     # ------------------------------------------------------------------ running
+    def run_on(
+        self,
+        cfg: Config,
+        plan: Callable[[Connection], Iterator[Step]],
+        *,
+        database: str,
+        url: str,
+        url_env: str | None = None,
+        paths: dict[str, str] | None = None,
+        stamp: str | None = None,
+        commit: bool = False,
+    ) -> PassOutcome:
+        """:meth:`run_pass` on the scratch database ``database`` at ``url``, as the project
+        runs: inside the ``env_context``, on the project's driver, with a
+        :class:`LentConnection` in ``config.attributes["connection"]`` unless ``cfg`` has one.
+
+        With ``commit``, what env.py left uncommitted on the lent connection is committed when
+        the pass succeeds (otherwise closing the connection rolls it back).
+        """
+        url = self.driver.url(url)
+
+        def pass_() -> PassOutcome:
+            return self.run_pass(
+                cfg, plan, database=database, url=url, url_env=url_env, paths=paths, stamp=stamp
+            )
+
+        def lend(conn: LentConnection) -> PassOutcome:
+            cfg.attributes["connection"] = conn
+            try:
+                outcome = pass_()
+                if commit and outcome.error is None and conn.in_transaction():
+                    conn.commit()
+                return outcome
+            finally:
+                cfg.attributes.pop("connection", None)
+
+        def run() -> PassOutcome:
+            if "connection" in cfg.attributes:
+                return pass_()
+            return self.driver.run_connected(url, lend)
+
+        with call_env_context(self.env_context, url) as runs_env:
+            # a context that yields a function runs env.py through it (e.g. in a thread)
+            return runs_env(run) if callable(runs_env) else run()
+
     def run_pass(
         self,
         cfg: Config,

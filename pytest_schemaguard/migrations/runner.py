@@ -204,7 +204,10 @@ class MigrationRunner:
         self.history = history
         self.settings = settings
         self.server = server
-        self.config_factory = config_factory
+        # the factory (schemaguard_alembic_config) gets URLs in the project's driver
+        self.config_factory: Callable[[str], Config] = lambda url: config_factory(
+            project.driver.url(url)
+        )
         self.results: dict[CheckId, CheckResult] = {}
         self.failed_upgrades: dict[str, StepError] = {}
         self.selected: set[CheckId] = set()
@@ -485,33 +488,10 @@ class MigrationRunner:
         *,
         stamp: str | None = None,
     ) -> PassOutcome:
-        """One env.py run on ``db``; hands env.py a connection unless the config has one."""
-        from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
-
-        if "connection" in cfg.attributes:
-            return self._run_env_inner(cfg, db, plan, stamp)
-        engine = create_engine(db.url, poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                cfg.attributes["connection"] = conn
-                try:
-                    return self._run_env_inner(cfg, db, plan, stamp)
-                finally:
-                    cfg.attributes.pop("connection", None)
-        finally:
-            engine.dispose()
-
-    def _run_env_inner(
-        self,
-        cfg: Config,
-        db: Any,
-        plan: Callable[[Connection], Iterator[Step]] | None,
-        stamp: str | None,
-    ) -> PassOutcome:
+        """One env.py run on ``db``, as the project runs (its driver, its ``env_context``)."""
         self.pass_count += 1
         paths = {r: i.path for r, i in self.history.revisions.items()}
-        outcome = self.project.run_pass(
+        outcome = self.project.run_on(
             cfg,
             plan or (lambda conn: iter(())),
             database=db.name,

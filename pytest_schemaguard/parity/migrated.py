@@ -106,7 +106,7 @@ def migrate_to(
         finished.append(True)
 
     try:
-        cfg = config_factory(db.url)
+        cfg = config_factory(project.driver.url(db.url))
         paths = {r: i.path for r, i in history.revisions.items()}
         outcome = _run(project, cfg, db, plan, paths, url_env)
         if outcome.error is not None:
@@ -151,27 +151,7 @@ def _run(
     paths: dict[str, str],
     url_env: str | None,
 ) -> PassOutcome:
-    """One env.py pass on ``db``, handing env.py a connection unless the config has one."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    def run() -> PassOutcome:
-        return project.run_pass(
-            cfg, plan, database=db.name, url=db.url, url_env=url_env, paths=paths
-        )
-
-    if "connection" in cfg.attributes:
-        return run()
-    engine = create_engine(db.url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            try:
-                outcome = run()
-                if outcome.error is None and conn.in_transaction():
-                    conn.commit()
-                return outcome
-            finally:
-                cfg.attributes.pop("connection", None)
-    finally:
-        engine.dispose()
+    """One env.py pass on ``db``, as the project runs (its driver, its ``env_context``)."""
+    return project.run_on(
+        cfg, plan, database=db.name, url=db.url, url_env=url_env, paths=paths, commit=True
+    )

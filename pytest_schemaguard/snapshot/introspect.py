@@ -23,6 +23,7 @@ from collections.abc import Sequence as SequenceABC
 from typing import Any
 
 import psycopg
+import sqlalchemy
 
 from pytest_schemaguard.snapshot.model import (
     Column,
@@ -538,21 +539,27 @@ def _read_sqlalchemy(conn: Any, options: _Options, builder: _Builder) -> None:
             conn.begin()
         _read_psycopg(raw, options, builder)
         return
-    # Another driver: the same statements one after the other.
+    # Another driver (psycopg2, asyncpg, pg8000): the same statements one after the other.
+    # Parameters go through SQLAlchemy's text(), which renders each driver's own parameter
+    # style (asyncpg rejects the pyformat style); the catalog queries take none and have no
+    # "%" or ":name" in them, so they go to the driver as they are.
     if conn.get_isolation_level() == "AUTOCOMMIT":
         raise ValueError(
             "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
             "use a connection with a transaction (the default)"
         )
-    old_path, server_version = conn.exec_driver_sql(
-        "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
-        "set_config('search_path', %(path)s, true)",
-        {"path": _PINNED_SEARCH_PATH},
-    ).one()[:2]
+    old_path, server_version = conn.execute(_PIN_PATH_TEXT, {"path": _PINNED_SEARCH_PATH}).one()[:2]
     first_sql, second_sql = _query(int(server_version), *options)
     builder.add_first(conn.exec_driver_sql(first_sql).scalar_one())
     builder.add_second(conn.exec_driver_sql(second_sql).scalar_one())
-    conn.exec_driver_sql(_RESTORE_PATH, {"path": old_path})
+    conn.execute(_RESTORE_PATH_TEXT, {"path": old_path})
+
+
+_PIN_PATH_TEXT = sqlalchemy.text(
+    "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
+    "set_config('search_path', :path, true)"
+)
+_RESTORE_PATH_TEXT = sqlalchemy.text("SELECT set_config('search_path', :path, true)")
 
 
 def _one(row: Any) -> tuple[Any, ...]:
