@@ -67,7 +67,9 @@ def capture_models(config: pytest.Config, settings: Settings) -> None:
 
 def metadata_overridden(session: pytest.Session) -> bool:
     """Whether a conftest.py overrides the ``schemaguard_metadata`` fixture."""
-    defs = session._fixturemanager.getfixturedefs("schemaguard_metadata", session) or ()
+    # pytest 8.0 takes the node id where 8.1 and later take the node
+    node: Any = session if pytest.version_tuple >= (8, 1) else session.nodeid
+    defs = session._fixturemanager.getfixturedefs("schemaguard_metadata", node) or ()
     return any(getattr(d.func, "__module__", None) != __name__ for d in defs)
 
 
