@@ -103,8 +103,8 @@ OPTIONS: tuple[Option, ...] = (
         "string",
         None,
         "The DBAPI driver the project's env.py, revisions and models run on: psycopg, "
-        "psycopg2, asyncpg or pg8000. Default: the driver of the URL in the Alembic "
-        "configuration (or of database_url_env's value), else psycopg.",
+        "psycopg2, asyncpg or pg8000. Default: the driver of database_url_env's value, else "
+        "of sqlalchemy.url in the Alembic configuration, else psycopg.",
         choices=DRIVER_CHOICES,
     ),
     Option(
@@ -112,7 +112,8 @@ OPTIONS: tuple[Option, ...] = (
         "string",
         None,
         "A context manager factory 'package.module:factory' wrapped around every env.py run "
-        "(e.g. a settings override, or a worker thread for an AnyIO app).",
+        "(e.g. a settings override); it receives the scratch URL if it takes an argument, and "
+        "a function it yields runs env.py (e.g. in a worker thread).",
     ),
     Option(
         "step_timeout",

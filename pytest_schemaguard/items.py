@@ -227,6 +227,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
             f"schemaguard: migrations {shown}: {count} revision{'s' if count != 1 else ''}, "
             f"head {heads}"
         )
+    if anchor.project is not None:
+        driver = anchor.project.driver
+        lines.append(f"schemaguard: driver {driver.name} ({driver.source})")
     if settings.baseline:
         at = "" if settings.baseline_revision == "head" else f" at {settings.baseline_revision}"
         state = "" if settings.path(settings.baseline).is_file() else " (missing)"
@@ -378,12 +381,14 @@ def _siblings(check: CheckId, selected: list[CheckId]) -> list[CheckId]:
 def schemaguard_alembic_config(pytestconfig: pytest.Config) -> Callable[[str], Any]:
     """Makes the ``alembic.config.Config`` that points the project's env.py at a database.
 
-    Called with the scratch database's SQLAlchemy URL (driver psycopg) before every
-    migration pass; must return a new ``Config``.  The default loads the project's
-    configuration and sets ``sqlalchemy.url``; the runner also hands env.py an open connection
-    in ``config.attributes["connection"]`` (unless the returned config already holds one) and
-    sets the ``database_url_env`` variable while env.py runs.  Override it (in the rootdir's
-    ``conftest.py``) for anything else, e.g. an async URL or a settings object.
+    Called with the scratch database's SQLAlchemy URL before every migration pass, in the
+    project's driver (``postgresql+asyncpg://…`` for an asyncpg project, a plain
+    ``postgresql://…`` when the project's own URL is plain; see the ``driver`` setting); must
+    return a new ``Config``.  The default loads the project's configuration and sets
+    ``sqlalchemy.url``; the runner also hands env.py an open connection on that driver in
+    ``config.attributes["connection"]`` (unless the returned config already holds one) and sets
+    the ``database_url_env`` variable while env.py runs.  Override it (in the rootdir's
+    ``conftest.py``) for anything else, e.g. a URL in ``config.attributes``.
     """
     anchor = pytestconfig.stash[ANCHOR_KEY]
     project = anchor.project

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from migration_projects import run_checks
+from sqlalchemy.engine import make_url
+
+from pytest_schemaguard.migrations.alembic_driver import resolve_driver
 
 PROJECTS = Path(__file__).resolve().parent / "data" / "projects"
 PYTHONPATH = os.environ.get("PYTHONPATH", "")
@@ -376,7 +379,6 @@ def test_a_missing_driver_named_by_the_setting_is_one_usage_error(
 # The recipes of docs/recipes/env_py.md, as a project would write them.
 CONTEXT_HOOKS = '''
 import contextlib
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from app import config
@@ -502,3 +504,111 @@ def test_an_env_context_that_cannot_be_imported_is_one_usage_error(
         ]
     )
     result.stderr.no_fnmatch_line("*Traceback*")
+
+
+# ------------------------------------------------------------------------ choosing the driver
+
+
+def test_the_report_header_names_the_driver_and_where_it_came_from(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    copy("async_accounts", pytester)
+    result = run_in(pytester, inner_dsn, "-k", "history")
+    result.stdout.fnmatch_lines(["schemaguard: driver asyncpg (sqlalchemy.url in alembic.ini)"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "urls", "expected"),
+    [
+        pytest.param(
+            "psycopg2",
+            [("postgresql+asyncpg://a@h/d", "ini")],
+            ("psycopg2", "postgresql+psycopg2", "setting"),
+            id="the-setting-wins",
+        ),
+        pytest.param(
+            None,
+            [("postgresql+asyncpg://a@h/d", "$DATABASE_URL"), ("postgresql+pg8000://a@h/d", "ini")],
+            ("asyncpg", "postgresql+asyncpg", "$DATABASE_URL"),
+            id="the-first-url",
+        ),
+        pytest.param(
+            None,
+            [(None, "$DATABASE_URL"), ("postgresql+psycopg2://a@h/d", "ini")],
+            ("psycopg2", "postgresql+psycopg2", "ini"),
+            id="an-unset-variable-is-skipped",
+        ),
+        pytest.param(
+            None,
+            [("driver://user:pass@localhost/dbname", "ini")],
+            ("psycopg", "postgresql+psycopg", "the default"),
+            id="alembic-template-placeholder",
+        ),
+        pytest.param(
+            None,
+            [("sqlite:///app.db", "ini")],
+            ("psycopg", "postgresql+psycopg", "the default"),
+            id="another-database",
+        ),
+    ],
+)
+def test_resolve_driver(
+    setting: str | None, urls: list[tuple[str | None, str]], expected: tuple[str, str, str]
+) -> None:
+    driver = resolve_driver(setting, setting_source="setting", urls=urls)
+    assert (driver.name, driver.scheme, driver.source) == expected
+
+
+def test_a_plain_url_means_what_the_installed_sqlalchemy_makes_of_it() -> None:
+    default = make_url("postgresql://a@h/d").get_dialect().driver  # psycopg2 in 2.0, psycopg in 2.1
+    driver = resolve_driver(None, urls=[("postgresql://app:secret@db/app", "ini")])
+    assert (driver.name, driver.scheme) == (default, "postgresql")
+    assert driver.source == "ini (plain: SQLAlchemy's default)"
+    # the project is handed plain URLs, as it writes them
+    assert driver.url("postgresql+psycopg://u:p@127.0.0.1:5/scratch") == (
+        "postgresql://u:p@127.0.0.1:5/scratch"
+    )
+
+
+def test_driver_urls_keep_everything_but_the_scheme() -> None:
+    driver = resolve_driver("asyncpg")
+    assert driver.url("postgresql+psycopg://u:p%40ss@127.0.0.1:5432/schemaguard_x") == (
+        "postgresql+asyncpg://u:p%40ss@127.0.0.1:5432/schemaguard_x"
+    )
+
+
+ACCOUNT_MODELS = """
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+    sa.Column(
+        "status",
+        postgresql.ENUM("active", "closed", name="account_status"),
+        nullable=False,
+        server_default="active",
+    ),
+    sa.Index("ux_accounts_email", "email", unique=True),
+    sa.Index("ix_accounts_created_at", "created_at"),
+)
+"""
+
+
+@pytest.mark.parametrize("name", ["async_accounts", "pytest_alembic_async"])
+def test_orm_parity_migrates_an_async_project_on_its_driver(
+    pytester: pytest.Pytester, inner_dsn: str, name: str
+) -> None:
+    copy(name, pytester)
+    (pytester.path / "account_models.py").write_text(ACCOUNT_MODELS.lstrip())
+    with (pytester.path / "pyproject.toml").open("a") as f:
+        f.write('metadata = "account_models:metadata"\n')
+    result = run_in(pytester, inner_dsn, "-k", "orm_parity")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["alembic.ini::orm_parity PASSED*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
