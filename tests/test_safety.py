@@ -91,7 +91,7 @@ def test_a_hanging_revision_fails_within_step_timeout_naming_it(
     assert elapsed < 2 + 25, f"the run took {elapsed:.0f} s"
 
 
-def test_step_timeout_zero_guards_nothing(schemaguard_database: object) -> None:
+def test_step_timeout_zero_guards_nothing() -> None:
     watch = Watchdog(0, "dbname=nowhere", pid=1)
     with watch:
         time.sleep(0.05)
