@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,6 +90,44 @@ def test_a_hanging_revision_fails_within_step_timeout_naming_it(
     result.stdout.no_fnmatch_line("*Traceback*")
     # one step of 2 s, plus an inner pytest run on two shared cores
     assert elapsed < 2 + 25, f"the run took {elapsed:.0f} s"
+
+
+PROJECTS = Path(__file__).resolve().parent / "data" / "projects"
+
+
+@pytest.mark.parametrize(
+    ("project", "revision", "upgrade"),
+    [
+        ("async_accounts", "a1c0ffee0002", "    account_status.create(op.get_bind())\n"),
+        ("psycopg2_settings", "b2d0c0de0002", '    op.add_column("settings", sa.Column("flag",'),
+    ],
+    ids=["asyncpg", "psycopg2"],
+)
+def test_step_timeout_cancels_a_step_on_the_projects_own_driver(
+    pytester: pytest.Pytester, inner_dsn: str, project: str, revision: str, upgrade: str
+) -> None:
+    shutil.copytree(PROJECTS / project, pytester.path, dirs_exist_ok=True)
+    (path,) = (pytester.path / "migrations" / "versions").glob("0002_*.py")
+    source = path.read_text()
+    assert upgrade in source
+    path.write_text(source.replace(upgrade, '    op.execute("select pg_sleep(600)")\n' + upgrade))
+    started = time.monotonic()
+    result = run_checks(
+        pytester, inner_dsn, "-k", f"upgrade and {revision}", "--schemaguard-step-timeout=2"
+    )
+    assert time.monotonic() - started < 2 + 25
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"upgrade of {revision} (*) failed",
+            "SQL:",
+            "    select pg_sleep(600)",
+            "error:",
+            "    exceeded step_timeout = 2 s: the statement was cancelled on the server",
+            "    *canceling statement due to user request*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
 
 
 def test_step_timeout_zero_guards_nothing() -> None:
