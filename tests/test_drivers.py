@@ -612,3 +612,37 @@ def test_orm_parity_migrates_an_async_project_on_its_driver(
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["alembic.ini::orm_parity PASSED*"])
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_an_async_project_under_xdist_catches_the_leftover_index(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # each worker runs its revisions' upgrade and roundtrip in passes of its own
+    project = copy("async_accounts", pytester)
+    plant(project, *ACCOUNTS_DEFECT)
+    result = run_in(pytester, inner_dsn, "-n", "2")
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*downgrade of a1c0ffee0002 (account status) left index "
+            "public.accounts.ix_accounts_created_at"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+@pytest.mark.parametrize("defect", [False, True], ids=["clean", "leftover-index"])
+def test_pytest_alembics_env_py_on_pg8000(
+    pytester: pytest.Pytester, inner_dsn: str, defect: bool
+) -> None:
+    project = copy("pytest_alembic_sync", pytester)
+    with (project / "pyproject.toml").open("a") as f:
+        f.write('driver = "pg8000"\n')
+    if defect:
+        plant(project, *ACCOUNTS_DEFECT)
+    result = run_in(pytester, inner_dsn)
+    result.stdout.fnmatch_lines(["schemaguard: driver pg8000 ([[]tool.schemaguard[]] driver*"])
+    if defect:
+        assert_left_index(result, ACCOUNTS_LEFT)
+    else:
+        assert_clean(result, ACCOUNTS_IDS)
