@@ -646,3 +646,28 @@ def test_pytest_alembics_env_py_on_pg8000(
         assert_left_index(result, ACCOUNTS_LEFT)
     else:
         assert_clean(result, ACCOUNTS_IDS)
+
+
+def test_a_plain_url_whose_default_driver_is_missing_falls_back_to_psycopg(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (SQLAlchemy 2.0 without psycopg2): the project cannot be connecting with that URL as it
+    # is; psycopg, a dependency of the plugin, is always installed
+    import importlib
+
+    from pytest_schemaguard.migrations import alembic_driver
+
+    default = make_url("postgresql://a@h/d").get_dialect().driver
+    real = importlib.import_module
+
+    def import_module(name: str, package: str | None = None) -> object:
+        if name == default:
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return real(name, package)
+
+    monkeypatch.setattr(alembic_driver.importlib, "import_module", import_module)
+    driver = resolve_driver(None, urls=[("postgresql://app@db/app", "ini")])
+    assert (driver.name, driver.scheme) == ("psycopg", "postgresql+psycopg")
+    assert driver.source == (
+        f"ini is plain, and {default}, which SQLAlchemy would use, is not installed"
+    )
