@@ -65,18 +65,19 @@ HANGING = Rev(
 )
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_hanging_revision_fails_within_step_timeout_naming_it(
-    pytester: pytest.Pytester, inner_dsn: str
+    pytester: pytest.Pytester, inner_dsn: str, xdist: list[str]
 ) -> None:
     write_project(pytester.path, [CLEAN[0], HANGING, CLEAN[2]])
     started = time.monotonic()
-    result = run_checks(pytester, inner_dsn, "-v", "--schemaguard-step-timeout=2")
+    result = run_checks(pytester, inner_dsn, "-v", "-rf", "--schemaguard-step-timeout=2", *xdist)
     elapsed = time.monotonic() - started
     result.assert_outcomes(passed=3, failed=1, skipped=4)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([esc("FAILED alembic.ini::upgrade[8c1e5a2f9b63-add_status]*")])
     result.stdout.fnmatch_lines(
         [
-            esc("*upgrade[8c1e5a2f9b63-add_status] FAILED*"),
             "upgrade of 8c1e5a2f9b63 (add status) failed",
             "file: migrations/versions/0001_8c1e5a2f9b63.py",
             "at:   0001_8c1e5a2f9b63.py:*: op.execute(*",
