@@ -516,9 +516,13 @@ def cached_cluster(binaries: Binaries, run_as: RunAs, base: Path) -> Path:
     ]
     if run_as.kind == "runuser" and run_as.user:
         _chown_tree(work, run_as.user)
-    result = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "LC_ALL": "C"}
-    )
+    try:
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "LC_ALL": "C"}
+        )
+    except BaseException:  # Ctrl-C, SIGTERM, a timeout: no half-made cluster is left
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     if result.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
         raise ServerError(

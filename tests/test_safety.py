@@ -585,6 +585,43 @@ def test_initdb_killed_mid_run_is_removed_by_the_next_start(
     assert not left.exists()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_initdb_interrupted_leaves_no_directory(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sig: int
+) -> None:
+    runtime = tmp_path / "runtime"
+    monkeypatch.setenv("SCHEMAGUARD_TMPDIR", str(runtime))
+    clusters = runtime / f"pytest-schemaguard-{os.getuid()}" / "clusters"
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_db="def test_db(schemaguard_database): pass")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_db.py"],
+        cwd=pytester.path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_default_sigint,  # Ctrl-C as a terminal gives it
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(clusters.glob("initdb-*")):
+            assert proc.poll() is None, "the run ended before initdb started"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert list(clusters.glob("initdb-*")) == []
+    assert not list(clusters.glob("*/PG_VERSION")), "an interrupted initdb was cached"
+
+
 # --------------------------------------------------------------------------- start-up
 
 
