@@ -32,10 +32,17 @@ from pytest_schemaguard.migrations.alembic_driver import (
     find_alembic_config,
 )
 from pytest_schemaguard.migrations.history import History
-from pytest_schemaguard.migrations.runner import CheckId, CheckResult, Layout, MigrationRunner
+from pytest_schemaguard.migrations.runner import (
+    CheckId,
+    CheckResult,
+    Layout,
+    MigrationRunner,
+    check_setup,
+)
 
 __all__ = [
     "CheckFailure",
+    "CheckNoteWarning",
     "CheckSpec",
     "ColumnOrderWarning",
     "SchemaguardFile",
@@ -54,6 +61,11 @@ class SchemaguardWarning(pytest.PytestWarning):
 
 class ColumnOrderWarning(SchemaguardWarning):
     """Two schemas differ only in the order of a table's columns (``column_order = "warn"``)."""
+
+
+class CheckNoteWarning(SchemaguardWarning):
+    """A check passed, but ran under a condition worth knowing (e.g. after a revision that
+    fails when upgraded on its own was reached in one run from base)."""
 
 
 class CheckFailure(Exception):
@@ -134,6 +146,13 @@ def report(result: CheckResult, *, path: str | None = None) -> None:
         warnings.warn_explicit(
             ColumnOrderWarning(f"{result.title}: {message}"),
             ColumnOrderWarning,
+            filename=path or "schemaguard",
+            lineno=1,
+        )
+    for note in result.notes:
+        warnings.warn_explicit(
+            CheckNoteWarning(f"{result.title}: {note}"),
+            CheckNoteWarning,
             filename=path or "schemaguard",
             lineno=1,
         )
@@ -285,6 +304,8 @@ def _migration_checks(
             raise CheckFailure(title, [message])
 
         return [CheckSpec("history", broken, "history", str(anchor.path))]
+    assert anchor.project is not None
+    check_setup(anchor.project, history, settings)  # a usage error, reported once
     specs = []
     for check in Layout.build(history, settings).checks():
         name: str

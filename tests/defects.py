@@ -198,7 +198,7 @@ _DEFECTS: list[Defect] = [
     Defect(
         name="downgrade_only_pass",
         project="newsbot",
-        check="history",
+        check="roundtrip",
         revision=NB_BACKOFF,
         object=f"revision {NB_BACKOFF}",
         description="the downgrade of 'dlq retry backoff' is only `pass`",

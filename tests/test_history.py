@@ -99,19 +99,38 @@ def test_missing_duplicate_and_cyclic_revisions() -> None:
     assert [p.kind for p in doubled.problems()] == ["duplicate_parent"]
 
 
-def test_empty_downgrades_unless_irreversible_or_before_start() -> None:
+def test_missing_downgrades_unless_irreversible_or_before_start() -> None:
     infos = [
-        rev("a", downgrade="empty"),
+        rev("a", downgrade="missing"),
         rev("b", "a", downgrade="empty"),
         rev("c", "b", downgrade="missing"),
     ]
     h = History.build(infos)
-    assert [p.kind for p in h.problems()] == [
-        "empty_downgrade",
-        "empty_downgrade",
-        "missing_downgrade",
+    # an empty downgrade() is no structural problem: the roundtrip of a revision whose upgrade
+    # changes the schema reports it (a merge point, an empty or a data-only revision is fine)
+    assert [(p.kind, p.revision) for p in h.problems()] == [
+        ("missing_downgrade", "a"),
+        ("missing_downgrade", "c"),
     ]
-    assert [p.revision for p in h.problems(irreversible=["b"])] == ["a", "c"]
+    assert h.problems()[1].message == (
+        "versions/c.py (c (c)) has no downgrade() function; write it, or list the revision "
+        "in irreversible"
+    )
+    assert [p.revision for p in h.problems(irreversible=["c"])] == ["a"]
     assert [p.revision for p in h.problems(start="b", irreversible=["c"])] == []
     [unknown] = h.problems(irreversible=["a", "b", "c", "zz"])
     assert unknown.message == "irreversible lists 'zz', which is no revision"
+    assert h.empty_downgrade_message("b") == (
+        "downgrade() of b (b) in versions/b.py does nothing (only pass/docstring), but its "
+        "upgrade changes the schema; write it, or list the revision in irreversible"
+    )
+
+
+def test_an_empty_history_has_no_head() -> None:
+    h = History.build([])
+    assert h.heads == () and h.order == ()
+    assert h.problems(heads=0) == []
+    [problem] = History.build([rev("a")]).problems(heads=0)
+    assert (
+        problem.message == "1 head(s) (a (a)), expected 0: the history is not empty: set heads = 1"
+    )

@@ -261,26 +261,36 @@ with engine.connect() as connection:
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
-def test_history_reports_empty_downgrades_unless_irreversible(
+def test_an_empty_downgrade_of_a_schema_changing_revision_fails_its_roundtrip(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:
+    # history has no view of it (a merge point or a data-only revision may rightly have an
+    # empty downgrade): the roundtrip measures that this upgrade changes the schema
     revisions = with_rev(CLEAN, 2, downgrade='"""Nothing to undo."""\npass')
     write_project(pytester.path, revisions)
-    result = run_checks(pytester, inner_dsn, "-k", "history")
-    result.assert_outcomes(failed=1)
+    result = run_checks(pytester, inner_dsn, "-v", "-k", "history or d07b4e")
+    result.assert_outcomes(passed=2, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "history of alembic.ini",
+            "alembic.ini::history PASSED*",
+            esc("alembic.ini::roundtrip[d07b4e6c2a15-index_status] FAILED*"),
+            "roundtrip of d07b4e6c2a15 (index status) (migrations/versions/0002_d07b4e6c2a15.py)",
             "downgrade() of d07b4e6c2a15 (index status) in "
-            "migrations/versions/0002_d07b4e6c2a15.py does nothing *list the revision in "
-            "irreversible",
+            "migrations/versions/0002_d07b4e6c2a15.py does nothing (only pass/docstring), but "
+            "its upgrade changes the schema; write it, or list the revision in irreversible",
+            "downgrade of d07b4e6c2a15 (index status) did not restore the schema before it:",
+            "  downgrade of d07b4e6c2a15 (index status) left index public.orders.ix_orders_status",
         ]
     )
+    result.stdout.no_fnmatch_line("*Traceback*")
 
     write_project(pytester.path, revisions, settings='irreversible = ["d07b4e"]\n')
     result = run_checks(pytester, inner_dsn, "-v")
-    # no roundtrip item for an irreversible revision; the cycle stops above it
+    # no roundtrip item for an irreversible revision (its upgrade item stays); the cycle stops
+    # above it
     result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines([esc("alembic.ini::upgrade[d07b4e6c2a15-index_status] PASSED*")])
     result.stdout.no_fnmatch_line(esc("*roundtrip[[]d07b4e6c2a15*"))
 
 
@@ -326,9 +336,12 @@ REPORTED: dict[str, tuple[list[str], tuple[int, int, int]]] = {
         [
             "downgrade() of e61b7c3a0f58 (dlq retry backoff) in "
             "migrations/versions/e61b7c3a0f58_dlq_retry_backoff.py does nothing "
-            "(only pass/docstring); write it, or list the revision in irreversible"
+            "(only pass/docstring), but its upgrade changes the schema; write it, or list the "
+            "revision in irreversible",
+            f"{_BACKOFF} did not restore the schema before it:",
+            f"  {_BACKOFF} left function public.dlq_backoff(attempts integer)",
         ],
-        (9, 3, 0),
+        (10, 2, 0),
     ),
     "revision_import_error": (
         [

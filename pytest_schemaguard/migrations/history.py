@@ -89,7 +89,6 @@ class HistoryProblem:
         "duplicate_revision",
         "duplicate_parent",
         "cycle",
-        "empty_downgrade",
         "missing_downgrade",
         "unknown_revision",
     ]
@@ -258,7 +257,12 @@ class History:
         irreversible: Sequence[str] = (),
         start: str | None = None,
     ) -> list[HistoryProblem]:
-        """Everything the ``history`` check reports, in a stable order."""
+        """Everything the ``history`` check reports, in a stable order.
+
+        Structural problems only: what needs no database.  An empty ``downgrade()`` is not one
+        (a merge point, an empty or a data-only revision may rightly have one); the roundtrip
+        of a revision whose upgrade changes the schema reports it.
+        """
         out: list[HistoryProblem] = []
         for rev, rev_paths in sorted(self.duplicates.items()):
             out.append(
@@ -316,7 +320,9 @@ class History:
         found_heads = self.heads
         if not self.cyclic and len(found_heads) != heads:
             listing = ", ".join(self.describe(h) for h in found_heads) or "none"
-            if len(found_heads) > heads:
+            if heads == 0:
+                hint = f"the history is not empty: set heads = {len(found_heads)}"
+            elif len(found_heads) > heads:
                 hint = (
                     "merge them (`alembic merge heads`), or set heads = "
                     f"{len(found_heads)} if the branches are meant to stay apart"
@@ -352,18 +358,10 @@ class History:
             info = self.revisions[rev]
             if rev in resolved_irreversible or rev in skipped:
                 continue
-            if info.downgrade == "empty":
-                out.append(
-                    HistoryProblem(
-                        "empty_downgrade",
-                        f"downgrade() of {self.describe(rev)} in {info.path} does nothing "
-                        "(only pass/docstring); write it, or list the revision in "
-                        "irreversible",
-                        rev,
-                        info.path,
-                    )
-                )
-            elif info.downgrade == "missing":
+            # An empty downgrade() is a finding only when the upgrade changes the schema, which
+            # only the migration pass can tell: the revision's roundtrip item reports it
+            # (see empty_downgrade_message).
+            if info.downgrade == "missing":
                 out.append(
                     HistoryProblem(
                         "missing_downgrade",
@@ -374,3 +372,13 @@ class History:
                     )
                 )
         return out
+
+    def empty_downgrade_message(self, rev: str) -> str:
+        """What the roundtrip of ``rev`` says when its ``downgrade()`` is empty although its
+        upgrade changes the schema."""
+        info = self.revisions[rev]
+        return (
+            f"downgrade() of {self.describe(rev)} in {info.path} does nothing "
+            "(only pass/docstring), but its upgrade changes the schema; write it, or list "
+            "the revision in irreversible"
+        )

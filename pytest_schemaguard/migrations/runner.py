@@ -18,13 +18,14 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
-import importlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.hooks import HookError, import_hook
 from pytest_schemaguard.migrations.alembic_driver import (
     AlembicProject,
     PassOutcome,
@@ -46,6 +47,8 @@ __all__ = [
     "DatabaseLike",
     "MigrationRunner",
     "ServerLike",
+    "check_setup",
+    "load_bootstrap",
 ]
 
 CheckKind = Literal["history", "upgrade", "roundtrip", "cycle"]
@@ -82,6 +85,9 @@ class CheckResult:
     """The details of a failure (differences, SQL, server error), or the skip reason."""
     warnings: list[str] = field(default_factory=list)
     """Differences only in column order, when ``column_order = "warn"``."""
+    notes: list[str] = field(default_factory=list)
+    """What a reader of a passing check should know (shown as a warning), e.g. that it ran
+    after a revision that fails on its own was reached in one run from base."""
 
     @property
     def reason(self) -> str:
@@ -134,6 +140,23 @@ def compare_snapshots(
     return out
 
 
+# ------------------------------------------------------------------------------ the session
+
+_SESSION_STATE = (
+    "SELECT (SELECT count(*) FROM pg_catalog.pg_class "
+    "WHERE relnamespace = pg_catalog.pg_my_temp_schema()), "
+    "(SELECT md5(string_agg(name || '=' || setting, ',' ORDER BY name)) "
+    "FROM pg_catalog.pg_settings)"
+)
+
+
+def _session_state(conn: Connection) -> tuple[Any, ...]:
+    """What a migration may leave in its session for the next one: temporary tables and
+    settings (``SET``, ``set_config``).  A user upgrading from the previous release has none."""
+    row = conn.exec_driver_sql(_SESSION_STATE).one()
+    return tuple(row)
+
+
 # ------------------------------------------------------------------------------ the layout
 
 
@@ -147,7 +170,11 @@ class Layout:
     pre_start: frozenset[str]
     """``start`` and its ancestors: built by the bootstrap hook, never migrated."""
     floor: frozenset[str]
-    """Irreversible revisions and their ancestors: the cycle never downgrades them."""
+    """Irreversible revisions, revisions without a ``downgrade()``, and their ancestors: the
+    cycle never downgrades them."""
+    no_downgrade: frozenset[str] = frozenset()
+    """Revisions with no ``downgrade()`` function (``history`` reports them; their
+    ``roundtrip`` is skipped)."""
 
     @classmethod
     def build(cls, history: History, settings: Settings) -> Layout:
@@ -155,8 +182,13 @@ class Layout:
         irreversible = frozenset(r for r in resolved if r is not None)
         start = history.resolve(settings.start) if settings.start else None
         pre_start = frozenset(history.closure([start]) if start else ())
-        floor = frozenset(history.closure(irreversible) - pre_start)
-        return cls(history, irreversible, start, pre_start, floor)
+        no_downgrade = frozenset(
+            r
+            for r, info in history.revisions.items()
+            if info.downgrade == "missing" and r not in irreversible and r not in pre_start
+        )
+        floor = frozenset(history.closure(irreversible | no_downgrade) - pre_start)
+        return cls(history, irreversible, start, pre_start, floor, no_downgrade)
 
     def revisions(self) -> list[str]:
         """Revisions with an ``upgrade`` check, in run order (the floor first)."""
@@ -167,14 +199,67 @@ class Layout:
     def checks(self) -> list[CheckId]:
         """Every check of the project, in the order they are best run."""
         out = [CheckId("history")]
-        if not self.history.sound:
-            return out
+        if not self.history.sound or not self.history.revisions:
+            return out  # nothing to migrate (an empty history needs heads = 0)
         for rev in self.revisions():
             out.append(CheckId("upgrade", rev))
             if rev not in self.irreversible:
                 out.append(CheckId("roundtrip", rev))
         out.append(CheckId("cycle"))
         return out
+
+
+def check_setup(project: AlembicProject, history: History, settings: Settings) -> None:
+    """What makes the migration checks impossible to run, as one :class:`SchemaguardError`
+    (a usage error at collection): no revisions found, ``start`` without ``bootstrap``, a
+    ``bootstrap`` hook that cannot be imported."""
+    if not history.revisions and settings.heads != 0:
+        script = project.script
+        try:
+            location = Path(script.dir).resolve().relative_to(project.rootdir.resolve())
+            shown = location.as_posix() or "."
+        except ValueError:
+            shown = str(script.dir)
+        versions = ", ".join(_display(project, v) for v in _version_locations(script))
+        raise SchemaguardError(
+            f"{project.display_path}: script_location {shown} has no revisions ({versions} "
+            "holds no revision files); point script_location at the directory holding env.py "
+            "and versions/, or set heads = 0 if the history is meant to be empty"
+        )
+    if settings.start is not None and not settings.bootstrap:
+        raise SchemaguardError(
+            f"{settings.describe('start')} = {settings.start!r} needs a bootstrap hook that "
+            "builds the schema at that revision: set bootstrap = 'package.module:function'"
+        )
+    if settings.bootstrap:
+        load_bootstrap(settings)
+
+
+def load_bootstrap(settings: Settings) -> Callable[[Any], Any]:
+    """The ``bootstrap`` hook, imported relative to the configuration's directory."""
+    assert settings.bootstrap is not None
+    where = settings.describe("bootstrap")
+    target = import_hook(settings.bootstrap, settings.root, where=where)
+    if not callable(target):
+        raise HookError(
+            f"{where} = {settings.bootstrap!r} is a {type(target).__name__}, not a function "
+            "taking a SQLAlchemy connection"
+        )
+    return cast("Callable[[Any], Any]", target)
+
+
+def _version_locations(script: Any) -> list[str]:
+    locations = getattr(script, "version_locations", None)
+    if locations:
+        return [str(v) for v in locations]
+    return [str(Path(script.dir) / "versions")]
+
+
+def _display(project: AlembicProject, path: str) -> str:
+    try:
+        return Path(path).resolve().relative_to(project.rootdir.resolve()).as_posix()
+    except ValueError:
+        return path
 
 
 # ------------------------------------------------------------------------------ the runner
@@ -210,6 +295,21 @@ class MigrationRunner:
         )
         self.results: dict[CheckId, CheckResult] = {}
         self.failed_upgrades: dict[str, StepError] = {}
+        """Revisions that cannot be reached: their upgrade failed on its own and in one run
+        from base."""
+        self.alone_errors: dict[str, StepError] = {}
+        """Why a revision's upgrade failed as its own step (on its parent's schema)."""
+        self.one_run: set[str] = set()
+        """Revisions whose upgrade failed on its own but that one run from base reached (as
+        ``alembic upgrade R`` on an empty database does): the checks after them run from
+        there."""
+        self._retrying: set[str] = set()
+        """Revisions whose next upgrade is the attempt in one run from base (a new clone,
+        the revisions before it replayed in the same env.py run)."""
+        self._partial: dict[str, tuple[Snapshot, Snapshot]] = {}
+        """Round trips interrupted after the first upgrade (the snapshots before and after
+        it), to be finished at the start of the next pass."""
+        self._split = False
         self.selected: set[CheckId] = set()
         """Checks selected in this session (a skip reason may point at them)."""
         self.pass_count = 0
@@ -252,7 +352,29 @@ class MigrationRunner:
         if check not in self.results:
             todo = [check, *(c for c in batch if c not in self.results and c != check)]
             self._run(todo)
-        return self.results[check]
+        result = self.results[check]
+        for note in self._one_run_notes(check):
+            if result.outcome == "failed" and f"note: {note}" not in result.lines:
+                result.lines.append(f"note: {note}")
+            elif result.outcome == "passed" and note not in result.notes:
+                result.notes.append(note)
+        return result
+
+    def _one_run_notes(self, check: CheckId) -> list[str]:
+        """For a check that ran after a revision reached in one run from base: say so."""
+        if check.kind == "cycle":
+            behind = self.history.ordered(self.one_run)
+        elif check.kind in ("upgrade", "roundtrip") and check.revision is not None:
+            ancestors = self.history.ancestors(check.revision)
+            behind = [r for r in self.history.ordered(self.one_run) if r in ancestors]
+        else:
+            return []
+        return [
+            f"{self.history.describe(r)} fails when upgraded on its own (see "
+            f"upgrade[{self.history.label(r)}]); this check ran after upgrading from base to "
+            "it in one run"
+            for r in behind
+        ]
 
     def close(self) -> None:
         """Drop every scratch database the runner still holds."""
@@ -278,11 +400,17 @@ class MigrationRunner:
                 self._blocked(check, f"needs a sound history ({first})", CheckId("history"))
             return
 
+        for check in todo:
+            if check.kind == "roundtrip" and check.revision in self.layout.no_downgrade:
+                self._no_downgrade(check)
         ups = {c.revision for c in todo if c.kind == "upgrade" and c.revision}
         trips = {
             c.revision
             for c in todo
-            if c.kind == "roundtrip" and c.revision and c.revision not in self.irreversible
+            if c.kind == "roundtrip"
+            and c.revision
+            and c.revision not in self.irreversible
+            and c not in self.results
         }
         cycle = CheckId("cycle") in todo
         runnable = self.revisions()
@@ -314,11 +442,14 @@ class MigrationRunner:
             pending = [
                 r for r in order if r not in progress and not self._blocked_by_failed_upgrade(r)
             ]
-            if not pending and not cycle_pending:
+            if not pending and not cycle_pending and not self._partial:
                 break
             replay = [r for r in progress if r not in state.applied]
+            self._split = False
             outcome = self._pass(state, replay, pending, trips, cycle_pending, progress)
             if outcome.error is None and state.clean:
+                if self._split:
+                    continue  # the next revision starts in a new session, on this database
                 break
             if outcome.error is not None and outcome.error.step is None:
                 # env.py itself failed: nothing can run
@@ -332,6 +463,7 @@ class MigrationRunner:
                                 *outcome.error.render(),
                             ],
                         )
+                self._partial.clear()
                 self._discard()
                 return
             # a failure: forget this database, replay what succeeded in a fresh clone
@@ -390,6 +522,25 @@ class MigrationRunner:
     def _blocked_by_failed_upgrade(self, rev: str) -> bool:
         return rev in self.failed_upgrades or self._failed_ancestor(rev) is not None
 
+    def _no_downgrade(self, check: CheckId) -> None:
+        """The roundtrip of a revision without ``downgrade()``: ``history`` reports it."""
+        history = CheckId("history")
+        if history in self.selected:
+            self.results[check] = CheckResult(
+                "skipped", self.title(check), ["no downgrade(); see history"]
+            )
+            return
+        assert check.revision is not None
+        info = self.history.info(check.revision)
+        self.results[check] = CheckResult(
+            "failed",
+            self.title(check),
+            [
+                f"{info.path} ({self.history.describe(check.revision)}) has no downgrade() "
+                "function; write it, or list the revision in irreversible"
+            ],
+        )
+
     def _blocked(self, check: CheckId, reason: str, blocker: CheckId) -> None:
         """Skip ``check`` because ``blocker`` failed; fail it when the blocker is not selected
         (a skip must never hide a failure nobody will see)."""
@@ -397,11 +548,17 @@ class MigrationRunner:
             self.results[check] = CheckResult("skipped", self.title(check), [reason])
             return
         lines = [reason]
-        if blocker.kind == "upgrade" and blocker.revision in self.failed_upgrades:
+        error = None
+        if blocker.kind == "upgrade" and blocker.revision is not None:
+            error = self.failed_upgrades.get(blocker.revision) or self.alone_errors.get(
+                blocker.revision
+            )
+        if error is not None:
+            assert blocker.revision is not None
             first = "" if blocker.revision == check.revision else " (needed first)"
             lines = [
                 f"upgrade of {self.history.describe(blocker.revision)}{first} failed",
-                *self.failed_upgrades[blocker.revision].render(),
+                *error.render(),
             ]
         elif blocker.kind == "history":
             lines = [reason]
@@ -417,7 +574,8 @@ class MigrationRunner:
 
     # ------------------------------------------------------------------ databases
     def template_name(self) -> str | None:
-        """The database every pass clones: empty, or bootstrapped and stamped at ``start``."""
+        """The database every pass clones: empty, or built by the bootstrap hook (and stamped
+        at ``start`` when it is set; without ``start`` every revision runs from there)."""
         if not self.settings.bootstrap:
             if self.start is not None:
                 raise SchemaguardError(
@@ -432,16 +590,7 @@ class MigrationRunner:
         return str(self._template.name)
 
     def _bootstrap(self, db: Any) -> None:
-        assert self.settings.bootstrap is not None and self.start is not None
-        module_name, _, attr = self.settings.bootstrap.partition(":")
-        try:
-            target: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                target = getattr(target, part)
-        except (ImportError, AttributeError) as exc:
-            raise SchemaguardError(
-                f"bootstrap = {self.settings.bootstrap!r} cannot be imported: {exc}"
-            ) from None
+        target = load_bootstrap(self.settings)  # checked at collection: cannot fail here
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
 
@@ -451,6 +600,8 @@ class MigrationRunner:
                 target(conn)
         finally:
             engine.dispose()
+        if self.start is None:
+            return  # the revisions run from base on the bootstrapped schema
         # stamp through env.py, so that its version table settings apply
         cfg = self.config_factory(db.url)
         outcome = self._run_env(cfg, db, None, stamp=self.start)
@@ -513,13 +664,29 @@ class MigrationRunner:
         cycle: bool,
         progress: list[str],
     ) -> PassOutcome:
-        """Run one pass: replay (no checks), then the pending revisions, then the cycle."""
+        """Run one pass: replay (no checks), finish interrupted round trips, then the pending
+        revisions, then the cycle.
+
+        Each revision is checked as a user upgrading from its parent would apply it: when a
+        revision leaves something in the session (a temporary table, a changed setting), the
+        pass ends after it (committing what env.py began) and the next revision starts in a
+        new env.py run on the same database (:attr:`_split`).
+        """
         h = self.history
         phase: dict[str, Any] = {"step": None, "kind": None}
         cfg = self.config_factory(state.db.url)
 
         def plan(conn: Connection) -> Iterator[Step]:
             last: Snapshot | None = None
+            session = _session_state(conn)
+            stepped = False  # a checked step ran in this pass (only then may it split)
+
+            def split() -> bool:
+                if _session_state(conn) == session:
+                    return False
+                self._split = True
+                return True
+
             for rev in replay:
                 phase.update(kind="replay", rev=rev)
                 yield Step(rev, "upgrade")
@@ -528,8 +695,18 @@ class MigrationRunner:
                 self._base = last = self._snapshot(conn)
                 if not self.floor:
                     self._floor = self._base
+            for rev, (before, first) in list(self._partial.items()):
+                del self._partial[rev]
+                stepped = True
+                last = yield from trip(conn, rev, before, first)
+                if last is None:
+                    return
             for rev in pending:
-                described = h.describe(rev)
+                # a revision known to need its parent's session is applied in the same run
+                known = rev in self._retrying or rev in self.one_run
+                if stepped and not known and split():
+                    return
+                stepped = True
                 if rev in trips:
                     before = last if last is not None else self._snapshot(conn)
                 phase.update(kind="up", rev=rev)
@@ -541,41 +718,29 @@ class MigrationRunner:
                     CheckId("upgrade", rev),
                     CheckResult("passed", self.title(CheckId("upgrade", rev))),
                 )
+                self._retrying.discard(rev)
+                if rev in self.alone_errors and rev not in self.one_run:
+                    self.one_run.add(rev)
+                    self.results[CheckId("upgrade", rev)].lines.append(
+                        f"upgrading from base to {h.describe(rev)} in one run (as `alembic "
+                        f"upgrade {h.short(rev)}` on an empty database does) works: the checks "
+                        "after it ran from there"
+                    )
                 last = None
                 if rev in trips:
-                    check = CheckId("roundtrip", rev)
                     first = self._snapshot(conn)
-                    phase.update(kind="down", rev=rev)
-                    yield Step(rev, "downgrade")
-                    after_down = self._snapshot(conn)
-                    down_diff = compare_snapshots(
-                        before,
-                        after_down,
-                        action=f"downgrade of {described}",
-                        expected_name="before the upgrade",
-                        actual_name=f"after the downgrade of {described}",
-                    )
-                    # if upgrading again fails, the differences usually say why
-                    phase.update(kind="reup", rev=rev, down_diff=down_diff)
-                    yield Step(rev, "upgrade")
-                    again = self._snapshot(conn)
-                    last = again
-                    up_diff = compare_snapshots(
-                        first,
-                        again,
-                        action=f"upgrading {described} again",
-                        expected_name="after the first upgrade",
-                        actual_name="after the second upgrade",
-                        extra="created an extra",
-                        missing="did not create",
-                    )
-                    self.results[check] = self._roundtrip_result(check, down_diff, up_diff)
-                    if up_diff.errors:
-                        state.clean = False
+                    if split():
+                        # the round trip goes on in a new session, as a user would run it
+                        self._partial[rev] = (before, first)
+                        return
+                    last = yield from trip(conn, rev, before, first)
+                    if last is None:
                         return
                 if self._floor is None and rev in self.floor and self.floor <= set(state.applied):
                     self._floor = last if last is not None else self._snapshot(conn)
             if not cycle:
+                return
+            if stepped and split():
                 return
             # the cycle: head -> floor -> head
             check = CheckId("cycle")
@@ -613,6 +778,42 @@ class MigrationRunner:
             elif not down_diff.errors:
                 self.head_snapshot = again
 
+        def trip(
+            conn: Connection, rev: str, before: Snapshot, first: Snapshot
+        ) -> Generator[Step, None, Snapshot | None]:
+            """Down and up again after the first upgrade of ``rev``: the schema after it, or
+            None when upgrading again built another schema (the pass must end)."""
+            described = h.describe(rev)
+            check = CheckId("roundtrip", rev)
+            phase.update(kind="down", rev=rev)
+            yield Step(rev, "downgrade")
+            after_down = self._snapshot(conn)
+            down_diff = compare_snapshots(
+                before,
+                after_down,
+                action=f"downgrade of {described}",
+                expected_name="before the upgrade",
+                actual_name=f"after the downgrade of {described}",
+            )
+            # if upgrading again fails, the differences usually say why
+            phase.update(kind="reup", rev=rev, down_diff=down_diff)
+            yield Step(rev, "upgrade")
+            again = self._snapshot(conn)
+            up_diff = compare_snapshots(
+                first,
+                again,
+                action=f"upgrading {described} again",
+                expected_name="after the first upgrade",
+                actual_name="after the second upgrade",
+                extra="created an extra",
+                missing="did not create",
+            )
+            self.results[check] = self._roundtrip_result(check, down_diff, up_diff)
+            if up_diff.errors:
+                state.clean = False
+                return None
+            return again
+
         outcome = self._run_env(cfg, state.db, plan)
         if outcome.error is not None:
             state.clean = False
@@ -625,13 +826,34 @@ class MigrationRunner:
         h = self.history
         if error.step is None or rev is None:
             return
-        if kind in ("up", "replay"):
-            self.failed_upgrades[rev] = error
+        if kind == "up" and rev not in self._retrying:
+            # failed as its own step: the next pass tries one run from base to it
+            self._retrying.add(rev)
+            if rev in self.alone_errors:
+                return  # known already (reached in one run before, in another clone)
+            self.alone_errors[rev] = error
             self.results[CheckId("upgrade", rev)] = CheckResult(
                 "failed",
                 self.title(CheckId("upgrade", rev)),
                 [f"upgrade of {h.describe(rev)} failed", *error.render()],
             )
+            trip = CheckId("roundtrip", rev)
+            if trip not in self.results:
+                self._blocked(trip, self._needs(rev), CheckId("upgrade", rev))
+        elif kind in ("up", "replay"):
+            self._retrying.discard(rev)
+            self.failed_upgrades[rev] = self.alone_errors.get(rev, error)
+            upgrade = CheckId("upgrade", rev)
+            if rev in self.alone_errors and upgrade in self.results:
+                self.results[upgrade].lines.append(
+                    f"upgrading from base to {h.describe(rev)} in one run failed too"
+                )
+            else:
+                self.results[upgrade] = CheckResult(
+                    "failed",
+                    self.title(upgrade),
+                    [f"upgrade of {h.describe(rev)} failed", *error.render()],
+                )
             trip = CheckId("roundtrip", rev)
             if trip not in self.results:
                 self._blocked(trip, self._needs(rev), CheckId("upgrade", rev))
@@ -643,6 +865,7 @@ class MigrationRunner:
                 errors, _ = self._apply_column_order(down_diff)
                 if errors:
                     lines = [
+                        *self._empty_downgrade(rev),
                         f"downgrade of {h.describe(rev)} did not restore the schema before it:",
                         *("  " + e for e in errors),
                         *lines,
@@ -657,6 +880,12 @@ class MigrationRunner:
                 self.title(CheckId("cycle")),
                 [f"{what} of {h.describe(rev)} failed", *error.render()],
             )
+
+    def _empty_downgrade(self, rev: str) -> list[str]:
+        """The finding for an empty ``downgrade()`` whose upgrade changed the schema."""
+        if self.history.info(rev).downgrade == "empty":
+            return [self.history.empty_downgrade_message(rev)]
+        return []
 
     # ------------------------------------------------------------------ reporting
     def _apply_column_order(self, diff: Differences) -> tuple[list[str], list[str]]:
@@ -676,6 +905,7 @@ class MigrationRunner:
         up_errors, up_warn = self._apply_column_order(up_diff)
         lines: list[str] = []
         if down_errors:
+            lines.extend(self._empty_downgrade(check.revision))
             lines.append(f"downgrade of {described} did not restore the schema before it:")
             lines.extend("  " + e for e in down_errors)
         if up_errors:

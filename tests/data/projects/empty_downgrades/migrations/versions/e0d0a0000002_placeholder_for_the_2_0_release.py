@@ -1,0 +1,28 @@
+"""placeholder for the 2.0 release
+
+Revision ID: e0d0a0000002
+Revises: e0d0a0000001
+Create Date: 2026-11-02 09:00:00.000000
+
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision: str = 'e0d0a0000002'
+down_revision: Union[str, Sequence[str], None] = 'e0d0a0000001'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+    pass
+
+
+def downgrade() -> None:
+    """Downgrade schema."""
+    pass
