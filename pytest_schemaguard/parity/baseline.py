@@ -15,9 +15,11 @@ PostgreSQL tokens, never from regular expressions) and sorts every statement int
 - **skipped silently**, because the comparison does not look at them or the roles rarely exist
   here: owners, ``GRANT``/``REVOKE``, security labels, extension comments, publications and
   subscriptions (never run: a subscription connects out), ``SET ROLE``/``SET SESSION
-  AUTHORIZATION``, ``SET`` of the timeouts (the replay keeps its own), the psql meta-commands
-  ``\\restrict``/``\\unrestrict``; and, at run time, ``SET`` of parameters this server does not
-  know (``transaction_timeout`` on older servers);
+  AUTHORIZATION``, ``SET`` of the timeouts and of ``check_function_bodies`` (the replay keeps
+  its own; it never compiles a body) or of a parameter pg_dump does not write
+  (``allow_system_table_mods``...), the psql meta-commands
+  ``\\restrict``/``\\unrestrict``; and, at run time, ``SET`` of one of those settings this server
+  does not know (``default_table_access_method`` before PostgreSQL 12);
 - **set aside and named in one note** (:meth:`ReplayReport.note`): what ``--clean`` and
   ``--create`` add around the schema — ``CREATE``/``ALTER``/``COMMENT ON DATABASE``, ``DROP
   DATABASE`` of the database the file creates, ``\\connect``, the ``DROP`` statements of
@@ -449,7 +451,7 @@ _REFUSED_VERBS = {
     "VALUES": "it runs a query",
     "TABLE": "it runs a query",
     "IMPORT": "IMPORT FOREIGN SCHEMA connects to the foreign server",
-    "REASSIGN": "REASSIGN OWNED changes objects of other databases' roles",
+    "REASSIGN": "REASSIGN OWNED acts on roles, which belong to the whole server",
     "BEGIN": "the replay runs in one transaction of its own",
     "START": "the replay runs in one transaction of its own",
     "COMMIT": "the replay runs in one transaction of its own",
