@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+# Imported once for the whole suite: when SQLAlchemy is first imported inside a pytester test,
+# pytester unloads its modules afterwards and the next in-process use fails.
+import sqlalchemy  # noqa: F401
+
 from pytest_schemaguard.plugin import SETTINGS_KEY, describe_server
 from pytest_schemaguard.server import PostgresServer
 
