@@ -8,7 +8,9 @@ server lacks).
 
 from __future__ import annotations
 
+import importlib
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from pytest_schemaguard.parity.orm import (
     parity_ignore_rules,
     split_differences,
 )
+from pytest_schemaguard.parity.sources import ModelSources, Source, locate_models
 from pytest_schemaguard.server import Database, PostgresServer
 from pytest_schemaguard.snapshot.compare import Difference
 
@@ -130,33 +133,38 @@ def test_model_defect_is_caught_and_named(
 DRIFTS = [
     (
         "model_uuid_where_integer",
-        "  column public.time_entries.id: type integer → uuid",
+        "  column public.time_entries.id: type integer → uuid "
+        "(model TimeEntry.id, timetracker/models.py:116)",
         "  modify_type public.time_entries.id: INTEGER → UUID",
     ),
     (
         "model_enum_labels_differ",
-        "  type public.article_status: labels *skipped* → *duplicate*",
+        "  type public.article_status: labels *skipped* → *duplicate* "
+        "(model Article.status, src/newsbot/db/models.py:63)",
         None,
     ),
     (
         "model_check_differs",
-        "  constraint public.dlq.ck_dlq_attempts_non_negative: *attempts >= 0* → *attempts > 0*",
+        "  constraint public.dlq.ck_dlq_attempts_non_negative: *attempts >= 0* → *attempts > 0*) "
+        "(model DeadLetter.__table_args__, src/newsbot/db/models.py:77)",
         None,
     ),
     (
         "model_partial_index_differs",
         "  index public.time_entries.ux_time_entries_owner_active: predicate *end_time IS NULL* → "
-        "*task_id IS NOT NULL*",
+        "*task_id IS NOT NULL*) (model TimeEntry.__table_args__, timetracker/models.py:130)",
         None,
     ),
     (
         "model_server_default_differs",
-        "  column public.dlq.attempts: default 0 → 1",
+        "  column public.dlq.attempts: default 0 → 1 "
+        "(model DeadLetter.attempts, src/newsbot/db/models.py:83)",
         "  modify_default public.dlq.attempts: 0 → 1",
     ),
     (
         "model_nullability_differs",
-        "  column public.articles.summary: nullable true → false",
+        "  column public.articles.summary: nullable true → false "
+        "(model Article.summary, src/newsbot/db/models.py:60)",
         "  modify_nullable public.articles.summary: True → False",
     ),
 ]
@@ -343,7 +351,9 @@ def test_overridden_metadata_fixture_is_used(
     result.stdout.fnmatch_lines(
         [
             "*orm_parity: the models (the schemaguard_metadata fixture) against the migrations*",
-            "  constraint public.dlq.ck_dlq_attempts_non_negative: *",
+            # the metadata the fixture hands over is the original: its places are read then
+            "  constraint public.dlq.ck_dlq_attempts_non_negative: *attempts >= 0* → "
+            "*attempts > 0*) (model DeadLetter.__table_args__, src/newsbot/db/models.py:77)",
         ]
     )
 
@@ -389,7 +399,8 @@ def test_chosen_index_name_that_differs_fails(
     result.stdout.fnmatch_lines(
         [
             "  index public.articles.ix_articles_published*: name ix_articles_published_at → "
-            "ix_articles_published (same definition)",
+            "ix_articles_published (same definition) "
+            "(model Article.__table_args__, src/newsbot/db/models.py:54)",
             "1 schema difference between migrations and models: 1 name only",
         ]
     )
@@ -428,6 +439,139 @@ def test_name_only_differences_are_dropped_only_for_server_names() -> None:
     failures, warnings = split_differences([invented, chosen])
     assert failures == [chosen]
     assert warnings == []
+
+
+PROBE_MODELS = """\
+    from __future__ import annotations
+
+    import enum
+
+    from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, MetaData, String, Table
+    from sqlalchemy import CheckConstraint
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+    class Base(DeclarativeBase):
+        metadata = MetaData(
+            naming_convention={
+                "ix": "ix_%(column_0_label)s",
+                "ck": "ck_%(table_name)s_%(constraint_name)s",
+            }
+        )
+
+
+    class Stamped:
+        created_by: Mapped[str] = mapped_column(String(40))
+
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+
+    class Order(Stamped, Base):
+        __tablename__ = "orders"
+        __table_args__ = (
+            CheckConstraint("qty > 0", name="positive"),
+            Index("ix_orders_colour", "colour"),
+        )
+
+        id: Mapped[int] = mapped_column(primary_key=True)
+        qty_: Mapped[int] = mapped_column("qty")
+        colour: Mapped[Colour] = mapped_column(Enum(Colour, name="colour"))
+        owner: Mapped[str] = mapped_column(String(40), index=True)
+
+
+    notes = Table(
+        "notes",
+        Base.metadata,
+        Column("id", Integer, primary_key=True),
+        Column("order_id", ForeignKey("orders.id"), index=True),
+    )
+
+    Hidden = type(
+        "Hidden", (Base,), {"__tablename__": "hidden", "id": Column(Integer, primary_key=True)}
+    )
+"""
+
+
+def test_locate_models_reads_classes_mixins_table_args_and_plain_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attributes (renamed columns, mixins), __table_args__ entries under a naming convention,
+    index=True, enums and plain Table(...) columns; a class made by type() at run time has no
+    class body to read and is simply not named."""
+    root = tmp_path / "project"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "sg_probe_models.py").write_text(textwrap.dedent(PROBE_MODELS))
+    monkeypatch.setattr(sys, "path", [str(root), *sys.path])
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+    module = importlib.import_module("app.sg_probe_models")
+    try:
+        places = locate_models(module.Base.metadata, root).places
+    finally:
+        sys.modules.pop("app.sg_probe_models", None)
+    shown = {f"{kind}:{name}": str(source) for (kind, name), source in places.items()}
+    file = "app/sg_probe_models.py"
+    assert shown == {
+        "table:public.orders": f"model Order, {file}:27",
+        "column:public.orders.id": f"model Order.id, {file}:34",
+        "column:public.orders.qty": f"model Order.qty_, {file}:35",
+        "column:public.orders.colour": f"model Order.colour, {file}:36",
+        "column:public.orders.owner": f"model Order.owner, {file}:37",
+        "column:public.orders.created_by": f"model Order.created_by, {file}:20",
+        "constraint:public.orders.ck_orders_positive": f"model Order.__table_args__, {file}:30",
+        "index:public.orders.ix_orders_colour": f"model Order.__table_args__, {file}:31",
+        "index:public.orders.ix_orders_owner": f"model Order.owner, {file}:37",
+        "enum:public.colour": f"model Order.colour, {file}:36",
+        "table:public.notes": f"Table notes, {file}:40",
+        "column:public.notes.id": f"Table notes.c.id, {file}:43",
+        "column:public.notes.order_id": f"Table notes.c.order_id, {file}:44",
+        "index:public.notes.ix_notes_order_id": f"Table notes.c.order_id, {file}:44",
+    }
+
+
+def _difference(kind: str, name: str, category: str, after: object = None) -> Difference:
+    return Difference(
+        kind=kind,
+        name=name,
+        attribute=None,
+        before=None,
+        after=after,
+        category=category,  # type: ignore[arg-type]
+        message=f"{kind} {name}: ...",
+        parent=name.rpartition(".")[0] if kind != "table" else None,
+        parent_kind="table" if kind != "table" else None,
+    )
+
+
+def test_model_sources_name_only_what_the_models_hold() -> None:
+    """Nothing for an object only in the migrations; the models' name for a name-only
+    difference; an unnamed constraint falls back to its column, then to its table."""
+    order = Source("model Order", "app/models.py", 10)
+    owner = Source("model Order.owner", "app/models.py", 14)
+    sources = ModelSources(
+        {
+            ("table", "public.orders"): order,
+            ("column", "public.orders.owner"): owner,
+            ("index", "public.orders.ix_owner"): owner,
+        }
+    )
+    assert sources.suffix(_difference("column", "public.orders.owner", "changed")) == (
+        " (model Order.owner, app/models.py:14)"
+    )
+    assert sources.suffix(_difference("column", "public.orders.owner", "only_left")) == ""
+    renamed = _name_difference("index", "public.orders", "orders_owner_idx", "ix_owner")
+    assert sources.locate(renamed) is owner
+
+    class Unique:
+        columns = ("owner",)
+
+    unique = _difference("constraint", "public.orders.orders_owner_key", "only_right", Unique())
+    assert sources.locate(unique) is owner
+    check = _difference("constraint", "public.orders.orders_check", "changed")
+    assert sources.locate(check) is order
+    assert ModelSources().suffix(check) == ""
 
 
 # ------------------------------------------------------------------------------ failed migrations

@@ -72,13 +72,68 @@ def test_revision_that_uses_a_model_still_lets_a_real_difference_through(
         [
             "orm_parity: the models (shop.models:Base.metadata) against the migrations at head",
             "the models differ from the schema the migrations build at head:",
-            "  column public.orders.total: type numeric(10,2) → numeric(12,2)",
+            "  column public.orders.total: type numeric(10,2) → numeric(12,2) "
+            "(model Order.total, shop/models.py:25)",
             "1 schema difference between migrations and models: 1 changed",
             "alembic autogenerate sees 1 operation(s):",
             "  modify_type public.orders.total: NUMERIC(10, 2) → NUMERIC(12, 2)",
         ]
     )
     result.stdout.no_fnmatch_line("*ck_orders_status*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+# ------------------------------------------------------------ where in the models to look
+
+
+def test_difference_names_the_line_of_table_args_and_leaves_migration_only_lines_alone(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str
+) -> None:
+    """An index the model declares in ``__table_args__`` and the migrations lack points at
+    its line; a column the model dropped exists only in the migrations: nothing in the models
+    to point at, so its line is as it always was."""
+    project = copy("shop", pytester, monkeypatch)
+    models = project / "shop" / "models.py"
+    edit(models, "CheckConstraint, Numeric", "CheckConstraint, Index, Numeric")
+    edit(
+        models,
+        'name="ck_orders_status"),\n',
+        'name="ck_orders_status"),\n        Index("ix_orders_status", "status"),\n',
+    )
+    edit(models, "    total: Mapped[Decimal] = mapped_column(Numeric(10, 2))\n", "")
+    result = run(pytester, inner_dsn, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "the models differ from the schema the migrations build at head:",
+            "  column public.orders.total: present only in migrations",
+            "  index public.orders.ix_orders_status: present only in models "
+            "(model Order.__table_args__, shop/models.py:21)",
+            "2 schema differences between migrations and models: *",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_difference_in_a_plain_table_names_its_column_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str
+) -> None:
+    """``entry_tags = Table("entry_tags", Base.metadata, Column("tag", ...))``: no class maps
+    it; the line names the variable and the ``Column(...)`` line."""
+    project = copy("ledger", pytester, monkeypatch)
+    edit(project / "ledger" / "models.py", "String(40)", "String(60)")
+    result = run(pytester, inner_dsn, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "the models differ from the schema the migrations build at head:",
+            "  column public.entry_tags.tag: type character varying(40) → character varying(60) "
+            "(Table entry_tags.c.tag, ledger/models.py:36)",
+            "1 schema difference between migrations and models: 1 changed",
+        ]
+    )
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
@@ -150,7 +205,8 @@ def test_metadata_from_a_function_reports_a_model_difference(
         [
             "orm_parity: the models (inventory.models:load) against the migrations at head",
             "the models differ from the schema the migrations build at head:",
-            "  column public.items.sku: type character varying(32) → character varying(64)",
+            "  column public.items.sku: type character varying(32) → character varying(64) "
+            "(model Item.sku, inventory/models/items.py:13)",
         ]
     )
 
@@ -240,7 +296,8 @@ def test_version_table_in_its_own_schema_lets_a_real_difference_through(
     result.stdout.fnmatch_lines(
         [
             "the models differ from the schema the migrations build at head:",
-            "  column public.entries.amount: nullable false → true",
+            "  column public.entries.amount: nullable false → true "
+            "(model Entry.amount, ledger/models.py:28)",
             "1 schema difference between migrations and models: 1 changed",
             "alembic autogenerate sees 1 operation(s):",
             "  modify_nullable public.entries.amount: False → True",

@@ -42,6 +42,7 @@ from pytest_schemaguard.parity.orm import (
     parity_ignore_rules,
     split_differences,
 )
+from pytest_schemaguard.parity.sources import ModelSources, sources_of
 from pytest_schemaguard.snapshot.compare import compare
 from pytest_schemaguard.snapshot.model import Snapshot
 from pytest_schemaguard.snapshot.render import summary_line
@@ -214,12 +215,18 @@ class ParityChecks:
         if self._models is None:
             self._models = result.models
         lines = []
+        # each difference names where the model object is written, when it can be found
+        sources = (
+            sources_of(metadata, self.settings.root)
+            if result.failures or result.warnings
+            else ModelSources()
+        )
         if result.failures:
             lines.append("the models differ from the schema the migrations build at head:")
-            lines.extend("  " + d.message for d in result.failures)
+            lines.extend("  " + d.message + sources.suffix(d) for d in result.failures)
             lines.append(summary_line(result.failures, left_label=MIGRATIONS, right_label=MODELS))
         lines.extend(_alembic_lines(result.alembic, result.alembic_error))
-        warnings = [d.message for d in result.warnings]
+        warnings = [d.message + sources.suffix(d) for d in result.warnings]
         if not result.failures:
             if result.alembic:
                 # The catalog agrees; say what autogenerate would still do, without failing.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.hooks import HookError, import_hook, where_raised
 from pytest_schemaguard.parity.migrated import snapshot_database
+from pytest_schemaguard.parity.sources import locate_models, remember_sources
 from pytest_schemaguard.snapshot.compare import Difference, IgnoreRules, compare
 from pytest_schemaguard.snapshot.model import Snapshot
 from pytest_schemaguard.timeouts import Watchdog, backend_pid, conninfo_of
@@ -141,8 +142,15 @@ def copy_metadata(metadata: MetaData) -> MetaData:
 
 def capture_metadata(spec: str, root: Path, *, where: str = "metadata") -> MetaData:
     """:func:`load_metadata`, copied (:func:`copy_metadata`): call it before any revision
-    module is imported."""
-    return copy_metadata(load_metadata(spec, root, where=where))
+    module is imported.
+
+    Where each model object is written (:func:`~pytest_schemaguard.parity.sources.sources_of`)
+    is read from the original now and kept with the copy: no mapper knows the copy's tables.
+    """
+    original = load_metadata(spec, root, where=where)
+    copy = copy_metadata(original)
+    remember_sources(copy, locate_models(original, root))
+    return copy
 
 
 # --------------------------------------------------------------------------- the models' side

@@ -25,8 +25,15 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Integer(), sa.ForeignKey("accounts.id"), nullable=False),
         sa.Column("amount", sa.Numeric(14, 2), nullable=False),
     )
+    op.create_table(
+        "entry_tags",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("entry_id", sa.Integer(), sa.ForeignKey("entries.id"), nullable=False),
+        sa.Column("tag", sa.String(length=40), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("entry_tags")
     op.drop_table("entries")
     op.drop_table("accounts")
