@@ -146,8 +146,9 @@ OPTIONS: tuple[Option, ...] = (
         "bootstrap",
         "string",
         None,
-        "Hook 'package.module:function' called with a SQLAlchemy connection to build the "
-        "schema at `start` before migrating from there.",
+        "Hook 'package.module:function' (found from the configuration's directory) called "
+        "with a SQLAlchemy connection to build the schema the revisions start from: the "
+        "pre-Alembic tables at base, or the schema at `start` when it is set.",
     ),
     Option(
         "column_order",
