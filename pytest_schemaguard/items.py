@@ -223,6 +223,27 @@ def pytest_configure(config: pytest.Config) -> None:
     install_legacy(config)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist the controller collects nothing (its workers do, where a usage error is
+    lost): check the migrations' setup here first, before any worker starts, so a mistake is
+    one ``ERROR:`` line and exit status 4 as in a serial run."""
+    from pytest_schemaguard.plugin import SETTINGS_KEY
+
+    config = session.config
+    if _is_xdist_worker(config) or not config.pluginmanager.has_plugin("dsession"):
+        return  # serial runs and workers check it at collection
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.enabled:
+        return
+    try:
+        anchor = _anchor(config, settings)
+        if anchor.project is not None and anchor.history is not None:
+            check_setup(anchor.project, anchor.history, settings)
+    except SchemaguardError as exc:
+        raise pytest.UsageError(f"schemaguard: {exc}") from None
+
+
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     """Under ``--schemaguard``: the Alembic project, its head, and the baseline file."""
     from pytest_schemaguard.plugin import SETTINGS_KEY

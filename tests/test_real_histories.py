@@ -122,15 +122,17 @@ def test_a_create_all_bootstrap_builds_the_pre_alembic_tables_at_base(
     ],
     ids=["attribute", "module"],
 )
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_bootstrap_hook_that_cannot_be_imported_is_one_usage_error(
-    pytester: pytest.Pytester, inner_dsn: str, hook: str, message: str
+    pytester: pytest.Pytester, inner_dsn: str, hook: str, message: str, xdist: list[str]
 ) -> None:
+    # under xdist too: the controller checks it before any worker starts
     root = copy_project(pytester, "bootstrap_at_base")
     pyproject = root / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace('"hooks:create_legacy_tables"', repr(hook).replace("'", '"'))
     )
-    result = run_checks(pytester, inner_dsn)
+    result = run_checks(pytester, inner_dsn, *xdist)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
