@@ -27,6 +27,7 @@ import functools
 import importlib
 import inspect
 import os
+import re
 import sys
 import warnings
 import weakref
@@ -208,6 +209,10 @@ def _keyword_str(call: ast.Call, keyword: str) -> str | None:
     return None
 
 
+# installed packages, even in a virtual environment inside the project
+_INSTALLED = re.compile(r"[/\\](?:site|dist)-packages(?:[/\\]|$)")
+
+
 class _Locator:
     def __init__(self, metadata: MetaData, root: Path) -> None:
         self.metadata = metadata
@@ -271,15 +276,16 @@ class _Locator:
         return sorted(found, key=lambda m: len(m.class_.__mro__))
 
     def _inside(self, file: str) -> bool:
-        """Whether ``file`` lies in the project's directory."""
+        """Whether ``file`` lies in the project's directory (and not in a virtual environment
+        kept there)."""
         folder = os.path.dirname(file)
         inside = self._folders.get(folder)
         if inside is None:
-            try:
-                Path(folder).resolve().relative_to(self.root)
-                inside = True
-            except (ValueError, OSError):
-                inside = False
+            inside = False
+            if not _INSTALLED.search(folder):
+                with contextlib.suppress(ValueError, OSError):
+                    Path(folder).resolve().relative_to(self.root)
+                    inside = True
             self._folders[folder] = inside
         return inside
 
