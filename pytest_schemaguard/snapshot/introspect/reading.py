@@ -1,0 +1,125 @@
+"""Running the catalog queries on a connection: psycopg 3 (pipelined, prepared once per
+session) or any SQLAlchemy connection.
+
+Two tiny statements around the queries pin ``search_path`` for the duration of the snapshot, so
+that the texts the server prints (``format_type``, ``pg_get_expr``, ``pg_get_constraintdef``...)
+are always fully schema-qualified, whatever ``search_path`` the caller's connection has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+from typing import Any
+
+import psycopg
+import sqlalchemy
+
+from pytest_schemaguard.snapshot.introspect.builder import Builder
+from pytest_schemaguard.snapshot.introspect.queries import query
+
+__all__ = ["Options", "read_psycopg", "read_sqlalchemy"]
+
+#: ``search_path`` during a snapshot: nothing user-defined is visible, so every user object the
+#: server prints is schema-qualified (as in ``pg_dump`` output).
+_PINNED_SEARCH_PATH = "pg_catalog"
+
+Options = tuple[bool, "tuple[str, ...] | None", "tuple[str, ...]"]
+"""``(include_grants, schemas, exclude_tables)``, as :func:`~.queries.query` takes them."""
+
+_PIN_PATH = (
+    "SELECT current_setting('search_path'), set_config('search_path', %(path)s, true), "
+    "ARRAY(SELECT name::text FROM pg_catalog.pg_prepared_statements "
+    "WHERE name = ANY (%(names)s))"
+)
+_RESTORE_PATH = "SELECT set_config('search_path', %(path)s, true)"
+
+
+@functools.cache
+def _statement_name(sql: str) -> str:
+    """The name under which a catalog query is prepared on the server: fixed by its text, so a
+    session never runs a statement prepared from another version of the query."""
+    return "schemaguard_snapshot_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
+
+
+def read_psycopg(raw: psycopg.Connection[Any], options: Options, builder: Builder) -> None:
+    """Read both catalog documents into ``builder`` through a psycopg connection that is in a
+    transaction (or will start one with the first statement).
+
+    The catalog queries run as statements prepared on the server with ``PREPARE`` (planning
+    them costs more than running them on a small schema), made once per session: psycopg's
+    own automatic preparation is not used, because psycopg deallocates every statement it
+    prepared after any ``DROP`` or ``ALTER`` on the connection, so a snapshot after each
+    migration step would be planned anew every time.  The statement pinning ``search_path``
+    also says which of the two statements the session has already (a ``DEALLOCATE ALL`` or
+    ``DISCARD ALL`` may have removed them); missing ones are prepared in the same transaction
+    before they run, which also holds behind a transaction-mode pooler.
+
+    Everything goes through one pipeline, in three waits for the server: the pinning statement;
+    the ``PREPARE`` statements when needed and the first query; the second query and the
+    statement restoring ``search_path``, sent before the objects of the first document are
+    built, so the server computes the second while the client builds."""
+    first_sql, second_sql = query(raw.info.server_version, *options)
+    names = (_statement_name(first_sql), _statement_name(second_sql))
+    pinned = {"path": _PINNED_SEARCH_PATH, "names": list(names)}
+    with contextlib.ExitStack() as stack:
+        pin, first, second, restore = (stack.enter_context(raw.cursor()) for _ in range(4))
+        pipeline: contextlib.AbstractContextManager[Any] = (
+            raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
+        )
+        with pipeline:
+            (old_path, _, present) = _one(pin.execute(_PIN_PATH, pinned, prepare=False).fetchone())
+            for name, sql in zip(names, (first_sql, second_sql), strict=True):
+                if name not in present:
+                    pin.execute(f"PREPARE {name} AS {sql}", prepare=False)
+            first.execute(f"EXECUTE {names[0]}", prepare=False)
+            (first_text,) = _one(first.fetchone())
+            second.execute(f"EXECUTE {names[1]}", prepare=False)
+            restore.execute(_RESTORE_PATH, {"path": old_path}, prepare=False)
+            builder.add_first(first_text)
+        # Leaving the pipeline waited for the remaining results.
+        builder.add_second(_one(second.fetchone())[0])
+
+
+def read_sqlalchemy(conn: Any, options: Options, builder: Builder) -> None:
+    raw = conn.connection.driver_connection
+    if isinstance(raw, psycopg.Connection):
+        if raw.autocommit:
+            raise ValueError(
+                "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
+                "use a connection with a transaction (the default)"
+            )
+        if not conn.in_transaction():
+            # As any statement through SQLAlchemy would; the driver connection then runs in
+            # the transaction SQLAlchemy knows about.
+            conn.begin()
+        read_psycopg(raw, options, builder)
+        return
+    # Another driver (psycopg2, asyncpg, pg8000): the same statements one after the other.
+    # Parameters go through SQLAlchemy's text(), which renders each driver's own parameter
+    # style (asyncpg rejects the pyformat style); the catalog queries take none and have no
+    # "%" or ":name" in them, so they go to the driver as they are.
+    if conn.get_isolation_level() == "AUTOCOMMIT":
+        raise ValueError(
+            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
+            "use a connection with a transaction (the default)"
+        )
+    old_path, server_version = conn.execute(_PIN_PATH_TEXT, {"path": _PINNED_SEARCH_PATH}).one()[:2]
+    first_sql, second_sql = query(int(server_version), *options)
+    builder.add_first(conn.exec_driver_sql(first_sql).scalar_one())
+    builder.add_second(conn.exec_driver_sql(second_sql).scalar_one())
+    conn.execute(_RESTORE_PATH_TEXT, {"path": old_path})
+
+
+_PIN_PATH_TEXT = sqlalchemy.text(
+    "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
+    "set_config('search_path', :path, true)"
+)
+_RESTORE_PATH_TEXT = sqlalchemy.text("SELECT set_config('search_path', :path, true)")
+
+
+def _one(row: Any) -> tuple[Any, ...]:
+    if row is None:  # pragma: no cover - every statement here returns a row
+        raise RuntimeError("statement returned no row")
+    return tuple(row)
