@@ -13,9 +13,10 @@ Other checks add themselves with :func:`register_provider`; a provider returns
 
 from __future__ import annotations
 
+import contextvars
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,14 @@ class CheckNoteWarning(SchemaguardWarning):
 class CheckFailure(Exception):
     """An expected failure of a check: reported as its title and lines, without a traceback."""
 
-    def __init__(self, title: str, lines: list[str]) -> None:
+    def __init__(
+        self, title: str, lines: list[str], *, location: tuple[str, int] | None = None
+    ) -> None:
         super().__init__(title)
         self.title = title
         self.lines = lines
+        self.location = location
+        """Where the fix goes (file, 1-based line), reported as the failure's location."""
 
     def render(self) -> str:
         return "\n".join([self.title, *self.lines])
@@ -156,11 +161,42 @@ def report(result: CheckResult, *, path: str | None = None) -> None:
             filename=path or "schemaguard",
             lineno=1,
         )
+    if result.outcome == "failed" and result.cause is not None:
+        blocker = _first_failed_by(result.cause)
+        if blocker is not None:
+            raise pytest.skip.Exception(
+                f"blocked: {blocker} failed ({result.cause})", _use_item_location=True
+            )
     if result.outcome == "skipped":
         # reported at the item's location (its revision file), not at this line
         raise pytest.skip.Exception(result.reason, _use_item_location=True)
     if result.outcome == "failed":
-        raise CheckFailure(result.title, result.lines)
+        raise CheckFailure(result.title, result.lines, location=result.location)
+
+
+_running: contextvars.ContextVar[pytest.Item | None] = contextvars.ContextVar(
+    "schemaguard_running_item", default=None
+)
+_FAILED_BY: pytest.StashKey[dict[str, str]] = pytest.StashKey()
+
+
+def _first_failed_by(cause: str) -> str | None:
+    """The item that already failed with ``cause`` (None, and this item becomes it)."""
+    item = _running.get()
+    if item is None:
+        return None
+    failed_by = item.config.stash.setdefault(_FAILED_BY, {})
+    first = failed_by.setdefault(cause, item.name)
+    return None if first == item.name else first
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    token = _running.set(item)
+    try:
+        return (yield)
+    finally:
+        _running.reset(token)
 
 
 class SchemaguardItem(pytest.Function):
@@ -179,6 +215,21 @@ class SchemaguardItem(pytest.Function):
 
     def reportinfo(self) -> tuple[os.PathLike[str] | str, int | None, str]:
         return self.schemaguard_path or self.path, 0, self.name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failure that knows where its fix goes (a revision's ``downgrade()`` that left
+    something behind) is reported there (JUnit's ``file``/``line``), not at the item."""
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, CheckFailure):
+        location = excinfo.value.location
+        if location is not None:
+            report.location = (location[0], location[1] - 1, report.location[2])
+    return report
 
 
 class SchemaguardFile(pytest.File):
@@ -383,9 +434,31 @@ def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
             batch = _siblings(check, _selected_checks(request.session))
         else:
             batch = _batch(request.session)
-        report(runner.result(check, batch), path=path)
+        try:
+            result = runner.result(check, batch)
+        finally:
+            if not _next_is_migration_check(request):
+                runner.settle()
+        report(result, path=path)
 
     return run_check
+
+
+_POSITIONS: pytest.StashKey[tuple[int, dict[int, int]]] = pytest.StashKey()
+
+
+def _next_is_migration_check(request: pytest.FixtureRequest) -> bool:
+    """Whether the item after this one is a migration check too (then a suspended pass may
+    wait for it; anything else must not run while a pass is suspended)."""
+    items = request.session.items
+    cached = request.config.stash.get(_POSITIONS, None)
+    if cached is None or cached[0] != len(items):
+        cached = (len(items), {id(item): i for i, item in enumerate(items)})
+        request.config.stash[_POSITIONS] = cached
+    position = cached[1].get(id(request.node))
+    if position is None or position + 1 >= len(items):
+        return False
+    return isinstance(getattr(items[position + 1], "schemaguard_check", None), CheckId)
 
 
 def _is_xdist_worker(config: pytest.Config) -> bool:
@@ -459,6 +532,9 @@ def schemaguard_migrations(
         schemaguard_alembic_config,
     )
     runner.selected = set(_selected_checks(request.session))
+    # Serially, each item does its own share of one pass, suspended between items; an xdist
+    # worker does not know its next item, so it runs a revision's checks together.
+    runner.stepwise = not _is_xdist_worker(request.config)
     request.config.stash[RUNNER_KEY] = runner
     try:
         yield runner

@@ -78,3 +78,43 @@ def test_the_worker_runs_on_one_thread_of_its_own() -> None:
     stepper.finish()
     assert len(set(idents)) == 1
     assert threading.get_ident() not in idents
+
+
+def test_the_worker_is_inside_release_only_while_it_waits() -> None:
+    import contextlib
+    from collections.abc import Iterator
+
+    stepper = Stepper()
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def release() -> Iterator[None]:
+        events.append("released")
+        yield
+        events.append("taken back")
+
+    def work() -> None:
+        for i in range(2):
+            stepper.gate(release)
+            events.append(f"step {i}")
+
+    stepper.start(work)
+    stepper.wait_for(lambda: "step 0" in events)
+    # between two waits the worker sits at the gate before step 1, released
+    for _ in range(200):
+        if events[-1] == "released":
+            break
+        threading.Event().wait(0.01)
+    assert events[-1] == "released"
+    stepper.finish()
+    assert events[-2:] == ["taken back", "step 1"]
+    assert events.count("released") == events.count("taken back")
+
+
+def test_an_abandoned_worker_stops_even_when_it_could_go_on() -> None:
+    stepper = Stepper()
+    done: list[int] = []
+    stepper.start(lambda: _counting_work(stepper, done, 1000))
+    stepper.wait_for(lambda: 5 in done)
+    stepper.abandon()
+    assert done == list(range(6))

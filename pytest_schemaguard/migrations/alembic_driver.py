@@ -38,7 +38,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from sqlalchemy.engine import Connection
 
 from pytest_schemaguard.errors import SchemaguardError
-from pytest_schemaguard.migrations.history import RevisionInfo, analyse_downgrade
+from pytest_schemaguard.migrations.history import (
+    RevisionInfo,
+    analyse_downgrade,
+    downgrade_line,
+)
 from pytest_schemaguard.timeouts import Watchdog, backend_pid, conninfo_of
 from pytest_schemaguard.urls import mask_url
 
@@ -105,6 +109,12 @@ class StepError:
     """The SQL statement the server rejected, when it was a database error."""
     location: str | None = None
     """``file:line: code`` of the innermost frame in the revision file, if any."""
+
+    def cause(self) -> str:
+        """The error in one line, naming where it happened (for checks it blocks)."""
+        first = next((line for line in self.error.strip().splitlines() if line.strip()), "")
+        where = f"{self.step} " if self.step is not None else ""
+        return f"{where}{self.path or 'env.py'}: {first.strip()}"
 
     def render(self) -> list[str]:
         lines: list[str] = []
@@ -213,15 +223,41 @@ def _has_toml_table(path: Path) -> bool:
         return False
 
 
+_PROCESS_STATE: list[tuple[Callable[[], None], Callable[[], None]]] = []
+"""What a running pass changed in the process (working directory, an environment variable,
+logging): ``(give back, take again)`` pairs, innermost last."""
+
+
 @contextlib.contextmanager
-def _in_directory(path: Path) -> Iterator[None]:
-    """Alembic resolves relative ``script_location`` / ``prepend_sys_path`` from the cwd."""
-    old = Path.cwd()
-    os.chdir(path)
+def _process_state(give_back: Callable[[], None], take: Callable[[], None]) -> Iterator[None]:
+    take()
+    entry = (give_back, take)
+    _PROCESS_STATE.append(entry)
     try:
         yield
     finally:
-        os.chdir(old)
+        _PROCESS_STATE.remove(entry)
+        give_back()
+
+
+@contextlib.contextmanager
+def released_process_state() -> Iterator[None]:
+    """While a pass is suspended between two pytest items: the process's working directory,
+    environment and logging as they were before the pass, and the pass's again afterwards."""
+    held = list(_PROCESS_STATE)
+    for give_back, _ in reversed(held):
+        give_back()
+    try:
+        yield
+    finally:
+        for _, take in held:
+            take()
+
+
+def _in_directory(path: Path) -> contextlib.AbstractContextManager[None]:
+    """Alembic resolves relative ``script_location`` / ``prepend_sys_path`` from the cwd."""
+    old = Path.cwd()
+    return _process_state(lambda: os.chdir(old), lambda: os.chdir(path))
 
 
 @contextlib.contextmanager
@@ -237,11 +273,12 @@ def _quiet_logging() -> Iterator[None]:
         if isinstance(lg, logging.Logger)
     }
     previous_disable = manager.disable
-    logging.disable(logging.INFO)
     try:
-        yield
+        with _process_state(
+            lambda: logging.disable(previous_disable), lambda: logging.disable(logging.INFO)
+        ):
+            yield
     finally:
-        logging.disable(previous_disable)
         root.setLevel(saved_root[0])
         root.handlers[:] = saved_root[1]
         for name, lg in list(manager.loggerDict.items()):
@@ -261,14 +298,18 @@ def _env_var(name: str | None, value: str) -> Iterator[None]:
         yield
         return
     old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
+
+    def give_back() -> None:
         if old is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = old
+
+    def take() -> None:
+        os.environ[name] = value
+
+    with _process_state(give_back, take):
+        yield
 
 
 def _database_error(exc: BaseException) -> tuple[str, str | None]:
@@ -696,6 +737,7 @@ class AlembicProject:
                     message=(sc.doc or "").strip().splitlines()[0] if sc.doc else "",
                     path=shown,
                     downgrade=analyse_downgrade(source) if source else "unknown",
+                    downgrade_line=downgrade_line(source) if source else None,
                 )
             )
         return infos

@@ -31,9 +31,12 @@ from pytest_schemaguard.migrations.alembic_driver import (
     PassOutcome,
     Step,
     StepError,
+    released_process_state,
 )
+from pytest_schemaguard.migrations.fixes import downgrade_fix
 from pytest_schemaguard.migrations.history import History
-from pytest_schemaguard.snapshot.compare import KIND_WORDS, compare
+from pytest_schemaguard.migrations.stepper import Stepper
+from pytest_schemaguard.snapshot.compare import KIND_WORDS, Difference, compare
 from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
 from pytest_schemaguard.snapshot.model import Snapshot
 
@@ -88,6 +91,13 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)
     """What a reader of a passing check should know (shown as a warning), e.g. that it ran
     after a revision that fails on its own was reached in one run from base."""
+    location: tuple[str, int] | None = None
+    """Where the fix of a failure goes (file, 1-based line) when that is not the item's own
+    location: the ``downgrade()`` of a revision that left something behind."""
+    cause: str | None = None
+    """For a failure that many checks share (env.py cannot run): the root cause in one line.
+    The first check that fails with it shows the whole message; the others are skipped as
+    blocked by it."""
 
     @property
     def reason(self) -> str:
@@ -101,6 +111,8 @@ class CheckResult:
 class Differences:
     errors: list[str] = field(default_factory=list)
     column_order: list[str] = field(default_factory=list)
+    found: dict[str, Difference] = field(default_factory=dict)
+    """The difference behind each sentence (for the fix a sentence is followed by)."""
 
     def __bool__(self) -> bool:
         return bool(self.errors or self.column_order)
@@ -133,6 +145,7 @@ def compare_snapshots(
             text = f"{action} {missing} {word} {diff.name}"
         else:
             text = f"{action} changed {diff.message}"
+        out.found.setdefault(text, diff)
         if diff.category == "column_order":
             out.column_order.append(text)
         else:
@@ -310,6 +323,11 @@ class MigrationRunner:
         """Round trips interrupted after the first upgrade (the snapshots before and after
         it), to be finished at the start of the next pass."""
         self._split = False
+        self.stepwise = False
+        """Do each check's share of the work when its result is asked for (one pass,
+        suspended between checks in a worker thread), instead of the whole batch at once."""
+        self._stepper = Stepper()
+        self._stepper_todo: set[CheckId] = set()
         self.selected: set[CheckId] = set()
         """Checks selected in this session (a skip reason may point at them)."""
         self.pass_count = 0
@@ -351,7 +369,10 @@ class MigrationRunner:
         """The result of ``check``, running (with it) the checks in ``batch`` not yet known."""
         if check not in self.results:
             todo = [check, *(c for c in batch if c not in self.results and c != check)]
-            self._run(todo)
+            if self.stepwise:
+                self._run_stepwise(check, todo)
+            else:
+                self._run(todo)
         result = self.results[check]
         for note in self._one_run_notes(check):
             if result.outcome == "failed" and f"note: {note}" not in result.lines:
@@ -376,8 +397,36 @@ class MigrationRunner:
             for r in behind
         ]
 
+    def _run_stepwise(self, check: CheckId, todo: list[CheckId]) -> None:
+        """Advance the suspended pass until ``check``'s result is known (starting one for
+        ``todo`` when none is under way)."""
+        stepper = self._stepper
+        if stepper.running and check not in self._stepper_todo:
+            stepper.finish()  # the pass under way does not lead there: let it end first
+        if check in self.results:
+            return
+        if not stepper.running:
+            self._stepper_todo = set(todo)
+            stepper.start(lambda: self._run(todo))
+        stepper.wait_for(lambda: check in self.results)
+        if check not in self.results:  # pragma: no cover - the worker always settles it
+            self._run([check])
+
+    def settle(self) -> None:
+        """Finish the work under way, so that nothing of it is suspended while other code
+        runs (the next pytest item is not a migration check)."""
+        if self._stepper.running:
+            self._stepper.finish()
+
+    def _gate(self) -> None:
+        """Before each migration step: in a stepwise run, wait here until a check needs it."""
+        if self._stepper.in_worker():
+            self._stepper.gate(released_process_state)
+
     def close(self) -> None:
         """Drop every scratch database the runner still holds."""
+        if self._stepper.running:
+            self._stepper.abandon()  # the suspended pass is rolled back
         if self._state is not None:
             self._drop(self._state.db)
             self._state = None
@@ -462,6 +511,7 @@ class MigrationRunner:
                                 "env.py failed before the first migration step:",
                                 *outcome.error.render(),
                             ],
+                            cause=outcome.error.cause(),
                         )
                 self._partial.clear()
                 self._discard()
@@ -750,10 +800,6 @@ class MigrationRunner:
                 phase.update(kind="cycle-down", rev=rev)
                 yield Step(rev, "downgrade")
             bottom = self._snapshot(conn)
-            for rev in top:
-                phase.update(kind="cycle-up", rev=rev)
-                yield Step(rev, "upgrade")
-            again = self._snapshot(conn)
             assert self._floor is not None
             floor_name = "base" if not self.floor and not self.pre_start else "the floor"
             down_diff = compare_snapshots(
@@ -763,6 +809,11 @@ class MigrationRunner:
                 expected_name=f"at {floor_name} before the first upgrade",
                 actual_name="after downgrading from head",
             )
+            for rev in top:
+                # if upgrading again fails, what the downgrades left usually says why
+                phase.update(kind="cycle-up", rev=rev, down_diff=down_diff)
+                yield Step(rev, "upgrade")
+            again = self._snapshot(conn)
             up_diff = compare_snapshots(
                 head,
                 again,
@@ -814,7 +865,12 @@ class MigrationRunner:
                 return None
             return again
 
-        outcome = self._run_env(cfg, state.db, plan)
+        def gated(conn: Connection) -> Iterator[Step]:
+            for step in plan(conn):
+                self._gate()
+                yield step
+
+        outcome = self._run_env(cfg, state.db, gated)
         if outcome.error is not None:
             state.clean = False
             self._record_error(outcome.error, phase)
@@ -861,25 +917,56 @@ class MigrationRunner:
             what = "downgrade" if kind == "down" else "upgrade after the downgrade"
             lines = [f"{what} of {h.describe(rev)} failed", *error.render()]
             down_diff = phase.get("down_diff")
+            errors: list[str] = []
             if kind == "reup" and isinstance(down_diff, Differences):
                 errors, _ = self._apply_column_order(down_diff)
                 if errors:
                     lines = [
                         *self._empty_downgrade(rev),
                         f"downgrade of {h.describe(rev)} did not restore the schema before it:",
-                        *("  " + e for e in errors),
+                        *self._downgrade_lines(rev, errors, down_diff),
                         *lines,
                     ]
             self.results[CheckId("roundtrip", rev)] = CheckResult(
-                "failed", self.title(CheckId("roundtrip", rev)), lines
+                "failed",
+                self.title(CheckId("roundtrip", rev)),
+                lines,
+                location=self._downgrade_location(rev) if errors else None,
             )
         elif kind in ("cycle-down", "cycle-up"):
             what = "downgrade" if kind == "cycle-down" else "second upgrade"
+            lines = [f"{what} of {h.describe(rev)} failed", *error.render()]
+            down_diff = phase.get("down_diff")
+            if kind == "cycle-up" and isinstance(down_diff, Differences):
+                errors, _ = self._apply_column_order(down_diff)
+                if errors:
+                    lines = [
+                        "downgrading from head did not restore the schema before the first "
+                        "upgrade:",
+                        *("  " + e for e in errors),
+                        *lines,
+                    ]
             self.results[CheckId("cycle")] = CheckResult(
-                "failed",
-                self.title(CheckId("cycle")),
-                [f"{what} of {h.describe(rev)} failed", *error.render()],
+                "failed", self.title(CheckId("cycle")), lines
             )
+
+    def _downgrade_lines(self, rev: str, errors: list[str], diff: Differences) -> list[str]:
+        """What the downgrade of ``rev`` did not restore, each followed by its usual fix in
+        ``downgrade()`` (``  fix: in downgrade() (versions/3f2a9c_add_status.py:31), drop the
+        type after the tables that use it: ...``)."""
+        place = self.history.info(rev).downgrade_place
+        lines: list[str] = []
+        for error in errors:
+            lines.append("  " + error)
+            found = diff.found.get(error)
+            fix = downgrade_fix(found) if found is not None else None
+            if fix is not None:
+                lines.append(f"  fix: in downgrade() ({place}), {fix}")
+        return lines
+
+    def _downgrade_location(self, rev: str) -> tuple[str, int] | None:
+        info = self.history.info(rev)
+        return (info.path, info.downgrade_line) if info.downgrade_line else None
 
     def _empty_downgrade(self, rev: str) -> list[str]:
         """The finding for an empty ``downgrade()`` whose upgrade changed the schema."""
@@ -907,15 +994,18 @@ class MigrationRunner:
         if down_errors:
             lines.extend(self._empty_downgrade(check.revision))
             lines.append(f"downgrade of {described} did not restore the schema before it:")
-            lines.extend("  " + e for e in down_errors)
+            lines.extend(self._downgrade_lines(check.revision, down_errors, down_diff))
         if up_errors:
             lines.append(
                 f"upgrading {described} again built a different schema than the first time:"
             )
             lines.extend("  " + e for e in up_errors)
-        return CheckResult(
+        result = CheckResult(
             "failed" if lines else "passed", self.title(check), lines, down_warn + up_warn
         )
+        if down_errors:
+            result.location = self._downgrade_location(check.revision)
+        return result
 
     def _cycle_result(
         self, check: CheckId, down_diff: Differences, up_diff: Differences

@@ -13,8 +13,10 @@ waits.  This module does not import pytest.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 __all__ = ["Abandoned", "Stepper"]
 
@@ -44,18 +46,30 @@ class Stepper:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def in_worker(self) -> bool:
+        """Whether the calling thread is the worker."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
     # ------------------------------------------------------------------ the worker side
-    def gate(self) -> None:
-        """Called by the worker before each step: wait until someone needs more work done."""
+    def gate(self, release: Callable[[], AbstractContextManager[None]] | None = None) -> None:
+        """Called by the worker before each step: wait until someone needs more work done.
+
+        While it waits, the worker is inside ``release()`` (e.g. the process's working
+        directory and environment given back to the rest of the run)."""
         with self._cond:
             self._cond.notify_all()  # what was awaited may be known now
-            while not self._abandon and not self._drain:
-                awaited = self._awaited
-                if awaited is not None and not awaited():
-                    break
-                self._cond.wait()
+            if not self._may_go():
+                with release() if release is not None else contextlib.nullcontext():
+                    while not self._may_go():
+                        self._cond.wait()
             if self._abandon:
                 raise Abandoned()
+
+    def _may_go(self) -> bool:
+        if self._abandon or self._drain:
+            return True
+        awaited = self._awaited
+        return awaited is not None and not awaited()
 
     # ------------------------------------------------------------------ the caller side
     def start(self, work: Callable[[], None], *, name: str = "schemaguard-migrations") -> None:

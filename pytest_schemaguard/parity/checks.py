@@ -154,7 +154,8 @@ class ParityChecks:
         if step is not None and self.failed_upgrade_selected(step.revision):
             reason = f"needs {self.history.label(step.revision)}, whose upgrade failed"
             return CheckResult("skipped", title, [reason])
-        return CheckResult("failed", title, exc.lines())
+        cause = exc.error.cause() if exc.error is not None and exc.error.step is None else None
+        return CheckResult("failed", title, exc.lines(), cause=cause)
 
     def scratch(self) -> Any:
         db = self.server.create_database()
