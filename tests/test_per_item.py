@@ -1,0 +1,132 @@
+"""Each migration item does its own share of the work when it runs, and one root cause fails
+one item: on a generated project of 60 revisions, as a user runs it."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+REVISIONS = 60
+
+
+def _generate(directory: Path, revisions: int = REVISIONS) -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from gen_alembic_project import generate  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    generated = directory / "generated"
+    generate(generated, revisions)  # (re)creates the directory it is given
+    for entry in generated.iterdir():
+        entry.rename(directory / entry.name)
+    generated.rmdir()
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> Path:
+    _generate(pytester.path)
+    return pytester.path
+
+
+def _run(pytester: pytest.Pytester, dsn: str, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "--schemaguard", f"--schemaguard-dsn={dsn}", "-p", "no:cacheprovider", *args
+    )
+
+
+_DURATION = re.compile(r"^(?P<seconds>\d+\.\d+)s (?P<when>setup|call|teardown)\s+(?P<id>\S+)")
+
+
+def test_every_item_does_its_own_share_of_the_migration_pass(
+    pytester: pytest.Pytester, project: Path, inner_dsn: str
+) -> None:
+    result = _run(
+        pytester, inner_dsn, "--durations=0", "--durations-min=0", "--junitxml=report.xml"
+    )
+    result.assert_outcomes(passed=2 * REVISIONS + 3)  # history, cycle, fk_types
+    assert result.ret == pytest.ExitCode.OK
+
+    durations: dict[str, float] = {}
+    for line in result.outlines:
+        match = _DURATION.match(line)
+        if match:
+            node = match["id"]
+            durations[node] = durations.get(node, 0.0) + float(match["seconds"])
+    total = sum(durations.values())
+    assert len(durations) == 2 * REVISIONS + 3, durations
+    slowest = max(durations, key=durations.__getitem__)
+    # Before, the whole pass ran inside `history`: it took nearly all of the time.
+    assert durations[slowest] <= total / 4, (slowest, durations[slowest], total)
+    assert durations["alembic.ini::history"] <= total / 4
+
+    cases = ET.parse(pytester.path / "report.xml").getroot().iter("testcase")
+    timed = [
+        float(case.get("time", "0"))
+        for case in cases
+        if case.get("name", "").startswith(("upgrade[", "roundtrip["))
+    ]
+    assert len(timed) == 2 * REVISIONS
+    assert sum(1 for t in timed if t > 0) >= len(timed) / 2
+
+
+def test_a_per_item_timeout_does_not_cut_the_pass(
+    pytester: pytest.Pytester, project: Path, inner_dsn: str
+) -> None:
+    if importlib.util.find_spec("pytest_timeout") is None:
+        pytest.skip("pytest-timeout is not installed (it is in the test extra)")
+    # A timeout that the whole pass would exceed on this machine, but no single item.
+    result = _run(pytester, inner_dsn, "--timeout=4")
+    result.assert_outcomes(passed=2 * REVISIONS + 3)
+    result.stdout.no_fnmatch_line("*Timeout*")
+
+
+def test_verbose_output_names_each_item_in_order(
+    pytester: pytest.Pytester, project: Path, inner_dsn: str
+) -> None:
+    result = _run(pytester, inner_dsn, "-v", "-k", "upgrade or roundtrip")
+    result.assert_outcomes(passed=2 * REVISIONS)
+    ran = [line.split(" ")[0] for line in result.outlines if " PASSED" in line]
+    revisions = [name.partition("[")[2] for name in ran]
+    assert ran[0].startswith("alembic.ini::upgrade[")
+    assert ran[1] == ran[0].replace("upgrade[", "roundtrip[")
+    assert revisions[::2] == revisions[1::2]  # upgrade then roundtrip of each revision
+
+
+def test_env_py_that_cannot_be_imported_fails_one_item_and_blocks_the_rest(
+    pytester: pytest.Pytester, project: Path, inner_dsn: str
+) -> None:
+    env = project / "migrations" / "env.py"
+    source = env.read_text()
+    head, sep, rest = source.partition("from __future__ import annotations\n")
+    env.write_text(head + sep + "import project_settings_that_do_not_exist\n" + rest)
+
+    result = _run(pytester, inner_dsn, "-rs")
+
+    # history needs no database; the first migration item fails with the whole message
+    result.assert_outcomes(passed=1, failed=1, skipped=2 * REVISIONS + 1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    first = "upgrade[[]*]"  # fnmatch: [[] is a literal [
+    result.stdout.fnmatch_lines(
+        [
+            f"*_ {first} _*",
+            "*env.py failed before the first migration step:",
+            "file: migrations/env.py",
+            "at:   env.py:*: import project_settings_that_do_not_exist",
+            "error:",
+            "    ModuleNotFoundError: No module named 'project_settings_that_do_not_exist'",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED * blocked: upgrade[[]*] failed (migrations/env.py: ModuleNotFoundError: "
+            "No module named 'project_settings_that_do_not_exist')",
+        ]
+    )
+    assert result.stdout.str().count("    ModuleNotFoundError:") == 1
+    result.stdout.no_fnmatch_line("*Traceback*")
