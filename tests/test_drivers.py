@@ -486,7 +486,8 @@ def test_without_env_context_the_settings_env_py_is_not_migrated(
     result = run_in(pytester, inner_dsn, "-k", "upgrade and a1c0ffee0001")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["env.py failed before the first migration step:", "*", "*", "error:", "*'db.internal'*"]
+        # psycopg 3.1 does not name the host it could not resolve
+        ["env.py failed before the first migration step:", "*", "*", "error:", "*OperationalError*"]
     )
 
 
