@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ from pytest_schemaguard.config import (
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.server import Database, PostgresServer
 from pytest_schemaguard.session import ServerManager
+from pytest_schemaguard.stash import SETTINGS_KEY
 
-SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
 MANAGER_KEY: pytest.StashKey[ServerManager] = pytest.StashKey()
 
 
@@ -142,10 +141,24 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"schemaguard: {exc}") from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[MANAGER_KEY] = manager
-    if settings.enabled and importlib.util.find_spec("pytest_schemaguard.items") is not None:
-        from pytest_schemaguard import items
+    if settings.enabled:
+        _install_checks(config)
 
-        config.pluginmanager.register(items, "schemaguard-items")
+
+def _install_checks(config: pytest.Config) -> None:
+    """The item framework, then each check family in the order its items run. Done at
+    configure time, so that a fixture of the project's conftest.py (``schemaguard_metadata``,
+    ``schemaguard_alembic_config``) overrides the family's own."""
+    from pytest_schemaguard import framework
+    from pytest_schemaguard.legacy import items as legacy_items
+    from pytest_schemaguard.migrations import items as migration_items
+    from pytest_schemaguard.parity import items as parity_items
+
+    if not config.pluginmanager.has_plugin("schemaguard-items"):
+        config.pluginmanager.register(framework, "schemaguard-items")
+    migration_items.install(config)
+    parity_items.install(config)
+    legacy_items.install(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -185,10 +198,10 @@ def pytest_collection_modifyitems(
     settings = config.stash[SETTINGS_KEY]
     if not settings.enabled or not config.pluginmanager.has_plugin("schemaguard-items"):
         return
-    from pytest_schemaguard import items as schemaguard_items
+    from pytest_schemaguard import framework
 
     try:
-        generated = schemaguard_items.collect_items(session, settings)
+        generated = framework.collect_items(session, settings)
     except SchemaguardError as exc:
         raise pytest.UsageError(f"schemaguard: {exc}") from None
     if generated:

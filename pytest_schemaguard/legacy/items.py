@@ -19,6 +19,7 @@ The SQL parser (sqlglot, through :mod:`.analysis` and :mod:`.check`) is imported
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_schemaguard import items as schemaguard_items
+from pytest_schemaguard import framework as schemaguard_items
 from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.legacy.fk_types import Finding, check_fk_types
 from pytest_schemaguard.migrations.runner import CheckResult
 from pytest_schemaguard.parity.checks import ParityChecks
 from pytest_schemaguard.parity.items import metadata_overridden, require_migrations
-from pytest_schemaguard.parity.migrated import MigrationFailed
+from pytest_schemaguard.parity.migrated import MigrationFailed, foreign_key_origins
 from pytest_schemaguard.snapshot.model import Snapshot
 
 if TYPE_CHECKING:
@@ -198,7 +199,41 @@ class LegacyChecks:
         findings = check_fk_types(head)
         if not findings:
             return CheckResult("passed", title, [])
-        return CheckResult("failed", title, [_render(f) for f in findings])
+        return CheckResult("failed", title, [_render(f) for f in self._with_origins(findings)])
+
+    def _with_origins(self, findings: list[Finding]) -> list[Finding]:
+        """Each finding naming the revision whose upgrade created its foreign key: ``...
+        (created by revision 3f2a9c (add status), versions/3f2a9c_add_status.py)``.
+
+        Only a failing check pays for it: one more pass to head in a scratch database of its
+        own, reading the foreign keys' names after each step (the schema at head may come
+        from the migration checks, which do not keep what each revision created).  When that
+        pass fails, the findings stay as they are (the migration checks report the failure).
+        """
+        parity = self.parity
+        history = parity.history
+        try:
+            origins = foreign_key_origins(
+                parity.project,
+                history,
+                parity.server,
+                parity.config_factory,
+                template=parity.template(),
+                skip=parity.skip,
+                url_env=self.settings.database_url_env,
+            )
+        except SchemaguardError:
+            return findings
+        out = []
+        for finding in findings:
+            rev = origins.get(finding.constraint or "")
+            if rev is not None and rev in history:
+                where = f"revision {history.describe(rev)}, {history.info(rev).path}"
+                finding = dataclasses.replace(
+                    finding, message=f"{finding.message} (created by {where})"
+                )
+            out.append(finding)
+        return out
 
     def summary_lines(self) -> list[str]:
         """For the terminal summary: per file, what was analysed and what was not."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_schemaguard import items as schemaguard_items
+from pytest_schemaguard import framework as schemaguard_items
 from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.runner import CheckId, CheckResult

@@ -1,0 +1,358 @@
+"""The item framework of the generated checks (``--schemaguard``): specs, providers, the item
+class, reporting, and the xdist relay.  It knows no check family.
+
+Registered as a plugin by :mod:`pytest_schemaguard.plugin` when the checks are enabled, after
+which each check family (:mod:`pytest_schemaguard.migrations.items`,
+:mod:`pytest_schemaguard.parity.items`, :mod:`pytest_schemaguard.legacy.items`) registers its
+provider with :func:`register_provider`.  :func:`collect_items` is called from
+``pytest_collection_modifyitems``; the items it returns are put first in the run, so ``-k``,
+``-m schemaguard`` and ``--deselect`` apply to them.
+
+Every check is a :class:`SchemaguardItem` (a ``pytest.Function`` whose function requests
+fixtures by its signature) under one :class:`SchemaguardFile` collector named after the Alembic
+configuration file: ``alembic.ini::history``, ``alembic.ini::roundtrip[3f2a9c-add_status]``.
+A provider returns :class:`CheckSpec` objects; their functions report with :func:`report` (or
+raise :class:`CheckFailure`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import warnings
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest._code.code import TerminalRepr  # the base of pytest's own failure reports
+from _pytest._io import TerminalWriter
+
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.migrations.alembic_driver import (
+    AlembicProject,
+    AlembicSetupError,
+    find_alembic_config,
+)
+from pytest_schemaguard.migrations.history import History
+from pytest_schemaguard.migrations.runner import CheckResult
+from pytest_schemaguard.stash import SETTINGS_KEY
+
+__all__ = [
+    "CheckFailure",
+    "CheckNoteWarning",
+    "CheckSpec",
+    "ColumnOrderWarning",
+    "SchemaguardFile",
+    "SchemaguardItem",
+    "SchemaguardWarning",
+    "before_revisions_read",
+    "collect_items",
+    "register_provider",
+    "report",
+]
+
+
+class SchemaguardWarning(pytest.PytestWarning):
+    """Base class of the warnings pytest-schemaguard emits from its checks."""
+
+
+class ColumnOrderWarning(SchemaguardWarning):
+    """Two schemas differ only in the order of a table's columns (``column_order = "warn"``)."""
+
+
+class CheckNoteWarning(SchemaguardWarning):
+    """A check passed, but ran under a condition worth knowing (e.g. after a revision that
+    fails when upgraded on its own was reached in one run from base)."""
+
+
+class CheckFailure(Exception):
+    """An expected failure of a check: reported as its title and lines, without a traceback."""
+
+    def __init__(
+        self, title: str, lines: list[str], *, location: tuple[str, int] | None = None
+    ) -> None:
+        super().__init__(title)
+        self.title = title
+        self.lines = lines
+        self.location = location
+        """Where the fix goes (file, 1-based line), reported as the failure's location."""
+
+    def render(self) -> str:
+        return "\n".join([self.title, *self.lines])
+
+
+@dataclass(frozen=True)
+class _Crash:
+    message: str
+
+
+class CheckFailureRepr(TerminalRepr):
+    """How a failed check shows: its title (bold on a colour terminal: pytest's ``--color``,
+    which honours ``NO_COLOR``), then its lines; as text (xdist, JUnit XML) it is plain, and the
+    short test summary shows the title."""
+
+    def __init__(self, failure: CheckFailure) -> None:
+        self.title = failure.title
+        self.lines = failure.lines
+        self.reprcrash = _Crash(failure.title)
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        tw.line(self.title, bold=True)
+        for line in self.lines:
+            tw.line(line)
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One item to generate: its name, the function it runs, and what to show."""
+
+    name: str
+    """Item name, e.g. ``roundtrip[3f2a9c-add_status]``."""
+    func: Callable[..., None]
+    """Runs the check; requests fixtures by its parameter names."""
+    originalname: str
+    """The check's kind, e.g. ``roundtrip``."""
+    path: str | None = None
+    """File the item reports as its location (a revision file, a SQL script)."""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """Set on the item (e.g. ``schemaguard_check``), for hooks that look at items."""
+
+
+Provider = Callable[[pytest.Session, Settings, "Anchor"], list[CheckSpec]]
+_PROVIDERS: list[Provider] = []
+
+
+def register_provider(provider: Provider) -> Provider:
+    """Add a source of check items (called once per collection, in registration order)."""
+    if provider not in _PROVIDERS:
+        _PROVIDERS.append(provider)
+    return provider
+
+
+BeforeRead = Callable[[pytest.Config, Settings], None]
+_BEFORE_READ: list[BeforeRead] = []
+
+
+def before_revisions_read(callback: BeforeRead) -> BeforeRead:
+    """Run ``callback`` once per process just before the revision modules are imported (they
+    run in this process and may change objects of the project, e.g. its models)."""
+    if callback not in _BEFORE_READ:
+        _BEFORE_READ.append(callback)
+    return callback
+
+
+def report(result: CheckResult, *, path: str | None = None) -> None:
+    """Turn a check result into the item's outcome (pass, skip, fail; warnings emitted)."""
+    for message in result.warnings:
+        warnings.warn_explicit(
+            ColumnOrderWarning(f"{result.title}: {message}"),
+            ColumnOrderWarning,
+            filename=path or "schemaguard",
+            lineno=1,
+        )
+    for note in result.notes:
+        warnings.warn_explicit(
+            CheckNoteWarning(f"{result.title}: {note}"),
+            CheckNoteWarning,
+            filename=path or "schemaguard",
+            lineno=1,
+        )
+    if result.outcome == "failed" and result.cause is not None:
+        blocker = _first_failed_by(result.cause)
+        if blocker is not None:
+            raise pytest.skip.Exception(
+                f"blocked: {blocker} failed ({result.cause})", _use_item_location=True
+            )
+    if result.outcome == "skipped":
+        # reported at the item's location (its revision file), not at this line
+        raise pytest.skip.Exception(result.reason, _use_item_location=True)
+    if result.outcome == "failed":
+        raise CheckFailure(result.title, result.lines, location=result.location)
+
+
+_running: contextvars.ContextVar[pytest.Item | None] = contextvars.ContextVar(
+    "schemaguard_running_item", default=None
+)
+_FAILED_BY: pytest.StashKey[dict[str, str]] = pytest.StashKey()
+
+
+def _first_failed_by(cause: str) -> str | None:
+    """The item that already failed with ``cause`` (None, and this item becomes it)."""
+    item = _running.get()
+    if item is None:
+        return None
+    failed_by = item.config.stash.setdefault(_FAILED_BY, {})
+    first = failed_by.setdefault(cause, item.name)
+    return None if first == item.name else first
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    token = _running.set(item)
+    try:
+        return (yield)
+    finally:
+        _running.reset(token)
+
+
+class SchemaguardItem(pytest.Function):
+    """A generated check; expected failures print as a message, not a traceback."""
+
+    schemaguard_path: str | None = None
+
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> str | Any:
+        if isinstance(excinfo.value, CheckFailure):
+            return CheckFailureRepr(excinfo.value)
+        if isinstance(excinfo.value, SchemaguardError):
+            return f"{type(excinfo.value).__name__}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[os.PathLike[str] | str, int | None, str]:
+        return self.schemaguard_path or self.path, 0, self.name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failure that knows where its fix goes (a revision's ``downgrade()`` that left
+    something behind) is reported there (JUnit's ``file``/``line``), not at the item."""
+    report = yield
+    excinfo = call.excinfo
+    if excinfo is not None and isinstance(excinfo.value, CheckFailure):
+        location = excinfo.value.location
+        if location is not None:
+            report.location = (location[0], location[1] - 1, report.location[2])
+    return report
+
+
+class SchemaguardFile(pytest.File):
+    """The collector of the checks, named after the Alembic configuration file."""
+
+    specs: list[CheckSpec]
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for spec in self.specs:
+            # No `originalname=` here: pytest 9.2 builds a Function's node id from
+            # originalname + callspec, which would drop the "[...]" part of the name.
+            item = SchemaguardItem.from_parent(self, name=spec.name, callobj=spec.func)
+            item.originalname = spec.originalname
+            item.add_marker(pytest.mark.schemaguard)
+            item.schemaguard_path = spec.path
+            for key, value in spec.attributes.items():
+                setattr(item, key, value)
+            yield item
+
+
+@dataclass
+class Anchor:
+    """What the items hang under: the Alembic project (when there is one) and its file."""
+
+    path: Path
+    project: AlembicProject | None = None
+    history: History | None = None
+    load_error: str | None = None
+
+
+ANCHOR_KEY: pytest.StashKey[Anchor] = pytest.StashKey()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    """Under ``--schemaguard``: the Alembic project, its head, and the baseline file."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.enabled:
+        return None
+    try:
+        anchor = project_anchor(config, settings)
+    except SchemaguardError:
+        return None  # collection reports it, as a usage error
+    lines = []
+    history = anchor.history
+    shown = anchor.project.display_path if anchor.project else str(anchor.path)
+    if history is None:
+        lines.append(f"schemaguard: migrations {shown}: cannot be read (see the history item)")
+    else:
+        heads = ", ".join(history.label(h) for h in history.heads) or "none"
+        count = len(history.revisions)
+        lines.append(
+            f"schemaguard: migrations {shown}: {count} revision{'s' if count != 1 else ''}, "
+            f"head {heads}"
+        )
+    if anchor.project is not None:
+        driver = anchor.project.driver
+        lines.append(f"schemaguard: driver {driver.name} ({driver.source})")
+    if settings.baseline:
+        at = "" if settings.baseline_revision == "head" else f" at {settings.baseline_revision}"
+        state = "" if settings.path(settings.baseline).is_file() else " (missing)"
+        lines.append(f"schemaguard: baseline {settings.baseline}{at}{state}")
+    return lines
+
+
+def collect_items(session: pytest.Session, settings: Settings) -> list[pytest.Item]:
+    """The check items of this run (called from ``pytest_collection_modifyitems``)."""
+    anchor = project_anchor(session.config, settings)
+    specs: list[CheckSpec] = []
+    for provider in _PROVIDERS:
+        specs.extend(provider(session, settings, anchor))
+    collector = SchemaguardFile.from_parent(session, path=anchor.path)
+    collector.specs = specs
+    return list(collector.collect())
+
+
+def project_anchor(config: pytest.Config, settings: Settings) -> Anchor:
+    """The Alembic project and its history, read once per process (the report header and the
+    collection share it)."""
+    cached = config.stash.get(ANCHOR_KEY, None)
+    if cached is not None:
+        return cached
+    config_path = find_alembic_config(settings.root, settings.alembic_config)
+    project = AlembicProject(
+        config_path, rootdir=config.rootpath, step_timeout=settings.step_timeout
+    )
+    project.prepare(settings)  # the project's driver and env_context: usage errors here
+    anchor = Anchor(config_path, project)
+    for callback in _BEFORE_READ:
+        callback(config, settings)
+    try:
+        anchor.history = History.build(project.read_revisions())
+    except AlembicSetupError as exc:
+        anchor.load_error = str(exc)
+    config.stash[ANCHOR_KEY] = anchor
+    return anchor
+
+
+# ----------------------------------------------------------------- xdist: worker → controller
+
+_RELAYED: pytest.StashKey[dict[str, list[Any]]] = pytest.StashKey()
+_RELAY_PREFIX = "schemaguard_"
+
+
+def relay_to_controller(config: pytest.Config, key: str, value: Any) -> None:
+    """On an xdist worker, hand ``value`` to the controller (at session finish); elsewhere
+    nothing. The controller reads it back with :func:`relayed`."""
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_RELAY_PREFIX + key] = value
+
+
+def relayed(config: pytest.Config, key: str) -> list[Any]:
+    """What the finished workers handed over under ``key``, one value per worker."""
+    return config.stash.get(_RELAYED, {}).get(_RELAY_PREFIX + key, [])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist, on the controller: keep what a finished worker handed over."""
+    store = node.config.stash.setdefault(_RELAYED, {})
+    for key, value in (getattr(node, "workeroutput", None) or {}).items():
+        if key.startswith(_RELAY_PREFIX):
+            store.setdefault(key, []).append(value)
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
