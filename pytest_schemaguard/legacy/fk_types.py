@@ -33,6 +33,8 @@ class Finding:
     """The statement on one line, cut to about 80 characters."""
     schema_fact: str | None = None
     """What the schema has: ``public.time_entries.id is integer``."""
+    constraint: str | None = None
+    """The foreign key a ``fk-type`` finding is about: ``public.time_entries.fk_owner``."""
 
     @property
     def location(self) -> str:
@@ -91,6 +93,7 @@ def check_fk_types(snapshot: Snapshot) -> list[Finding]:
                         ),
                         object=f"{table.qualified_name}.{own_name}",
                         schema_fact=f"{table.qualified_name}: {fk.definition}",
+                        constraint=f"{table.qualified_name}.{fk.name}",
                     )
                 )
     return findings

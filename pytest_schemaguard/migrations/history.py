@@ -19,6 +19,7 @@ __all__ = [
     "HistoryProblem",
     "RevisionInfo",
     "analyse_downgrade",
+    "downgrade_line",
     "slugify",
 ]
 
@@ -52,6 +53,21 @@ def analyse_downgrade(source: str) -> DowngradeKind:
     return "empty"
 
 
+def downgrade_line(source: str) -> int | None:
+    """The line (1-based) of the module-level ``def downgrade`` of a revision file's source
+    (the last definition, as at import time); None when there is none or the file does not
+    parse.  Failures of a round trip point there: that is where the fix goes."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    line: int | None = None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "downgrade":
+            line = node.lineno
+    return line
+
+
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
@@ -77,6 +93,14 @@ class RevisionInfo:
     path: str = ""
     """Path of the revision file (as given by the driver; shown in messages)."""
     downgrade: DowngradeKind = "ok"
+    downgrade_line: int | None = None
+    """The line of ``def downgrade`` in the file (None when unknown)."""
+
+    @property
+    def downgrade_place(self) -> str:
+        """``versions/3f2a9c_add_status.py:31``: where the ``downgrade()`` is written (the
+        file alone when its line is unknown)."""
+        return f"{self.path}:{self.downgrade_line}" if self.downgrade_line else self.path
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,178 @@
+"""The usual fix for what a ``downgrade()`` got wrong, one short line per object.
+
+A round trip that does not restore the schema before the upgrade reports each object left
+behind (or changed, or missing); :func:`downgrade_fix` says what ``downgrade()`` usually does
+about that kind of object, in Alembic's terms (``op.drop_index(...)``, ``op.execute("DROP TYPE
+...")``), so the reader can go straight to the revision's ``downgrade()`` and write it.
+
+This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pytest_schemaguard.snapshot.compare import KIND_WORDS, Difference
+from pytest_schemaguard.snapshot.model import DEFAULT_SCHEMA
+
+__all__ = ["downgrade_fix"]
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*\Z")
+
+# Alembic's ``type_`` for op.drop_constraint (an exclusion constraint takes none)
+_CONSTRAINT_TYPES = {
+    "primary_key": "primary",
+    "unique": "unique",
+    "check": "check",
+    "foreign_key": "foreignkey",
+}
+
+
+def _ident(name: str) -> str:
+    """``name`` as SQL writes it: quoted unless it is a plain lower-case identifier."""
+    return name if _PLAIN.match(name) else '"' + name.replace('"', '""') + '"'
+
+
+def _sql_name(schema: str, name: str) -> str:
+    """``order_status`` in the default schema, ``billing.order_status`` elsewhere."""
+    if schema == DEFAULT_SCHEMA:
+        return _ident(name)
+    return f"{_ident(schema)}.{_ident(name)}"
+
+
+def _py(text: str) -> str:
+    """``text`` as a Python string literal, double-quoted when it can be."""
+    if '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return repr(text)
+
+
+def _execute(sql: str) -> str:
+    return f"op.execute({_py(sql)})"
+
+
+def _schema_kw(schema: str) -> str:
+    return "" if schema == DEFAULT_SCHEMA else f", schema={_py(schema)}"
+
+
+def _split(qualified: str | None) -> tuple[str, str]:
+    """``("public", "orders")`` from ``public.orders``."""
+    schema, _, name = (qualified or "").partition(".")
+    return (schema, name) if name else (DEFAULT_SCHEMA, schema)
+
+
+def _member(diff: Difference) -> tuple[str, str, str]:
+    """(schema, table, object name) of a column, index, constraint, trigger or policy."""
+    schema, table = _split(diff.parent)
+    prefix = f"{diff.parent}."
+    name = diff.name[len(prefix) :] if diff.parent and diff.name.startswith(prefix) else diff.name
+    return schema, table, name
+
+
+def downgrade_fix(diff: Difference) -> str | None:
+    """What ``downgrade()`` usually does about ``diff`` (a difference of the schema after the
+    downgrade against the schema before the upgrade), or None when there is no usual fix."""
+    if diff.category == "only_right":
+        return _left_behind(diff, diff.after)
+    if diff.category == "only_left":
+        word = KIND_WORDS.get(diff.kind, diff.kind)
+        return f"recreate {word} {diff.name} as it was before the upgrade"
+    if diff.category == "changed" and diff.kind == "column":
+        return _column_changed(diff)
+    return None
+
+
+def _left_behind(diff: Difference, obj: Any) -> str | None:
+    kind = diff.kind
+    if kind in ("column", "index", "constraint", "trigger", "policy"):
+        return _member_left(diff, obj)
+    schema, name = _split(diff.name)
+    if kind in ("enum", "composite_type"):
+        hint = "drop the type after the tables that use it: " + _execute(
+            f"DROP TYPE {_sql_name(schema, name)}"
+        )
+        if kind == "enum":
+            hint += f" or sa.Enum(name={_py(name)}{_schema_kw(schema)}).drop(op.get_bind())"
+        return hint
+    if kind == "domain":
+        return "drop the domain after the tables that use it: " + _execute(
+            f"DROP DOMAIN {_sql_name(schema, name)}"
+        )
+    if kind == "sequence":
+        owned_by = getattr(obj, "owned_by", None)
+        if owned_by:
+            return f"it belongs to column {owned_by}: dropping that column (or its table) drops it"
+        return "drop the sequence after the columns whose default uses it: " + _execute(
+            f"DROP SEQUENCE {_sql_name(schema, name)}"
+        )
+    if kind == "table":
+        return "drop the table, after the tables whose foreign keys reference it: " + (
+            f"op.drop_table({_py(name)}{_schema_kw(schema)})"
+        )
+    if kind in ("view", "materialized_view"):
+        what = "MATERIALIZED VIEW" if kind == "materialized_view" else "VIEW"
+        return f"drop the {KIND_WORDS[kind]} before what it reads: " + _execute(
+            f"DROP {what} {_sql_name(schema, name)}"
+        )
+    if kind in ("function", "procedure", "aggregate", "window"):
+        base, paren, arguments = name.partition("(")
+        what = {"procedure": "PROCEDURE", "aggregate": "AGGREGATE"}.get(kind, "FUNCTION")
+        sql = f"DROP {what} {_sql_name(schema, base)}{paren}{arguments}"
+        return f"drop the {KIND_WORDS[kind]} after the triggers and defaults that call it: " + (
+            _execute(sql)
+        )
+    if kind == "extension":
+        return "drop the extension if this revision created it: " + _execute(
+            f"DROP EXTENSION {_ident(diff.name)}"
+        )
+    if kind == "schema":
+        return "drop the schema after the objects in it: " + _execute(
+            f"DROP SCHEMA {_ident(diff.name)}"
+        )
+    return None
+
+
+def _member_left(diff: Difference, obj: Any) -> str | None:
+    schema, table, name = _member(diff)
+    table_kw = f"{_py(table)}{_schema_kw(schema)}"
+    if diff.kind == "column":
+        return f"drop the column: op.drop_column({_py(table)}, {_py(name)}{_schema_kw(schema)})"
+    if diff.kind == "index":
+        constraint = getattr(obj, "constraint", None)
+        if constraint:
+            return f"drop the constraint {constraint}, which drops its index"
+        return (
+            f"drop the index: op.drop_index({_py(name)}, table_name={_py(table)}"
+            f"{_schema_kw(schema)})"
+        )
+    if diff.kind == "constraint":
+        type_ = _CONSTRAINT_TYPES.get(str(getattr(obj, "kind", "")))
+        type_kw = f", type_={_py(type_)}" if type_ else ""
+        return f"drop the constraint: op.drop_constraint({_py(name)}, {table_kw}{type_kw})"
+    if diff.kind == "trigger":
+        return "drop the trigger: " + _execute(
+            f"DROP TRIGGER {_ident(name)} ON {_sql_name(schema, table)}"
+        )
+    if diff.kind == "policy":
+        return "drop the policy: " + _execute(
+            f"DROP POLICY {_ident(name)} ON {_sql_name(schema, table)}"
+        )
+    return None
+
+
+def _column_changed(diff: Difference) -> str | None:
+    schema, table, name = _member(diff)
+    head = f"op.alter_column({_py(table)}, {_py(name)}"
+    tail = f"{_schema_kw(schema)})"
+    before = diff.before
+    if diff.attribute == "default":
+        value = "None" if before is None else f"sa.text({_py(str(before))})"
+        return f"restore the column's default: {head}, server_default={value}{tail}"
+    if diff.attribute == "nullable" and isinstance(before, bool):
+        return f"restore the column's nullability: {head}, nullable={before}{tail}"
+    if diff.attribute == "type" and isinstance(before, str):
+        return "restore the column's type: " + _execute(
+            f"ALTER TABLE {_sql_name(schema, table)} ALTER COLUMN {_ident(name)} TYPE {before}"
+        )
+    return None

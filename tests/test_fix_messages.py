@@ -1,0 +1,233 @@
+"""Failures that point at the fix: the downgrade() to change and how, what a cycle left behind,
+the revision that created a mistyped foreign key (pytester runs, full lines)."""
+
+from __future__ import annotations
+
+import dataclasses
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from migration_projects import CLEAN, Rev, run_checks, write_project
+
+
+def esc(pattern: str) -> str:
+    """An fnmatch pattern matching ``[`` and ``]`` literally (node ids have them)."""
+    return "".join({"[": "[[]", "]": "[]]"}.get(ch, ch) for ch in pattern)
+
+
+def with_rev(revisions: list[Rev], index: int, **changes: str) -> list[Rev]:
+    out = list(revisions)
+    out[index] = dataclasses.replace(out[index], **changes)
+    return out
+
+
+def downgrade_line(path: Path) -> int:
+    """The line of ``def downgrade():`` in a revision file, read as text."""
+    (line,) = [
+        n
+        for n, text in enumerate(path.read_text().splitlines(), start=1)
+        if text.startswith("def downgrade():")
+    ]
+    return line
+
+
+def test_an_enum_left_behind_points_at_downgrade_with_the_fix(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # the type is created with checkfirst=True: upgrading again works, only the comparison
+    # of the schemas finds the type the downgrade forgot
+    revisions = with_rev(CLEAN, 1, downgrade='op.drop_column("orders", "status")')
+    write_project(pytester.path, revisions)
+    revision_file = "migrations/versions/0001_8c1e5a2f9b63.py"
+    line = downgrade_line(pytester.path / revision_file)
+    assert line > 1
+    result = run_checks(
+        pytester,
+        inner_dsn,
+        "-k",
+        "roundtrip",
+        "--junitxml=junit.xml",
+        "-o",
+        "junit_family=xunit1",
+    )
+    result.assert_outcomes(passed=2, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "roundtrip of 8c1e5a2f9b63 (add status) (migrations/versions/0001_8c1e5a2f9b63.py)",
+            "downgrade of 8c1e5a2f9b63 (add status) did not restore the schema before it:",
+            "  downgrade of 8c1e5a2f9b63 (add status) left type public.order_status",
+            f"  fix: in downgrade() ({revision_file}:{line}), drop the type after the tables "
+            'that use it: op.execute("DROP TYPE order_status") or '
+            'sa.Enum(name="order_status").drop(op.get_bind())',
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    # the failure's location is the downgrade() (JUnit's file and line; pytest counts from 0)
+    cases = {
+        case.get("name"): case for case in ET.parse(pytester.path / "junit.xml").iter("testcase")
+    }
+    failed = cases["roundtrip[8c1e5a2f9b63-add_status]"]
+    assert (failed.get("file"), failed.get("line")) == (revision_file, str(line - 1))
+    passed = cases["roundtrip[d07b4e6c2a15-index_status]"]
+    assert (passed.get("file"), passed.get("line")) == (
+        "migrations/versions/0002_d07b4e6c2a15.py",
+        "0",
+    )
+
+
+def test_an_index_left_behind_shows_op_drop_index(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = with_rev(CLEAN, 2, downgrade='op.execute("SELECT 1")')
+    write_project(pytester.path, revisions)
+    revision_file = "migrations/versions/0002_d07b4e6c2a15.py"
+    line = downgrade_line(pytester.path / revision_file)
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of d07b4e6c2a15 (index status) did not restore the schema before it:",
+            "  downgrade of d07b4e6c2a15 (index status) left index public.orders.ix_orders_status",
+            f"  fix: in downgrade() ({revision_file}:{line}), drop the index: "
+            'op.drop_index("ix_orders_status", table_name="orders")',
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_roundtrip_whose_upgrade_again_fails_still_shows_the_fix(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # without checkfirst, upgrading again fails on the type the downgrade left
+    revisions = with_rev(
+        CLEAN,
+        1,
+        upgrade="""
+        op.execute("CREATE TYPE order_status AS ENUM ('new', 'paid')")
+        op.add_column(
+            "orders",
+            sa.Column("status", postgresql.ENUM(name="order_status", create_type=False)),
+        )
+        """,
+        downgrade='op.drop_column("orders", "status")',
+    )
+    write_project(pytester.path, revisions)
+    revision_file = "migrations/versions/0001_8c1e5a2f9b63.py"
+    line = downgrade_line(pytester.path / revision_file)
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip and 8c1e5a")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of 8c1e5a2f9b63 (add status) did not restore the schema before it:",
+            "  downgrade of 8c1e5a2f9b63 (add status) left type public.order_status",
+            f"  fix: in downgrade() ({revision_file}:{line}), drop the type after the tables "
+            'that use it: op.execute("DROP TYPE order_status") or '
+            'sa.Enum(name="order_status").drop(op.get_bind())',
+            "upgrade after the downgrade of 8c1e5a2f9b63 (add status) failed",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(['    DuplicateObject: type "order_status" already exists'])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_cycle_whose_second_upgrade_fails_names_what_was_left_behind(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = with_rev(
+        CLEAN,
+        1,
+        upgrade="""
+        op.execute("CREATE TYPE order_status AS ENUM ('new', 'paid')")
+        op.add_column(
+            "orders",
+            sa.Column("status", postgresql.ENUM(name="order_status", create_type=False)),
+        )
+        """,
+        downgrade='op.drop_column("orders", "status")',
+    )
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-k", "cycle")
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "cycle base -> head -> base -> head of alembic.ini",
+            "downgrading from head did not restore the schema before the first upgrade:",
+            "  downgrading every revision from head left type public.order_status",
+            "second upgrade of 8c1e5a2f9b63 (add status) failed",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(['    DuplicateObject: type "order_status" already exists'])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+FK_PROJECT = [
+    Rev(
+        "a1b2c3d4e5f6",
+        None,
+        "create customers",
+        'op.create_table("customers", sa.Column("id", sa.BigInteger, primary_key=True))',
+        'op.drop_table("customers")',
+    ),
+    Rev(
+        "b2c3d4e5f6a7",
+        "a1b2c3d4e5f6",
+        "create orders",
+        """
+        op.create_table(
+            "orders",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("customer_id", sa.Integer, nullable=False),
+            sa.ForeignKeyConstraint(
+                ["customer_id"], ["customers.id"], name="fk_orders_customer"
+            ),
+        )
+        """,
+        'op.drop_table("orders")',
+    ),
+    Rev(
+        "c3d4e5f6a7b8",
+        "b2c3d4e5f6a7",
+        "order notes",
+        'op.add_column("orders", sa.Column("note", sa.Text))',
+        'op.drop_column("orders", "note")',
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("-k", "fk_types"), id="fk_types-alone"),
+        pytest.param(("-k", "history or upgrade or roundtrip or cycle or fk_types"), id="serial"),
+        pytest.param(
+            ("-k", "history or upgrade or roundtrip or cycle or fk_types", "-n", "2"), id="xdist"
+        ),
+    ],
+)
+def test_fk_types_names_the_revision_that_created_the_foreign_key(
+    pytester: pytest.Pytester, inner_dsn: str, args: tuple[str, ...]
+) -> None:
+    write_project(pytester.path, FK_PROJECT)
+    result = run_checks(pytester, inner_dsn, "-rf", *args)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 1, result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "fk_types: foreign keys of the schema at head have the type of the key they reference",
+            "schema: [[]fk-type] foreign key fk_orders_customer: orders.customer_id is integer "
+            "but references customers.id, which is bigint: latent overflow once the referenced "
+            "key outgrows the column (created by revision b2c3d4e5f6a7 (create orders), "
+            "migrations/versions/0001_b2c3d4e5f6a7.py)",
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(["FAILED alembic.ini::fk_types - *"])
+    result.stdout.no_fnmatch_line("*Traceback*")
