@@ -88,6 +88,10 @@ def _left_behind(diff: Difference, obj: Any) -> str | None:
     if kind in ("column", "index", "constraint", "trigger", "policy"):
         return _member_left(diff, obj)
     schema, name = _split(diff.name)
+    if isinstance(getattr(obj, "schema", None), str) and isinstance(
+        getattr(obj, "name", None), str
+    ):
+        schema, name = obj.schema, obj.name  # exact even when a name holds a dot
     if kind in ("enum", "composite_type"):
         hint = "drop the type after the tables that use it: " + _execute(
             f"DROP TYPE {_sql_name(schema, name)}"
@@ -116,9 +120,12 @@ def _left_behind(diff: Difference, obj: Any) -> str | None:
             f"DROP {what} {_sql_name(schema, name)}"
         )
     if kind in ("function", "procedure", "aggregate", "window"):
-        base, paren, arguments = name.partition("(")
+        arguments = getattr(obj, "arguments", None)
+        if not isinstance(arguments, str):  # the signature: schema.name(arguments)
+            _, name = _split(diff.name.partition("(")[0])
+            arguments = diff.name.partition("(")[2].removesuffix(")")
         what = {"procedure": "PROCEDURE", "aggregate": "AGGREGATE"}.get(kind, "FUNCTION")
-        sql = f"DROP {what} {_sql_name(schema, base)}{paren}{arguments}"
+        sql = f"DROP {what} {_sql_name(schema, name)}({arguments})"
         return f"drop the {KIND_WORDS[kind]} after the triggers and defaults that call it: " + (
             _execute(sql)
         )

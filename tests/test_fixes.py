@@ -1,0 +1,212 @@
+"""The usual fix in downgrade() for each kind of object a downgrade left behind (pure layer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_schemaguard.migrations.fixes import downgrade_fix
+from pytest_schemaguard.snapshot.compare import Difference
+from pytest_schemaguard.snapshot.model import (
+    Constraint,
+    Enum,
+    Function,
+    Index,
+    Sequence,
+    Table,
+    Trigger,
+    View,
+)
+
+
+def left(kind: str, name: str, obj: Any = None, parent: str | None = None) -> Difference:
+    """A difference for an object found after the downgrade only."""
+    return Difference(
+        kind=kind,
+        name=name,
+        attribute=None,
+        before=None,
+        after=obj,
+        category="only_right",
+        message=f"{kind} {name}",
+        parent=parent,
+        parent_kind="table" if parent else None,
+    )
+
+
+def changed(attribute: str, before: Any, after: Any) -> Difference:
+    return Difference(
+        kind="column",
+        name="public.orders.status",
+        attribute=attribute,
+        before=before,
+        after=after,
+        category="changed",
+        message="column public.orders.status: ...",
+        parent="public.orders",
+        parent_kind="table",
+    )
+
+
+@pytest.mark.parametrize(
+    ("diff", "fix"),
+    [
+        (
+            left("enum", "public.order_status", Enum("public", "order_status", ("new",))),
+            'drop the type after the tables that use it: op.execute("DROP TYPE order_status") '
+            'or sa.Enum(name="order_status").drop(op.get_bind())',
+        ),
+        (
+            left("enum", "billing.Order Status", Enum("billing", "Order Status")),
+            "drop the type after the tables that use it: "
+            "op.execute('DROP TYPE billing.\"Order Status\"') or "
+            'sa.Enum(name="Order Status", schema="billing").drop(op.get_bind())',
+        ),
+        (
+            left("table", "public.orders", Table("public", "orders")),
+            "drop the table, after the tables whose foreign keys reference it: "
+            'op.drop_table("orders")',
+        ),
+        (
+            left("column", "public.orders.email", None, "public.orders"),
+            'drop the column: op.drop_column("orders", "email")',
+        ),
+        (
+            left(
+                "index",
+                "billing.orders.ix_orders_status",
+                Index("ix_orders_status", "orders", "CREATE INDEX ..."),
+                "billing.orders",
+            ),
+            'drop the index: op.drop_index("ix_orders_status", table_name="orders", '
+            'schema="billing")',
+        ),
+        (
+            left(
+                "index",
+                "public.orders.uq_number",
+                Index("uq_number", "orders", "...", constraint="uq_number"),
+                "public.orders",
+            ),
+            "drop the constraint uq_number, which drops its index",
+        ),
+        (
+            left(
+                "constraint",
+                "public.orders.fk_orders_customer",
+                Constraint("fk_orders_customer", "foreign_key", "FOREIGN KEY ..."),
+                "public.orders",
+            ),
+            'drop the constraint: op.drop_constraint("fk_orders_customer", "orders", '
+            'type_="foreignkey")',
+        ),
+        (
+            left(
+                "constraint",
+                "public.rooms.no_overlap",
+                Constraint("no_overlap", "exclude", "EXCLUDE ..."),
+                "public.rooms",
+            ),
+            'drop the constraint: op.drop_constraint("no_overlap", "rooms")',
+        ),
+        (
+            left("sequence", "public.audit_seq", Sequence("public", "audit_seq")),
+            "drop the sequence after the columns whose default uses it: "
+            'op.execute("DROP SEQUENCE audit_seq")',
+        ),
+        (
+            left(
+                "sequence",
+                "public.orders_id_seq",
+                Sequence("public", "orders_id_seq", owned_by="public.orders.id"),
+            ),
+            "it belongs to column public.orders.id: dropping that column (or its table) drops it",
+        ),
+        (
+            left(
+                "function",
+                "public.touch(a integer)",
+                Function("public", "touch", "a integer"),
+            ),
+            "drop the function after the triggers and defaults that call it: "
+            'op.execute("DROP FUNCTION touch(a integer)")',
+        ),
+        (
+            left("procedure", "public.archive()", None),
+            "drop the procedure after the triggers and defaults that call it: "
+            'op.execute("DROP PROCEDURE archive()")',
+        ),
+        (
+            left(
+                "trigger",
+                "public.orders.trg_touch",
+                Trigger("trg_touch", "orders", "CREATE TRIGGER ..."),
+                "public.orders",
+            ),
+            'drop the trigger: op.execute("DROP TRIGGER trg_touch ON orders")',
+        ),
+        (
+            left("view", "public.open_orders", View("public", "open_orders", "SELECT 1")),
+            'drop the view before what it reads: op.execute("DROP VIEW open_orders")',
+        ),
+        (
+            left(
+                "materialized_view",
+                "public.totals",
+                View("public", "totals", "SELECT 1", materialized=True),
+            ),
+            "drop the materialized view before what it reads: "
+            'op.execute("DROP MATERIALIZED VIEW totals")',
+        ),
+        (
+            left("extension", "pgcrypto"),
+            'drop the extension if this revision created it: op.execute("DROP EXTENSION pgcrypto")',
+        ),
+        (
+            left("schema", "billing"),
+            'drop the schema after the objects in it: op.execute("DROP SCHEMA billing")',
+        ),
+        (
+            changed("default", None, "'new'::order_status"),
+            'restore the column\'s default: op.alter_column("orders", "status", '
+            "server_default=None)",
+        ),
+        (
+            changed("default", "'new'::order_status", None),
+            'restore the column\'s default: op.alter_column("orders", "status", '
+            "server_default=sa.text(\"'new'::order_status\"))",
+        ),
+        (
+            changed("nullable", True, False),
+            'restore the column\'s nullability: op.alter_column("orders", "status", nullable=True)',
+        ),
+        (
+            changed("type", "integer", "bigint"),
+            "restore the column's type: "
+            'op.execute("ALTER TABLE orders ALTER COLUMN status TYPE integer")',
+        ),
+    ],
+    ids=lambda v: v.kind + ":" + v.name if isinstance(v, Difference) else "",
+)
+def test_the_usual_fix_per_kind(diff: Difference, fix: str) -> None:
+    assert downgrade_fix(diff) == fix
+
+
+def test_what_the_downgrade_dropped_is_recreated_and_grants_have_no_fix() -> None:
+    dropped = Difference(
+        kind="column",
+        name="public.orders.legacy",
+        attribute=None,
+        before=None,
+        after=None,
+        category="only_left",
+        message="column public.orders.legacy",
+        parent="public.orders",
+        parent_kind="table",
+    )
+    assert downgrade_fix(dropped) == (
+        "recreate column public.orders.legacy as it was before the upgrade"
+    )
+    assert downgrade_fix(left("grant", "public.orders.SELECT to app")) is None
+    assert downgrade_fix(changed("comment", None, "x")) is None
