@@ -118,3 +118,20 @@ def test_an_abandoned_worker_stops_even_when_it_could_go_on() -> None:
     stepper.wait_for(lambda: 5 in done)
     stepper.abandon()
     assert done == list(range(6))
+
+
+def test_the_worker_sees_the_callers_context_variables() -> None:
+    import contextvars
+
+    setting: contextvars.ContextVar[str] = contextvars.ContextVar("setting", default="unset")
+    setting.set("from the caller")
+    seen: list[str] = []
+    stepper = Stepper()
+
+    def work() -> None:
+        stepper.gate()
+        seen.append(setting.get())
+
+    stepper.start(work)
+    stepper.wait_for(lambda: bool(seen))
+    assert seen == ["from the caller"]

@@ -14,6 +14,7 @@ waits.  This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -79,9 +80,13 @@ class Stepper:
         self._drain = False
         self._error = None
 
+        # The worker sees the caller's context variables (a fixture or hook may have set one
+        # that env.py reads), as code run in the caller's thread would.
+        context = contextvars.copy_context()
+
         def main() -> None:
             try:
-                work()
+                context.run(work)
             except Abandoned:
                 pass
             except BaseException as exc:  # handed to the waiting caller
