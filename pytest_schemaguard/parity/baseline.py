@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_schemaguard.errors import SchemaguardError
-from pytest_schemaguard.legacy.split import MetaCommand, Statement, one_line, split_sql
+from pytest_schemaguard.sqltext import MetaCommand, Statement, one_line, split_sql
 
 __all__ = [
     "RESTRICT_KEY",
