@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -173,8 +174,99 @@ class Watchdog:
                 )
 
 
+class StepGuard:
+    """One watchdog for a series of guarded steps on one backend: :meth:`arm` before each step,
+    :meth:`disarm` after it, :meth:`close` at the end.  One thread serves every step (a thread
+    per step costs more than a short migration step itself)."""
+
+    def __init__(
+        self, timeout: float, conninfo: str, *, pid: int | None, setting: str = "step_timeout"
+    ) -> None:
+        self.timeout = timeout
+        self.setting = setting
+        self.fired = False
+        self.cancel_error: str | None = None
+        self._conninfo = conninfo
+        self._pid = pid
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._cancelling = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:  # never the connection string: it may hold a password
+        return f"StepGuard({self.setting}={self.timeout:g}, pid={self._pid}, fired={self.fired})"
+
+    def arm(self) -> None:
+        """Start guarding a step: its statement is cancelled ``timeout`` seconds from now."""
+        if self.timeout <= 0 or self._pid is None:
+            return
+        with self._cond:
+            self.fired = False
+            self.cancel_error = None
+            self._deadline = time.monotonic() + self.timeout
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="schemaguard-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def disarm(self) -> None:
+        """The step is over; waits for a cancel in flight, so none lands on a later statement."""
+        with self._cond:
+            self._deadline = None
+            while self._cancelling:
+                self._cond.wait()
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._deadline = None
+            self._cond.notify_all()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+
+    def explain(self, message: str) -> str:
+        """``message`` (the error the cancel caused) as the timeout it really is."""
+        return Watchdog.explain(self, message)  # type: ignore[arg-type]
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._deadline = None
+                self.fired = True
+                self._cancelling = True
+                self._cond.release()
+                try:
+                    _cancel_backend(self._conninfo, self._pid)
+                except Exception as exc:  # reported through explain(); the step goes on hanging
+                    self.cancel_error = mask_url(" ".join(str(exc).split()))
+                finally:
+                    self._cond.acquire()
+                    self._cancelling = False
+                    self._cond.notify_all()
+
+
+def _cancel_backend(conninfo: str, pid: int | None) -> None:
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout()) as conn:
+        conn.execute("select pg_cancel_backend(%s)", (pid,))
+
+
 __all__ = [
     "CONNECT_TIMEOUT",
+    "StepGuard",
     "Watchdog",
     "backend_pid",
     "connect_timeout",

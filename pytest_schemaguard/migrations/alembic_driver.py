@@ -43,7 +43,7 @@ from pytest_schemaguard.migrations.history import (
     analyse_downgrade,
     downgrade_line,
 )
-from pytest_schemaguard.timeouts import Watchdog, backend_pid, conninfo_of
+from pytest_schemaguard.timeouts import StepGuard, backend_pid, conninfo_of
 from pytest_schemaguard.urls import mask_url
 
 if sys.version_info >= (3, 11):
@@ -814,10 +814,9 @@ class AlembicProject:
         revision_map = script.revision_map
         outcome = PassOutcome()
         current: list[Step] = []
-        # step_timeout: a watchdog per step cancels the statement env.py's connection is
-        # running (its pid read with plain SQL, whatever the driver)
-        watch: list[Watchdog] = []
-        pid: list[int | None] = []
+        # step_timeout: one watchdog for the pass, armed for each step, cancels the statement
+        # env.py's connection is running (its pid read with plain SQL, whatever the driver)
+        watch: list[StepGuard] = []
 
         def migration_fn(heads: Any, context: MigrationContext) -> Iterator[RevisionStep]:
             assert context.connection is not None
@@ -840,9 +839,10 @@ class AlembicProject:
                 assert sc is not None
                 current[:] = [step]
                 if self.step_timeout > 0:
-                    if not pid:
-                        pid.append(backend_pid(context.connection))
-                    watch[:] = [Watchdog(self.step_timeout, conninfo_of(url), pid=pid[0]).start()]
+                    if not watch:
+                        pid = backend_pid(context.connection)
+                        watch.append(StepGuard(self.step_timeout, conninfo_of(url), pid=pid))
+                    watch[0].arm()
                 # Each step runs as its own `alembic upgrade/downgrade` would: SQLAlchemy
                 # remembers the named types it created in the DDL runner's memo (Alembic's
                 # impl), which would make a second upgrade skip CREATE TYPE.
@@ -851,7 +851,7 @@ class AlembicProject:
                     memo.clear()
                 yield RevisionStep(revision_map, sc, step.direction == "upgrade")
                 for w in watch:
-                    w.stop()
+                    w.disarm()
                 current.clear()
                 outcome.completed.append(step)
 
@@ -885,19 +885,25 @@ class AlembicProject:
             ):
                 script.run_env()
         except BaseException as exc:
+            if outcome.plan_error is not None or isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                for w in watch:
+                    w.close()
             if outcome.plan_error is not None:
                 raise outcome.plan_error from None
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             if isinstance(exc, WrongDatabaseError):
                 outcome.error = StepError(None, "env.py", str(exc))
+                for w in watch:
+                    w.close()
                 return outcome
             step = current[0] if current else None
             message, statement = _database_error(exc)
             for w in watch:
-                w.stop()
+                w.disarm()
                 if w.fired:
                     message = w.explain(message)
+                w.close()
             if step is not None:
                 sc = script.get_revision(step.revision)
                 real = str(sc.path) if sc is not None else None
@@ -907,6 +913,8 @@ class AlembicProject:
                 path = self._env_py_display()
                 location = _location_in(exc, script.env_py_location)
             outcome.error = StepError(step, path, message, statement, location)
+        for w in watch:
+            w.close()  # idempotent
         return outcome
 
     def _display(self, path: Path) -> str:
