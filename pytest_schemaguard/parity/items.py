@@ -8,6 +8,7 @@ fixture in the rootdir's ``conftest.py``) or ``baseline`` is configured.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from collections.abc import Iterator
@@ -105,9 +106,7 @@ def _report(result: CheckResult, path: str | None) -> None:
             lineno=1,
         )
     rest = [w for w in result.warnings if w not in autogen]
-    schemaguard_items.report(
-        CheckResult(result.outcome, result.title, result.lines, rest), path=path
-    )
+    schemaguard_items.report(dataclasses.replace(result, warnings=rest), path=path)
 
 
 MIGRATIONS_UNREADABLE = "the migrations could not be read (see history)"
