@@ -138,13 +138,7 @@ class Watchdog:
 
     def explain(self, message: str) -> str:
         """``message`` (the error the cancel caused) as the timeout it really is."""
-        head = (
-            f"exceeded {self.setting} = {self.timeout:g} s: the statement was cancelled on "
-            "the server"
-        )
-        if self.cancel_error:
-            head += f" (the cancel itself failed: {self.cancel_error})"
-        return f"{head}\n{message}" if message else head
+        return _explain(self.setting, self.timeout, self.cancel_error, message)
 
     def _watch(self) -> None:
         if self._stop.wait(self.timeout):
@@ -159,19 +153,19 @@ class Watchdog:
                 self.cancel_error = mask_url(" ".join(str(exc).split()))
 
     def _cancel(self) -> None:
+        if self._pid is not None:
+            _cancel_backend(self._conninfo, self._pid)
+            return
         import psycopg
 
         with psycopg.connect(
             self._conninfo, autocommit=True, connect_timeout=connect_timeout()
         ) as conn:
-            if self._pid is not None:
-                conn.execute("select pg_cancel_backend(%s)", (self._pid,))
-            else:
-                conn.execute(
-                    "select pg_cancel_backend(pid) from pg_stat_activity "
-                    "where datname = %s and pid <> pg_backend_pid()",
-                    (self._database,),
-                )
+            conn.execute(
+                "select pg_cancel_backend(pid) from pg_stat_activity "
+                "where datname = %s and pid <> pg_backend_pid()",
+                (self._database,),
+            )
 
 
 class StepGuard:
@@ -231,7 +225,7 @@ class StepGuard:
 
     def explain(self, message: str) -> str:
         """``message`` (the error the cancel caused) as the timeout it really is."""
-        return Watchdog.explain(self, message)  # type: ignore[arg-type]
+        return _explain(self.setting, self.timeout, self.cancel_error, message)
 
     def _watch(self) -> None:
         with self._cond:
@@ -255,6 +249,13 @@ class StepGuard:
                     self._cond.acquire()
                     self._cancelling = False
                     self._cond.notify_all()
+
+
+def _explain(setting: str, timeout: float, cancel_error: str | None, message: str) -> str:
+    head = f"exceeded {setting} = {timeout:g} s: the statement was cancelled on the server"
+    if cancel_error:
+        head += f" (the cancel itself failed: {cancel_error})"
+    return f"{head}\n{message}" if message else head
 
 
 def _cancel_backend(conninfo: str, pid: int | None) -> None:

@@ -885,17 +885,12 @@ class AlembicProject:
             ):
                 script.run_env()
         except BaseException as exc:
-            if outcome.plan_error is not None or isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                for w in watch:
-                    w.close()
             if outcome.plan_error is not None:
                 raise outcome.plan_error from None
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             if isinstance(exc, WrongDatabaseError):
                 outcome.error = StepError(None, "env.py", str(exc))
-                for w in watch:
-                    w.close()
                 return outcome
             step = current[0] if current else None
             message, statement = _database_error(exc)
@@ -903,7 +898,6 @@ class AlembicProject:
                 w.disarm()
                 if w.fired:
                     message = w.explain(message)
-                w.close()
             if step is not None:
                 sc = script.get_revision(step.revision)
                 real = str(sc.path) if sc is not None else None
@@ -913,8 +907,9 @@ class AlembicProject:
                 path = self._env_py_display()
                 location = _location_in(exc, script.env_py_location)
             outcome.error = StepError(step, path, message, statement, location)
-        for w in watch:
-            w.close()  # idempotent
+        finally:
+            for w in watch:
+                w.close()
         return outcome
 
     def _display(self, path: Path) -> str:

@@ -100,7 +100,7 @@ def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
         if is_xdist_worker(request.config):
             batch = _siblings(check, _selected_checks(request.session))
         else:
-            batch = _batch(request.session)
+            batch = _selected_checks(request.session)
         try:
             result = runner.result(check, batch)
         finally:
@@ -134,10 +134,6 @@ def _selected_checks(session: pytest.Session) -> list[CheckId]:
         for item in session.items
         if isinstance(getattr(item, "schemaguard_check", None), CheckId)
     ]
-
-
-def _batch(session: pytest.Session) -> list[CheckId]:
-    return _selected_checks(session)
 
 
 def _siblings(check: CheckId, selected: list[CheckId]) -> list[CheckId]:

@@ -18,7 +18,7 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
@@ -559,9 +559,6 @@ class MigrationRunner:
     def _needs(self, rev: str) -> str:
         return f"needs {self.history.label(rev)}, whose upgrade failed"
 
-    def _any_failed_upgrade(self) -> bool:
-        return bool(self.failed_upgrades)
-
     def _failed_ancestor(self, rev: str) -> str | None:
         ancestors = self.history.ancestors(rev)
         for failed in self.history.ordered(self.failed_upgrades):
@@ -1024,9 +1021,3 @@ class MigrationRunner:
         return CheckResult(
             "failed" if lines else "passed", self.title(check), lines, down_warn + up_warn
         )
-
-
-def batch_for(checks: Sequence[CheckId], selected: Iterable[CheckId]) -> list[CheckId]:
-    """The selected checks in run order (helper for the collection layer)."""
-    wanted = set(selected)
-    return [c for c in checks if c in wanted]
