@@ -498,42 +498,52 @@ def cached_cluster(binaries: Binaries, run_as: RunAs, base: Path) -> Path:
     # named after this process, so that a later start removes it if this one is killed
     owner = f"initdb-{os.getpid()}-{process_start(os.getpid()) or '0'}-"
     work = Path(tempfile.mkdtemp(prefix=owner, dir=cache.parent))
-    os.chmod(work, 0o777)
-    target = work / "data"
-    cmd = [
-        *run_as.prefix,
-        str(binaries.program("initdb")),
-        "-D",
-        str(target),
-        "-U",
-        "postgres",
-        "-A",
-        "trust",
-        "-E",
-        "UTF8",
-        "--locale=C",
-        "--no-sync",
-    ]
-    if run_as.kind == "runuser" and run_as.user:
-        _chown_tree(work, run_as.user)
+    # Whatever ends this (Ctrl-C or SIGTERM at any point, a timeout, a failed initdb), no
+    # half-made cluster is left behind: the work directory goes in every case.
     try:
+        os.chmod(work, 0o777)
+        target = work / "data"
+        cmd = [
+            *run_as.prefix,
+            str(binaries.program("initdb")),
+            "-D",
+            str(target),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]
+        if run_as.kind == "runuser" and run_as.user:
+            _chown_tree(work, run_as.user)
         result = subprocess.run(
             cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "LC_ALL": "C"}
         )
-    except BaseException:  # Ctrl-C, SIGTERM, a timeout: no half-made cluster is left
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if result.returncode != 0:
-        shutil.rmtree(work, ignore_errors=True)
-        raise ServerError(
-            f"initdb from {binaries.bindir} failed ({run_as.describe()}):\n"
-            f"{(result.stderr or result.stdout).strip()}"
-        )
-    # If another process (an xdist worker) won the race, its cluster is used.
-    with contextlib.suppress(OSError):
-        target.rename(cache)
-    shutil.rmtree(work, ignore_errors=True)
+        if result.returncode != 0:
+            raise ServerError(
+                f"initdb from {binaries.bindir} failed ({run_as.describe()}):\n"
+                f"{(result.stderr or result.stdout).strip()}"
+            )
+        # If another process (an xdist worker) won the race, its cluster is used.
+        with contextlib.suppress(OSError):
+            target.rename(cache)
+    finally:
+        _remove_tree(work)
     return cache
+
+
+def _remove_tree(path: Path, *, patience: float = 5.0) -> None:
+    """Remove ``path`` even while an interrupted initdb's last child (a bootstrap backend that
+    outlives the killed initdb for a moment) is still writing into it."""
+    deadline = time.monotonic() + patience
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
 
 
 class LocalServer:
