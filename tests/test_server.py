@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -628,9 +629,12 @@ def test_sigterm_in_dsn_mode_drops_the_scratch_databases(
 def test_a_fixed_port_under_xdist_gives_each_worker_its_own_server(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = _unused_port()
-    while _port_taken(port + 1):
-        port = _unused_port()
+    # Below the kernel's ephemeral range: servers that ask for any free port (other tests
+    # running at the same time) are never given port + 1 between this check and its use.
+    rng = random.Random()
+    port = rng.randrange(20000, 30000)
+    while _port_taken(port) or _port_taken(port + 1):
+        port = rng.randrange(20000, 30000)
     pytester.makepyfile(test_second=RECORDING_TEST.replace("test_record", "test_record_2"))
     result, records = _run_recording(pytester, monkeypatch, "-n", "2", f"--schemaguard-port={port}")
     result.assert_outcomes(passed=2)
