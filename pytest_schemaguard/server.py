@@ -497,10 +497,12 @@ def cached_cluster(binaries: Binaries, run_as: RunAs, base: Path) -> Path:
     os.chmod(cache.parent, 0o755)
     # named after this process, so that a later start removes it if this one is killed
     owner = f"initdb-{os.getpid()}-{process_start(os.getpid()) or '0'}-"
-    work = Path(tempfile.mkdtemp(prefix=owner, dir=cache.parent))
+    work = cache.parent / f"{owner}{secrets.token_hex(6)}"
     # Whatever ends this (Ctrl-C or SIGTERM at any point, a timeout, a failed initdb), no
-    # half-made cluster is left behind: the work directory goes in every case.
+    # half-made cluster is left behind: the work directory is made inside the try, so an
+    # interrupt that lands just after it exists still reaches the finally that removes it.
     try:
+        os.mkdir(work, 0o700)
         os.chmod(work, 0o777)
         target = work / "data"
         cmd = [
