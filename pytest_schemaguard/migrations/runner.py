@@ -50,6 +50,7 @@ __all__ = [
     "DatabaseLike",
     "MigrationRunner",
     "ServerLike",
+    "StepObserver",
     "check_setup",
     "load_bootstrap",
 ]
@@ -67,6 +68,23 @@ class DatabaseLike(Protocol):
 class ServerLike(Protocol):
     def create_database(self, template: str | None = None) -> Any: ...
     def drop_database(self, db: Any) -> None: ...
+
+
+class StepObserver(Protocol):
+    """Watches each revision's first upgrade in the migration pass (on its parent's schema,
+    on the connection env.py migrates with): registered with :meth:`MigrationRunner.observe`.
+
+    ``before_upgrade`` runs just before the step, ``after_upgrade`` just after it (inside the
+    transaction env.py began, when it began one), ``upgrade_failed`` instead of
+    ``after_upgrade`` when the step failed (the connection is gone by then). The replay of
+    revisions already checked and the upgrades of round trips and the cycle are not shown.
+    """
+
+    def before_upgrade(self, conn: Connection, rev: str) -> None: ...
+
+    def after_upgrade(self, conn: Connection, rev: str) -> None: ...
+
+    def upgrade_failed(self, rev: str, error: StepError) -> None: ...
 
 
 @dataclass(frozen=True, order=True)
@@ -340,6 +358,7 @@ class MigrationRunner:
         self._floor: Snapshot | None = None  # ... after the revisions the cycle never downgrades
         self._version_table = "alembic_version"
         self._ever_applied: set[str] = set()
+        self.observers: list[StepObserver] = []
         self.head_snapshot: Snapshot | None = None
         """The schema at head reached by one straight upgrade from the floor (set by a passing
         ``cycle``), for checks that only need to read the schema at head."""
@@ -353,6 +372,10 @@ class MigrationRunner:
 
     def revisions(self) -> list[str]:
         return self.layout.revisions()
+
+    def observe(self, observer: StepObserver) -> None:
+        """Show each revision's first upgrade to ``observer`` from now on."""
+        self.observers.append(observer)
 
     def title(self, check: CheckId) -> str:
         h = self.history
@@ -757,7 +780,14 @@ class MigrationRunner:
                 if rev in trips:
                     before = last if last is not None else self._snapshot(conn)
                 phase.update(kind="up", rev=rev)
+                watched = rev not in self._retrying
+                if watched:
+                    for observer in self.observers:
+                        observer.before_upgrade(conn, rev)
                 yield Step(rev, "upgrade")
+                if watched:
+                    for observer in self.observers:
+                        observer.after_upgrade(conn, rev)
                 state.applied.append(rev)
                 progress.append(rev)
                 self._ever_applied.add(rev)
@@ -880,6 +910,8 @@ class MigrationRunner:
         if error.step is None or rev is None:
             return
         if kind == "up" and rev not in self._retrying:
+            for observer in self.observers:
+                observer.upgrade_failed(rev, error)
             # failed as its own step: the next pass tries one run from base to it
             self._retrying.add(rev)
             if rev in self.alone_errors:
