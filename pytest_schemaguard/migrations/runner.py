@@ -36,6 +36,7 @@ from pytest_schemaguard.migrations.alembic_driver import (
 from pytest_schemaguard.migrations.fixes import downgrade_fix
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.stepper import Stepper
+from pytest_schemaguard.report.findings import Finding, finding_of
 from pytest_schemaguard.snapshot.compare import KIND_WORDS, Difference, compare
 from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
 from pytest_schemaguard.snapshot.model import Snapshot
@@ -116,6 +117,9 @@ class CheckResult:
     """For a failure that many checks share (env.py cannot run): the root cause in one line.
     The first check that fails with it shows the whole message; the others are skipped as
     blocked by it."""
+    findings: list[Finding] = field(default_factory=list)
+    """The differences behind a failure as structured data (for the JSON report); empty for
+    failures that are not schema differences."""
 
     @property
     def reason(self) -> str:
@@ -131,9 +135,19 @@ class Differences:
     column_order: list[str] = field(default_factory=list)
     found: dict[str, Difference] = field(default_factory=dict)
     """The difference behind each sentence (for the fix a sentence is followed by)."""
+    labels: tuple[str, str] = ("", "")
+    """How the two sides were named (expected, actual)."""
 
     def __bool__(self) -> bool:
         return bool(self.errors or self.column_order)
+
+    def findings(self, sentences: Iterable[str]) -> list[Finding]:
+        """The structured findings behind ``sentences`` (those of this comparison)."""
+        return [
+            finding_of(self.found[text], *self.labels, message=text)
+            for text in sentences
+            if text in self.found
+        ]
 
 
 def compare_snapshots(
@@ -152,7 +166,7 @@ def compare_snapshots(
     (add status) left type public.order_status``), one only in ``expected`` reads ``<action>
     <missing> <object>``, a changed one ``<action> changed <object>: <what>``.
     """
-    out = Differences()
+    out = Differences(labels=(expected_name, actual_name))
     if expected == actual:
         return out
     for diff in compare(expected, actual, left_label=expected_name, right_label=actual_name):
@@ -961,6 +975,7 @@ class MigrationRunner:
                 self.title(CheckId("roundtrip", rev)),
                 lines,
                 location=self._downgrade_location(rev) if errors else None,
+                findings=down_diff.findings(errors) if isinstance(down_diff, Differences) else [],
             )
         elif kind in ("cycle-down", "cycle-up"):
             what = "downgrade" if kind == "cycle-down" else "second upgrade"
@@ -1032,6 +1047,7 @@ class MigrationRunner:
         result = CheckResult(
             "failed" if lines else "passed", self.title(check), lines, down_warn + up_warn
         )
+        result.findings = down_diff.findings(down_errors) + up_diff.findings(up_errors)
         if down_errors:
             result.location = self._downgrade_location(check.revision)
         return result
@@ -1051,5 +1067,9 @@ class MigrationRunner:
             lines.append("upgrading to head again built a different schema than the first time:")
             lines.extend("  " + e for e in up_errors)
         return CheckResult(
-            "failed" if lines else "passed", self.title(check), lines, down_warn + up_warn
+            "failed" if lines else "passed",
+            self.title(check),
+            lines,
+            down_warn + up_warn,
+            findings=down_diff.findings(down_errors) + up_diff.findings(up_errors),
         )
