@@ -195,6 +195,30 @@ OPTIONS: tuple[Option, ...] = (
         (),
         "Globs of legacy SQL scripts (in order) checked against the migrated schema.",
     ),
+    Option(
+        "live_dsn",
+        "string",
+        None,
+        "A live database (postgresql://user:pass@host/db) the live_drift item compares with "
+        "the migrations at the revision it is stamped with; opened read-only, only its "
+        "catalog is read.",
+        cli=True,
+    ),
+    Option(
+        "report",
+        "string",
+        None,
+        "Write a JSON report of the checks (outcomes, locations, findings) to this file.",
+        cli=True,
+    ),
+    Option(
+        "summary",
+        "string",
+        None,
+        "Write a Markdown summary of the checks (counts, then each failure) to this file, "
+        "e.g. $GITHUB_STEP_SUMMARY.",
+        cli=True,
+    ),
 )
 
 CLI_ONLY_HELP = {
@@ -234,6 +258,9 @@ class Settings:
     baseline: str | None = None
     baseline_revision: str = "head"
     legacy_ddl: tuple[str, ...] = ()
+    live_dsn: str | None = None
+    report: str | None = None
+    summary: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:  # a failing test shows it (-l, --junitxml): no password
@@ -344,6 +371,21 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(
                 f"{where('dsn')} = {mask_url(settings.dsn)!r} is not a PostgreSQL URL: expected "
                 "postgresql://user:password@host:port/database"
+            )
+    if settings.live_dsn is not None:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            live = make_url(settings.live_dsn)
+            live.port  # noqa: B018  (a port that is not a number raises here or above)
+            backend = live.get_backend_name()
+        except (ArgumentError, ValueError):
+            backend = None
+        if backend != "postgresql":
+            raise ConfigError(
+                f"{where('live_dsn')} = {mask_url(settings.live_dsn)!r} is not a PostgreSQL "
+                "URL: expected postgresql://user:password@host:port/database"
             )
     for key in ("bootstrap", "metadata", "env_context"):
         value = getattr(settings, key)
