@@ -23,6 +23,8 @@ from pytest_schemaguard.session import ServerManager
 from pytest_schemaguard.stash import SETTINGS_KEY
 
 MANAGER_KEY: pytest.StashKey[ServerManager] = pytest.StashKey()
+APP_TEMPLATES_KEY: pytest.StashKey[Any] = pytest.StashKey()
+"""The application-test templates of this process (a databases.templates.AppTemplates)."""
 
 
 class StartupFailure(pytest.exit.Exception):  # type: ignore[name-defined,misc]
@@ -262,3 +264,50 @@ def schemaguard_database(schemaguard_postgres: PostgresServer) -> Iterator[Datab
         yield db
     finally:
         schemaguard_postgres.drop_database(db)
+
+
+# ----------------------------------------------------- databases for the application's tests
+# (the work is in pytest_schemaguard.databases, imported only when one of these is used)
+
+
+@pytest.fixture(scope="session")
+def schemaguard_app_templates(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The templates the application-test databases are cloned from (the schema at head is
+    built once, and kept across runs while its content hash is unchanged)."""
+    from pytest_schemaguard.databases import fixtures
+
+    yield from fixtures.templates(request)
+
+
+@pytest.fixture
+def schemaguard_migrated_database(schemaguard_app_templates: Any) -> Iterator[Database]:
+    """A fresh database at head for one test (cloned from the template; dropped afterwards)."""
+    from pytest_schemaguard.databases import fixtures
+
+    yield from fixtures.migrated_database(schemaguard_app_templates)
+
+
+@pytest.fixture
+def schemaguard_database_at(schemaguard_app_templates: Any) -> Iterator[Any]:
+    """``schemaguard_database_at("3f2a9c")``: a fresh database at that revision (an id, a
+    unique prefix, ``head`` or ``base``); its template is built once per session."""
+    from pytest_schemaguard.databases import fixtures
+
+    yield from fixtures.database_at(schemaguard_app_templates)
+
+
+@pytest.fixture
+def schemaguard_migrator(schemaguard_app_templates: Any) -> Iterator[Any]:
+    """A fresh database at base, moved through the revisions by the test
+    (``migrate_up_to``, ``migrate_up_one``, ``migrate_down_one``, ``migrate_down_to``,
+    ``current``, ``insert_into``, ``connection``) with the project's own env.py."""
+    from pytest_schemaguard.databases import fixtures
+
+    yield from fixtures.migrator(schemaguard_app_templates)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How the application template was had (built, or reused), when a test used it."""
+    app = terminalreporter.config.stash.get(APP_TEMPLATES_KEY, None)
+    if app is not None and app.status is not None:
+        terminalreporter.write_line(app.status.line(app.source))

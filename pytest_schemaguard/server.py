@@ -551,9 +551,14 @@ def _remove_tree(path: Path, *, patience: float = 5.0) -> None:
 class LocalServer:
     """Start and stop one throwaway server; one cleanup path for every exit."""
 
-    def __init__(self, binaries: Binaries, *, port: int | None = None) -> None:
+    def __init__(
+        self, binaries: Binaries, *, port: int | None = None, cluster: Path | None = None
+    ) -> None:
         self.binaries = binaries
         self.requested_port = port
+        self.cluster = cluster
+        """The initdb'd cluster the data directory is copied from (default: the cached one
+        of these binaries; the application-test templates give one holding their template)."""
         self.run_as = choose_run_as()
         self.workdir: Path | None = None
         self.executor: Any = None
@@ -569,7 +574,7 @@ class LocalServer:
         base = _runtime_base()
         reap_orphans(base)
         try:
-            cluster = cached_cluster(self.binaries, self.run_as, base)
+            cluster = self.cluster or cached_cluster(self.binaries, self.run_as, base)
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
             self.workdir = Path(
                 tempfile.mkdtemp(prefix=f"pytest-schemaguard-{worker}-{os.getpid()}-", dir=base)

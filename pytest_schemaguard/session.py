@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,6 +27,14 @@ class ServerManager:
         self._server: PostgresServer | None = None
         self._lock = threading.Lock()
         self._old_sigterm: Any = None
+        self.cluster: Path | None = None
+        """The cluster a local server is started from when it is started (None: the cached
+        initdb'd cluster); set before the first :meth:`get` by the application-test fixtures."""
+
+    @property
+    def started(self) -> bool:
+        """Whether the server runs (or the DSN server is connected) already."""
+        return self._server is not None
 
     def check(self) -> None:
         """Validate what can be validated without starting anything (at configure time)."""
@@ -68,7 +77,9 @@ class ServerManager:
                     )
                 else:
                     self._local = LocalServer(
-                        self.binaries(), port=worker_port(self.settings.port, self.worker)
+                        self.binaries(),
+                        port=worker_port(self.settings.port, self.worker),
+                        cluster=self.cluster,
                     )
                     self._server = self._local.start()
             return self._server

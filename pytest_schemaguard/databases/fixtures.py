@@ -1,0 +1,120 @@
+"""The bodies of the application-test fixtures (registered, thin, in
+:mod:`pytest_schemaguard.plugin`; this module is imported only when one is used)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_schemaguard.databases.migrations import ProjectMigrations
+from pytest_schemaguard.databases.migrator import Migrator
+from pytest_schemaguard.databases.source import locate
+from pytest_schemaguard.databases.templates import AppTemplates
+from pytest_schemaguard.errors import SchemaguardError, ServerError
+from pytest_schemaguard.plugin import APP_TEMPLATES_KEY, MANAGER_KEY
+from pytest_schemaguard.stash import SETTINGS_KEY
+
+if TYPE_CHECKING:
+    from pytest_schemaguard.server import Database
+
+
+def _fail(message: str) -> None:
+    __tracebackhide__ = True
+    pytest.fail(message, pytrace=False)
+
+
+def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
+    config = request.config
+    settings = config.stash[SETTINGS_KEY]
+    manager = config.stash[MANAGER_KEY]
+    try:
+        source = locate(settings)
+    except SchemaguardError as exc:
+        _fail(f"schemaguard: {exc}")
+
+    def migrations() -> ProjectMigrations:
+        from pytest_schemaguard.framework import project_anchor
+
+        anchor = project_anchor(config, settings)
+        if anchor.project is None or anchor.history is None:
+            raise SchemaguardError(anchor.load_error or "the migrations could not be read")
+        make_config: Callable[[str], Any] = anchor.project.make_config
+        # the project's own override, as the migration checks use it
+        with contextlib.suppress(pytest.FixtureLookupError):
+            make_config = request.getfixturevalue("schemaguard_alembic_config")
+        return ProjectMigrations(anchor.project, anchor.history, settings, make_config)
+
+    app = AppTemplates(settings, source, migrations)
+    failure: str | None = None
+    try:
+        if settings.dsn is None and not manager.started:
+            try:
+                binaries = manager.binaries()
+            except ServerError:
+                binaries = None  # schemaguard_postgres reports it, as for every fixture
+            if binaries is not None:
+                manager.cluster = app.prepare_cluster(binaries)
+        server = request.getfixturevalue("schemaguard_postgres")
+        app.attach(server)
+    except SchemaguardError as exc:
+        failure = f"schemaguard: {exc}"
+    if failure is not None:  # outside the except block: no chained traceback
+        _fail(failure)
+    config.stash[APP_TEMPLATES_KEY] = app
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def migrated_database(app: AppTemplates) -> Iterator[Database]:
+    name = app.source.template_name
+    db = app.clone(name)
+    try:
+        yield db
+    finally:
+        app.release(name, db)
+
+
+def database_at(app: AppTemplates) -> Iterator[Callable[[str], Database]]:
+    made: list[tuple[str | None, Database]] = []
+
+    def at(revision: str) -> Database:
+        __tracebackhide__ = True
+        failure = None
+        try:
+            template, _ = app.template_at(revision)
+        except SchemaguardError as exc:
+            failure = f"schemaguard_database_at({revision!r}): {exc}"
+        if failure is not None:
+            _fail(failure)
+        db = app.clone(template)
+        made.append((template, db))
+        return db
+
+    try:
+        yield at
+    finally:
+        for template, db in made:
+            app.release(template, db)
+
+
+def migrator(app: AppTemplates) -> Iterator[Migrator]:
+    failure = None
+    try:
+        template, applied = app.template_at("base")
+        migrations = app.migrations
+    except SchemaguardError as exc:
+        failure = f"schemaguard_migrator: {exc}"
+    if failure is not None:
+        _fail(failure)
+    db = app.clone(template)
+    m = Migrator(migrations, db, applied)
+    try:
+        yield m
+    finally:
+        m.close()
+        app.release(template, db)

@@ -1,0 +1,332 @@
+"""The application templates of a session, and the clones the tests get.
+
+The template at head is named after its content hash (:mod:`.source`) and outlives the
+session:
+
+- on the plugin's own server it is part of a cached copy of the initdb'd cluster
+  (``clusters/app-<cluster>-<project>-<hash>``), built once by a server started for that, then
+  stopped cleanly; the session's server starts from that copy, so a warm start costs nothing
+  more than a plain one. A file lock keeps two processes (xdist workers) from building it at
+  once; a changed hash builds a new copy and removes the project's older ones.
+- on a DSN server (and on a server already started for something else) it is a database
+  ``schemaguard_tpl_<project>_<hash>`` marked as a template; an advisory lock keeps two
+  processes from building it at once, and a changed hash drops the project's older templates
+  (only databases with that prefix: nothing else is ever touched).
+
+Templates at other revisions (``schemaguard_database_at``, the migrator's base) are built on
+first use and kept for the session. Clones are made one ahead, and dropped, by a background
+thread, so a test rarely waits for ``CREATE DATABASE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.databases.source import Source
+from pytest_schemaguard.errors import SchemaguardError, ServerError
+
+if TYPE_CHECKING:
+    from pytest_schemaguard.binaries import Binaries
+    from pytest_schemaguard.databases.migrations import ProjectMigrations
+    from pytest_schemaguard.server import Database, PostgresServer
+
+TEMPLATE_COMMENT = "pytest-schemaguard application template"
+
+
+@dataclass
+class Status:
+    """How the template at head was had, for the line at the end of the session."""
+
+    name: str
+    how: str  # "reused" | "built"
+    where: str  # "cached cluster" | "server"
+    seconds: float = 0.0
+
+    def line(self, source: Source) -> str:
+        what = f"template {self.name} ({source.describe()}, {source.files} files hashed)"
+        if self.how == "reused":
+            return f"schemaguard: application {what}: reused from the {self.where}"
+        return (
+            f"schemaguard: application {what}: built in {self.seconds:.2f} s "
+            f"and kept in the {self.where}"
+        )
+
+
+class AppTemplates:
+    """The templates of one pytest process, and the pools that clone them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        migrations: Callable[[], ProjectMigrations],
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self._migrations_factory = migrations
+        self._migrations: ProjectMigrations | None = None
+        self.server: PostgresServer | None = None
+        self.status: Status | None = None
+        self._at: dict[frozenset[str], tuple[str | None, frozenset[str]]] = {}
+        self._pools: dict[str | None, ClonePool] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def migrations(self) -> ProjectMigrations:
+        if self._migrations is None:
+            self._migrations = self._migrations_factory()
+        return self._migrations
+
+    # ------------------------------------------------------------------ building
+    def _build(self, db: Database) -> None:
+        """Give the empty database ``db`` the schema at head."""
+        if self.source.kind == "metadata":
+            from pytest_schemaguard.parity.orm import capture_metadata, create_models
+
+            assert self.settings.metadata is not None
+            metadata = capture_metadata(self.settings.metadata, self.settings.root)
+            create_models(
+                db.url,
+                metadata,
+                self.settings.preamble_sql,
+                step_timeout=self.settings.step_timeout,
+            )
+            return
+        m = self.migrations
+        applied = m.prepare(db)
+        m.migrate(db, applied, m.head, what="building the application template (head)")
+
+    def _build_template(self, server: PostgresServer, name: str) -> None:
+        """Build the template ``name`` on ``server``: in a scratch database (dropped by the
+        usual cleanup if this process dies), renamed and marked as a template when done."""
+        work = server.create_database(name=f"{name}_b{os.getpid() % 100000}")
+        try:
+            self._build(work)
+        finally:
+            work.dispose()
+        with server.admin() as conn:
+            ident = sql.Identifier(name)
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(work.name), ident)
+            )
+            comment = f"{TEMPLATE_COMMENT}: {self.source.describe()}, hash {self.source.digest}"
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(comment))
+            )
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(ident))
+
+    # ------------------------------------------------------------------ the cached cluster
+    def prepare_cluster(self, binaries: Binaries) -> Path:
+        """The cached cluster holding the template at head (built on a cold cache)."""
+        from pytest_schemaguard import server as srv
+
+        run_as = srv.choose_run_as()
+        base_cluster = srv.cached_cluster(binaries, run_as, srv._runtime_base())
+        clusters = base_cluster.parent
+        stem = f"app-{base_cluster.name}-{self.source.project_key}-"
+        target = clusters / f"{stem}{self.source.digest}"
+        name = self.source.template_name
+        if (target / "PG_VERSION").is_file():
+            self.status = Status(name, "reused", "cached cluster")
+            return target
+        with _file_lock(clusters / f"{stem}lock"):
+            if (target / "PG_VERSION").is_file():  # another process built it meanwhile
+                self.status = Status(name, "reused", "cached cluster")
+                return target
+            started = time.monotonic()
+            local = srv.LocalServer(binaries, cluster=base_cluster)
+            try:
+                server = local.start()
+                self._build_template(server, name)
+                executor = local.executor
+                executor.stop()  # pg_ctl stop: a clean shutdown, so the copy needs no recovery
+                datadir = Path(executor.datadir)
+                if (datadir / "postmaster.pid").exists():
+                    raise ServerError(f"the server building {name} did not shut down cleanly")
+                datadir.rename(target)
+            finally:
+                local.stop()
+            for old in clusters.glob(f"{stem}*"):
+                if old.is_dir() and old != target:
+                    shutil.rmtree(old, ignore_errors=True)
+            self.status = Status(name, "built", "cached cluster", time.monotonic() - started)
+        return target
+
+    # ------------------------------------------------------------------ on a running server
+    def attach(self, server: PostgresServer) -> None:
+        """Use ``server``: its template at head is there (from the cached cluster, or left by
+        an earlier run on a DSN server) or is built now."""
+        self.server = server
+        name = self.source.template_name
+        started = time.monotonic()
+        with server.admin() as conn:
+            if _exists(conn, name):
+                if self.status is None:
+                    self.status = Status(name, "reused", "server")
+                return
+            key = int.from_bytes(hashlib.sha256(self.source.stem.encode()).digest()[:8], "big")
+            key -= 1 << 63 if key >= 1 << 63 else 0
+            conn.execute("select pg_advisory_lock(%s)", (key,))
+            try:
+                if _exists(conn, name):  # another process built it meanwhile
+                    self.status = Status(name, "reused", "server")
+                    return
+                _drop_stale(conn, self.source.stem, keep=name)
+                self._build_template(server, name)
+            finally:
+                conn.execute("select pg_advisory_unlock(%s)", (key,))
+        where = "DSN server" if server.source == "dsn" else "server (for this session)"
+        self.status = Status(name, "built", where, time.monotonic() - started)
+
+    def template_at(self, ref: str) -> tuple[str | None, frozenset[str]]:
+        """The template at revision ``ref`` and what it has applied (None: the server's empty
+        template, for ``base`` without a bootstrap hook)."""
+        if self.source.kind != "alembic":
+            raise SchemaguardError(
+                f"a database at revision {ref!r} needs an Alembic project; this project's "
+                "schema comes from metadata.create_all"
+            )
+        m = self.migrations
+        target = m.target(ref)
+        with self._lock:
+            if target == m.head:
+                return self.source.template_name, target
+            if target in self._at:
+                return self._at[target]
+            assert self.server is not None
+            if not target and not self.settings.bootstrap:
+                self._at[target] = (None, target)
+                return self._at[target]
+            db = self.server.create_database()
+            try:
+                applied = m.prepare(db)
+                m.migrate(db, applied, target, what=f"building the template at {ref}")
+            finally:
+                db.dispose()
+            self._at[target] = (db.name, target)
+            return self._at[target]
+
+    # ------------------------------------------------------------------ clones
+    def clone(self, template: str | None) -> Database:
+        with self._lock:
+            pool = self._pools.get(template)
+            if pool is None:
+                assert self.server is not None
+                pool = self._pools[template] = ClonePool(self.server, template)
+        return pool.take()
+
+    def release(self, template: str | None, db: Database) -> None:
+        self._pools[template].give_back(db)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+
+
+def _exists(conn: Any, name: str) -> bool:
+    row = conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def _drop_stale(conn: Any, stem: str, *, keep: str) -> list[str]:
+    """Drop this project's templates of other hashes (only names with its own prefix)."""
+    pattern = stem.replace("_", "\\_") + "%"
+    rows = conn.execute(
+        "select datname from pg_database where datname like %s and datname <> %s",
+        (pattern, keep),
+    ).fetchall()
+    dropped = []
+    for (name,) in rows:
+        if not str(name).startswith(stem):
+            continue
+        ident = sql.Identifier(name)
+        try:
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        except Exception:  # psycopg.Error: in use by another run, or not ours to drop
+            continue
+        dropped.append(str(name))
+    return dropped
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class ClonePool:
+    """Clones of one template for the tests: one made ahead, and the used ones dropped, by a
+    background thread, so that a test waits for neither."""
+
+    def __init__(self, server: PostgresServer, template: str | None) -> None:
+        self.server = server
+        self.template = template
+        self._jobs: queue.SimpleQueue[Database | bool | None] = queue.SimpleQueue()
+        self._ready: queue.SimpleQueue[Database | BaseException] = queue.SimpleQueue()
+        self._ahead = 0
+        self._thread = threading.Thread(target=self._work, name="schemaguard-clones", daemon=True)
+        self._thread.start()
+
+    def take(self) -> Database:
+        if self._ahead:
+            self._ahead -= 1
+            made = self._ready.get()
+        else:
+            made = self._make()
+        self._ahead += 1
+        self._jobs.put(True)
+        if isinstance(made, BaseException):
+            raise made
+        return made
+
+    def give_back(self, db: Database) -> None:
+        db.dispose()
+        self._jobs.put(db)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+        while self._ahead:
+            self._ahead -= 1
+            made = self._ready.get()
+            if not isinstance(made, BaseException):
+                with contextlib.suppress(Exception):
+                    self.server.drop_database(made)
+
+    def _make(self) -> Database | BaseException:
+        try:
+            return self.server.create_database(self.template)
+        except Exception as exc:
+            return exc
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if job is True or job is False:
+                self._ready.put(self._make())
+            else:
+                with contextlib.suppress(Exception):
+                    self.server.drop_database(job)
