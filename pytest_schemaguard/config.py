@@ -219,6 +219,22 @@ OPTIONS: tuple[Option, ...] = (
         "e.g. $GITHUB_STEP_SUMMARY.",
         cli=True,
     ),
+    Option(
+        "data_rows",
+        "int",
+        3,
+        "Rows put into every table before each revision's data[<rev>] item upgrades it "
+        "(0 turns the data items off).",
+        cli=True,
+    ),
+    Option(
+        "data_hook",
+        "string",
+        None,
+        "Hook 'package.module:function' giving the data items a table's rows: called with "
+        "a SeedRequest, returns rows (dicts of column values), [] to leave the table empty, "
+        "or None for generated rows.",
+    ),
 )
 
 CLI_ONLY_HELP = {
@@ -228,7 +244,7 @@ CLI_ONLY_HELP = {
 }
 
 _BY_KEY = {o.key: o for o in OPTIONS}
-_ZERO_ALLOWED = frozenset({"heads", "step_timeout"})
+_ZERO_ALLOWED = frozenset({"heads", "step_timeout", "data_rows"})
 
 
 @dataclass(frozen=True)
@@ -261,6 +277,8 @@ class Settings:
     live_dsn: str | None = None
     report: str | None = None
     summary: str | None = None
+    data_rows: int = 3
+    data_hook: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:  # a failing test shows it (-l, --junitxml): no password
@@ -387,7 +405,7 @@ def _validate(settings: Settings) -> None:
                 f"{where('live_dsn')} = {mask_url(settings.live_dsn)!r} is not a PostgreSQL "
                 "URL: expected postgresql://user:password@host:port/database"
             )
-    for key in ("bootstrap", "metadata", "env_context"):
+    for key in ("bootstrap", "metadata", "env_context", "data_hook"):
         value = getattr(settings, key)
         if value is not None and (value.count(":") != 1 or not all(value.split(":"))):
             raise ConfigError(
