@@ -172,23 +172,23 @@ class AppTemplates:
         self.server = server
         name = self.source.template_name
         started = time.monotonic()
+        where = "DSN server" if server.source == "dsn" else "server (for this session)"
         with server.admin() as conn:
             if _exists(conn, name):
                 if self.status is None:
-                    self.status = Status(name, "reused", "server")
+                    self.status = Status(name, "reused", where)
                 return
             key = int.from_bytes(hashlib.sha256(self.source.stem.encode()).digest()[:8], "big")
             key -= 1 << 63 if key >= 1 << 63 else 0
             conn.execute("select pg_advisory_lock(%s)", (key,))
             try:
                 if _exists(conn, name):  # another process built it meanwhile
-                    self.status = Status(name, "reused", "server")
+                    self.status = Status(name, "reused", where)
                     return
                 _drop_stale(conn, self.source.stem, keep=name)
                 self._build_template(server, name)
             finally:
                 conn.execute("select pg_advisory_unlock(%s)", (key,))
-        where = "DSN server" if server.source == "dsn" else "server (for this session)"
         self.status = Status(name, "built", where, time.monotonic() - started)
 
     def template_at(self, ref: str) -> tuple[str | None, frozenset[str]]:

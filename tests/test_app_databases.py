@@ -1,0 +1,236 @@
+"""Databases for the application's own tests: schemaguard_migrated_database,
+schemaguard_database_at and schemaguard_migrator, run in inner pytest projects."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from migration_projects import CLEAN, write_project
+from psycopg import sql
+
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.databases.source import locate
+from pytest_schemaguard.server import PostgresServer, _runtime_base
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+HEAD = "d07b4e6c2a15"
+
+ISOLATION_TESTS = f"""
+import pytest
+from sqlalchemy import text
+
+
+@pytest.mark.parametrize("n", range(50))
+def test_each_sees_head_and_only_its_row(schemaguard_migrated_database, n):
+    with schemaguard_migrated_database.engine.begin() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == {HEAD!r}
+        conn.execute(text("insert into orders (total) values (:n)"), {{"n": n}})
+        assert conn.execute(text("select count(*) from orders")).scalar() == 1
+"""
+
+TEMPLATE_LINE = (
+    "schemaguard: application template schemaguard_tpl_*_* (the migrations at head, "
+    "4 files hashed): {}"
+)
+
+
+def run(pytester: pytest.Pytester, dsn: str | None, *args: str) -> pytest.RunResult:
+    server = (f"--schemaguard-dsn={dsn}",) if dsn else ()
+    return pytester.runpytest_subprocess(*server, "-p", "no:cacheprovider", *args)
+
+
+def template_name(result: pytest.RunResult) -> str:
+    match = re.search(r"application template (schemaguard_tpl_\w+) ", result.stdout.str())
+    assert match, result.stdout.str()
+    return match[1]
+
+
+def project_templates(server: PostgresServer, stem: str) -> list[str]:
+    with server.admin() as conn:
+        rows = conn.execute(
+            "select datname from pg_database where starts_with(datname, %s) order by 1", (stem,)
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def drop_templates(server: PostgresServer, names: list[str]) -> None:
+    with server.admin() as conn:
+        for name in names:
+            ident = sql.Identifier(name)
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(ident))
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
+def test_fifty_tests_each_get_a_fresh_database_at_head(
+    pytester: pytest.Pytester, inner_dsn: str, schemaguard_postgres: PostgresServer, xdist: bool
+) -> None:
+    write_project(pytester.path, CLEAN)
+    pytester.makepyfile(test_app=ISOLATION_TESTS)
+    args = ("-p", "xdist", "-n", "2") if xdist else ()
+    result = run(pytester, inner_dsn, *args)
+    result.assert_outcomes(passed=50)
+    assert result.ret == pytest.ExitCode.OK
+    if not xdist:  # (xdist workers print no summary)
+        result.stdout.fnmatch_lines(
+            [TEMPLATE_LINE.format("built in * s and kept in the DSN server")]
+        )
+    result.stdout.no_fnmatch_line("*INFO*alembic*")
+    source = locate(Settings(root=pytester.path, alembic_config="alembic.ini"))
+    # one template for the project, whichever worker built it, and no clone left behind
+    assert project_templates(schemaguard_postgres, source.stem) == [source.template_name]
+    drop_templates(schemaguard_postgres, [source.template_name])
+
+
+def test_template_is_reused_until_a_revision_file_changes(
+    pytester: pytest.Pytester, inner_dsn: str, schemaguard_postgres: PostgresServer
+) -> None:
+    write_project(pytester.path, CLEAN)
+    pytester.makepyfile(test_app="def test_head(schemaguard_migrated_database):\n    pass\n")
+    first = run(pytester, inner_dsn)
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines([TEMPLATE_LINE.format("built in * s and kept in the DSN server")])
+    again = run(pytester, inner_dsn)
+    again.assert_outcomes(passed=1)
+    again.stdout.fnmatch_lines([TEMPLATE_LINE.format("reused from the DSN server")])
+    assert template_name(again) == template_name(first)
+
+    revision = next((pytester.path / "migrations" / "versions").glob("0002_*.py"))
+    revision.write_text(revision.read_text() + "\n# a comment changes the hash\n")
+    changed = run(pytester, inner_dsn)
+    changed.assert_outcomes(passed=1)
+    changed.stdout.fnmatch_lines([TEMPLATE_LINE.format("built in * s and kept in the DSN server")])
+    assert template_name(changed) != template_name(first)
+    stem = template_name(first).rpartition("_")[0] + "_"
+    # the project's older template is dropped; the new one is the only one
+    assert project_templates(schemaguard_postgres, stem) == [template_name(changed)]
+    drop_templates(schemaguard_postgres, [template_name(changed)])
+
+
+def test_own_server_keeps_the_template_in_the_cached_cluster(pytester: pytest.Pytester) -> None:
+    write_project(pytester.path, CLEAN)
+    pytester.makepyfile(test_app=ISOLATION_TESTS.replace("range(50)", "range(3)"))
+    source = locate(Settings(root=pytester.path, alembic_config="alembic.ini"))
+    try:
+        first = run(pytester, None)
+        first.assert_outcomes(passed=3)
+        first.stdout.fnmatch_lines(
+            [TEMPLATE_LINE.format("built in * s and kept in the cached cluster")]
+        )
+        again = run(pytester, None)
+        again.assert_outcomes(passed=3)
+        again.stdout.fnmatch_lines([TEMPLATE_LINE.format("reused from the cached cluster")])
+    finally:
+        # the cluster cache is the user's: leave no copy of this throwaway project in it
+        for cluster in _runtime_base().glob(
+            f"pytest-schemaguard-*/clusters/app-*-{source.project_key}-*"
+        ):
+            if cluster.is_dir():
+                shutil.rmtree(cluster, ignore_errors=True)
+            else:
+                cluster.unlink(missing_ok=True)
+
+
+REVISION_TESTS = f"""
+import pytest
+from sqlalchemy import text
+
+
+def version(db):
+    with db.engine.connect() as conn:
+        return conn.execute(text("select version_num from alembic_version")).scalar()
+
+
+def tables(db):
+    with db.engine.connect() as conn:
+        query = "select count(*) from pg_tables where schemaname = 'public'"
+        return conn.execute(text(query)).scalar()
+
+
+def test_at_a_prefix_head_and_base(schemaguard_database_at):
+    assert version(schemaguard_database_at("3f2a")) == "3f2a9c1b7d40"
+    assert version(schemaguard_database_at("8c1e5a2f9b63")) == "8c1e5a2f9b63"
+    assert version(schemaguard_database_at("head")) == {HEAD!r}
+    assert tables(schemaguard_database_at("base")) == 0
+
+
+def test_unknown_revision(schemaguard_database_at):
+    schemaguard_database_at("ffff")
+
+
+def test_migrator_steps(schemaguard_migrator):
+    m = schemaguard_migrator
+    assert m.current is None
+    m.migrate_up_to("3f2a9c")
+    assert m.current == "3f2a9c1b7d40"
+    m.insert_into("orders", [{{"total": 1}}, {{"total": 2}}])
+    assert m.migrate_up_one() == "8c1e5a2f9b63"
+    m.migrate_up_to("head")
+    assert m.current == {HEAD!r}
+    with pytest.raises(Exception, match="cannot upgrade by one: the database is at d07b4e6c2a15"):
+        m.migrate_up_one()
+    assert m.migrate_down_one() == {HEAD!r}
+    m.migrate_down_to("3f2a9c")
+    assert m.current == "3f2a9c1b7d40"
+    assert m.connection.execute(text("select count(*) from orders")).scalar() == 2
+    m.migrate_down_to("base")
+    assert m.current is None
+    assert tables(m.database) == 1  # alembic_version only
+    with pytest.raises(Exception, match="cannot downgrade by one: the database is at base"):
+        m.migrate_down_one()
+"""
+
+
+def test_revisions_unknown_revision_and_migrator(
+    pytester: pytest.Pytester, inner_dsn: str, schemaguard_postgres: PostgresServer
+) -> None:
+    write_project(pytester.path, CLEAN)
+    pytester.makepyfile(test_app=REVISION_TESTS)
+    result = run(pytester, inner_dsn, "-rf")
+    result.assert_outcomes(passed=2, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "schemaguard_database_at('ffff'): unknown revision 'ffff' in alembic.ini: not a "
+            "revision id, a unique prefix of one, 'head' or 'base' (the revisions: "
+            "3f2a9c1b7d40 (create orders), 8c1e5a2f9b63 (add status), "
+            "d07b4e6c2a15 (index status))",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    source = locate(Settings(root=pytester.path, alembic_config="alembic.ini"))
+    drop_templates(schemaguard_postgres, project_templates(schemaguard_postgres, source.stem))
+
+
+def docs_example(page: str, marker: str) -> str:
+    text = (DOCS / page).read_text()
+    after = text.split(f"<!-- example: {marker}", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_docs_data_migration_example_runs(
+    pytester: pytest.Pytester, inner_dsn: str, schemaguard_postgres: PostgresServer
+) -> None:
+    write_project(pytester.path, CLEAN)
+    pytester.makepyfile(test_example=docs_example("data-migrations.md", "data-migration"))
+    result = run(pytester, inner_dsn)
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    source = locate(Settings(root=pytester.path, alembic_config="alembic.ini"))
+    drop_templates(schemaguard_postgres, project_templates(schemaguard_postgres, source.stem))
+
+
+def test_no_project_and_no_metadata_is_one_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(schemaguard_migrated_database):\n    pass\n")
+    result = run(pytester, None)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*schemaguard: schemaguard_migrated_database needs the schema at head: no Alembic "
+            "project was found * and no metadata is configured; set alembic_config = *"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
