@@ -146,6 +146,10 @@ def before_revisions_read(callback: BeforeRead) -> BeforeRead:
 
 def report(result: CheckResult, *, path: str | None = None) -> None:
     """Turn a check result into the item's outcome (pass, skip, fail; warnings emitted)."""
+    running = _running.get()
+    if running is not None and result.findings:
+        # carried on the test report (REPORT_ATTRIBUTE), for the JSON report
+        running.stash[_FINDINGS] = [f.to_dict() for f in result.findings]
     for message in result.warnings:
         warnings.warn_explicit(
             ColumnOrderWarning(f"{result.title}: {message}"),
@@ -228,7 +232,30 @@ def pytest_runtest_makereport(
         location = excinfo.value.location
         if location is not None:
             report.location = (location[0], location[1] - 1, report.location[2])
+    if isinstance(item, SchemaguardItem):
+        setattr(report, REPORT_ATTRIBUTE, _report_data(item, excinfo))
     return report
+
+
+REPORT_ATTRIBUTE = "schemaguard"
+"""The attribute of a check item's test reports holding its structured data (plain JSON
+values, so xdist carries it from a worker to the controller): ``check``, ``revision``,
+``title``, ``lines`` and ``findings``."""
+_FINDINGS: pytest.StashKey[list[dict[str, Any]]] = pytest.StashKey()
+
+
+def _report_data(item: SchemaguardItem, excinfo: Any) -> dict[str, Any]:
+    check = getattr(item, "schemaguard_check", None)
+    revision = getattr(item, "schemaguard_revision", None) or getattr(check, "revision", None)
+    data: dict[str, Any] = {
+        "check": item.originalname,
+        "revision": revision,
+        "findings": item.stash.get(_FINDINGS, []),
+    }
+    if excinfo is not None and isinstance(excinfo.value, CheckFailure):
+        data["title"] = excinfo.value.title
+        data["lines"] = list(excinfo.value.lines)
+    return data
 
 
 class SchemaguardFile(pytest.File):

@@ -161,6 +161,16 @@ def _install_checks(config: pytest.Config) -> None:
     migration_items.install(config)
     parity_items.install(config)
     legacy_items.install(config)
+    # live drift and the CI reports: imported only when asked for
+    settings = config.stash[SETTINGS_KEY]
+    if settings.live_dsn:
+        from pytest_schemaguard.drift import items as drift_items
+
+        drift_items.install(config)
+    if settings.report or settings.summary or os.environ.get("GITHUB_ACTIONS") == "true":
+        from pytest_schemaguard.report import plugin as report_plugin
+
+        report_plugin.install(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
