@@ -29,6 +29,7 @@ from pytest_schemaguard.urls import mask_url
 POSTGRES_CHOICES = ("auto", "system", "embedded")
 COLUMN_ORDER_CHOICES = ("warn", "fail", "ignore")
 DRIVER_CHOICES = ("psycopg", "psycopg2", "asyncpg", "pg8000")
+SAFETY_CHOICES = ("warn", "fail", "off")
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,30 @@ OPTIONS: tuple[Option, ...] = (
         "a SeedRequest, returns rows (dicts of column values), [] to leave the table empty, "
         "or None for generated rows.",
     ),
+    Option(
+        "safety",
+        "string",
+        "warn",
+        "What the safety[<rev>] items do with what each revision's upgrade was measured to do "
+        "to existing tables (rewrites, blocking locks, validating scans, drops): warn, fail, "
+        "or off (no items, nothing measured).",
+        cli=True,
+        choices=SAFETY_CHOICES,
+    ),
+    Option(
+        "safety_ignore",
+        "list",
+        (),
+        "Safety findings to leave out: '<rev>:<rule>' or '*:<rule>' (e.g. "
+        "'4c1d2e:table-rewrite', '*:no-lock-timeout').",
+    ),
+    Option(
+        "safety_since",
+        "string",
+        None,
+        "Check the safety only of the revisions after this one (the history up to it is "
+        "already deployed).",
+    ),
 )
 
 CLI_ONLY_HELP = {
@@ -279,6 +304,9 @@ class Settings:
     summary: str | None = None
     data_rows: int = 3
     data_hook: str | None = None
+    safety: str = "warn"
+    safety_ignore: tuple[str, ...] = ()
+    safety_since: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:  # a failing test shows it (-l, --junitxml): no password
@@ -418,6 +446,16 @@ def _validate(settings: Settings) -> None:
         )
     if settings.baseline_revision != "head" and not settings.baseline:
         raise ConfigError(f"{where('baseline_revision')} is set but baseline is not")
+    if settings.safety_ignore:
+        from pytest_schemaguard.safety.rules import RULES
+
+        for entry in settings.safety_ignore:
+            rev, _, rule = entry.rpartition(":")
+            if not rev or rule not in RULES:
+                raise ConfigError(
+                    f"{where('safety_ignore')}: {entry!r} is not valid: expected "
+                    f"'<revision>:<rule>' or '*:<rule>' with a rule among {', '.join(RULES)}"
+                )
     if settings.ignore:
         from pytest_schemaguard.snapshot.compare import IgnoreRules
 
