@@ -152,6 +152,7 @@ def _install_checks(config: pytest.Config) -> None:
     configure time, so that a fixture of the project's conftest.py (``schemaguard_metadata``,
     ``schemaguard_alembic_config``) overrides the family's own."""
     from pytest_schemaguard import framework
+    from pytest_schemaguard.data import items as data_items
     from pytest_schemaguard.legacy import items as legacy_items
     from pytest_schemaguard.migrations import items as migration_items
     from pytest_schemaguard.parity import items as parity_items
@@ -161,6 +162,7 @@ def _install_checks(config: pytest.Config) -> None:
     migration_items.install(config)
     parity_items.install(config)
     legacy_items.install(config)
+    data_items.install(config)
     # live drift and the CI reports: imported only when asked for
     settings = config.stash[SETTINGS_KEY]
     if settings.live_dsn:

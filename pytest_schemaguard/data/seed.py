@@ -1,0 +1,592 @@
+"""Seeded rows: a few rows that fit each table of a schema snapshot, inserted on a connection.
+
+What the rows look like (``docs/checks/data.md`` says the same, for users):
+
+* every table of the snapshot gets rows until it holds ``rows`` of them (a table that already
+  holds as many is left alone); tables are filled in foreign-key order, referenced tables
+  first;
+* in each batch of new rows, the last row (when the batch has two rows or more, or when it is
+  the table's only row) holds NULL in every nullable column, the others hold values;
+* row ``n`` of a table (counting every row generated for it) holds values made from ``n``:
+  ``'<column> <n>'`` for text, ``n`` for numbers, ``2024-01-01`` plus ``n - 1`` days for dates
+  and timestamps, enum labels in turn, ``'{}'`` for arrays, and so on (:func:`value_text`);
+* a foreign key takes the key of an existing row of the referenced table (NULL when that table
+  has none and the columns are nullable);
+* a column that is generated, an identity column, or has a default and is not part of a unique
+  key gets its default;
+* simple CHECK constraints are honoured: bounds (``qty > 0``, ``BETWEEN``), lists of allowed
+  values (``status IN (...)``) and column order (``ends_at > starts_at``).
+
+A row the server rejects is retried without NULLs, then left out; a table that gets no row at
+all is reported in a note (never a failure). This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pytest_schemaguard.snapshot.model import Column, Snapshot, Table
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+__all__ = [
+    "SeedOutcome",
+    "SeedRequest",
+    "Seeder",
+    "check_rules",
+    "count_rows",
+    "shown_name",
+    "value_text",
+]
+
+_TEXT = frozenset({"text", "character varying", "character", "citext", "name", "bpchar"})
+_INTEGER = frozenset({"smallint", "integer", "bigint"})
+_NUMBER = _INTEGER | frozenset({"numeric", "real", "double precision", "money"})
+_DAY = datetime.date(2024, 1, 1)
+_LENGTH = re.compile(r"\((\d+)\)")
+
+
+def shown_name(qualified: str) -> str:
+    """``orders`` for ``public.orders``, ``billing.invoices`` elsewhere."""
+    schema, _, name = qualified.partition(".")
+    return name if schema == "public" else qualified
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _relation(qualified: str) -> str:
+    schema, _, name = qualified.partition(".")
+    return f"{_quote_ident(schema)}.{_quote_ident(name)}"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------- CHECK rules
+
+
+@dataclass
+class Rules:
+    """What the simple CHECK constraints of a table ask of its columns."""
+
+    low: dict[str, float] = field(default_factory=dict)
+    """Smallest allowed value (inclusive) per column."""
+    high: dict[str, float] = field(default_factory=dict)
+    """Largest allowed value (inclusive) per column."""
+    allowed: dict[str, list[str]] = field(default_factory=dict)
+    """The values a column may take (``IN (...)``, ``= ANY (ARRAY[...])``)."""
+    rank: dict[str, int] = field(default_factory=dict)
+    """Offset added to ``n`` so that ``a < b`` holds between two columns of a row."""
+
+
+def check_rules(table: Table) -> Rules:
+    """The rules of ``table``'s CHECK constraints that the seeded values can follow (the
+    others are ignored; a row they reject is left out)."""
+    rules = Rules()
+    less: list[tuple[str, str]] = []
+    for constraint in table.check_constraints:
+        for atom in _atoms(constraint.definition):
+            _rule(atom, rules, less)
+    for _ in range(len(less)):  # a few passes settle chains a < b < c
+        for low, high in less:
+            rules.rank[high] = max(rules.rank.get(high, 0), rules.rank.get(low, 0) + 1)
+    return rules
+
+
+def _atoms(definition: str) -> list[Any]:
+    """The conjuncts of a CHECK definition (``CHECK ((a > 0) AND (b < 5))``), parsed."""
+    import sqlglot
+    from sqlglot import exp
+
+    text = definition.strip()
+    if text.upper().endswith(" NOT VALID"):
+        text = text[: -len(" NOT VALID")]
+    if text.upper().startswith("CHECK"):
+        text = text[len("CHECK") :]
+    try:
+        tree = sqlglot.parse_one(text, read="postgres")
+    except Exception:  # an expression sqlglot cannot read: no rule from it
+        return []
+    out: list[Any] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.And):
+            stack.extend([node.left, node.right])
+        else:
+            out.append(node)
+    return out
+
+
+def _column_of(node: Any) -> str | None:
+    from sqlglot import exp
+
+    while isinstance(node, (exp.Paren, exp.Cast)):
+        node = node.this
+    if isinstance(node, exp.Column) and not node.table:
+        return str(node.name)
+    return None
+
+
+def _constant(node: Any) -> str | None:
+    """The text of a literal (through casts and a minus sign)."""
+    from sqlglot import exp
+
+    while isinstance(node, (exp.Paren, exp.Cast)):
+        node = node.this
+    if isinstance(node, exp.Neg):
+        inner = _constant(node.this)
+        return None if inner is None else f"-{inner}"
+    if isinstance(node, exp.Literal):
+        return str(node.this)
+    return None
+
+
+def _number(node: Any) -> float | None:
+    text = _constant(node)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _rule(atom: Any, rules: Rules, less: list[tuple[str, str]]) -> None:
+    from sqlglot import exp
+
+    comparisons: dict[type[Any], tuple[str, bool]] = {
+        exp.GT: (">", True),
+        exp.GTE: (">", False),
+        exp.LT: ("<", True),
+        exp.LTE: ("<", False),
+    }
+    flipped = {">": "<", "<": ">"}
+    if type(atom) in comparisons:
+        op, strict = comparisons[type(atom)]
+        left, right = _column_of(atom.left), _column_of(atom.right)
+        if left and right:
+            less.append((left, right) if op == "<" else (right, left))
+            return
+        column, bound = (left, atom.right) if left else (right, atom.left)
+        if column is None:
+            return
+        if not left:
+            op = flipped[op]
+        number = _number(bound)
+        if number is None:
+            return
+        step = 1 if strict else 0
+        if op == ">":
+            rules.low[column] = max(rules.low.get(column, number + step), number + step)
+        else:
+            rules.high[column] = min(rules.high.get(column, number - step), number - step)
+        return
+    if isinstance(atom, exp.Between):
+        column = _column_of(atom.this)
+        low, high = _number(atom.args.get("low")), _number(atom.args.get("high"))
+        if column and low is not None and high is not None:
+            rules.low[column] = low
+            rules.high[column] = high
+        return
+    if isinstance(atom, exp.In):
+        column = _column_of(atom.this)
+        values = [_constant(v) for v in atom.expressions]
+        if column and values and all(v is not None for v in values):
+            rules.allowed[column] = [v for v in values if v is not None]
+        return
+    if isinstance(atom, exp.EQ) and isinstance(atom.right, (exp.Any, exp.Paren, exp.Cast)):
+        column = _column_of(atom.left)
+        found = atom.right.find(exp.Array)
+        if column and found is not None:
+            values = [_constant(v) for v in found.expressions]
+            if values and all(v is not None for v in values):
+                rules.allowed[column] = [v for v in values if v is not None]
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def value_text(
+    column: Column,
+    n: int,
+    *,
+    enums: Mapping[str, tuple[str, ...]],
+    domains: Mapping[str, str],
+    rules: Rules | None = None,
+) -> str | None:
+    """The text form of the value row ``n`` gets in ``column`` (the server casts it to the
+    column's type), or None when no value of its type can be made."""
+    rules = rules or Rules()
+    name = column.name
+    if name in rules.allowed:
+        choices = rules.allowed[name]
+        return choices[(n - 1) % len(choices)]
+    n += rules.rank.get(name, 0)
+    if column.is_array:
+        return "{}"
+    base = domains.get(column.base_type, column.base_type)
+    labels = enums.get(column.base_type)
+    if labels is not None:
+        return labels[(n - 1) % len(labels)] if labels else None
+    if base in _NUMBER:
+        low = rules.low.get(name)
+        high = rules.high.get(name)
+        value = float(n)
+        if low is not None:
+            value = low + (n - 1)
+        if high is not None and value > high:
+            start = low if low is not None else min(high, 1.0)
+            span = int(high - start) + 1
+            value = start + ((n - 1) % span) if span > 0 else high
+        if base in _INTEGER or value == int(value):
+            return str(int(value)) if value == int(value) else str(value)
+        return str(value)
+    if base in _TEXT:
+        text = f"{name} {n}"
+        match = _LENGTH.search(column.type)
+        if match:
+            limit = int(match.group(1))
+            suffix = str(n)
+            text = suffix[-limit:] if limit <= len(suffix) else text[: limit - len(suffix)] + suffix
+        return text
+    day = _DAY + datetime.timedelta(days=n - 1)
+    simple: dict[str, Callable[[], str]] = {
+        "boolean": lambda: "true" if n % 2 else "false",
+        "date": day.isoformat,
+        "timestamp without time zone": lambda: f"{day.isoformat()} 12:00:00",
+        "timestamp with time zone": lambda: f"{day.isoformat()} 12:00:00+00",
+        "time without time zone": lambda: f"12:{n % 60:02d}:00",
+        "time with time zone": lambda: f"12:{n % 60:02d}:00+00",
+        "interval": lambda: f"{n} days",
+        "uuid": lambda: f"00000000-0000-4000-8000-{n:012x}",
+        "json": lambda: f'{{"n": {n}}}',
+        "jsonb": lambda: f'{{"n": {n}}}',
+        "bytea": lambda: f"\\x{n % 256:02x}",
+        "inet": lambda: f"10.0.{(n // 256) % 256}.{n % 256}",
+        "cidr": lambda: f"10.{n % 256}.0.0/16",
+        "macaddr": lambda: f"08:00:2b:00:{(n // 256) % 256:02x}:{n % 256:02x}",
+        "xml": lambda: f"<v>{n}</v>",
+        "tsvector": lambda: f"w{n}",
+        "point": lambda: f"({n},{n})",
+        "int4range": lambda: "empty",
+        "int8range": lambda: "empty",
+        "numrange": lambda: "empty",
+        "daterange": lambda: "empty",
+        "tsrange": lambda: "empty",
+        "tstzrange": lambda: "empty",
+    }
+    make = simple.get(base)
+    return make() if make is not None else None
+
+
+# ---------------------------------------------------------------------------- seeding
+
+
+@dataclass(frozen=True)
+class SeedRequest:
+    """What the ``data_hook`` is asked: rows for one table, just before ``upgrading`` runs."""
+
+    schema: str
+    table: str
+    upgrading: str
+    """The revision about to be upgraded on these rows (the database is at its parent)."""
+    rows: int
+    """How many rows the table lacks (``data_rows`` minus the rows it holds)."""
+    columns: tuple[str, ...]
+    connection: Connection
+    """The migration connection (to look up keys of other tables); insert nothing on it."""
+
+
+@dataclass
+class SeedOutcome:
+    """What one seeding round did."""
+
+    added: dict[str, int] = field(default_factory=dict)
+    """Rows inserted per table (qualified name)."""
+    unseedable: dict[str, str] = field(default_factory=dict)
+    """Tables that lacked rows and got none: why (one line)."""
+    hook_errors: list[str] = field(default_factory=list)
+    """What the ``data_hook`` raised (one line each)."""
+
+
+def count_rows(conn: Connection, tables: Iterable[str]) -> dict[str, int]:
+    """The number of rows of each table (one statement)."""
+    names = list(tables)
+    if not names:
+        return {}
+    sql = " UNION ALL ".join(
+        f"SELECT {i}, count(*) FROM {_relation(name)}" for i, name in enumerate(names)
+    )
+    return {names[int(i)]: int(c) for i, c in conn.exec_driver_sql(sql).all()}
+
+
+def _fill_order(tables: list[Table]) -> list[Table]:
+    """Referenced tables first (a cycle is broken where it is met)."""
+    by_name = {t.qualified_name: t for t in tables}
+    done: set[str] = set()
+    visiting: set[str] = set()
+    out: list[Table] = []
+
+    def visit(name: str) -> None:
+        if name in done or name in visiting or name not in by_name:
+            return
+        visiting.add(name)
+        for fk in by_name[name].foreign_keys:
+            if fk.referenced_table and fk.referenced_table != name:
+                visit(fk.referenced_table)
+        visiting.discard(name)
+        done.add(name)
+        out.append(by_name[name])
+
+    for table in tables:
+        visit(table.qualified_name)
+    return out
+
+
+Hook = Callable[[SeedRequest], "Iterable[Mapping[str, Any]] | None"]
+
+
+class Seeder:
+    """Fills the tables of a schema with ``rows`` rows each; remembers how many rows it has
+    generated per table, so later rows get new values."""
+
+    def __init__(self, rows: int, hook: Hook | None = None, hook_name: str = "data_hook") -> None:
+        self.rows = rows
+        self.hook = hook
+        self.hook_name = hook_name
+        self.generated: dict[str, int] = {}
+        self.last_error = ""
+        """The server's message for the last insert it rejected."""
+
+    def seed(
+        self,
+        conn: Connection,
+        snapshot: Snapshot,
+        *,
+        upgrading: str,
+        counts: Mapping[str, int],
+    ) -> SeedOutcome:
+        """Top up every table of ``snapshot`` to ``rows`` rows (``counts``: rows they hold)."""
+        outcome = SeedOutcome()
+        enums = {e.qualified_name: e.labels for e in snapshot.enums}
+        enums.update({e.name: e.labels for e in snapshot.enums if e.schema == "public"})
+        domains = {d.qualified_name: d.base_type for d in snapshot.domains}
+        domains.update({d.name: d.base_type for d in snapshot.domains if d.schema == "public"})
+        tables = [t for t in snapshot.tables if t.partition_of is None]
+        for table in _fill_order(tables):
+            name = table.qualified_name
+            lacking = self.rows - counts.get(name, 0)
+            if lacking <= 0:
+                continue
+            if self.hook is not None:
+                given = self._from_hook(conn, table, upgrading, lacking, outcome)
+                if given is not None:
+                    added = self._insert_given(conn, table, given, outcome)
+                    if added:
+                        outcome.added[name] = added
+                    continue
+            added, why = self._generate(conn, table, lacking, counts.get(name, 0), enums, domains)
+            if added:
+                outcome.added[name] = added
+            elif why:
+                outcome.unseedable[name] = why
+        return outcome
+
+    # -------------------------------------------------------------- the hook
+    def _from_hook(
+        self,
+        conn: Connection,
+        table: Table,
+        upgrading: str,
+        lacking: int,
+        outcome: SeedOutcome,
+    ) -> list[Mapping[str, Any]] | None:
+        assert self.hook is not None
+        request = SeedRequest(
+            table.schema, table.name, upgrading, lacking, table.column_names, conn
+        )
+        try:
+            given = self.hook(request)
+        except Exception as exc:
+            outcome.hook_errors.append(
+                f"{self.hook_name} raised for {shown_name(table.qualified_name)}: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            return None
+        return None if given is None else list(given)
+
+    def _insert_given(
+        self, conn: Connection, table: Table, given: list[Mapping[str, Any]], outcome: SeedOutcome
+    ) -> int:
+        from sqlalchemy import column, insert
+        from sqlalchemy import table as sa_table
+
+        added = 0
+        for row in given:
+            target = sa_table(table.name, *(column(k) for k in row), schema=table.schema)
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(target).values(dict(row)))
+                added += 1
+            except Exception as exc:
+                outcome.unseedable[table.qualified_name] = (
+                    f"a row from {self.hook_name} was rejected: {_first_line(exc)}"
+                )
+        return added
+
+    # -------------------------------------------------------------- generated rows
+    def _generate(
+        self,
+        conn: Connection,
+        table: Table,
+        lacking: int,
+        held: int,
+        enums: Mapping[str, tuple[str, ...]],
+        domains: Mapping[str, str],
+    ) -> tuple[int, str | None]:
+        name = table.qualified_name
+        rules = check_rules(table)
+        references = self._references(conn, table)
+        unique = {c for u in (*table.unique_constraints, table.primary_key) if u for c in u.columns}
+        for index in table.indexes:
+            if index.unique:
+                unique.update(index.columns)
+        start = max(self.generated.get(name, 0), held)
+        rows: list[dict[str, str]] = []
+        for i in range(lacking):
+            n = start + i + 1
+            with_nulls = i == lacking - 1 and (lacking > 1 or held == 0)
+            row, why = self._row(table, n, with_nulls, references, unique, rules, enums, domains)
+            if row is None:
+                return 0, why
+            rows.append(row)
+        self.generated[name] = start + lacking
+        if self._insert(conn, table, rows):
+            return lacking, None
+        added = 0
+        error = ""
+        for i, row in enumerate(rows):
+            n = start + i + 1
+            ok = self._insert(conn, table, [row])
+            if not ok and any(v == "NULL" for v in row.values()):
+                filled, _ = self._row(table, n, False, references, unique, rules, enums, domains)
+                ok = filled is not None and self._insert(conn, table, [filled])
+            if ok:
+                added += 1
+            elif not error:
+                error = self.last_error
+        return added, (None if added else error)
+
+    def _insert(self, conn: Connection, table: Table, rows: list[dict[str, str]]) -> bool:
+        relation = _relation(table.qualified_name)
+        columns = list(rows[0])
+        if columns:
+            values = ", ".join("(" + ", ".join(r[c] for c in columns) + ")" for r in rows)
+            listed = ", ".join(_quote_ident(c) for c in columns)
+            statements = [f"INSERT INTO {relation} ({listed}) VALUES {values}"]
+        else:  # every column takes its default
+            statements = [f"INSERT INTO {relation} DEFAULT VALUES" for _ in rows]
+        try:
+            with conn.begin_nested():
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+        except Exception as exc:
+            self.last_error = _first_line(exc)
+            return False
+        return True
+
+    def _references(self, conn: Connection, table: Table) -> dict[str, list[tuple[str, ...]]]:
+        """Per foreign key (by name): keys of existing rows of the referenced table (text)."""
+        out: dict[str, list[tuple[str, ...]]] = {}
+        for fk in table.foreign_keys:
+            if not fk.referenced_table or not fk.referenced_columns:
+                continue
+            cols = [_quote_ident(c) for c in fk.referenced_columns]
+            sql = (
+                "SELECT "
+                + ", ".join(f"{c}::text" for c in cols)
+                + f" FROM {_relation(fk.referenced_table)} WHERE "
+                + " AND ".join(f"{c} IS NOT NULL" for c in cols)
+                + " ORDER BY "
+                + ", ".join(str(i + 1) for i in range(len(cols)))
+                + " LIMIT 100"
+            )
+            try:
+                with conn.begin_nested():
+                    found = conn.exec_driver_sql(sql).all()
+            except Exception:
+                found = []
+            out[fk.name] = [tuple(str(v) for v in row) for row in found]
+        return out
+
+    def _row(
+        self,
+        table: Table,
+        n: int,
+        with_nulls: bool,
+        references: Mapping[str, list[tuple[str, ...]]],
+        unique: set[str],
+        rules: Rules,
+        enums: Mapping[str, tuple[str, ...]],
+        domains: Mapping[str, str],
+    ) -> tuple[dict[str, str] | None, str | None]:
+        """One row as SQL expressions per column (omitted columns take their default)."""
+        row: dict[str, str] = {}
+        by_fk: dict[str, str] = {}
+        for fk in table.foreign_keys:
+            keys = references.get(fk.name, [])
+            nullable = all(table.column(c).nullable for c in fk.columns if table.has_column(c))
+            for position, col in enumerate(fk.columns):
+                if col in by_fk or not table.has_column(col):
+                    continue
+                column = table.column(col)
+                if with_nulls and nullable:
+                    by_fk[col] = "NULL"
+                elif keys:
+                    key = keys[(n - 1) % len(keys)]
+                    by_fk[col] = f"{_literal(key[position])}::{column.type}"
+                elif nullable:
+                    by_fk[col] = "NULL"
+                else:
+                    target = shown_name(fk.referenced_table or "")
+                    return None, f"foreign key {fk.name}: {target} has no rows to reference"
+        for column in table.columns:
+            if column.generated is not None or column.identity is not None:
+                continue
+            default = column.default
+            if default is not None and "nextval(" in default:
+                continue
+            if column.name in by_fk:
+                row[column.name] = by_fk[column.name]
+                continue
+            if with_nulls and column.nullable:
+                row[column.name] = "NULL"
+                continue
+            if default is not None and column.name not in unique:
+                row[column.name] = "DEFAULT"
+                continue
+            text = value_text(column, n, enums=enums, domains=domains, rules=rules)
+            if text is None:
+                if column.nullable:
+                    row[column.name] = "NULL"
+                    continue
+                return None, f"column {column.name} of type {column.type}: no value to generate"
+            row[column.name] = f"{_literal(text)}::{column.type}"
+        return row, None
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line for line in str(orig).strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(exc).__name__

@@ -1,0 +1,609 @@
+"""The ``data[<rev>]`` checks: every revision upgraded (and downgraded) on tables with rows.
+
+One :class:`DataWalk` serves one pytest process.  It runs its own ``env.py`` passes on its own
+scratch databases (cloned from the migration runner's template), apart from the migration
+checks' pass.  For each checked revision R, in the order the migration checks run:
+
+1. the tables that exist at R's parent are topped up to ``data_rows`` rows
+   (:class:`~pytest_schemaguard.data.seed.Seeder`);
+2. R is upgraded: it must succeed;
+3. R is downgraded: the tables that exist on both sides must hold the rows they held after the
+   upgrade; then R is upgraded again, and the walk goes on to the next revision on the same
+   database.
+
+A step that fails ends the pass; the next pass replays the revisions done so far in a new clone
+(without rows) and applies R there without rows first: if R fails there too, the failure is not
+the rows' (``upgrade[R]``/``roundtrip[R]`` report it); if it works, the rows made it fail.  A
+failure that depends on the generated values (a cast, a CHECK or foreign key added over columns
+that hold arbitrary values) is a note, not a failure.
+
+This module does not import pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pytest_schemaguard.config import Settings
+from pytest_schemaguard.data.seed import Hook, Seeder, count_rows, shown_name
+from pytest_schemaguard.migrations.alembic_driver import (
+    AlembicProject,
+    PassOutcome,
+    Step,
+    StepError,
+    released_process_state,
+)
+from pytest_schemaguard.migrations.history import History
+from pytest_schemaguard.migrations.runner import (
+    CheckResult,
+    Layout,
+    ServerLike,
+    _session_state,
+)
+from pytest_schemaguard.migrations.stepper import Stepper
+from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
+from pytest_schemaguard.snapshot.model import Snapshot
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+
+__all__ = ["VALUE_DEPENDENT", "DataWalk"]
+
+Phase = Literal["up", "down", "reup"]
+
+VALUE_DEPENDENT = ("22", "23503", "23514", "23P01")
+"""SQLSTATEs (or their class) of failures that depend on the values in the rows, not on there
+being rows: data exceptions (a cast of generated text, a value out of range or too long), and a
+foreign key, CHECK or exclusion constraint added over columns that hold generated values."""
+
+_FIXES = {
+    "23502": "add a server_default or backfill before SET NOT NULL",
+    "23505": "make the values unique (backfill distinct values) before adding the unique "
+    "constraint or index",
+}
+
+_TABLES_AT = (
+    "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
+    "AND left(n.nspname, 3) <> 'pg_'"
+)
+
+
+@dataclass
+class _State:
+    db: Any
+    applied: list[str] = field(default_factory=list)
+    clean: bool = True
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A step of a checked revision that failed on tables with rows."""
+
+    phase: Phase
+    error: StepError
+    sqlstate: str | None
+    counts: dict[str, int]
+    """Rows per table when the step ran."""
+
+
+@dataclass
+class _Trip:
+    """What the check of a revision knows after its first upgrade (kept when its round trip
+    goes on in a new session)."""
+
+    verify: _Failure | None = None
+    """Set when this is the try without rows of a step that failed on rows."""
+    tables: list[str] = field(default_factory=list)
+    """The seeded tables that exist after the upgrade too."""
+    after_up: dict[str, int] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    location: tuple[str, int] | None = None
+
+
+def sqlstate_of(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a DBAPI exception, whatever the driver (None when it has none)."""
+    if exc is None:
+        return None
+    for attr in ("sqlstate", "pgcode"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], dict):  # pg8000
+        value = args[0].get("C")
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _server_message(error: str) -> str:
+    """``column "x" ... contains null values`` from ``NotNullViolation: column "x" ...``."""
+    first = next((line.strip() for line in error.strip().splitlines() if line.strip()), "")
+    head, sep, rest = first.partition(": ")
+    if sep and head.replace(".", "").replace("_", "").isalnum() and " " not in head:
+        return rest
+    return first
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
+def _tables_in(statement: str | None) -> list[str]:
+    """The tables a statement names (qualified, ``public`` when it names no schema)."""
+    if not statement:
+        return []
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        trees = sqlglot.parse(statement, read="postgres")
+    except Exception:
+        return []
+    out: list[str] = []
+    for tree in trees:
+        if tree is None:
+            continue
+        for table in tree.find_all(exp.Table):
+            name = f"{table.db or 'public'}.{table.name}"
+            if table.name and name not in out:
+                out.append(name)
+    return out
+
+
+class DataWalk:
+    """Runs the ``data`` checks of one Alembic project against scratch databases."""
+
+    def __init__(
+        self,
+        project: AlembicProject,
+        history: History,
+        settings: Settings,
+        server: ServerLike,
+        config_factory: Callable[[str], Config],
+        *,
+        template: Callable[[], str | None],
+        hook: Hook | None = None,
+        selected: Callable[[str, str], bool] = lambda kind, rev: False,
+    ) -> None:
+        self.project = project
+        self.history = history
+        self.settings = settings
+        self.server = server
+        self.config_factory: Callable[[str], Config] = lambda url: config_factory(
+            project.driver.url(url)
+        )
+        self.layout = Layout.build(history, settings)
+        self.template = template
+        self.selected = selected
+        """Whether the item ``kind[rev]`` (``upgrade``, ``roundtrip``) runs in this session."""
+        self.seeder = Seeder(settings.data_rows, hook)
+        self.results: dict[str, CheckResult] = {}
+        self.broken: dict[str, StepError] = {}
+        """Revisions whose upgrade fails without rows too."""
+        self._verify: dict[str, _Failure] = {}
+        """Revisions that failed on rows, to be tried without rows in the next pass."""
+        self._partial: dict[str, _Trip] = {}
+        """Round trips that go on in the next env.py run (the session changed)."""
+        self._split = False
+        self.one_run: set[str] = set()
+        """Revisions that fail on their own, without rows, applied in the same env.py run as
+        the revisions before them (as ``alembic upgrade`` from base does)."""
+        self._noted: set[tuple[str, str]] = set()
+        self._state: _State | None = None
+        self._stepper = Stepper()
+        self._stepper_todo: set[str] = set()
+        self.stepwise = False
+        """Do each item's share of the walk when its result is asked for (suspended between
+        items), instead of the whole batch at once (an xdist worker)."""
+        self.pass_count = 0
+
+    def title(self, rev: str) -> str:
+        return f"data of {self.history.describe(rev)} ({self.history.info(rev).path})"
+
+    def revisions(self) -> list[str]:
+        """The revisions with a ``data`` check, in run order."""
+        return self.layout.revisions()
+
+    # ------------------------------------------------------------------ results
+    def result(self, rev: str, batch: Iterable[str] = ()) -> CheckResult:
+        """The result of ``data[rev]``, running (with it) the checks in ``batch`` not yet
+        known."""
+        if rev not in self.results:
+            todo = [rev, *(r for r in batch if r not in self.results and r != rev)]
+            if self.stepwise:
+                self._run_stepwise(rev, todo)
+            else:
+                self._run(todo)
+        return self.results[rev]
+
+    def _run_stepwise(self, rev: str, todo: list[str]) -> None:
+        stepper = self._stepper
+        if stepper.running and rev not in self._stepper_todo:
+            stepper.finish()
+        if rev in self.results:
+            return
+        if not stepper.running:
+            self._stepper_todo = set(todo)
+            stepper.start(lambda: self._run(todo), name="schemaguard-data")
+        stepper.wait_for(lambda: rev in self.results)
+        if rev not in self.results:  # pragma: no cover - the worker always settles it
+            self._run([rev])
+
+    def settle(self) -> None:
+        """Finish the work under way (the next pytest item is not a ``data`` check)."""
+        if self._stepper.running:
+            self._stepper.finish()
+
+    def _gate(self) -> None:
+        if self._stepper.in_worker():
+            self._stepper.gate(released_process_state)
+
+    def close(self) -> None:
+        if self._stepper.running:
+            self._stepper.abandon()
+        self._discard()
+
+    # ------------------------------------------------------------------ planning
+    def _run(self, todo: list[str]) -> None:
+        targets = {r for r in todo if r not in self.results}
+        if not targets:
+            return
+        h = self.history
+        needed = h.closure(targets) - self.layout.pre_start
+        order = [r for r in self.revisions() if r in needed]
+        state = self._state
+        if state is None or not state.clean or any(r in state.applied for r in targets):
+            self._new_state()
+        state = self._state
+        assert state is not None
+        progress = list(state.applied)
+        while True:
+            pending = [r for r in order if r not in progress and self._broken_by(r) is None]
+            if not pending and not self._partial:
+                break
+            replay = [r for r in progress if r not in state.applied]
+            self._split = False
+            outcome = self._pass(state, replay, pending, targets, progress)
+            if outcome.error is None and state.clean:
+                if self._split:
+                    continue  # the next revision starts in a new session, on this database
+                break
+            if outcome.error is not None and outcome.error.step is None:
+                lines = ["env.py failed before the first migration step:", *outcome.error.render()]
+                for rev in targets:
+                    if rev not in self.results:
+                        self.results[rev] = CheckResult(
+                            "failed", self.title(rev), lines, cause=outcome.error.cause()
+                        )
+                self._discard()
+                return
+            self._new_state()
+            state = self._state
+            assert state is not None
+        for rev in targets:
+            if rev in self.results:
+                continue
+            blocker = self._broken_by(rev)
+            if blocker is not None:
+                self.results[rev] = self._blocked(rev, blocker)
+            else:  # pragma: no cover - a planning gap would be a bug
+                self.results[rev] = CheckResult(
+                    "failed", self.title(rev), ["this check was not run (internal error)"]
+                )
+
+    def _broken_by(self, rev: str) -> str | None:
+        if rev in self.broken:
+            return rev
+        ancestors = self.history.ancestors(rev)
+        for failed in self.history.ordered(self.broken):
+            if failed in ancestors:
+                return failed
+        return None
+
+    # ------------------------------------------------------------------ databases
+    def _new_state(self) -> None:
+        self._discard()
+        self._state = _State(self.server.create_database(template=self.template()))
+
+    def _discard(self) -> None:
+        if self._state is not None:
+            with contextlib.suppress(Exception):
+                self.server.drop_database(self._state.db)
+            self._state = None
+
+    # ------------------------------------------------------------------ one pass
+    def _pass(
+        self,
+        state: _State,
+        replay: list[str],
+        pending: list[str],
+        targets: set[str],
+        progress: list[str],
+    ) -> PassOutcome:
+        h = self.history
+        phase: dict[str, Any] = {"kind": None, "rev": None}
+        captured: dict[str, BaseException | None] = {"error": None}
+        cfg = self.config_factory(state.db.url)
+        listening: list[Any] = []
+
+        def on_error(context: Any) -> None:
+            captured["error"] = context.original_exception
+
+        def step(rev: str, direction: Literal["upgrade", "downgrade"], kind: str) -> Step:
+            self._gate()
+            phase.update(kind=kind, rev=rev)
+            captured["error"] = None
+            return Step(rev, direction)
+
+        def done(rev: str) -> None:
+            state.applied.append(rev)
+            progress.append(rev)
+
+        def plan(conn: Connection) -> Iterator[Step]:
+            from sqlalchemy import event
+
+            engine = conn.engine
+            event.listen(engine, "handle_error", on_error)
+            listening.append(engine)
+            session = _session_state(conn)
+
+            def split() -> bool:
+                """Whether the session differs from the pass's start (a temporary table, a
+                setting): then the next step runs in a new env.py run, as a user would run it
+                after the previous one."""
+                if _session_state(conn) == session:
+                    return False
+                self._split = True
+                return True
+
+            for rev in replay:
+                yield step(rev, "upgrade", "replay")
+                state.applied.append(rev)
+            exclude = (*DEFAULT_EXCLUDED_TABLES, _version_table())
+            for rev, trip in list(self._partial.items()):
+                del self._partial[rev]
+                yield from finish(conn, rev, trip)
+                done(rev)
+            for rev in pending:
+                if rev in progress:
+                    continue
+                failure = self._verify.pop(rev, None)
+                if failure is not None:
+                    if rev not in self.one_run and split():
+                        self._verify[rev] = failure
+                        return
+                    phase["failure"] = failure
+                    yield step(rev, "upgrade", "v-up")
+                    if failure.phase == "up":
+                        self.results[rev] = self._rows_result(rev, failure)
+                    else:
+                        trip = _Trip(verify=failure)
+                        if split():
+                            self._partial[rev] = trip
+                            return
+                        yield from finish(conn, rev, trip)
+                    done(rev)
+                    continue
+                if rev not in targets or rev in self.results:
+                    yield step(rev, "upgrade", "plain")
+                    done(rev)
+                    continue
+                if rev not in self.one_run and split():
+                    return
+                self._gate()
+                before = take_snapshot(conn, exclude_tables=exclude)
+                tables = snapshot_tables(before)
+                counts = count_rows(conn, tables)
+                seeded = self.seeder.seed(conn, before, upgrading=rev, counts=counts)
+                phase["counts"] = count_rows(conn, tables)
+                yield step(rev, "upgrade", "up")
+                trip = _Trip(lines=list(seeded.hook_errors), notes=self._notes(seeded.unseedable))
+                if rev in self.layout.irreversible or rev in self.layout.no_downgrade:
+                    self.results[rev] = self._checked(rev, trip)
+                    done(rev)
+                    continue
+                present = _tables_at(conn)
+                trip.tables = [t for t in tables if t in present]
+                trip.after_up = count_rows(conn, trip.tables)
+                if split():
+                    self._partial[rev] = trip  # the round trip goes on in a new session
+                    return
+                yield from finish(conn, rev, trip)
+                done(rev)
+
+        def finish(conn: Connection, rev: str, trip: _Trip) -> Generator[Step, None, None]:
+            """Down and up again after the first upgrade of ``rev``."""
+            if trip.verify is not None:
+                phase["failure"] = trip.verify
+                yield step(rev, "downgrade", "v-down")
+                yield step(rev, "upgrade", "v-reup")
+                self.results[rev] = self._rows_result(rev, trip.verify)
+                return
+            phase["counts"] = trip.after_up
+            yield step(rev, "downgrade", "down")
+            after_down = count_rows(conn, trip.tables)
+            lost = [t for t in trip.tables if after_down[t] < trip.after_up[t]]
+            if lost:
+                trip.lines.extend(self._lost_lines(rev, lost, trip.after_up, after_down))
+                info = h.info(rev)
+                if info.downgrade_line:
+                    trip.location = (info.path, info.downgrade_line)
+            yield step(rev, "upgrade", "reup")
+            self.results[rev] = self._checked(rev, trip)
+
+        try:
+            outcome = self._run_env(cfg, state.db, plan)
+        finally:
+            from sqlalchemy import event
+
+            for engine in listening:
+                with contextlib.suppress(Exception):
+                    event.remove(engine, "handle_error", on_error)
+        if outcome.error is not None:
+            state.clean = False
+            self._record(outcome.error, phase, sqlstate_of(captured["error"]))
+        return outcome
+
+    def _run_env(
+        self, cfg: Config, db: Any, plan: Callable[[Connection], Iterator[Step]]
+    ) -> PassOutcome:
+        self.pass_count += 1
+        paths = {r: i.path for r, i in self.history.revisions.items()}
+        return self.project.run_on(
+            cfg,
+            plan,
+            database=db.name,
+            url=db.url,
+            url_env=self.settings.database_url_env,
+            paths=paths,
+        )
+
+    def _record(self, error: StepError, phase: dict[str, Any], sqlstate: str | None) -> None:
+        kind, rev = phase.get("kind"), phase.get("rev")
+        if error.step is None or rev is None:
+            return
+        if kind in ("up", "down", "reup"):
+            counts = dict(phase.get("counts") or {})
+            self._verify[rev] = _Failure(kind, error, sqlstate, counts)
+        elif kind == "v-up" and rev not in self.one_run:
+            # fails on its own without rows: the next pass tries it in one run from base
+            self.one_run.add(rev)
+            self.results[rev] = self._without_rows(rev, "up", error)
+        elif kind in ("v-up", "replay", "plain"):
+            self.broken[rev] = error
+            if rev not in self.results:
+                self.results[rev] = self._without_rows(rev, "up", error)
+        elif kind in ("v-down", "v-reup"):
+            failure = phase.get("failure")
+            assert isinstance(failure, _Failure)
+            self.results[rev] = self._without_rows(rev, failure.phase, error)
+
+    # ------------------------------------------------------------------ results
+    def _what(self, rev: str, phase: Phase) -> str:
+        described = self.history.describe(rev)
+        return {
+            "up": f"upgrade of {described}",
+            "down": f"downgrade of {described}",
+            "reup": f"upgrading {described} again after its downgrade",
+        }[phase]
+
+    def _checked(self, rev: str, trip: _Trip) -> CheckResult:
+        return CheckResult(
+            "failed" if trip.lines else "passed",
+            self.title(rev),
+            trip.lines,
+            notes=trip.notes,
+            location=trip.location,
+        )
+
+    def _rows_result(self, rev: str, failure: _Failure) -> CheckResult:
+        """``data[rev]`` when a step failed on rows and works without them."""
+        error = failure.error
+        statement = _one_line(error.statement) if error.statement else None
+        if statement is None and error.location:
+            statement = error.location.partition(": ")[2] or error.location
+        named = _tables_in(error.statement)
+        seeded = {t: c for t, c in failure.counts.items() if c > 0}
+        shown = [t for t in named if t in seeded] or sorted(seeded)
+        listed = ", ".join(f"{shown_name(t)} {_rows(seeded[t])}" for t in shown[:5])
+        if len(shown) > 5:
+            listed += f" and {len(shown) - 5} more"
+        what = self._what(rev, failure.phase)
+        sentence = f"{what} fails on tables with rows: "
+        if statement:
+            sentence += f"{statement} — "
+        sentence += f"{_server_message(error.error)} (seeded: {listed or 'no rows'})"
+        state = failure.sqlstate or ""
+        if state[:2] in VALUE_DEPENDENT or state in VALUE_DEPENDENT:
+            note = (
+                f"{sentence}; this depends on the generated values (see docs/checks/data.md), "
+                "so it is not a failure: check it against real rows"
+            )
+            return CheckResult("passed", self.title(rev), notes=[note])
+        fix = _FIXES.get(state)
+        if fix:
+            sentence += f"; {fix}"
+        return CheckResult("failed", self.title(rev), [sentence, *error.render()])
+
+    def _without_rows(self, rev: str, phase: Phase, error: StepError) -> CheckResult:
+        """``data[rev]`` when the step fails on empty tables too: the migration items say it."""
+        item = "upgrade" if phase == "up" else "roundtrip"
+        label = self.history.label(rev)
+        what = self._what(rev, phase)
+        if self.selected(item, rev):
+            return CheckResult(
+                "skipped",
+                self.title(rev),
+                [f"{what} fails without rows too (see {item}[{label}])"],
+            )
+        return CheckResult(
+            "failed", self.title(rev), [f"{what} fails without rows too", *error.render()]
+        )
+
+    def _blocked(self, rev: str, blocker: str) -> CheckResult:
+        label = self.history.label(blocker)
+        if blocker != rev and self.selected("upgrade", blocker):
+            return CheckResult("skipped", self.title(rev), [f"needs {label}, whose upgrade failed"])
+        error = self.broken[blocker]
+        first = "" if blocker == rev else " (needed first)"
+        return CheckResult(
+            "failed",
+            self.title(rev),
+            [f"upgrade of {self.history.describe(blocker)}{first} failed", *error.render()],
+        )
+
+    def _lost_lines(
+        self, rev: str, lost: list[str], after_up: dict[str, int], after_down: dict[str, int]
+    ) -> list[str]:
+        listed = ", ".join(
+            f"{shown_name(t)} ({_rows(after_up[t])} after the upgrade, {after_down[t]} after "
+            "the downgrade)"
+            for t in lost
+        )
+        place = self.history.info(rev).downgrade_place
+        return [
+            f"downgrade of {self.history.describe(rev)} deletes rows of tables that exist "
+            f"before and after it: {listed}",
+            f"  fix: in downgrade() ({place}), keep the rows of the tables it does not drop "
+            "(alter them in place rather than dropping and recreating them; delete nothing)",
+        ]
+
+    def _notes(self, unseedable: dict[str, str]) -> list[str]:
+        notes = []
+        for table, why in unseedable.items():
+            if (table, why) in self._noted:
+                continue
+            self._noted.add((table, why))
+            notes.append(
+                f"table {shown_name(table)} could not be seeded ({why}); its upgrade ran on "
+                "it empty"
+            )
+        return notes
+
+
+def _version_table() -> str:
+    """The version table env.py configured (left out of the seeded tables)."""
+    from alembic import context
+
+    return str(context.get_context().version_table)
+
+
+def _tables_at(conn: Connection) -> set[str]:
+    return {f"{schema}.{name}" for schema, name in conn.exec_driver_sql(_TABLES_AT).all()}
+
+
+def snapshot_tables(snapshot: Snapshot) -> list[str]:
+    """The tables the walk seeds and counts (partitions are filled through their parent)."""
+    return [t.qualified_name for t in snapshot.tables if t.partition_of is None]
