@@ -142,16 +142,22 @@ def markdown_summary(
                 break
             shown += 1
             place = _place(item)
-            where = f" (`{place}`)" if place else ""
-            out.append(f"- `{item['nodeid']}`{where}: {item.get('message') or item['outcome']}")
-            lines = [line.strip() for line in item.get("lines", []) if line.strip()]
-            for line in lines[:SUMMARY_LINES]:
-                out.append(f"  - {line}")
-            if len(lines) > SUMMARY_LINES:
-                out.append(f"  - … {len(lines) - SUMMARY_LINES} more line(s) in the report")
+            where = f" at `{place}`" if place else ""
+            out.append(f"**`{item['nodeid']}`**{where}: {item.get('message') or item['outcome']}")
+            lines = [line.rstrip() for line in item.get("lines", []) if line.strip()]
+            if lines:
+                out += ["", "```text", *lines[:SUMMARY_LINES]]
+                if len(lines) > SUMMARY_LINES:
+                    out.append(f"… {len(lines) - SUMMARY_LINES} more line(s) in the JSON report")
+                out.append("```")
+            out.append("")
     if len(failing) > shown:
-        out += ["", f"… and {len(failing) - shown} more failure(s): see the JSON report."]
-    return "\n".join(mask_url(line, tuple(secrets)) for line in out) + "\n"
+        out += [f"… and {len(failing) - shown} more failure(s): see the JSON report.", ""]
+    while out and not out[-1]:
+        out.pop()
+    # one blank line between blocks
+    text = "\n".join(line for i, line in enumerate(out) if line or (i and out[i - 1]))
+    return mask_url(text, tuple(secrets)) + "\n"
 
 
 def _escape_data(text: str) -> str:

@@ -10,6 +10,7 @@ reports arrive on the controller, which alone writes the files and prints the an
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,34 @@ class ReportCollector:
         self.config = config
         self.settings = config.stash[SETTINGS_KEY]
         self.records: dict[str, dict[str, Any]] = {}
+        self.order: dict[str, int] = {}
+        """The items' collection order (the report lists them so, also under xdist, where
+        they finish in another order)."""
+        self.version: str | None = None
         self.written: list[str] = []
         self.errors: list[str] = []
 
     # ------------------------------------------------------------------ collecting
     @pytest.hookimpl
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._remember_order(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self._remember_order(ids)
+
+    def _remember_order(self, ids: Iterable[str]) -> None:
+        if not self.order:
+            self.order = {nodeid: i for i, nodeid in enumerate(ids)}
+
+    @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, REPORT_ATTRIBUTE, None)
         if not isinstance(data, dict):
             return  # not a check item
+        if self.version is None:
+            # while the server is known (a serial run closes it before the session finishes)
+            self.version = self._server_version()
         record = self.records.get(report.nodeid)
         if record is None:
             path, lineno, _ = report.location
@@ -134,7 +154,8 @@ class ReportCollector:
             return None
 
     def _items(self) -> list[dict[str, Any]]:
-        return list(self.records.values())
+        last = len(self.order)
+        return sorted(self.records.values(), key=lambda r: self.order.get(r["nodeid"], last))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -143,7 +164,7 @@ class ReportCollector:
         settings = self.settings
         items = self._items()
         secrets = self._secrets()
-        version = self._server_version()
+        version = self.version or self._server_version()
         if settings.report:
             import json
 
