@@ -163,6 +163,9 @@ def _install_checks(config: pytest.Config) -> None:
     parity_items.install(config)
     legacy_items.install(config)
     data_items.install(config)
+    from pytest_schemaguard.safety import items as safety_items
+
+    safety_items.install(config)
     # live drift and the CI reports: imported only when asked for
     settings = config.stash[SETTINGS_KEY]
     if settings.live_dsn:
