@@ -188,12 +188,19 @@ def test_live_drift_reports_the_hand_changes_at_the_stamped_revision_and_changes
     assert our_sessions(schemaguard_postgres, live_db) == []
 
 
+@pytest.mark.parametrize("own_server", [False, True], ids=["dsn", "own-server"])
 def test_schemaguard_drift_exits_0_on_an_unchanged_database(
-    newsbot: Path, schemaguard_postgres: PostgresServer, inner_dsn: str, live_db: Database
+    newsbot: Path,
+    schemaguard_postgres: PostgresServer,
+    inner_dsn: str,
+    live_db: Database,
+    own_server: bool,
 ) -> None:
     migrate(newsbot, live_db, "head")
     url = live_url(schemaguard_postgres, live_db)
-    run = drift_command("--live-dsn", url, "--project", str(newsbot), "--dsn", inner_dsn)
+    # without --dsn the command starts (and stops) a throwaway server of its own
+    scratch = [] if own_server else ["--dsn", inner_dsn]
+    run = drift_command("--live-dsn", url, "--project", str(newsbot), *scratch)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.splitlines() == [
         f"live_drift: the live database {make_url(url).render_as_string()} against the "
@@ -317,3 +324,17 @@ def test_the_stamp_decides_what_the_live_database_is_compared_with(
 ) -> None:
     target = drift_target(schema, HISTORY)
     assert (target.ref, target.lines, target.failure) == (ref, [line], failure)
+
+
+def test_a_live_database_that_cannot_be_reached_is_not_compared(newsbot: Path) -> None:
+    run = drift_command(
+        "--live-dsn", f"postgresql://app:{PASSWORD}@127.0.0.1:1/prod", "--project", str(newsbot)
+    )
+    assert run.returncode == 2
+    assert run.stdout == ""
+    assert run.stderr.startswith(
+        "schemaguard-drift: error: cannot connect to the live database "
+        "postgresql://app:***@127.0.0.1:1/prod: "
+    )
+    assert len(run.stderr.splitlines()) == 1
+    assert PASSWORD not in run.stderr
