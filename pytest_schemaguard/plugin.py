@@ -175,7 +175,7 @@ def _install_checks(config: pytest.Config) -> None:
     if settings.report or settings.summary or os.environ.get("GITHUB_ACTIONS") == "true":
         from pytest_schemaguard.report import plugin as report_plugin
 
-        report_plugin.install(config)
+        report_plugin.install(config, config.stash[MANAGER_KEY])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,23 +25,28 @@ from pytest_schemaguard.report.document import (
 )
 from pytest_schemaguard.stash import SETTINGS_KEY
 
+if TYPE_CHECKING:
+    from pytest_schemaguard.session import ServerManager
+
 __all__ = ["ReportCollector", "install"]
 
 PLUGIN_NAME = "schemaguard-report"
 
 
-def install(config: pytest.Config) -> None:
-    """Register the collector (on the controller or a serial run; workers only send)."""
+def install(config: pytest.Config, manager: ServerManager | None = None) -> None:
+    """Register the collector (on the controller or a serial run; workers only send);
+    ``manager`` is the run's server manager (for the PostgreSQL version)."""
     if is_xdist_worker(config) or config.pluginmanager.has_plugin(PLUGIN_NAME):
         return
-    config.pluginmanager.register(ReportCollector(config), PLUGIN_NAME)
+    config.pluginmanager.register(ReportCollector(config, manager), PLUGIN_NAME)
 
 
 class ReportCollector:
     """Gathers one record per check item from its test reports, and writes the outputs."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, manager: ServerManager | None = None) -> None:
         self.config = config
+        self.manager = manager
         self.settings = config.stash[SETTINGS_KEY]
         self.records: dict[str, dict[str, Any]] = {}
         self.order: dict[str, int] = {}
@@ -138,9 +143,7 @@ class ReportCollector:
         return self.settings.path(value)
 
     def _server_version(self) -> str | None:
-        from pytest_schemaguard.plugin import MANAGER_KEY
-
-        manager = self.config.stash.get(MANAGER_KEY, None)
+        manager = self.manager
         if manager is None:
             return None
         server = getattr(manager, "_server", None)
