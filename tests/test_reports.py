@@ -86,6 +86,8 @@ def test_report_summary_and_annotations_of_a_failing_project(
     apply_defect("downgrade_keeps_index", project)
     monkeypatch.chdir(project)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    # the repository's checkout: annotations name files from there
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
     result = pytester.runpytest_subprocess(
@@ -108,8 +110,8 @@ def test_report_summary_and_annotations_of_a_failing_project(
         f"live_drift: the live database {mask_url(url)} against the migrations at e61b7c3a0f58"
     )
     assert [line for line in result.stdout.lines if line.startswith("::")] == [
-        annotation(REVISION_FILE, 30, "roundtrip", ROUNDTRIP_TITLE, ROUNDTRIP_LINES),
-        annotation(HEAD_FILE, 1, "live_drift", drift_title, DRIFT_LINES),
+        annotation(f"newsbot/{REVISION_FILE}", 30, "roundtrip", ROUNDTRIP_TITLE, ROUNDTRIP_LINES),
+        annotation(f"newsbot/{HEAD_FILE}", 1, "live_drift", drift_title, DRIFT_LINES),
     ]
     result.stdout.fnmatch_lines(
         ["schemaguard: wrote report out/report.json", "schemaguard: wrote summary out/summary.md"]

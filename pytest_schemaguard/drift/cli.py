@@ -143,7 +143,7 @@ def _in_project(root: Path) -> Iterator[None]:
 
 
 def _run(root: Path, args: argparse.Namespace) -> CheckResult:
-    from pytest_schemaguard.drift.check import check_drift
+    from pytest_schemaguard.drift.check import check_drift, drift_target
     from pytest_schemaguard.drift.live import read_live
     from pytest_schemaguard.migrations.alembic_driver import AlembicProject, find_alembic_config
     from pytest_schemaguard.migrations.history import History
@@ -190,6 +190,10 @@ def _run(root: Path, args: argparse.Namespace) -> CheckResult:
                 runner.close()
         finally:
             manager.close()
+    target = drift_target(live, history)
+    if result.outcome == "passed" and target.revision is not None:
+        # say where the live database was found, as a failure does
+        result.notes[:0] = target.lines
     if models_error is not None:
         result.outcome = "failed"
         result.lines.append(f"not compared with the schema the models build: {models_error}")

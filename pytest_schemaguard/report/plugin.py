@@ -122,6 +122,19 @@ class ReportCollector:
                 return p.as_posix()
         return p.as_posix()
 
+    def _in_workspace(self, file: str | None) -> str | None:
+        """``file`` (relative to the rootdir) relative to ``GITHUB_WORKSPACE``, the checkout
+        GitHub resolves annotation paths against (a project in a subdirectory of the
+        repository is annotated at ``backend/versions/...``)."""
+        workspace = os.environ.get("GITHUB_WORKSPACE")
+        if not file or not workspace or Path(file).is_absolute():
+            return file
+        try:
+            base = self.config.rootpath.resolve().relative_to(Path(workspace).resolve())
+        except ValueError:
+            return file
+        return (base / file).as_posix()
+
     # ------------------------------------------------------------------ writing
     def _secrets(self) -> list[str]:
         from sqlalchemy.engine import make_url
@@ -199,7 +212,8 @@ class ReportCollector:
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            lines = workflow_annotations(self._items(), secrets=self._secrets())
+            items = [dict(item, file=self._in_workspace(item["file"])) for item in self._items()]
+            lines = workflow_annotations(items, secrets=self._secrets())
             if lines:
                 # GitHub reads workflow commands from the job's output, one per line
                 terminalreporter.ensure_newline()
