@@ -86,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"{PROG}: error: {mask_url(str(exc))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM while the server runs: cleaned up by now
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     print(result.title)
     for line in result.lines:
         print(line)
