@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,11 @@ from pytest_schemaguard.stash import SETTINGS_KEY
 
 if TYPE_CHECKING:
     from pytest_schemaguard.server import Database
+
+
+def _import_sqlalchemy() -> None:
+    with contextlib.suppress(Exception):
+        importlib.import_module("sqlalchemy.engine")
 
 
 def _fail(message: str) -> None:
@@ -48,6 +56,9 @@ def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
         return ProjectMigrations(anchor.project, anchor.history, settings, make_config)
 
     app = AppTemplates(settings, source, migrations)
+    if "sqlalchemy.engine" not in sys.modules:
+        # the databases' URLs need SQLAlchemy: imported while the server starts, not after
+        threading.Thread(target=_import_sqlalchemy, daemon=True).start()
     failure: str | None = None
     try:
         if settings.dsn is None and not manager.started:

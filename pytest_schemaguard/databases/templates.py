@@ -151,8 +151,10 @@ class AppTemplates:
             try:
                 server = local.start()
                 self._build_template(server, name)
+                server.drop_all()  # the scratch databases of the build: not worth copying
                 executor = local.executor
                 executor.stop()  # pg_ctl stop: a clean shutdown, so the copy needs no recovery
+                local.executor = None  # stopped: local.stop() only removes the files
                 datadir = Path(executor.datadir)
                 if (datadir / "postmaster.pid").exists():
                     raise ServerError(f"the server building {name} did not shut down cleanly")
@@ -276,8 +278,12 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 class ClonePool:
-    """Clones of one template for the tests: one made ahead, and the used ones dropped, by a
-    background thread, so that a test waits for neither."""
+    """Clones of one template for the tests, made ahead and dropped by background threads,
+    so that a test waits for neither: ``AHEAD`` clones are kept coming, by ``WORKERS`` threads
+    (two ``CREATE DATABASE`` at once keep a two-core server busy while the tests run)."""
+
+    AHEAD = 2
+    WORKERS = 2
 
     def __init__(self, server: PostgresServer, template: str | None) -> None:
         self.server = server
@@ -285,8 +291,12 @@ class ClonePool:
         self._jobs: queue.SimpleQueue[Database | bool | None] = queue.SimpleQueue()
         self._ready: queue.SimpleQueue[Database | BaseException] = queue.SimpleQueue()
         self._ahead = 0
-        self._thread = threading.Thread(target=self._work, name="schemaguard-clones", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"schemaguard-clones-{i}", daemon=True)
+            for i in range(self.WORKERS)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def take(self) -> Database:
         if self._ahead:
@@ -294,8 +304,9 @@ class ClonePool:
             made = self._ready.get()
         else:
             made = self._make()
-        self._ahead += 1
-        self._jobs.put(True)
+        while self._ahead < self.AHEAD:
+            self._ahead += 1
+            self._jobs.put(True)
         if isinstance(made, BaseException):
             raise made
         return made
@@ -305,8 +316,10 @@ class ClonePool:
         self._jobs.put(db)
 
     def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
         while self._ahead:
             self._ahead -= 1
             made = self._ready.get()
