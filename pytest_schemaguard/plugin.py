@@ -321,8 +321,25 @@ def schemaguard_migrator(schemaguard_app_templates: Any) -> Iterator[Any]:
     yield from fixtures.migrator(schemaguard_app_templates)
 
 
+APP_TEMPLATE_LINES: pytest.StashKey[list[str]] = pytest.StashKey()
+"""On the xdist controller: the workers' application-template lines."""
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """How the application template was had (built, or reused), when a test used it."""
-    app = terminalreporter.config.stash.get(APP_TEMPLATES_KEY, None)
+    """How the application template was had (built, or reused), when a test used it; under
+    xdist, each worker's line (one built it, the others reused it)."""
+    config = terminalreporter.config
+    lines = list(config.stash.get(APP_TEMPLATE_LINES, []))
+    app = config.stash.get(APP_TEMPLATES_KEY, None)
     if app is not None and app.status is not None:
-        terminalreporter.write_line(app.status.line(app.source))
+        lines.append(app.status.line(app.source))
+    for line in dict.fromkeys(lines):
+        terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist, on the controller: keep a finished worker's application-template line."""
+    line = (getattr(node, "workeroutput", None) or {}).get("schemaguard_app_template")
+    if line:
+        node.config.stash.setdefault(APP_TEMPLATE_LINES, []).append(line)

@@ -74,10 +74,13 @@ def test_fifty_tests_each_get_a_fresh_database_at_head(
     result = run(pytester, inner_dsn, *args)
     result.assert_outcomes(passed=50)
     assert result.ret == pytest.ExitCode.OK
-    if not xdist:  # (xdist workers print no summary)
-        result.stdout.fnmatch_lines(
-            [TEMPLATE_LINE.format("built in * s and kept in the DSN server")]
+    built = TEMPLATE_LINE.format("built in * s and kept in the DSN server")
+    if xdist:  # one worker built it; the other, waiting on the lock, reused it
+        result.stdout.fnmatch_lines_random(
+            [built, TEMPLATE_LINE.format("reused from the DSN server")]
         )
+    else:
+        result.stdout.fnmatch_lines([built])
     result.stdout.no_fnmatch_line("*INFO*alembic*")
     source = locate(Settings(root=pytester.path, alembic_config="alembic.ini"))
     # one template for the project, whichever worker built it, and no clone left behind
@@ -234,3 +237,57 @@ def test_no_project_and_no_metadata_is_one_clear_error(pytester: pytest.Pytester
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+MODELS = """
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, Table, Text
+
+metadata = MetaData()
+customers = Table("customers", metadata, Column("id", Integer, primary_key=True),
+                  Column("name", Text, nullable=False))
+invoices = Table("invoices", metadata, Column("id", Integer, primary_key=True),
+                 Column("customer_id", ForeignKey("customers.id"), nullable=False))
+"""
+
+
+def test_without_alembic_the_template_comes_from_the_models(
+    pytester: pytest.Pytester, inner_dsn: str, schemaguard_postgres: PostgresServer
+) -> None:
+    pytester.makepyfile(models=MODELS)
+    pytester.makepyprojecttoml(
+        '[tool.pytest.ini_options]\npythonpath = ["."]\n\n'
+        '[tool.schemaguard]\nmetadata = "models:metadata"\n'
+    )
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+        from sqlalchemy import inspect, text
+
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_models(schemaguard_migrated_database, n):
+            engine = schemaguard_migrated_database.engine
+            assert sorted(inspect(engine).get_table_names()) == ["customers", "invoices"]
+            with engine.begin() as conn:
+                conn.execute(text("insert into customers (name) values ('a')"))
+                assert conn.execute(text("select count(*) from customers")).scalar() == 1
+
+
+        def test_no_revisions(schemaguard_database_at):
+            schemaguard_database_at("head")
+        """
+    )
+    result = run(pytester, inner_dsn)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "schemaguard_database_at('head'): a database at revision 'head' needs an Alembic "
+            "project; this project's schema comes from metadata.create_all",
+            "schemaguard: application template schemaguard_tpl_*_* (metadata.create_all, "
+            "1 file hashed): built in * s and kept in the DSN server",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    source = locate(Settings(root=pytester.path, metadata="models:metadata"))
+    assert project_templates(schemaguard_postgres, source.stem) == [source.template_name]
+    drop_templates(schemaguard_postgres, [source.template_name])

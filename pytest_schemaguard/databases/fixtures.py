@@ -75,6 +75,9 @@ def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
     if failure is not None:  # outside the except block: no chained traceback
         _fail(failure)
     config.stash[APP_TEMPLATES_KEY] = app
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None and app.status is not None:  # for the controller's summary
+        workeroutput["schemaguard_app_template"] = app.status.line(app.source)
     try:
         yield app
     finally:

@@ -56,7 +56,8 @@ class Status:
     seconds: float = 0.0
 
     def line(self, source: Source) -> str:
-        what = f"template {self.name} ({source.describe()}, {source.files} files hashed)"
+        files = f"{source.files} file{'' if source.files == 1 else 's'} hashed"
+        what = f"template {self.name} ({source.describe()}, {files})"
         if self.how == "reused":
             return f"schemaguard: application {what}: reused from the {self.where}"
         return (
