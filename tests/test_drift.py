@@ -4,6 +4,7 @@ server's catalog."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -95,7 +96,11 @@ def migrate(project: Path, db: Database, revision: str) -> None:
         "command.upgrade(cfg, sys.argv[2])"
     )
     subprocess.run(
-        [sys.executable, "-c", code, db.url, revision], cwd=project, check=True, capture_output=True
+        [sys.executable, "-c", code, db.url, revision],
+        cwd=project,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DATABASE_URL": db.url},  # for an env.py that reads it
     )
 
 
@@ -338,3 +343,35 @@ def test_a_live_database_that_cannot_be_reached_is_not_compared(newsbot: Path) -
     )
     assert len(run.stderr.splitlines()) == 1
     assert PASSWORD not in run.stderr
+
+
+def test_a_live_database_at_head_is_compared_with_the_models_and_the_baseline_too(
+    pytester: pytest.Pytester,
+    schemaguard_postgres: PostgresServer,
+    inner_dsn: str,
+    live_db: Database,
+) -> None:
+    project = copy_project("timetracker", pytester.path)
+    migrate(project, live_db, "head")
+    with psycopg.connect(live_db.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE tasks ADD COLUMN estimate interval")
+    url = live_url(schemaguard_postgres, live_db)
+    run = drift_command("--live-dsn", url, "--project", str(project), "--dsn", inner_dsn)
+    assert run.returncode == 1, run.stderr
+    head = "b3e8f6d21c90"
+    added = "  column public.tasks.estimate: present only in live"
+    assert run.stdout.splitlines() == [
+        f"live_drift: the live database {make_url(url).render_as_string()} against the "
+        f"migrations at {head}",
+        f"the live database is stamped at {head} (tasks full text search) (the project's head)",
+        f"the live database differs from the schema the migrations build at {head}:",
+        added,
+        f"1 schema difference between migrations at {head} and live: 1 only in live",
+        "the live database differs from the schema the models build:",
+        added,
+        "1 schema difference between models and live: 1 only in live",
+        "the live database differs from the baseline reports/schema_baseline_legacy.sql:",
+        added,
+        "1 schema difference between baseline and live: 1 only in live",
+    ]
+    assert PASSWORD not in run.stdout + run.stderr
