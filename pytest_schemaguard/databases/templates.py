@@ -118,7 +118,7 @@ class AppTemplates:
             self._build(work)
         finally:
             work.dispose()
-        with server.admin() as conn:
+        with server.admin() as conn, conn.transaction():  # all three, or none
             ident = sql.Identifier(name)
             conn.execute(
                 sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(work.name), ident)
