@@ -250,6 +250,25 @@ def test_annotation_escapes_what_github_reads_as_syntax() -> None:
     ]
 
 
+def test_a_finding_with_its_own_line_is_annotated_there() -> None:
+    finding = {
+        "kind": "index",
+        "object": "public.tasks.ix_tasks_stopped_at",
+        "attribute": None,
+        "category": "only_left",
+        "left": {"label": "script", "value": "CREATE INDEX ..."},
+        "right": {"label": "migrations at head", "value": None},
+        "message": "index predicate names stopped_at, which does not exist",
+        "file": "db/repair/fix.sql",
+        "line": 12,
+    }
+    item = record(check="legacy_ddl", file="db/repair/fix.sql", findings=[finding])
+    assert workflow_annotations([item], place=lambda file: f"backend/{file}") == [
+        "::error file=backend/db/repair/fix.sql,line=12,title=schemaguard legacy_ddl::"
+        "history of alembic.ini%0Aindex predicate names stopped_at, which does not exist"
+    ]
+
+
 def test_outputs_never_hold_a_password() -> None:
     secret = "pw-" + PASSWORD
     item = record(

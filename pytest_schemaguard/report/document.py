@@ -14,7 +14,7 @@ This module does not import pytest.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -169,21 +169,38 @@ def _escape_property(text: str) -> str:
 
 
 def workflow_annotations(
-    items: Sequence[Mapping[str, Any]], *, secrets: Sequence[str] = ()
+    items: Sequence[Mapping[str, Any]],
+    *,
+    secrets: Sequence[str] = (),
+    place: Callable[[str | None], str | None] = lambda file: file,
 ) -> list[str]:
-    """One GitHub Actions ``::error`` workflow command per failed item, at its file and line
-    (the revision file, the ``downgrade()`` to fix, the SQL script)."""
+    """GitHub Actions ``::error`` workflow commands for the failed items: one per finding
+    that names its own file and line (a statement of a SQL script), else one per item at
+    its file and line (the ``downgrade()`` to fix, the revision file).  ``place`` maps a file
+    as the report names it to the path GitHub resolves."""
+    hidden = tuple(secrets)
+
+    def command(file: str | None, line: int | None, check: str, text: str) -> str:
+        properties = []
+        file = place(file)
+        if file:
+            properties.append(f"file={_escape_property(mask_url(file, hidden))}")
+            properties.append(f"line={line or 1}")
+        properties.append(f"title={_escape_property('schemaguard ' + check)}")
+        return f"::error {','.join(properties)}::{_escape_data(mask_url(text, hidden))}"
+
     out = []
     for item in items:
         if item["outcome"] not in ("failed", "error"):
             continue
-        hidden = tuple(secrets)
-        properties = []
-        if item.get("file"):
-            properties.append(f"file={_escape_property(mask_url(str(item['file']), hidden))}")
-            properties.append(f"line={item.get('line') or 1}")
-        title = "schemaguard " + str(item.get("check"))
-        properties.append(f"title={_escape_property(title)}")
-        text = "\n".join([str(item.get("message") or item["outcome"]), *item.get("lines", [])])
-        out.append(f"::error {','.join(properties)}::{_escape_data(mask_url(text, hidden))}")
+        check = str(item.get("check"))
+        message = str(item.get("message") or item["outcome"])
+        located = [f for f in item.get("findings", []) if f.get("file") and f.get("line")]
+        if located:
+            for finding in located:
+                text = f"{message}\n{finding['message']}"
+                out.append(command(finding["file"], finding["line"], check, text))
+            continue
+        text = "\n".join([message, *item.get("lines", [])])
+        out.append(command(item.get("file"), item.get("line"), check, text))
     return out

@@ -212,8 +212,9 @@ class ReportCollector:
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if os.environ.get("GITHUB_ACTIONS") == "true":
-            items = [dict(item, file=self._in_workspace(item["file"])) for item in self._items()]
-            lines = workflow_annotations(items, secrets=self._secrets())
+            lines = workflow_annotations(
+                self._items(), secrets=self._secrets(), place=self._in_workspace
+            )
             if lines:
                 # GitHub reads workflow commands from the job's output, one per line
                 terminalreporter.ensure_newline()
