@@ -253,6 +253,7 @@ def baseline_snapshot(parity: ParityChecks) -> Snapshot:
     """The schema of the configured baseline file, replayed in a scratch database."""
     from pytest_schemaguard.parity.baseline import drop_roles, plan_replay, run_plan
     from pytest_schemaguard.parity.migrated import snapshot_database
+    from pytest_schemaguard.timeouts import Watchdog
 
     path, shown = parity.baseline_path()
     try:
@@ -268,8 +269,12 @@ def baseline_snapshot(parity: ParityChecks) -> Snapshot:
     own_server = parity.server.source != "dsn"
     created: list[str] = []
     try:
-        report = run_plan(plan, replayed.dsn, create_roles=own_server)
+        # step_timeout cancels a statement still running then, as in the baseline check
+        with Watchdog(parity.settings.step_timeout, replayed.dsn, database=replayed.name) as watch:
+            report = run_plan(plan, replayed.dsn, create_roles=own_server)
         created = report.created_roles
+        if watch.fired:
+            raise SchemaguardError(f"replaying {shown}: {watch.explain('')}")
         if report.problems:
             raise SchemaguardError(
                 f"{len(report.problems)} statement(s) of {shown} failed to replay (see the "
