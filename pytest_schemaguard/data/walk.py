@@ -79,6 +79,9 @@ class _State:
     db: Any
     applied: list[str] = field(default_factory=list)
     clean: bool = True
+    seeded: bool = False
+    """Rows were put into this database (an unchecked upgrade that fails on it is tried again
+    on a new clone without rows)."""
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,7 @@ class DataWalk:
 
         def step(rev: str, direction: Literal["upgrade", "downgrade"], kind: str) -> Step:
             self._gate()
-            phase.update(kind=kind, rev=rev)
+            phase.update(kind=kind, rev=rev, seeded=state.seeded)
             captured["error"] = None
             return Step(rev, direction)
 
@@ -407,6 +410,7 @@ class DataWalk:
                 tables = snapshot_tables(before)
                 counts = count_rows(conn, tables)
                 seeded = self.seeder.seed(conn, before, upgrading=rev, counts=counts)
+                state.seeded = True
                 phase["counts"] = count_rows(conn, tables)
                 yield step(rev, "upgrade", "up")
                 trip = _Trip(lines=list(seeded.hook_errors), notes=self._notes(seeded.unseedable))
@@ -481,6 +485,8 @@ class DataWalk:
             # fails on its own without rows: the next pass tries it in one run from base
             self.one_run.add(rev)
             self.results[rev] = self._without_rows(rev, "up", error)
+        elif kind == "plain" and phase.get("seeded"):
+            pass  # the rows of an earlier check: the next pass applies it on a new clone
         elif kind in ("v-up", "replay", "plain"):
             self.broken[rev] = error
             if rev not in self.results:
