@@ -323,6 +323,7 @@ def live(stamped: tuple[str, ...], table: str | None = "public.alembic_version")
             True,
         ),
     ],
+    ids=["no-table", "empty-table", "behind-head", "at-head", "unknown"],
 )
 def test_the_stamp_decides_what_the_live_database_is_compared_with(
     schema: LiveSchema, ref: str, line: str, failure: bool
