@@ -38,7 +38,12 @@ from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.stepper import Stepper
 from pytest_schemaguard.report.findings import Finding, finding_of
 from pytest_schemaguard.snapshot.compare import KIND_WORDS, Difference, compare
-from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
+from pytest_schemaguard.snapshot.introspect import (
+    DEFAULT_EXCLUDED_TABLES,
+    Reading,
+    read_schema,
+    take_snapshot,
+)
 from pytest_schemaguard.snapshot.model import Snapshot
 
 if TYPE_CHECKING:
@@ -351,7 +356,7 @@ class MigrationRunner:
         self._retrying: set[str] = set()
         """Revisions whose next upgrade is the attempt in one run from base (a new clone,
         the revisions before it replayed in the same env.py run)."""
-        self._partial: dict[str, tuple[Snapshot, Snapshot]] = {}
+        self._partial: dict[str, tuple[Reading, Reading]] = {}
         """Round trips interrupted after the first upgrade (the snapshots before and after
         it), to be finished at the start of the next pass."""
         self._split = False
@@ -365,6 +370,8 @@ class MigrationRunner:
         self.pass_count = 0
         self.step_count = 0
         self.snapshot_count = 0
+        self.snapshot_reused = 0
+        """Snapshots not built: the catalog documents were those of the snapshot compared with."""
         self._state: _State | None = None
         self._template: Any = None
         self._template_ready = False
@@ -715,6 +722,22 @@ class MigrationRunner:
         self.snapshot_count += 1
         return take_snapshot(conn, exclude_tables=(*DEFAULT_EXCLUDED_TABLES, self._version_table))
 
+    def _read(
+        self, conn: Connection, same_as: Reading | None = None, *, session: bool = False
+    ) -> Reading:
+        """A snapshot that keeps its catalog documents; ``same_as`` when the documents are its
+        very texts (nothing is built then).  With ``session``, the session state
+        (:func:`_session_state`) is read in the same round trip, after the snapshot."""
+        self.snapshot_count += 1
+        reading = read_schema(
+            conn,
+            exclude_tables=(*DEFAULT_EXCLUDED_TABLES, self._version_table),
+            same_as=same_as,
+            also=_SESSION_STATE if session else None,
+        )
+        self.snapshot_reused += reading.reused
+        return reading
+
     def _run_env(
         self,
         cfg: Config,
@@ -760,13 +783,24 @@ class MigrationRunner:
         phase: dict[str, Any] = {"step": None, "kind": None}
         cfg = self.config_factory(state.db.url)
 
+        # the session state read with the last snapshot, while no step has run since
+        seen: list[tuple[Any, ...]] = []
+
+        def read(
+            conn: Connection, same_as: Reading | None = None, *, session: bool = False
+        ) -> Reading:
+            reading = self._read(conn, same_as, session=session)
+            if reading.also is not None:
+                seen[:] = [reading.also]
+            return reading
+
         def plan(conn: Connection) -> Iterator[Step]:
-            last: Snapshot | None = None
+            last: Reading | None = None
             session = _session_state(conn)
             stepped = False  # a checked step ran in this pass (only then may it split)
 
             def split() -> bool:
-                if _session_state(conn) == session:
+                if (seen[0] if seen else _session_state(conn)) == session:
                     return False
                 self._split = True
                 return True
@@ -776,7 +810,8 @@ class MigrationRunner:
                 yield Step(rev, "upgrade")
                 state.applied.append(rev)
             if self._base is None and not replay:
-                self._base = last = self._snapshot(conn)
+                last = read(conn)
+                self._base = last.snapshot
                 if not self.floor:
                     self._floor = self._base
             for rev, (before, first) in list(self._partial.items()):
@@ -792,7 +827,7 @@ class MigrationRunner:
                     return
                 stepped = True
                 if rev in trips:
-                    before = last if last is not None else self._snapshot(conn)
+                    before = last if last is not None else read(conn)
                 phase.update(kind="up", rev=rev)
                 watched = rev not in self._retrying
                 if watched:
@@ -819,7 +854,7 @@ class MigrationRunner:
                     )
                 last = None
                 if rev in trips:
-                    first = self._snapshot(conn)
+                    first = read(conn, session=True)
                     if split():
                         # the round trip goes on in a new session, as a user would run it
                         self._partial[rev] = (before, first)
@@ -828,14 +863,14 @@ class MigrationRunner:
                     if last is None:
                         return
                 if self._floor is None and rev in self.floor and self.floor <= set(state.applied):
-                    self._floor = last if last is not None else self._snapshot(conn)
+                    self._floor = last.snapshot if last is not None else self._snapshot(conn)
             if not cycle:
                 return
             if stepped and split():
                 return
             # the cycle: head -> floor -> head
             check = CheckId("cycle")
-            head = last if last is not None else self._snapshot(conn)
+            head = last.snapshot if last is not None else self._snapshot(conn)
             top = [r for r in state.applied if r not in self.floor]
             for rev in reversed(top):
                 phase.update(kind="cycle-down", rev=rev)
@@ -871,18 +906,21 @@ class MigrationRunner:
                 self.head_snapshot = again
 
         def trip(
-            conn: Connection, rev: str, before: Snapshot, first: Snapshot
-        ) -> Generator[Step, None, Snapshot | None]:
+            conn: Connection, rev: str, before: Reading, first: Reading
+        ) -> Generator[Step, None, Reading | None]:
             """Down and up again after the first upgrade of ``rev``: the schema after it, or
-            None when upgrading again built another schema (the pass must end)."""
+            None when upgrading again built another schema (the pass must end).
+
+            After the downgrade, a snapshot whose catalog documents are those read before the
+            upgrade is that snapshot (not built again); otherwise both are compared."""
             described = h.describe(rev)
             check = CheckId("roundtrip", rev)
             phase.update(kind="down", rev=rev)
             yield Step(rev, "downgrade")
-            after_down = self._snapshot(conn)
+            after_down = read(conn, before)
             down_diff = compare_snapshots(
-                before,
-                after_down,
+                before.snapshot,
+                after_down.snapshot,
                 action=f"downgrade of {described}",
                 expected_name="before the upgrade",
                 actual_name=f"after the downgrade of {described}",
@@ -890,10 +928,10 @@ class MigrationRunner:
             # if upgrading again fails, the differences usually say why
             phase.update(kind="reup", rev=rev, down_diff=down_diff)
             yield Step(rev, "upgrade")
-            again = self._snapshot(conn)
+            again = read(conn, first, session=True)
             up_diff = compare_snapshots(
-                first,
-                again,
+                first.snapshot,
+                again.snapshot,
                 action=f"upgrading {described} again",
                 expected_name="after the first upgrade",
                 actual_name="after the second upgrade",
@@ -908,6 +946,7 @@ class MigrationRunner:
 
         def gated(conn: Connection) -> Iterator[Step]:
             for step in plan(conn):
+                seen.clear()  # a step runs: the session state read before it is past
                 self._gate()
                 yield step
 

@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from deepdiff import DeepDiff
-
 from pytest_schemaguard.snapshot.compare.differences import Collector
 
 __all__ = ["compare_fields", "match", "presence_all", "renamed"]
@@ -126,6 +124,10 @@ def _changed_attributes(left: Any, right: Any, fields: Sequence[str]) -> list[st
     differing = [f for f in fields if getattr(left, f) != getattr(right, f)]
     if not differing:
         return []
+    # imported here: most runs compare only equal snapshots and never need it (it costs about
+    # 20 ms of start-up)
+    from deepdiff import DeepDiff
+
     diff = DeepDiff(
         {f: _plain(getattr(left, f)) for f in differing},
         {f: _plain(getattr(right, f)) for f in differing},

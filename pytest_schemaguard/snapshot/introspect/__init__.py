@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Sequence as SequenceABC
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -38,7 +39,7 @@ from pytest_schemaguard.snapshot.introspect.queries import DEFAULT_EXCLUDED_TABL
 from pytest_schemaguard.snapshot.introspect.reading import read_psycopg, read_sqlalchemy
 from pytest_schemaguard.snapshot.model import Snapshot
 
-__all__ = ["DEFAULT_EXCLUDED_TABLES", "build_snapshot", "take_snapshot"]
+__all__ = ["DEFAULT_EXCLUDED_TABLES", "Reading", "build_snapshot", "read_schema", "take_snapshot"]
 
 
 def take_snapshot(
@@ -66,6 +67,55 @@ def take_snapshot(
         tuple(schemas) if schemas is not None else None,
         tuple(exclude_tables),
     )
+    _read(conn, options, builder)
+    return builder.snapshot()
+
+
+@dataclass(frozen=True, eq=False)
+class Reading:
+    """A snapshot read by :func:`read_schema`, with the texts of the two catalog documents it
+    was built from."""
+
+    snapshot: Snapshot
+    documents: tuple[str, str]
+    also: tuple[Any, ...] | None = None
+    """The row of the ``also`` statement."""
+    reused: bool = False
+    """The documents were those of ``same_as``, whose snapshot this is (nothing was built)."""
+
+
+def read_schema(
+    conn: Any,
+    *,
+    exclude_tables: SequenceABC[str] = DEFAULT_EXCLUDED_TABLES,
+    same_as: Reading | None = None,
+    also: str | None = None,
+) -> Reading:
+    """:func:`take_snapshot` (no grants, every schema), keeping the catalog documents.
+
+    When both documents are the very texts ``same_as`` was built from, its snapshot is returned
+    and nothing is built: a snapshot is a function of those texts, so equal texts always mean
+    an equal snapshot.  (The texts hold object ids and attribute numbers, so a schema rebuilt
+    to the same shape reads as other texts; then the snapshot is built and compared as usual.)
+    ``also`` is a statement run in the same round trip, after the snapshot's own statements
+    (``search_path`` restored); its row is :attr:`Reading.also`.
+    """
+    options = (False, None, tuple(exclude_tables))
+    builder = Builder(False, same_as.documents if same_as is not None else None)
+    row = _read(conn, options, builder, also)
+    first, second = builder.documents
+    if builder.unchanged:
+        assert same_as is not None
+        return Reading(same_as.snapshot, same_as.documents, row, reused=True)
+    return Reading(builder.snapshot(), (first, second), row)
+
+
+def _read(
+    conn: Any,
+    options: tuple[bool, tuple[str, ...] | None, tuple[str, ...]],
+    builder: Builder,
+    also: str | None = None,
+) -> tuple[Any, ...] | None:
     # Tens of thousands of small acyclic objects are made here; with the cyclic garbage
     # collector running, each burst of allocations would trigger collections that traverse every
     # live object of the process (a full collection at 1,000 tables easily costs more than
@@ -78,17 +128,14 @@ def take_snapshot(
                 # Each statement would be its own transaction and the transaction-local
                 # search_path would not reach the catalog queries: use one short transaction.
                 with conn.transaction():
-                    read_psycopg(conn, options, builder)
-            else:
-                read_psycopg(conn, options, builder)
-        elif hasattr(conn, "exec_driver_sql"):  # SQLAlchemy Connection
-            read_sqlalchemy(conn, options, builder)
-        else:
-            raise TypeError(
-                "take_snapshot() needs a SQLAlchemy Connection or a psycopg 3 Connection, "
-                f"got {type(conn).__name__}"
-            )
+                    return read_psycopg(conn, options, builder, also)
+            return read_psycopg(conn, options, builder, also)
+        if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy Connection
+            return read_sqlalchemy(conn, options, builder, also)
+        raise TypeError(
+            "take_snapshot() needs a SQLAlchemy Connection or a psycopg 3 Connection, "
+            f"got {type(conn).__name__}"
+        )
     finally:
         if collecting:
             gc.enable()
-    return builder.snapshot()

@@ -22,7 +22,7 @@ POLICIES = r"""
             FROM unnest(p.polroles) r ORDER BY 1),
         pg_get_expr(p.polqual, p.polrelid),
         pg_get_expr(p.polwithcheck, p.polrelid),
-        dp.description)), '[]')
+        dp.description) ORDER BY p.oid), '[]')
     FROM pg_policy p
     LEFT JOIN pg_description dp ON dp.objoid = p.oid AND dp.classoid = 'pg_policy'::regclass
         AND dp.objsubid = 0

@@ -33,7 +33,7 @@ CONSTRAINTS = r"""
         con.condeferred,
         con.convalidated,
         CASE WHEN con.contype IN ('p', 'u', 'x') THEN ic.relname END,
-        dc.description)), '[]')
+        dc.description) ORDER BY con.oid), '[]')
     FROM pg_constraint con
     JOIN rel ON rel.oid = con.conrelid
     LEFT JOIN rel fr ON con.contype = 'f' AND fr.oid = con.confrelid

@@ -33,7 +33,7 @@ INDEXES = r"""
         pg_get_expr(i.indpred, i.indrelid),
         i.indisvalid,
         con.conname,
-        d.description)), '[]')
+        d.description) ORDER BY i.indexrelid), '[]')
     FROM pg_index i
     JOIN rel ON rel.oid = i.indrelid
     LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid

@@ -43,9 +43,13 @@ def _statement_name(sql: str) -> str:
     return "schemaguard_snapshot_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
 
 
-def read_psycopg(raw: psycopg.Connection[Any], options: Options, builder: Builder) -> None:
+def read_psycopg(
+    raw: psycopg.Connection[Any], options: Options, builder: Builder, also: str | None = None
+) -> tuple[Any, ...] | None:
     """Read both catalog documents into ``builder`` through a psycopg connection that is in a
-    transaction (or will start one with the first statement).
+    transaction (or will start one with the first statement); run the statement ``also``, if
+    any, in the same pipeline after the snapshot (``search_path`` restored) and return its
+    row.
 
     The catalog queries run as statements prepared on the server with ``PREPARE`` (planning
     them costs more than running them on a small schema), made once per session: psycopg's
@@ -61,10 +65,11 @@ def read_psycopg(raw: psycopg.Connection[Any], options: Options, builder: Builde
     statement restoring ``search_path``, sent before the objects of the first document are
     built, so the server computes the second while the client builds."""
     first_sql, second_sql = query(raw.info.server_version, *options)
+    row: tuple[Any, ...] | None = None
     names = (_statement_name(first_sql), _statement_name(second_sql))
     pinned = {"path": _PINNED_SEARCH_PATH, "names": list(names)}
     with contextlib.ExitStack() as stack:
-        pin, first, second, restore = (stack.enter_context(raw.cursor()) for _ in range(4))
+        pin, first, second, restore, extra = (stack.enter_context(raw.cursor()) for _ in range(5))
         pipeline: contextlib.AbstractContextManager[Any] = (
             raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
         )
@@ -77,12 +82,20 @@ def read_psycopg(raw: psycopg.Connection[Any], options: Options, builder: Builde
             (first_text,) = _one(first.fetchone())
             second.execute(f"EXECUTE {names[1]}", prepare=False)
             restore.execute(_RESTORE_PATH, {"path": old_path}, prepare=False)
+            if also is not None:
+                extra.execute(also, prepare=False)
             builder.add_first(first_text)
         # Leaving the pipeline waited for the remaining results.
         builder.add_second(_one(second.fetchone())[0])
+        if also is not None:
+            row = _one(extra.fetchone())
+    return row
 
 
-def read_sqlalchemy(conn: Any, options: Options, builder: Builder) -> None:
+def read_sqlalchemy(
+    conn: Any, options: Options, builder: Builder, also: str | None = None
+) -> tuple[Any, ...] | None:
+    """:func:`read_psycopg` through a SQLAlchemy connection, on any PostgreSQL driver."""
     raw = conn.connection.driver_connection
     if isinstance(raw, psycopg.Connection):
         if raw.autocommit:
@@ -94,8 +107,7 @@ def read_sqlalchemy(conn: Any, options: Options, builder: Builder) -> None:
             # As any statement through SQLAlchemy would; the driver connection then runs in
             # the transaction SQLAlchemy knows about.
             conn.begin()
-        read_psycopg(raw, options, builder)
-        return
+        return read_psycopg(raw, options, builder, also)
     # Another driver (psycopg2, asyncpg, pg8000): the same statements one after the other.
     # Parameters go through SQLAlchemy's text(), which renders each driver's own parameter
     # style (asyncpg rejects the pyformat style); the catalog queries take none and have no
@@ -110,6 +122,7 @@ def read_sqlalchemy(conn: Any, options: Options, builder: Builder) -> None:
     builder.add_first(conn.exec_driver_sql(first_sql).scalar_one())
     builder.add_second(conn.exec_driver_sql(second_sql).scalar_one())
     conn.execute(_RESTORE_PATH_TEXT, {"path": old_path})
+    return tuple(conn.exec_driver_sql(also).one()) if also is not None else None
 
 
 _PIN_PATH_TEXT = sqlalchemy.text(

@@ -16,7 +16,7 @@ TRIGGERS = r"""
         tg.tgname,
         pg_get_triggerdef(tg.oid),
         tg.tgenabled,
-        dt.description)), '[]')
+        dt.description) ORDER BY tg.oid), '[]')
     FROM pg_trigger tg
     LEFT JOIN pg_description dt ON dt.objoid = tg.oid AND dt.classoid = 'pg_trigger'::regclass
         AND dt.objsubid = 0
@@ -37,7 +37,7 @@ FUNCTIONS = r"""
         'strict', p.proisstrict,
         'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,
         'body', CASE WHEN p.prokind <> 'a' THEN p.prosrc END,
-        'comment', dpr.description)), '[]')
+        'comment', dpr.description) ORDER BY p.oid), '[]')
     FROM pg_proc p
     LEFT JOIN pg_description dpr ON dpr.objoid = p.oid AND dpr.classoid = 'pg_proc'::regclass
         AND dpr.objsubid = 0

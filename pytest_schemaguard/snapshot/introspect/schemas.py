@@ -12,7 +12,7 @@ __all__ = ["EXTENSIONS", "SCHEMAS", "read_extensions", "read_schemas"]
 SCHEMAS = r"""
     SELECT coalesce(json_agg(json_build_object(
         'name', ns.nspname,
-        'comment', dn.description)), '[]')
+        'comment', dn.description) ORDER BY ns.oid), '[]')
     FROM ns
     LEFT JOIN pg_description dn ON dn.objoid = ns.oid AND dn.classoid = 'pg_namespace'::regclass
         AND dn.objsubid = 0"""
@@ -22,7 +22,7 @@ EXTENSIONS = r"""
     SELECT coalesce(json_agg(json_build_object(
         'name', e.extname,
         'schema', n.nspname,
-        'version', e.extversion)), '[]')
+        'version', e.extversion) ORDER BY e.oid), '[]')
     FROM pg_extension e
     JOIN pg_namespace n ON n.oid = e.extnamespace
     WHERE e.extname <> 'plpgsql'"""

@@ -79,7 +79,7 @@ RELATIONS = r"""
         CASE WHEN rel.relkind IN ('v', 'm') THEN pg_get_viewdef(rel.oid) END,
         d.description
         %(relation_grants)s
-    )), '[]')
+    ) ORDER BY rel.oid), '[]')
     FROM rel
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
     LEFT JOIN (

@@ -36,7 +36,7 @@ SEQUENCES = r"""
         dep.deptype,
         dep.refobjid,
         dep.refobjsubid,
-        d.description)), '[]')
+        d.description) ORDER BY rel.oid, dep.deptype), '[]')
     FROM rel
     JOIN pg_sequence s ON s.seqrelid = rel.oid
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
@@ -69,7 +69,7 @@ TYPES = r"""
             SELECT coalesce(json_agg(json_build_array(
                 con.conname, pg_get_constraintdef(con.oid), con.convalidated)), '[]')
             FROM pg_constraint con WHERE con.contypid = t.oid AND con.contype = 'c') END,
-        'comment', dty.description)), '[]')
+        'comment', dty.description) ORDER BY t.oid), '[]')
     FROM pg_type t
     LEFT JOIN pg_description dty ON dty.objoid = t.oid AND dty.classoid = 'pg_type'::regclass
         AND dty.objsubid = 0

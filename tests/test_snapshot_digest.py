@@ -1,0 +1,257 @@
+"""Reading a snapshot against a known one (``read_schema(same_as=...)``), as the round trips
+do after each downgrade and second upgrade: nothing is built when the catalog documents are
+the very texts the known snapshot was built from, and any change a snapshot shows is seen.
+
+The migration-level proof is at the end: one inner project whose downgrades each leave one
+attribute changed, every round trip failing with its usual message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import sqlalchemy
+from migration_projects import Rev, run_checks, write_project
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from pytest_schemaguard.migrations.runner import compare_snapshots
+from pytest_schemaguard.server import Database, PostgresServer
+from pytest_schemaguard.snapshot.introspect import read_schema, take_snapshot
+
+SCHEMA = """
+CREATE SCHEMA app;
+COMMENT ON SCHEMA app IS 'the application';
+CREATE TYPE mood AS ENUM ('happy', 'sad');
+CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
+CREATE TABLE t (
+    id serial PRIMARY KEY,
+    c integer DEFAULT 1 CONSTRAINT ck_c CHECK (c > 0),
+    d integer,
+    m mood,
+    p positive
+);
+COMMENT ON COLUMN t.d IS 'd';
+CREATE INDEX ix_t_c ON t (c) WHERE c > 0;
+CREATE TABLE child (id integer PRIMARY KEY, t_id integer CONSTRAINT fk_t REFERENCES t (id));
+CREATE SEQUENCE s;
+CREATE FUNCTION f() RETURNS integer LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+CREATE TRIGGER trg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE VIEW v AS SELECT id, c FROM t;
+ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mine ON t USING (c > 0);
+"""
+
+#: One change each, of one attribute a snapshot shows.
+CHANGES = {
+    "column default": "ALTER TABLE t ALTER COLUMN c SET DEFAULT 2",
+    "column comment": "COMMENT ON COLUMN t.d IS 'dd'",
+    "table comment": "COMMENT ON TABLE t IS 't'",
+    "schema comment": "COMMENT ON SCHEMA app IS 'the app'",
+    "index predicate": "DROP INDEX ix_t_c; CREATE INDEX ix_t_c ON t (c) WHERE c > 1",
+    "enum label order": (
+        "ALTER TYPE mood RENAME TO mood_old; CREATE TYPE mood AS ENUM ('sad', 'happy'); "
+        "ALTER TABLE t ALTER COLUMN m TYPE mood USING m::text::mood; DROP TYPE mood_old"
+    ),
+    "constraint deferrability": "ALTER TABLE child ALTER CONSTRAINT fk_t DEFERRABLE",
+    "nullability": "ALTER TABLE t ALTER COLUMN d SET NOT NULL",
+    "column type": "ALTER TABLE t ALTER COLUMN d TYPE bigint",
+    "column renamed": "ALTER TABLE t RENAME COLUMN d TO e",
+    "check definition": (
+        "ALTER TABLE t DROP CONSTRAINT ck_c; ALTER TABLE t ADD CONSTRAINT ck_c CHECK (c > 1)"
+    ),
+    "domain check": (
+        "ALTER DOMAIN positive DROP CONSTRAINT positive_check; "
+        "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 1)"
+    ),
+    "function body": "CREATE OR REPLACE FUNCTION f() RETURNS integer LANGUAGE sql AS 'SELECT 2'",
+    "view definition": "CREATE OR REPLACE VIEW v AS SELECT id, c + 0 AS c FROM t",
+    "sequence increment": "ALTER SEQUENCE s INCREMENT BY 2",
+    "trigger disabled": "ALTER TABLE t DISABLE TRIGGER trg",
+    "policy expression": "ALTER POLICY mine ON t USING (c > 1)",
+    "column added": "ALTER TABLE t ADD COLUMN z integer",
+    "index dropped": "DROP INDEX ix_t_c",
+}
+
+
+@pytest.fixture(scope="module")
+def database(schemaguard_postgres: PostgresServer) -> Iterator[Database]:
+    db = schemaguard_postgres.create_database()
+    try:
+        with psycopg.connect(db.dsn) as conn:
+            conn.execute(SCHEMA)
+        yield db
+    finally:
+        schemaguard_postgres.drop_database(db)
+
+
+@pytest.fixture
+def conn(database: Database) -> Iterator[psycopg.Connection]:
+    """A connection in a transaction that is rolled back afterwards."""
+    with psycopg.connect(database.dsn) as connection:
+        yield connection
+        connection.rollback()
+
+
+@pytest.mark.parametrize("change", list(CHANGES.values()), ids=list(CHANGES))
+def test_one_changed_attribute_is_always_read(conn: psycopg.Connection, change: str) -> None:
+    before = read_schema(conn)
+    conn.execute(change)
+    after = read_schema(conn, same_as=before)
+    assert not after.reused
+    assert after.snapshot != before.snapshot
+    assert after.snapshot == take_snapshot(conn)
+    diff = compare_snapshots(
+        before.snapshot, after.snapshot, action="it", expected_name="a", actual_name="b"
+    )
+    assert diff.errors
+
+
+def test_an_unchanged_schema_is_not_built_again(conn: psycopg.Connection) -> None:
+    before = read_schema(conn)
+    again = read_schema(conn, same_as=before)
+    assert again.reused
+    assert again.snapshot is before.snapshot
+    assert again.documents == before.documents
+
+
+def test_objects_created_and_dropped_again_leave_the_same_documents(
+    conn: psycopg.Connection,
+) -> None:
+    # what most downgrades do: drop what the upgrade created; every other catalog row is
+    # untouched, and the rows are read in object-id order, not in the order they lie on disk
+    before = read_schema(conn)
+    conn.execute(
+        "CREATE TYPE colour AS ENUM ('red'); "
+        "CREATE TABLE extra (id bigserial PRIMARY KEY, c colour, t_id integer REFERENCES t); "
+        "CREATE INDEX ix_extra_c ON extra (c); ALTER TABLE t ADD COLUMN z integer"
+    )
+    changed = read_schema(conn, same_as=before)
+    assert not changed.reused
+    conn.execute("ALTER TABLE t DROP COLUMN z; DROP TABLE extra; DROP TYPE colour")
+    after = read_schema(conn, same_as=before)
+    assert after.reused
+    assert after.snapshot is before.snapshot
+
+
+def test_the_same_schema_rebuilt_is_built_and_compared(conn: psycopg.Connection) -> None:
+    # new object ids: other documents, the same snapshot
+    before = read_schema(conn)
+    conn.execute(CHANGES["check definition"])
+    conn.execute(
+        "ALTER TABLE t DROP CONSTRAINT ck_c; ALTER TABLE t ADD CONSTRAINT ck_c CHECK (c > 0)"
+    )
+    after = read_schema(conn, same_as=before)
+    assert not after.reused
+    assert after.snapshot == before.snapshot
+
+
+def test_also_runs_after_the_snapshot_with_the_callers_search_path(
+    conn: psycopg.Connection,
+) -> None:
+    conn.execute("SET search_path = app, public")
+    reading = read_schema(conn, also="SELECT current_setting('search_path'), 42")
+    assert reading.also == ("app, public", 42)
+    assert read_schema(conn).also is None
+
+
+def test_through_another_driver(database: Database) -> None:
+    url = make_url(database.url).set(drivername="postgresql+psycopg2")
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            before = read_schema(connection)
+            again = read_schema(connection, same_as=before, also="SELECT 1")
+            assert again.reused
+            assert again.also == (1,)
+            connection.exec_driver_sql(CHANGES["column default"])
+            after = read_schema(connection, same_as=before)
+            assert not after.reused
+            assert after.snapshot != before.snapshot
+            connection.rollback()
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------ in the round trips
+
+_BASE = Rev(
+    "a1a1a1a1a1a1",
+    None,
+    "create t",
+    "op.execute(" + repr(SCHEMA.replace("\n", " ")) + ")",
+    """
+    op.execute("DROP VIEW v; DROP TABLE child; DROP TABLE t; DROP SEQUENCE s")
+    op.execute("DROP FUNCTION f(); DROP FUNCTION touch(); DROP DOMAIN positive")
+    op.execute("DROP TYPE mood; DROP SCHEMA app")
+    """,
+)
+
+#: Revisions whose downgrade runs but leaves one attribute as the upgrade made it; the upgrade
+#: can run again.
+_FORGETFUL = [
+    ("b2b2b2b2b2b2", "default", "ALTER TABLE t ALTER COLUMN c SET DEFAULT 2"),
+    ("c3c3c3c3c3c3", "comment", "COMMENT ON COLUMN t.d IS 'dd'"),
+    ("d4d4d4d4d4d4", "predicate", "DROP INDEX ix_t_c; CREATE INDEX ix_t_c ON t (c) WHERE c > 1"),
+    ("e5e5e5e5e5e5", "deferrable", "ALTER TABLE child ALTER CONSTRAINT fk_t DEFERRABLE"),
+    (
+        "f6f6f6f6f6f6",
+        "labels",
+        "ALTER TYPE mood RENAME TO mood_old; CREATE TYPE mood AS ENUM ('sad', 'happy'); "
+        "ALTER TABLE t ALTER COLUMN m TYPE mood USING m::text::mood; DROP TYPE mood_old",
+    ),
+]
+
+
+def test_a_downgrade_leaving_one_attribute_fails_its_roundtrip(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = [_BASE]
+    for (rev, message, sql), parent in zip(
+        _FORGETFUL, [_BASE.revision, *(r for r, _, _ in _FORGETFUL)], strict=False
+    ):
+        revisions.append(
+            Rev(rev, parent, message, f"op.execute({sql!r})", 'op.execute("SELECT 1")')
+        )
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-v", "-k", "roundtrip")
+    result.assert_outcomes(passed=1, failed=len(_FORGETFUL))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of b2b2b2b2b2b2 (default) did not restore the schema before it:",
+            "  downgrade of b2b2b2b2b2b2 (default) changed column public.t.c: default 1 → 2",
+            "  fix: in downgrade() (migrations/versions/0001_b2b2b2b2b2b2.py:17), restore the "
+            'column\'s default: op.alter_column("t", "c", server_default=sa.text("1"))',
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of c3c3c3c3c3c3 (comment) did not restore the schema before it:",
+            "  downgrade of c3c3c3c3c3c3 (comment) changed column public.t.d: comment d → dd",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of d4d4d4d4d4d4 (predicate) did not restore the schema before it:",
+            "  downgrade of d4d4d4d4d4d4 (predicate) changed index public.t.ix_t_c: "
+            "predicate (c > 0) → (c > 1)",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of e5e5e5e5e5e5 (deferrable) did not restore the schema before it:",
+            "  downgrade of e5e5e5e5e5e5 (deferrable) changed constraint public.child.fk_t: "
+            "deferrable false → true",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of f6f6f6f6f6f6 (labels) did not restore the schema before it:",
+            "  downgrade of f6f6f6f6f6f6 (labels) changed type public.mood: "
+            "labels happy, sad → sad, happy (reordered)",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
