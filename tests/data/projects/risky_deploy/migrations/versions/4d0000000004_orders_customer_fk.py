@@ -13,9 +13,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_foreign_key(
-        "fk_orders_customer", "orders", "customers", ["customer_id"], ["id"]
-    )
+    op.create_foreign_key("fk_orders_customer", "orders", "customers", ["customer_id"], ["id"])
 
 
 def downgrade() -> None:

@@ -18,9 +18,7 @@ def upgrade() -> None:
     op.add_column("orders", sa.Column("shipped", sa.Boolean, server_default=sa.false()))
     op.alter_column("customers", "email", type_=sa.String(320), existing_type=sa.String(200))
     with op.get_context().autocommit_block():
-        op.create_index(
-            "ix_orders_shipped", "orders", ["shipped"], postgresql_concurrently=True
-        )
+        op.create_index("ix_orders_shipped", "orders", ["shipped"], postgresql_concurrently=True)
 
 
 def downgrade() -> None:
