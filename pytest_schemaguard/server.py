@@ -225,6 +225,11 @@ class PostgresServer:
         with psycopg.connect(self._dsn(self.maintenance_db), autocommit=True) as conn:
             yield conn
 
+    def _admin(
+        self, conn: psycopg.Connection[Any] | None
+    ) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        return contextlib.nullcontext(conn) if conn is not None else self.admin()
+
     def has_extension(self, name: str) -> bool:
         """Whether ``CREATE EXTENSION name`` can work on this server."""
         with self.admin() as conn:
@@ -251,8 +256,17 @@ class PostgresServer:
             self._template = name
         return self._template
 
-    def create_database(self, template: str | None = None, *, name: str | None = None) -> Database:
-        """A new database, cloned from ``template`` (default: an empty template database)."""
+    def create_database(
+        self,
+        template: str | None = None,
+        *,
+        name: str | None = None,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> Database:
+        """A new database, cloned from ``template`` (default: an empty template database).
+
+        ``conn``: an autocommit connection to the maintenance database to use (one kept open
+        saves a connection per database: the application-test clones are made this way)."""
         name = name or self.new_name()
         if not name.startswith(DB_PREFIX):
             raise ValueError(f"scratch database names start with {DB_PREFIX!r}: {name!r}")
@@ -264,7 +278,7 @@ class PostgresServer:
             if self.source != "dsn" and self.version >= 150000
             else sql.SQL("")
         )
-        with self.admin() as conn:
+        with self._admin(conn) as conn:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
                     sql.Identifier(name), sql.Identifier(source), strategy
@@ -275,8 +289,11 @@ class PostgresServer:
         self._created.append(db)
         return db
 
-    def drop_database(self, db: Database | str) -> None:
-        """Drop a database this plugin created (never any other)."""
+    def drop_database(
+        self, db: Database | str, *, conn: psycopg.Connection[Any] | None = None
+    ) -> None:
+        """Drop a database this plugin created (never any other); ``conn`` as for
+        :meth:`create_database`."""
         name = db if isinstance(db, str) else db.name
         known = [d for d in self._created if d.name == name]
         if not known:
@@ -284,7 +301,7 @@ class PostgresServer:
         for d in known:
             d.dispose()
             self._created.remove(d)
-        with self.admin() as conn:
+        with self._admin(conn) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )

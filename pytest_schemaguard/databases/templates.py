@@ -328,19 +328,29 @@ class ClonePool:
                 with contextlib.suppress(Exception):
                     self.server.drop_database(made)
 
-    def _make(self) -> Database | BaseException:
+    def _make(self, conn: Any = None) -> Database | BaseException:
         try:
-            return self.server.create_database(self.template)
+            return self.server.create_database(self.template, conn=conn)
         except Exception as exc:
             return exc
 
     def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            if job is True or job is False:
-                self._ready.put(self._make())
-            else:
-                with contextlib.suppress(Exception):
-                    self.server.drop_database(job)
+        # one maintenance connection per thread, kept open: a connection per CREATE and per
+        # DROP DATABASE would double the server's work for each test
+        with contextlib.ExitStack() as stack:
+            conn = None
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                if conn is None or conn.closed:
+                    stack.close()
+                    try:
+                        conn = stack.enter_context(self.server.admin())
+                    except Exception:
+                        conn = None  # each job connects on its own (and reports what fails)
+                if job is True or job is False:
+                    self._ready.put(self._make(conn))
+                else:
+                    with contextlib.suppress(Exception):
+                        self.server.drop_database(job, conn=conn)
