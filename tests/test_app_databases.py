@@ -291,3 +291,57 @@ def test_without_alembic_the_template_comes_from_the_models(
     source = locate(Settings(root=pytester.path, metadata="models:metadata"))
     assert project_templates(schemaguard_postgres, source.stem) == [source.template_name]
     drop_templates(schemaguard_postgres, [source.template_name])
+
+
+BOOTSTRAP_TESTS = """
+from sqlalchemy import inspect, text
+
+
+def tables(db):
+    return sorted(inspect(db.engine).get_table_names())
+
+
+def test_base_is_the_bootstrapped_schema(schemaguard_database_at):
+    assert tables(schemaguard_database_at("base")) == ["customers", "products"]
+
+
+def test_head(schemaguard_migrated_database):
+    db = schemaguard_migrated_database
+    assert tables(db) == ["alembic_version", "customers", "orders", "products"]
+    assert "email" in [c["name"] for c in inspect(db.engine).get_columns("customers")]
+
+
+def test_rows_put_in_before_the_first_revision(schemaguard_migrator):
+    m = schemaguard_migrator
+    m.insert_into("customers", [{"name": "ada"}, {"name": "grace"}])
+    assert m.migrate_up_one() == "b1c0ffee0001"
+    m.connection.execute(text("update customers set email = name || '@example.org'"))
+    m.migrate_up_to("head")
+    m.migrate_down_to("base")
+    assert m.current is None
+    rows = m.connection.execute(text("select name from customers order by id")).scalars()
+    assert list(rows) == ["ada", "grace"]
+"""
+
+
+def test_bootstrap_project_and_quiet_alembic_logging(
+    pytester: pytest.Pytester, inner_dsn: str, schemaguard_postgres: PostgresServer
+) -> None:
+    """The bootstrap hook's schema is base; env.py's fileConfig (Alembic's INFO logger to
+    stderr) prints nothing, even with -s."""
+    project = Path(__file__).parent / "data" / "projects" / "bootstrap_at_base"
+    shutil.copytree(project, pytester.path, dirs_exist_ok=True)
+    pytester.makepyfile(test_app=BOOTSTRAP_TESTS)
+    result = run(pytester, inner_dsn, "-s", "-o", "pythonpath=.")
+    result.assert_outcomes(passed=3)
+    assert result.ret == pytest.ExitCode.OK
+    for lines in (result.stdout, result.stderr):
+        lines.no_fnmatch_line("*Running upgrade*")
+        lines.no_fnmatch_line("*alembic.runtime.migration*")
+    source = locate(
+        Settings(
+            root=pytester.path, alembic_config="alembic.ini", bootstrap="hooks:create_legacy_tables"
+        )
+    )
+    assert source.files == 4  # env.py, two revisions, and the bootstrap hook's module
+    drop_templates(schemaguard_postgres, project_templates(schemaguard_postgres, source.stem))

@@ -182,6 +182,11 @@ def _alembic_source(settings: Settings, config: Path) -> Source:
                 continue
             seen.add(path)
             parts.append((os.path.relpath(path, config.parent), path.read_bytes()))
+    for hook in (settings.bootstrap, settings.env_context):  # the hooks' own code
+        for path in _module_files(hook.partition(":")[0], settings.root) if hook else []:
+            if path not in seen:
+                seen.add(path)
+                parts.append((os.path.relpath(path, config.parent), path.read_bytes()))
     parts.append(
         (
             "settings",
@@ -207,8 +212,6 @@ def _metadata_source(settings: Settings) -> Source:
 def _module_files(module: str, root: Path) -> list[Path]:
     """The source files of the models module (all of its package when it is a package's
     ``__init__``); found without importing it where it sits under the project root."""
-    relative = root / Path(*module.split("."))
-    candidates = [relative.with_suffix(".py"), relative / "__init__.py"]
     for base in (root, root / "src"):
         relative = base / Path(*module.split("."))
         candidates = [relative.with_suffix(".py"), relative / "__init__.py"]
