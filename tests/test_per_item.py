@@ -49,7 +49,8 @@ def test_every_item_does_its_own_share_of_the_migration_pass(
     result = _run(
         pytester, inner_dsn, "--durations=0", "--durations-min=0", "--junitxml=report.xml"
     )
-    result.assert_outcomes(passed=2 * REVISIONS + 3)  # history, cycle, fk_types
+    # upgrade, roundtrip, data and safety of each revision; history, cycle, fk_types
+    result.assert_outcomes(passed=4 * REVISIONS + 3)
     assert result.ret == pytest.ExitCode.OK
 
     durations: dict[str, float] = {}
@@ -59,7 +60,7 @@ def test_every_item_does_its_own_share_of_the_migration_pass(
             node = match["id"]
             durations[node] = durations.get(node, 0.0) + float(match["seconds"])
     total = sum(durations.values())
-    assert len(durations) == 2 * REVISIONS + 3, durations
+    assert len(durations) == 4 * REVISIONS + 3, durations
     slowest = max(durations, key=durations.__getitem__)
     # Before, the whole pass ran inside `history`: it took nearly all of the time.
     assert durations[slowest] <= total / 4, (slowest, durations[slowest], total)
@@ -73,6 +74,10 @@ def test_every_item_does_its_own_share_of_the_migration_pass(
     ]
     assert len(timed) == 2 * REVISIONS
     assert sum(1 for t in timed if t > 0) >= len(timed) / 2
+    # the data items walk their own pass, each its own share of it
+    data = [d for node, d in durations.items() if node.startswith("alembic.ini::data[")]
+    assert len(data) == REVISIONS
+    assert max(data) <= sum(data) / 4, data
 
 
 def test_a_per_item_timeout_does_not_cut_the_pass(
@@ -82,7 +87,7 @@ def test_a_per_item_timeout_does_not_cut_the_pass(
         pytest.skip("pytest-timeout is not installed (it is in the test extra)")
     # A timeout that the whole pass would exceed on this machine, but no single item.
     result = _run(pytester, inner_dsn, "--timeout=4")
-    result.assert_outcomes(passed=2 * REVISIONS + 3)
+    result.assert_outcomes(passed=4 * REVISIONS + 3)
     result.stdout.no_fnmatch_line("*Timeout*")
 
 
@@ -109,7 +114,7 @@ def test_env_py_that_cannot_be_imported_fails_one_item_and_blocks_the_rest(
     result = _run(pytester, inner_dsn, "-rs")
 
     # history needs no database; the first migration item fails with the whole message
-    result.assert_outcomes(passed=1, failed=1, skipped=2 * REVISIONS + 1)
+    result.assert_outcomes(passed=1, failed=1, skipped=4 * REVISIONS + 1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     first = "upgrade[[]*]"  # fnmatch: [[] is a literal [
     result.stdout.fnmatch_lines(
