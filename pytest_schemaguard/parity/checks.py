@@ -22,16 +22,6 @@ from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.alembic_driver import AlembicProject
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.runner import CheckResult
-from pytest_schemaguard.parity.baseline import (
-    Refusal,
-    cannot_write,
-    drop_roles,
-    dump_schema,
-    plan_replay,
-    probe_writable,
-    run_plan,
-    write_atomically,
-)
 from pytest_schemaguard.parity.migrated import Migrated, MigrationFailed, migrate_to
 from pytest_schemaguard.parity.migrated import snapshot_database as _snapshot_database
 from pytest_schemaguard.parity.orm import (
@@ -51,6 +41,8 @@ from pytest_schemaguard.timeouts import Watchdog
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy import MetaData
+
+    from pytest_schemaguard.parity.baseline import Refusal
 
 __all__ = ["UPDATE_COMMAND", "ParityChecks", "PendingWrite"]
 
@@ -268,6 +260,10 @@ class ParityChecks:
         return self.history.describe(rev) if rev else target
 
     def baseline(self) -> CheckResult:
+        # imported here: the baseline replay brings sqlglot, which a run without a baseline
+        # does not need at start-up
+        from pytest_schemaguard.parity.baseline import drop_roles, plan_replay, run_plan
+
         title = self.baseline_title()
         path, shown = self.baseline_path()
         target = self.settings.baseline_revision
@@ -359,6 +355,8 @@ class ParityChecks:
         return CheckResult("passed", title, [], [d.message for d in warnings])
 
     def _update(self, title: str, path: Path, shown: str, migrated: Migrated) -> CheckResult:
+        from pytest_schemaguard.parity.baseline import cannot_write, dump_schema, probe_writable
+
         db = migrated.database
         server = self.server
         parts = {
@@ -390,6 +388,8 @@ class ParityChecks:
 
     def flush(self) -> None:
         """Write the queued baselines (skipping files whose content is already right)."""
+        from pytest_schemaguard.parity.baseline import cannot_write, write_atomically
+
         for write in self.pending.values():
             try:
                 current = write.path.read_text(encoding="utf-8")
