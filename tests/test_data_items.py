@@ -211,12 +211,21 @@ def test_a_revision_needing_its_parents_session_is_reported_once(
     # data item points at upgrade[...] instead of failing twice; the others pass
     shutil.copytree(PROJECTS / "session_state", pytester.path, dirs_exist_ok=True)
     result = run(pytester, inner_dsn, "-v", "-k", "upgrade or data")
-    result.assert_outcomes(passed=8, failed=1, skipped=1, warnings=2)
+    result.assert_outcomes(passed=8, failed=1, skipped=1, warnings=4)
     result.stdout.fnmatch_lines(
         [
             esc("*::data[5e55a0000002-take_notes_out_of_orders] PASSED*"),
             esc("*::data[5e55a0000003-order_notes] SKIPPED*"),
             esc("*::data[5e55a0000004-paid_at] PASSED*"),
+        ]
+    )
+    # as for the upgrade items: the checks after it say they ran after one run from base
+    result.stdout.fnmatch_lines(
+        [
+            "*CheckNoteWarning: data of 5e55a0000004 (paid at) (*): 5e55a0000003 (order notes) "
+            "fails when upgraded on its own (see "
+            + esc("upgrade[5e55a0000003-order_notes]);")
+            + " this check ran after upgrading from base to it in one run"
         ]
     )
     result.stdout.fnmatch_lines(

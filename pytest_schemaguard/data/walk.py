@@ -229,7 +229,19 @@ class DataWalk:
                 self._run_stepwise(rev, todo)
             else:
                 self._run(todo)
-        return self.results[rev]
+        result = self.results[rev]
+        ancestors = self.history.ancestors(rev)
+        for behind in self.history.ordered(r for r in self.one_run if r in ancestors):
+            note = (
+                f"{self.history.describe(behind)} fails when upgraded on its own (see "
+                f"upgrade[{self.history.label(behind)}]); this check ran after upgrading from "
+                "base to it in one run"
+            )
+            if result.outcome == "failed" and f"note: {note}" not in result.lines:
+                result.lines.append(f"note: {note}")
+            elif result.outcome == "passed" and note not in result.notes:
+                result.notes.append(note)
+        return result
 
     def _run_stepwise(self, rev: str, todo: list[str]) -> None:
         stepper = self._stepper
