@@ -41,7 +41,7 @@ CONSTRAINTS = r"""
     LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
     LEFT JOIN pg_class ic ON ic.oid = con.conindid
     LEFT JOIN pg_description dc ON dc.objoid = con.oid AND dc.classoid = 'pg_constraint'::regclass
-        AND dc.objsubid = 0
+        AND dc.objsubid = 0 AND dc.objoid >= %(first_user_oid)s
     WHERE con.contype IN ('p', 'u', 'c', 'f', 'x')"""
 
 _CONSTRAINT_KINDS = {

@@ -23,6 +23,13 @@ __all__ = ["DEFAULT_EXCLUDED_TABLES", "query"]
 #: Tables left out unless asked for (matched by name in every schema).
 DEFAULT_EXCLUDED_TABLES: tuple[str, ...] = ("alembic_version",)
 
+#: PostgreSQL's ``FirstNormalObjectId``: every object created after ``initdb`` (every object a
+#: snapshot reads but the ``public`` schema, whose comment is read by its own id) has an id at
+#: least this large.  Scans of ``pg_description``, ``pg_proc`` and ``pg_type`` start there, so
+#: they skip the thousands of rows of the system's own objects (about a tenth of a snapshot's
+#: time on a small schema).
+FIRST_USER_OID = 16384
+
 #: Common table expressions of both catalog queries: the schemas, relations and descriptions that
 #: a snapshot covers.
 _PRELUDE = r"""WITH
@@ -57,7 +64,7 @@ rel AS (
 reldesc AS (
     SELECT d.objoid, d.objsubid, d.description
     FROM pg_description d
-    WHERE d.classoid = 'pg_class'::regclass
+    WHERE d.classoid = 'pg_class'::regclass AND d.objoid >= %(first_user_oid)s
 )
 """
 
@@ -122,6 +129,7 @@ def query(
         "relation_grants": RELATION_GRANTS if include_grants else "",
         "column_grants": COLUMN_GRANTS if include_grants else "",
         "nulls_not_distinct": "i.indnullsnotdistinct" if server_version >= 150000 else "false",
+        "first_user_oid": str(FIRST_USER_OID),
     }
     queries = []
     for body in (_FIRST_QUERY, _SECOND_QUERY):

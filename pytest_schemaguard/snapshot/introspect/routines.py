@@ -43,7 +43,7 @@ FUNCTIONS = r"""
         AND dpr.objsubid = 0
     JOIN ns ON ns.oid = p.pronamespace
     JOIN pg_language l ON l.oid = p.prolang
-    WHERE NOT EXISTS (
+    WHERE p.oid >= %(first_user_oid)s AND NOT EXISTS (
         SELECT 1 FROM ext WHERE ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid)"""
 
 _TRIGGER_ENABLED = {"O": "origin", "A": "always", "R": "replica", "D": "disabled"}

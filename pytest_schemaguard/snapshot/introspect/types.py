@@ -78,7 +78,8 @@ TYPES = r"""
     LEFT JOIN pg_collation co ON co.oid = t.typcollation
     LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
     LEFT JOIN rel ON rel.oid = t.typrelid
-    WHERE (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND rel.relkind = 'c'))
+    WHERE t.oid >= %(first_user_oid)s
+      AND (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND rel.relkind = 'c'))
       AND NOT EXISTS (
           SELECT 1 FROM ext WHERE ext.classid = 'pg_type'::regclass AND ext.objid = t.oid)"""
 
