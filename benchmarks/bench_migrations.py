@@ -6,13 +6,17 @@ server, this times:
 - **pytest-alembic**: its ``test_up_down_consistency`` plus the experimental
   ``test_downgrade_leaves_no_trace``, run by pytest in a virtual environment of its own
   (pytest-alembic 0.13 with a pytest below 9.2), each test on a fresh database;
-- **ours**: ``pytest --schemaguard -p no:cacheprovider --schemaguard-dsn=<server>`` in the
-  project (the server is already running, so no server start is measured; ``--own-server``
-  adds a column where the plugin starts its own server too);
+- **ours**: the migration checks, ``pytest --schemaguard -p no:cacheprovider
+  --schemaguard-dsn=<server> --schemaguard-safety=off --schemaguard-data-rows=0`` in the project
+  (the server is already running, so no server start is measured; ``--own-server`` adds a
+  column where the plugin starts its own server too);
+- **ours, all checks**: the same without turning off the ``safety[<rev>]`` and ``data[<rev>]``
+  items, i.e. everything a plain ``pytest --schemaguard`` runs on the project;
 - **raw stairway**: upgrade R, downgrade R, upgrade R for every revision with no checks at
   all, through Alembic's API with one ScriptDirectory and one connection (the floor).
 
-Each is a fresh Python process timed from start to exit (wall clock); the stairway's process
+Each is a fresh Python process timed from start to exit (wall clock), with bytecode caches
+written and used (an inherited ``PYTHONDONTWRITEBYTECODE`` is dropped); the stairway's process
 also reports the time of the migration loop alone. Repetitions are interleaved and the median
 is reported.
 
@@ -273,9 +277,14 @@ class Row:
 
 
 def timed(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Run:
+    # Bytecode caches are written and used, as in an installed project (the warm-up run
+    # compiles the revision files for every tool alike); an inherited PYTHONDONTWRITEBYTECODE
+    # would make every process compile the revision files, the editable package and pytest's
+    # rewritten plugin modules anew.
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     started = time.perf_counter()
     proc = subprocess.run(
-        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True
+        cmd, cwd=cwd, env={**environ, **(env or {})}, capture_output=True, text=True
     )
     seconds = time.perf_counter() - started
     lines = (proc.stdout + proc.stderr).strip().splitlines()
@@ -287,10 +296,19 @@ def timed(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None) -> Ru
     return run
 
 
-def run_ours(project: Path, server_url: str, *, own_server: bool = False) -> Run:
+#: What turns off the checks that are not migration checks (the safety and data items), so
+#: that "ours" times what pytest-alembic's round-trip tests and the stairway are compared with.
+MIGRATION_CHECKS_ONLY = ("--schemaguard-safety=off", "--schemaguard-data-rows=0")
+
+
+def run_ours(
+    project: Path, server_url: str, *, own_server: bool = False, every_check: bool = False
+) -> Run:
     cmd = [sys.executable, "-m", "pytest", "--schemaguard", "-p", "no:cacheprovider", "-q"]
     if not own_server:
         cmd.append(f"--schemaguard-dsn={server_url}")
+    if not every_check:
+        cmd.extend(MIGRATION_CHECKS_ONLY)
     return timed(cmd, cwd=project)
 
 
@@ -322,6 +340,10 @@ def run_stairway(project: Path, server_url: str) -> Run:
 # --------------------------------------------------------------------------- report
 
 
+def _load(values: tuple[float, float, float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -334,6 +356,8 @@ def render(rows: list[Row], tools: list[str]) -> str:
     head = ["revisions", "pytest-alembic", "ours"]
     if "ours_own" in tools:
         head.append("ours (own server)")
+    if "ours_all" in tools:
+        head.append("ours, all checks")
     head += [
         "raw stairway",
         "stairway loop",
@@ -354,6 +378,8 @@ def render(rows: list[Row], tools: list[str]) -> str:
         cells = [str(row.size), cell("pytest_alembic", pa), cell("ours", ours)]
         if "ours_own" in tools:
             cells.append(cell("ours_own", row.median("ours_own")))
+        if "ours_all" in tools:
+            cells.append(cell("ours_all", row.median("ours_all")))
         cells += [
             cell("stairway", raw),
             fmt(loop),
@@ -381,8 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--tools",
-        default="pytest_alembic,ours,stairway",
-        help="subset of pytest_alembic,ours,stairway",
+        default="pytest_alembic,ours,ours_all,stairway",
+        help="subset of pytest_alembic,ours,ours_all,stairway",
     )
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     parser.add_argument("--stairway", nargs=2, metavar=("PROJECT", "URL"), help=argparse.SUPPRESS)
@@ -410,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {python}")
         if versions:
             print("pytest-alembic venv: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+        loads = [os.getloadavg()]
+        print("load average at the start: " + _load(loads[0]), flush=True)
         for size in sizes:
             project = WORK / "projects" / f"rev{size}"
             generate(project, size, seed=args.seed)
@@ -425,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                         run = run_ours(project, server_url)
                     elif tool == "ours_own":
                         run = run_ours(project, server_url, own_server=True)
+                    elif tool == "ours_all":
+                        run = run_ours(project, server_url, every_check=True)
                     elif tool == "stairway":
                         run = run_stairway(project, server_url)
                     else:
@@ -437,12 +467,17 @@ def main(argv: list[str] | None = None) -> int:
                         f"{extra}  {status}  {run.detail[:70]}",
                         flush=True,
                     )
+        loads.append(os.getloadavg())
     print()
     print(f"median of {args.repeat}, seconds (wall clock of each process, start to exit)")
     print(render(rows, tools))
+    print(
+        f"load average (1, 5, 15 min): at the start {_load(loads[0])}, at the end {_load(loads[1])}"
+    )
     if args.json:
         data = {
             "server": pg,
+            "load_average": loads,
             "versions": versions,
             "rows": [
                 {"size": r.size, "runs": {t: [vars(x) for x in rs] for t, rs in r.runs.items()}}
