@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import psycopg
 from mirakuru.exceptions import AlreadyRunning, ExecutorError
@@ -172,16 +173,13 @@ class PostgresServer:
 
     # -- addresses
     def _url(self, dbname: str, driver: str = "postgresql+psycopg") -> str:
-        from sqlalchemy.engine import URL
-
-        return URL.create(
-            driver,
-            username=self.user,
-            password=self.password,
-            host=self.host,
-            port=self.port,
-            database=dbname,
-        ).render_as_string(hide_password=False)
+        # As SQLAlchemy's URL.create(...).render_as_string(hide_password=False) writes it,
+        # without importing SQLAlchemy (0.1 s) for a test that only uses psycopg.
+        url = f"{driver}://{quote(self.user, safe=' +')}"
+        if self.password is not None:
+            url += ":" + quote(self.password, safe=" +")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{url}@{host}:{self.port}/{quote(dbname, safe=' +/')}"
 
     def _dsn(self, dbname: str) -> str:
         parts = {
@@ -554,6 +552,19 @@ def cached_cluster(binaries: Binaries, run_as: RunAs, base: Path) -> Path:
     return cache
 
 
+def _copy_cluster(source: Path, target: Path) -> None:
+    """Copy a cached cluster: with ``cp -a`` where there is one (about half the time of
+    shutil.copytree for its 2,000 files, and the GIL is left to the process's other threads
+    meanwhile), else with shutil.copytree."""
+    cp = shutil.which("cp") if os.name == "posix" else None
+    if cp is not None:
+        result = subprocess.run([cp, "-a", str(source), str(target)], capture_output=True)
+        if result.returncode == 0:
+            return
+        _remove_tree(target)
+    shutil.copytree(source, target, symlinks=True)
+
+
 def _remove_tree(path: Path, *, patience: float = 5.0) -> None:
     """Remove ``path`` even while an interrupted initdb's last child (a bootstrap backend that
     outlives the killed initdb for a moment) is still writing into it."""
@@ -598,7 +609,7 @@ class LocalServer:
             )
             os.chmod(self.workdir, 0o777)
             datadir = self.workdir / "data"
-            shutil.copytree(cluster, datadir, symlinks=True)
+            _copy_cluster(cluster, datadir)
             os.chmod(datadir, 0o700)
             if self.run_as.kind == "runuser" and self.run_as.user:
                 _chown_tree(self.workdir, self.run_as.user)

@@ -4,16 +4,11 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_schemaguard.databases.migrations import ProjectMigrations
-from pytest_schemaguard.databases.migrator import Migrator
 from pytest_schemaguard.databases.source import locate
 from pytest_schemaguard.databases.templates import AppTemplates
 from pytest_schemaguard.errors import SchemaguardError, ServerError
@@ -21,12 +16,9 @@ from pytest_schemaguard.plugin import APP_TEMPLATES_KEY, MANAGER_KEY
 from pytest_schemaguard.stash import SETTINGS_KEY
 
 if TYPE_CHECKING:
+    from pytest_schemaguard.databases.migrations import ProjectMigrations
+    from pytest_schemaguard.databases.migrator import Migrator
     from pytest_schemaguard.server import Database
-
-
-def _import_sqlalchemy() -> None:
-    with contextlib.suppress(Exception):
-        importlib.import_module("sqlalchemy.engine")
 
 
 def _fail(message: str) -> None:
@@ -44,6 +36,8 @@ def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
         _fail(f"schemaguard: {exc}")
 
     def migrations() -> ProjectMigrations:
+        # Alembic, SQLAlchemy and the revisions: only when a template must be built
+        from pytest_schemaguard.databases.migrations import ProjectMigrations
         from pytest_schemaguard.framework import project_anchor
 
         anchor = project_anchor(config, settings)
@@ -56,9 +50,6 @@ def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
         return ProjectMigrations(anchor.project, anchor.history, settings, make_config)
 
     app = AppTemplates(settings, source, migrations)
-    if "sqlalchemy.engine" not in sys.modules:
-        # the databases' URLs need SQLAlchemy: imported while the server starts, not after
-        threading.Thread(target=_import_sqlalchemy, daemon=True).start()
     failure: str | None = None
     try:
         if settings.dsn is None and not manager.started:
@@ -117,6 +108,8 @@ def database_at(app: AppTemplates) -> Iterator[Callable[[str], Database]]:
 
 
 def migrator(app: AppTemplates) -> Iterator[Migrator]:
+    from pytest_schemaguard.databases.migrator import Migrator
+
     failure = None
     try:
         template, applied = app.template_at("base")
