@@ -620,13 +620,19 @@ class StatementWatch:
                     continue
                 if con_oid not in after_cons:
                     del cur.cons[con_oid]
-                    if con_oid in pre.cons and old_con.kind != "n":
+                    if con_oid in pre.cons and old_con.kind != "n" and not old_con.index:
                         renames_and_drops.append(
                             (oid, f"dropped constraint {old_con.name} of table {table}")
                         )
             for con_oid, con in after_cons.items():
                 old_con = cur.cons.get(con_oid)
-                if old_con is not None and old_con.name != con.name and con_oid in pre.cons:
+                if (
+                    old_con is not None
+                    and old_con.name != con.name
+                    and con_oid in pre.cons
+                    and con.kind != "n"  # PostgreSQL 18 renames them with their column
+                    and not con.index  # its index is renamed with it (reported)
+                ):
                     renames_and_drops.append(
                         (oid, f"renamed constraint {old_con.name} of table {table}")
                     )
@@ -664,12 +670,17 @@ class StatementWatch:
         for (table_oid, _), name in dropped_indexes.items():
             renames_and_drops.append((table_oid, f"dropped index {name}"))
         # renames and drops on existing tables: a brief ACCESS EXCLUSIVE
+        by_table: dict[int, list[str]] = {}
         for oid, what in renames_and_drops:
+            if what not in by_table.setdefault(oid, []):
+                by_table[oid].append(what)
+        for oid, whats in by_table.items():
             if no_timeout and "AccessExclusiveLock" in after.locks.get(oid, set()):
                 name = pre.rels[oid].qualified
                 add(
                     "access-exclusive",
-                    f"{what} holding ACCESS EXCLUSIVE on table {name}: blocks reads and writes "
+                    f"{', '.join(whats)} holding ACCESS EXCLUSIVE on table {name}: blocks reads "
+                    "and writes "
                     "briefly; needs lock_timeout",
                     "set a lock_timeout first (op.execute(\"SET lock_timeout = '5s'\") at the "
                     "start of upgrade()), so a long query on the table makes the migration "
