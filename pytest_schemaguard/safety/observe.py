@@ -81,21 +81,22 @@ WITH lk AS (
   WHERE {user} {only}
 )
 SELECT pg_catalog.json_build_array(
-  (SELECT coalesce(json_agg(json_build_array(oid, relkind, nspname, relname, relfilenode)),
+  (SELECT coalesce(json_agg(json_build_array(oid::int8, relkind, nspname, relname,
+     relfilenode::int8)),
      '[]') FROM rel),
-  (SELECT coalesce(json_agg(json_build_array(a.attrelid, a.attnum, a.attname, a.attnotnull,
+  (SELECT coalesce(json_agg(json_build_array(a.attrelid::int8, a.attnum, a.attname, a.attnotnull,
      a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '')), '[]')
    FROM pg_catalog.pg_attribute a JOIN rel ON rel.oid = a.attrelid
    WHERE a.attnum > 0 AND NOT a.attisdropped AND rel.relkind IN ('r','p','m','f','v')),
-  (SELECT coalesce(json_agg(json_build_array(co.oid, co.conrelid, co.conname, co.contype,
-     co.convalidated, co.conindid)), '[]')
+  (SELECT coalesce(json_agg(json_build_array(co.oid::int8, co.conrelid::int8, co.conname,
+     co.contype, co.convalidated, co.conindid::int8)), '[]')
    FROM pg_catalog.pg_constraint co JOIN rel ON rel.oid = co.conrelid),
-  (SELECT coalesce(json_agg(json_build_array(i.indexrelid, i.indrelid)), '[]')
+  (SELECT coalesce(json_agg(json_build_array(i.indexrelid::int8, i.indrelid::int8)), '[]')
    FROM pg_catalog.pg_index i JOIN rel ON rel.oid = i.indrelid),
-  (SELECT coalesce(json_agg(json_build_array(s.relid,
+  (SELECT coalesce(json_agg(json_build_array(s.relid::int8,
      coalesce(s.seq_scan, 0) + coalesce(s.idx_scan, 0))), '[]')
    FROM pg_catalog.pg_stat_xact_user_tables s JOIN rel ON rel.oid = s.relid),
-  (SELECT coalesce(json_agg(json_build_array(relation, mode)), '[]') FROM lk),
+  (SELECT coalesce(json_agg(json_build_array(relation::int8, mode)), '[]') FROM lk),
   pg_catalog.current_setting('lock_timeout'),
   pg_catalog.txid_current_if_assigned() IS NOT NULL
 )::text
