@@ -114,18 +114,24 @@ def test_template_is_reused_until_a_revision_file_changes(
 
 
 def test_own_server_keeps_the_template_in_the_cached_cluster(pytester: pytest.Pytester) -> None:
+    """Two workers on a cold cache: one builds the cluster copy while the other waits for it
+    (a file lock), and both start their servers from it; the next run reuses it."""
     write_project(pytester.path, CLEAN)
-    pytester.makepyfile(test_app=ISOLATION_TESTS.replace("range(50)", "range(3)"))
+    pytester.makepyfile(test_app=ISOLATION_TESTS.replace("range(50)", "range(4)"))
     source = locate(Settings(root=pytester.path, alembic_config="alembic.ini"))
     try:
-        first = run(pytester, None)
-        first.assert_outcomes(passed=3)
-        first.stdout.fnmatch_lines(
-            [TEMPLATE_LINE.format("built in * s and kept in the cached cluster")]
+        first = run(pytester, None, "-p", "xdist", "-n", "2")
+        first.assert_outcomes(passed=4)
+        first.stdout.fnmatch_lines_random(
+            [
+                TEMPLATE_LINE.format("built in * s and kept in the cached cluster"),
+                TEMPLATE_LINE.format("reused from the cached cluster"),
+            ]
         )
         again = run(pytester, None)
-        again.assert_outcomes(passed=3)
+        again.assert_outcomes(passed=4)
         again.stdout.fnmatch_lines([TEMPLATE_LINE.format("reused from the cached cluster")])
+        again.stdout.no_fnmatch_line("*built in*")
     finally:
         # the cluster cache is the user's: leave no copy of this throwaway project in it
         for cluster in _runtime_base().glob(
