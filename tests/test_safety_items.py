@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from migration_projects import run_checks
+from migration_projects import CLEAN, run_checks, write_project
 
 PROJECT = Path(__file__).resolve().parent / "data" / "projects" / "risky_deploy"
 V = "migrations/versions/"
@@ -273,3 +273,21 @@ def test_a_failed_upgrade_blocks_its_safety_item(
         consecutive=False,
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_clean_project_warns_only_what_is_true(pytester: pytest.Pytester, inner_dsn: str) -> None:
+    # listed in fixtures/README.md: adding a column takes ACCESS EXCLUSIVE with no
+    # lock_timeout, and the index on the existing orders table is built without CONCURRENTLY
+    write_project(pytester.path, CLEAN)
+    result = run_checks(pytester, inner_dsn, "-k", "safety")
+    result.assert_outcomes(passed=3, warnings=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*/0001_8c1e5a2f9b63.py:16: SafetyWarning: revision 8c1e5a2f9b63 (add status), *: "
+            "ALTER TABLE orders ADD COLUMN status order_status DEFAULT 'new' NOT NULL took "
+            "ACCESS EXCLUSIVE on table orders with no lock_timeout set*[[]no-lock-timeout[]]",
+            "*/0002_d07b4e6c2a15.py:14: SafetyWarning: revision d07b4e6c2a15 (index status), *: "
+            "CREATE INDEX ix_orders_status ON orders (status) built index ix_orders_status on "
+            "table orders holding SHARE *[[]blocking-index-build[]]",
+        ]
+    )
