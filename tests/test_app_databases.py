@@ -3,6 +3,7 @@ schemaguard_database_at and schemaguard_migrator, run in inner pytest projects."
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -119,6 +120,14 @@ def test_own_server_keeps_the_template_in_the_cached_cluster(pytester: pytest.Py
     write_project(pytester.path, CLEAN)
     pytester.makepyfile(test_app=ISOLATION_TESTS.replace("range(50)", "range(4)"))
     source = locate(Settings(root=pytester.path, alembic_config="alembic.ini"))
+    # copies left by two other projects: one whose checkout is gone, one still there
+    clusters = _runtime_base() / f"pytest-schemaguard-{os.getuid()}" / "clusters"
+    gone = clusters / "app-0000000000000000-0000dead-0000000000000000"
+    kept = clusters / "app-0000000000000000-0000a1fe-0000000000000000"
+    for copy, origin in ((gone, pytester.path / "moved" / "alembic.ini"), (kept, Path(__file__))):
+        (copy / "base").mkdir(parents=True, exist_ok=True)
+        (copy / "PG_VERSION").write_text("15\n")
+        Path(f"{str(copy)[:-16]}lock").write_text(f"{origin}\n")
     try:
         first = run(pytester, None, "-p", "xdist", "-n", "2")
         first.assert_outcomes(passed=4)
@@ -132,7 +141,12 @@ def test_own_server_keeps_the_template_in_the_cached_cluster(pytester: pytest.Py
         again.assert_outcomes(passed=4)
         again.stdout.fnmatch_lines([TEMPLATE_LINE.format("reused from the cached cluster")])
         again.stdout.no_fnmatch_line("*built in*")
+        assert not gone.exists()
+        assert not Path(f"{str(gone)[:-16]}lock").exists()
+        assert (kept / "PG_VERSION").is_file()
     finally:
+        shutil.rmtree(kept, ignore_errors=True)
+        Path(f"{str(kept)[:-16]}lock").unlink(missing_ok=True)
         # the cluster cache is the user's: leave no copy of this throwaway project in it
         for cluster in _runtime_base().glob(
             f"pytest-schemaguard-*/clusters/app-*-{source.project_key}-*"

@@ -46,6 +46,8 @@ class Source:
     """Names the project (8 hex digits), so one project's template never replaces another's."""
     files: int
     """How many files went into the hash."""
+    origin: Path
+    """The file or directory that names the project (its configuration, or the root)."""
 
     @property
     def template_name(self) -> str:
@@ -196,7 +198,7 @@ def _alembic_source(settings: Settings, config: Path) -> Source:
         )
     )
     key = hashlib.sha256(str(config).encode()).hexdigest()[:8]
-    return Source("alembic", config, _digest(parts), key, len(seen))
+    return Source("alembic", config, _digest(parts), key, len(seen), config)
 
 
 def _metadata_source(settings: Settings) -> Source:
@@ -206,7 +208,7 @@ def _metadata_source(settings: Settings) -> Source:
     parts = [(os.path.relpath(p, settings.root), p.read_bytes()) for p in files]
     parts.append(("settings", _settings_part(settings, ("metadata", "preamble_sql"))))
     key = hashlib.sha256(f"{settings.root.resolve()}|{settings.metadata}".encode()).hexdigest()
-    return Source("metadata", None, _digest(parts), key[:8], len(files))
+    return Source("metadata", None, _digest(parts), key[:8], len(files), settings.root.resolve())
 
 
 def _module_files(module: str, root: Path) -> list[Path]:

@@ -143,10 +143,13 @@ class AppTemplates:
         if (target / "PG_VERSION").is_file():
             self.status = Status(name, "reused", "cached cluster")
             return target
-        with _file_lock(clusters / f"{stem}lock"):
+        lock = clusters / f"{stem}lock"
+        with _file_lock(lock):
             if (target / "PG_VERSION").is_file():  # another process built it meanwhile
                 self.status = Status(name, "reused", "cached cluster")
                 return target
+            lock.write_text(f"{self.source.origin}\n")  # whose copies these are (see below)
+            _remove_orphans(clusters)
             started = time.monotonic()
             local = srv.LocalServer(binaries, cluster=base_cluster)
             try:
@@ -238,6 +241,26 @@ class AppTemplates:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+
+
+def _remove_orphans(clusters: Path) -> list[Path]:
+    """Remove the cached copies of projects that are gone (their configuration file or root
+    no longer exists: a moved or deleted checkout), so that the cache, often in RAM, does not
+    keep them for ever. Each project's lock file names it."""
+    removed = []
+    for lock in clusters.glob("app-*-lock"):
+        try:
+            origin = lock.read_text().strip()
+        except OSError:
+            continue
+        if not origin or os.path.exists(origin):
+            continue
+        for path in clusters.glob(lock.name[: -len("lock")] + "*"):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        lock.unlink(missing_ok=True)
+    return removed
 
 
 def _exists(conn: Any, name: str) -> bool:
