@@ -293,16 +293,18 @@ def test_without_alembic_the_template_comes_from_the_models(
                 assert conn.execute(text("select count(*) from customers")).scalar() == 1
 
 
-        def test_no_revisions(schemaguard_database_at):
-            schemaguard_database_at("head")
+        def test_head_but_no_revisions(schemaguard_database_at):
+            assert "invoices" in inspect(schemaguard_database_at("head").engine).get_table_names()
+            schemaguard_database_at("3f2a")
         """
     )
     result = run(pytester, inner_dsn)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "schemaguard_database_at('head'): a database at revision 'head' needs an Alembic "
-            "project; this project's schema comes from metadata.create_all",
+            "schemaguard_database_at('3f2a'): a database at revision '3f2a' needs an Alembic "
+            "project; this project's schema comes from metadata.create_all (only 'head' is "
+            "known)",
             "schemaguard: application template schemaguard_tpl_*_* (metadata.create_all, "
             "1 file hashed): built in * s and kept in the DSN server",
         ]

@@ -201,9 +201,11 @@ class AppTemplates:
         """The template at revision ``ref`` and what it has applied (None: the server's empty
         template, for ``base`` without a bootstrap hook)."""
         if self.source.kind != "alembic":
+            if ref in ("head", "heads"):
+                return self.source.template_name, frozenset()
             raise SchemaguardError(
                 f"a database at revision {ref!r} needs an Alembic project; this project's "
-                "schema comes from metadata.create_all"
+                "schema comes from metadata.create_all (only 'head' is known)"
             )
         m = self.migrations
         target = m.target(ref)
