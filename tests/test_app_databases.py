@@ -3,6 +3,7 @@ schemaguard_database_at and schemaguard_migrator, run in inner pytest projects."
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -367,3 +368,39 @@ def test_bootstrap_project_and_quiet_alembic_logging(
     )
     assert source.files == 4  # env.py, two revisions, and the bootstrap hook's module
     drop_templates(schemaguard_postgres, project_templates(schemaguard_postgres, source.stem))
+
+
+def test_a_failing_revision_fails_each_test_with_its_step_statement_and_error(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    broken = list(CLEAN)
+    broken[1] = dataclasses.replace(
+        broken[1], upgrade='op.execute("alter table orders add column status text default nope")'
+    )
+    write_project(pytester.path, broken)
+    pytester.makepyfile(
+        test_app="""
+        def test_a(schemaguard_migrated_database):
+            pass
+
+
+        def test_b(schemaguard_migrated_database):
+            pass
+        """
+    )
+    result = run(pytester, inner_dsn)
+    result.assert_outcomes(errors=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "schemaguard: building the application template (head): upgrade of 8c1e5a2f9b63 "
+            "(add status) failed",
+            "    file: migrations/versions/0001_8c1e5a2f9b63.py",
+            "    at:   0001_8c1e5a2f9b63.py:*: op.execute(*)",
+            "    SQL:",
+            "        alter table orders add column status text default nope",
+            "    error:",
+            "        FeatureNotSupported: cannot use column reference in DEFAULT expression",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")

@@ -101,11 +101,16 @@ class ProjectMigrations:
 
         target = load_bootstrap(self.settings)
         engine = create_engine(db.url, poolclass=NullPool)
+        failure = None
         try:
             with engine.begin() as conn:
                 target(conn)
+        except Exception as exc:
+            failure = f"{type(exc).__name__}: {exc}"
         finally:
             engine.dispose()
+        if failure is not None:
+            raise MigrationError(f"the bootstrap hook {self.settings.bootstrap} failed: {failure}")
         if self.settings.start is not None:
             self._run(db, [], stamp=self.settings.start, what="stamping the bootstrap at start")
         return self.floor
