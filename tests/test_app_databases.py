@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from migration_projects import CLEAN, write_project
+from migration_projects import CLEAN, ENV_CONNECTION, write_project
 from psycopg import sql
 
 from pytest_schemaguard.config import Settings
@@ -377,19 +377,32 @@ def test_a_failing_revision_fails_each_test_with_its_step_statement_and_error(
     broken[1] = dataclasses.replace(
         broken[1], upgrade='op.execute("alter table orders add column status text default nope")'
     )
-    write_project(pytester.path, broken)
+    # a transaction per migration: the revision before the failing one stays applied
+    write_project(pytester.path, broken, env=ENV_CONNECTION.format(per_migration=True))
     pytester.makepyfile(
         test_app="""
+        import pytest
+        from pytest_schemaguard.databases.migrations import MigrationError
+
+
         def test_a(schemaguard_migrated_database):
             pass
 
 
         def test_b(schemaguard_migrated_database):
             pass
+
+
+        def test_migrator_knows_where_a_failed_move_left_it(schemaguard_migrator):
+            with pytest.raises(MigrationError, match="upgrade of 8c1e5a2f9b63 .* failed"):
+                schemaguard_migrator.migrate_up_to("head")
+            assert schemaguard_migrator.current == "3f2a9c1b7d40"
+            assert schemaguard_migrator.migrate_down_one() == "3f2a9c1b7d40"
+            assert schemaguard_migrator.current is None
         """
     )
     result = run(pytester, inner_dsn)
-    result.assert_outcomes(errors=2)
+    result.assert_outcomes(errors=2, passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [

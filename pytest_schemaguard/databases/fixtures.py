@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pytest_schemaguard.server import Database
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     __tracebackhide__ = True
     pytest.fail(message, pytrace=False)
 
@@ -50,33 +50,39 @@ def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
         return ProjectMigrations(anchor.project, anchor.history, settings, make_config)
 
     app = AppTemplates(settings, source, migrations)
-    failure: str | None = None
-    try:
-        if settings.dsn is None and not manager.started:
+    if settings.dsn is None and not manager.started:
+        try:
+            binaries = manager.binaries()
+        except ServerError:
+            binaries = None  # schemaguard_postgres reports it, as for every fixture
+        if binaries is not None:
             try:
-                binaries = manager.binaries()
-            except ServerError:
-                binaries = None  # schemaguard_postgres reports it, as for every fixture
-            if binaries is not None:
                 manager.cluster = app.prepare_cluster(binaries)
-        server = request.getfixturevalue("schemaguard_postgres")
-        app.attach(server)
-    except SchemaguardError as exc:
-        failure = f"schemaguard: {exc}"
-    if failure is not None:  # outside the except block: no chained traceback
-        _fail(failure)
+            except SchemaguardError as exc:
+                # the tests at head fail with it; the migrator and other revisions still work
+                app.head_error = exc
+    app.server = request.getfixturevalue("schemaguard_postgres")
     config.stash[APP_TEMPLATES_KEY] = app
-    workeroutput = getattr(config, "workeroutput", None)
-    if workeroutput is not None and app.status is not None:  # for the controller's summary
-        workeroutput["schemaguard_app_template"] = app.status.line(app.source)
     try:
         yield app
     finally:
+        workeroutput = getattr(config, "workeroutput", None)
+        if workeroutput is not None and app.status is not None:  # the controller's summary
+            workeroutput["schemaguard_app_template"] = app.status.line(app.source)
         app.close()
 
 
+def _head(app: AppTemplates) -> str:
+    __tracebackhide__ = True
+    try:
+        return app.head()
+    except SchemaguardError as exc:
+        failure = f"schemaguard: {exc}"
+    _fail(failure)  # outside the except block: no chained traceback
+
+
 def migrated_database(app: AppTemplates) -> Iterator[Database]:
-    name = app.source.template_name
+    name = _head(app)
     db = app.clone(name)
     try:
         yield db

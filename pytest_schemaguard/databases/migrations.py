@@ -46,6 +46,8 @@ class ProjectMigrations:
             else ()
         )
         """What a fresh database has applied: nothing, or ``start`` after the bootstrap."""
+        self.version_table = "public.alembic_version"
+        """The version table env.py configured (schema-qualified; known after a run)."""
 
     # ------------------------------------------------------------------ names
     @property
@@ -131,6 +133,21 @@ class ProjectMigrations:
             self._run(db, steps, what=what)
         return frozenset(target)
 
+    def applied(self, db: Database) -> frozenset[str]:
+        """What ``db``'s version table says is applied (with every ancestor)."""
+        import psycopg
+        from psycopg import sql
+
+        schema, _, table = self.version_table.rpartition(".")
+        query = sql.SQL("select version_num from {}").format(sql.Identifier(schema, table))
+        try:
+            with psycopg.connect(db.dsn, autocommit=True) as conn:
+                heads = [str(row[0]) for row in conn.execute(query).fetchall()]
+        except psycopg.errors.UndefinedTable:
+            return self.floor
+        known = [h for h in heads if h in self.history]
+        return frozenset(self.history.closure(known)) | self.floor
+
     def _run(self, db: Database, steps: list[Step], *, what: str, stamp: str | None = None) -> None:
         cfg = self.make_config(self.project.driver.url(db.url))
         paths = {r: i.path for r, i in self.history.revisions.items()}
@@ -148,6 +165,7 @@ class ProjectMigrations:
             stamp=stamp,
             commit=True,
         )
+        self.version_table = outcome.version_table
         if outcome.error is not None:
             error = outcome.error
             step = error.step

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pytest_schemaguard.databases.migrations import ProjectMigrations
+from pytest_schemaguard.databases.migrations import MigrationError, ProjectMigrations
 from pytest_schemaguard.errors import SchemaguardError
 
 if TYPE_CHECKING:
@@ -105,7 +105,13 @@ class Migrator:
     def _move(self, target: frozenset[str], what: str) -> None:
         if self._connection is not None and self._connection.in_transaction():
             self._connection.commit()
-        self._applied = self.migrations.migrate(self.database, self._applied, target, what=what)
+        try:
+            self._applied = self.migrations.migrate(self.database, self._applied, target, what=what)
+        except MigrationError:
+            # env.py may have committed the steps before the failing one (a transaction per
+            # migration): where the database is now is what its version table says
+            self._applied = self.migrations.applied(self.database)
+            raise
 
     def _where(self) -> str:
         heads = self.heads

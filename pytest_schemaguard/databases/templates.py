@@ -84,7 +84,10 @@ class AppTemplates:
         self.status: Status | None = None
         self._at: dict[frozenset[str], tuple[str | None, frozenset[str]]] = {}
         self._pools: dict[str | None, ClonePool] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._head_ready = False
+        self.head_error: SchemaguardError | None = None
+        """Why the template at head cannot be had (kept: it is not tried again)."""
 
     @property
     def migrations(self) -> ProjectMigrations:
@@ -178,10 +181,24 @@ class AppTemplates:
         return target
 
     # ------------------------------------------------------------------ on a running server
-    def attach(self, server: PostgresServer) -> None:
-        """Use ``server``: its template at head is there (from the cached cluster, or left by
-        an earlier run on a DSN server) or is built now."""
-        self.server = server
+    def head(self) -> str:
+        """The template at head on the server: there already (from the cached cluster, or
+        left by an earlier run on a DSN server), or built now (once: a failure is kept)."""
+        with self._lock:
+            if self.head_error is not None:
+                raise self.head_error
+            if not self._head_ready:
+                try:
+                    self._ensure_head()
+                except SchemaguardError as exc:
+                    self.head_error = exc
+                    raise
+                self._head_ready = True
+            return self.source.template_name
+
+    def _ensure_head(self) -> None:
+        server = self.server
+        assert server is not None
         name = self.source.template_name
         started = time.monotonic()
         where = "DSN server" if server.source == "dsn" else "server (for this session)"
@@ -208,7 +225,7 @@ class AppTemplates:
         template, for ``base`` without a bootstrap hook)."""
         if self.source.kind != "alembic":
             if ref in ("head", "heads"):
-                return self.source.template_name, frozenset()
+                return self.head(), frozenset()
             raise SchemaguardError(
                 f"a database at revision {ref!r} needs an Alembic project; this project's "
                 "schema comes from metadata.create_all (only 'head' is known)"
@@ -217,7 +234,7 @@ class AppTemplates:
         target = m.target(ref)
         with self._lock:
             if target == m.head:
-                return self.source.template_name, target
+                return self.head(), target
             if target in self._at:
                 return self._at[target]
             assert self.server is not None
