@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_schemaguard.config import Settings
-from pytest_schemaguard.data.seed import Hook, Seeder, count_rows, shown_name
+from pytest_schemaguard.data.seed import Hook, Seeder, SeedOutcome, count_rows, shown_name
 from pytest_schemaguard.migrations.alembic_driver import (
     AlembicProject,
     PassOutcome,
@@ -45,7 +45,6 @@ from pytest_schemaguard.migrations.runner import (
 )
 from pytest_schemaguard.migrations.stepper import Stepper
 from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
-from pytest_schemaguard.snapshot.model import Snapshot
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -66,12 +65,23 @@ _FIXES = {
     "constraint or index",
 }
 
-_TABLES_AT = (
-    "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+_TABLES = (
+    "FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
-    "AND left(n.nspname, 3) <> 'pg_'"
+    "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+    "AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_' "
+    "ORDER BY 1, 2"
 )
+"""The tables the walk seeds and counts (partitions are filled through their parent)."""
+_FINGERPRINT = (
+    "md5(coalesce((SELECT string_agg(a.attname || ':' || a.atttypid || ':' || a.atttypmod "
+    "|| ':' || a.attnotnull || ':' || a.atthasdef, ',' ORDER BY a.attnum) "
+    "FROM pg_catalog.pg_attribute a "
+    "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '') || '/' || "
+    "coalesce((SELECT string_agg(pg_catalog.pg_get_constraintdef(k.oid), ',' "
+    "ORDER BY k.conname) FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid), ''))"
+)
+"""A table's columns and constraints in one value (to know that it has not changed)."""
 
 
 @dataclass
@@ -204,6 +214,8 @@ class DataWalk:
         """Revisions that fail on their own, without rows, applied in the same env.py run as
         the revisions before them (as ``alembic upgrade`` from base does)."""
         self._noted: set[tuple[str, str]] = set()
+        self._tried: tuple[frozenset[tuple[str, str]], dict[str, int]] | None = None
+        """The tables that still lacked rows after the last seeding, and the row counts then."""
         self._state: _State | None = None
         self._stepper = Stepper()
         self._stepper_todo: set[str] = set()
@@ -418,19 +430,16 @@ class DataWalk:
                 if rev not in self.one_run and split():
                     return
                 self._gate()
-                before = take_snapshot(conn, exclude_tables=exclude)
-                tables = snapshot_tables(before)
-                counts = count_rows(conn, tables)
-                seeded = self.seeder.seed(conn, before, upgrading=rev, counts=counts)
-                state.seeded = True
-                phase["counts"] = count_rows(conn, tables)
+                tables, counts, seeded = self._seed(conn, rev, exclude)
+                state.seeded = state.seeded or bool(seeded.added)
+                phase["counts"] = counts
                 yield step(rev, "upgrade", "up")
                 trip = _Trip(lines=list(seeded.hook_errors), notes=self._notes(seeded.unseedable))
                 if rev in self.layout.irreversible or rev in self.layout.no_downgrade:
                     self.results[rev] = self._checked(rev, trip)
                     done(rev)
                     continue
-                present = _tables_at(conn)
+                present = set(_tables_at(conn, exclude))
                 trip.tables = [t for t in tables if t in present]
                 trip.after_up = count_rows(conn, trip.tables)
                 if split():
@@ -471,6 +480,32 @@ class DataWalk:
             state.clean = False
             self._record(outcome.error, phase, sqlstate_of(captured["error"]))
         return outcome
+
+    def _seed(
+        self, conn: Connection, rev: str, exclude: tuple[str, ...]
+    ) -> tuple[list[str], dict[str, int], SeedOutcome]:
+        """Top up the tables before ``rev``: the tables, their rows, and what seeding did.
+
+        The schema is read (a snapshot) only when some table lacks rows, and not when the
+        tables that lack them are those the last seeding could not fill, unchanged, with the
+        same row counts everywhere (a table no row can be generated for is not tried again at
+        every revision)."""
+        tables = _tables_at(conn, exclude)
+        counts = count_rows(conn, tables)
+        wanted = self.settings.data_rows
+        if all(counts[t] >= wanted for t in tables):
+            return tables, counts, SeedOutcome()
+        prints = _fingerprints(conn, exclude)
+        lacking = frozenset((t, prints.get(t, "")) for t in tables if counts[t] < wanted)
+        if self.seeder.hook is None and self._tried == (lacking, counts):
+            return tables, counts, SeedOutcome()
+        before = take_snapshot(conn, exclude_tables=exclude)
+        seeded = self.seeder.seed(conn, before, upgrading=rev, counts=counts)
+        if seeded.added:
+            counts = count_rows(conn, tables)
+        still = frozenset((t, prints.get(t, "")) for t in tables if counts[t] < wanted)
+        self._tried = (still, counts)
+        return tables, counts, seeded
 
     def _run_env(
         self, cfg: Config, db: Any, plan: Callable[[Connection], Iterator[Step]]
@@ -618,10 +653,13 @@ def _version_table() -> str:
     return str(context.get_context().version_table)
 
 
-def _tables_at(conn: Connection) -> set[str]:
-    return {f"{schema}.{name}" for schema, name in conn.exec_driver_sql(_TABLES_AT).all()}
+def _tables_at(conn: Connection, exclude: tuple[str, ...]) -> list[str]:
+    """The tables of the database, without those named in ``exclude`` (the version table)."""
+    rows = conn.exec_driver_sql(f"SELECT n.nspname, c.relname {_TABLES}").all()
+    return [f"{schema}.{name}" for schema, name in rows if name not in exclude]
 
 
-def snapshot_tables(snapshot: Snapshot) -> list[str]:
-    """The tables the walk seeds and counts (partitions are filled through their parent)."""
-    return [t.qualified_name for t in snapshot.tables if t.partition_of is None]
+def _fingerprints(conn: Connection, exclude: tuple[str, ...]) -> dict[str, str]:
+    """:func:`_tables_at`, each with a fingerprint of its columns and constraints."""
+    rows = conn.exec_driver_sql(f"SELECT n.nspname, c.relname, {_FINGERPRINT} {_TABLES}").all()
+    return {f"{schema}.{name}": str(p) for schema, name, p in rows if name not in exclude}
