@@ -154,6 +154,9 @@ def rows(request):
         ]
     if request.table == "readings":
         return [{"id": i + 1, "bits": "10101010"} for i in range(request.rows)]
+    if request.table == "tags" and request.upgrading == "d1a7a0000007":
+        # tags lost its rows in 0006's downgrade: asked again before 0007
+        raise ValueError("no tags today")
     return None
 '''
 
@@ -163,10 +166,18 @@ def test_data_hook_gives_a_tables_rows(
 ) -> None:
     (defects / "data_hooks.py").write_text(HOOK)
     result = run(pytester, inner_dsn, "-k", "data", "-o", "schemaguard_data_hook=data_hooks:rows")
-    # real emails pass the email check, readings get rows: no notes; the defects remain
-    result.assert_outcomes(passed=4, failed=3)
+    # real emails pass the email check, readings get rows: no notes; the defects remain, and
+    # the hook's exception fails the item it was called for (the table got generated rows)
+    result.assert_outcomes(passed=3, failed=4)
     result.stdout.fnmatch_lines(lines(REQUIRE_PHONE))
+    result.stdout.fnmatch_lines(
+        [
+            f"data of d1a7a0000007 (email check) ({VERSIONS}/d1a7a0000007_email_check.py)",
+            "data_hook raised for tags: ValueError: no tags today",
+        ]
+    )
     result.stdout.no_fnmatch_line("*CheckNoteWarning*")
+    result.stdout.no_fnmatch_line("*Traceback*")
 
 
 @pytest.mark.parametrize(
