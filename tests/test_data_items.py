@@ -91,7 +91,7 @@ def defects(pytester: pytest.Pytester) -> Path:
 
 @pytest.mark.parametrize(
     ("xdist", "select", "passed"),
-    [((), "upgrade or roundtrip or data", 18), (("-n", "2"), "data", 4)],
+    [((), "upgrade or roundtrip or data", 21), (("-n", "2"), "data", 5)],
     ids=["serial", "xdist"],
 )
 def test_the_defects_only_rows_show_fail_their_data_item(
@@ -104,10 +104,10 @@ def test_the_defects_only_rows_show_fail_their_data_item(
 ) -> None:
     result = run(pytester, inner_dsn, "-v", "-k", select, *xdist)
     # on empty tables every upgrade and round trip passes; with rows, three revisions fail
-    # (under xdist, each worker notes the table it cannot seed: 2 or 3 warnings)
+    # (each xdist worker notes the tables it cannot seed itself: 4 notes serially, 3 to 6 then)
     warnings = result.parseoutcomes().get("warnings", 0)
     result.assert_outcomes(passed=passed, failed=3, warnings=warnings)
-    assert warnings == 2 if not xdist else warnings in (2, 3)
+    assert warnings == 4 if not xdist else 3 <= warnings <= 6
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     # serial: "<node id> PASSED"; xdist: "[gw0] [ 42%] PASSED <node id>"
     shown = "*{1}*::{0} *" if xdist else "*::{0} {1}*"
@@ -121,6 +121,7 @@ def test_the_defects_only_rows_show_fail_their_data_item(
         ("d1a7a0000005-require_phone", "FAILED"),
         ("d1a7a0000006-tag_color", "FAILED"),
         ("d1a7a0000007-email_check", "PASSED"),
+        ("d1a7a0000008-default_tags", "PASSED"),  # deletes only the rows its upgrade added
     ]:
         result.stdout.fnmatch_lines([esc(shown.format(f"data[{rev}]", outcome))])
     result.stdout.fnmatch_lines(lines(ADD_STATUS))
@@ -128,6 +129,19 @@ def test_the_defects_only_rows_show_fail_their_data_item(
     result.stdout.fnmatch_lines(lines(TAG_COLOR))
     result.stdout.fnmatch_lines([UNSEEDABLE])
     result.stdout.fnmatch_lines([GENERATED_VALUES])
+    if not xdist:
+        # after 0007's note the walk goes on from a clone without rows, where the customers
+        # the email check accepts cannot be generated, nor the orders that need them
+        result.stdout.fnmatch_lines(
+            [
+                "*CheckNoteWarning: data of d1a7a0000008 (default tags) (*): table customers "
+                'could not be seeded (new row for relation "customers" violates check '
+                'constraint "ck_customers_email"); its upgrade ran on it empty',
+                "*CheckNoteWarning: data of d1a7a0000008 (default tags) (*): table orders could "
+                "not be seeded (foreign key orders_customer_id_fkey: customers has no rows to "
+                "reference); its upgrade ran on it empty",
+            ]
+        )
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
@@ -168,7 +182,7 @@ def test_data_hook_gives_a_tables_rows(
     result = run(pytester, inner_dsn, "-k", "data", "-o", "schemaguard_data_hook=data_hooks:rows")
     # real emails pass the email check, readings get rows: no notes; the defects remain, and
     # the hook's exception fails the item it was called for (the table got generated rows)
-    result.assert_outcomes(passed=3, failed=4)
+    result.assert_outcomes(passed=4, failed=4)
     result.stdout.fnmatch_lines(lines(REQUIRE_PHONE))
     result.stdout.fnmatch_lines(
         [

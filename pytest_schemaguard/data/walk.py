@@ -114,6 +114,8 @@ class _Trip:
     """Set when this is the try without rows of a step that failed on rows."""
     tables: list[str] = field(default_factory=list)
     """The seeded tables that exist after the upgrade too."""
+    before: dict[str, int] = field(default_factory=dict)
+    """Rows per table before the upgrade."""
     after_up: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -441,6 +443,7 @@ class DataWalk:
                     continue
                 present = set(_tables_at(conn, exclude))
                 trip.tables = [t for t in tables if t in present]
+                trip.before = counts
                 trip.after_up = count_rows(conn, trip.tables)
                 if split():
                     self._partial[rev] = trip  # the round trip goes on in a new session
@@ -459,7 +462,13 @@ class DataWalk:
             phase["counts"] = trip.after_up
             yield step(rev, "downgrade", "down")
             after_down = count_rows(conn, trip.tables)
-            lost = [t for t in trip.tables if after_down[t] < trip.after_up[t]]
+            # rows the upgrade added (a data migration's own) may go again; the rows that were
+            # there before the upgrade and are still there after it must stay
+            lost = [
+                t
+                for t in trip.tables
+                if after_down[t] < min(trip.before.get(t, 0), trip.after_up[t])
+            ]
             if lost:
                 trip.lines.extend(self._lost_lines(rev, lost, trip.after_up, after_down))
                 info = h.info(rev)
