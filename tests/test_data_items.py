@@ -301,3 +301,76 @@ def test_clean_projects_pass_every_data_item(
     assert outcomes.get("passed", 0) >= 1
     assert set(outcomes) <= {"passed", "deselected", "warnings", "warning"}, outcomes
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+# ------------------------------------------------------------------ the values (no database)
+
+
+@pytest.mark.parametrize(
+    ("type_", "n", "expected"),
+    [
+        ("text", 3, "email 3"),
+        ("character varying(8)", 7, "email 7"),
+        ("character varying(5)", 123, "em123"),
+        ("character(2)", 5, "e5"),
+        ("integer", 4, "4"),
+        ("numeric(10,2)", 2, "2"),
+        ("boolean", 1, "true"),
+        ("date", 32, "2024-02-01"),
+        ("timestamp with time zone", 1, "2024-01-01 12:00:00+00"),
+        ("uuid", 255, "00000000-0000-4000-8000-0000000000ff"),
+        ("jsonb", 2, '{"n": 2}'),
+        ("integer[]", 1, "{}"),
+        ("public.email_address", 7, "email 7"),  # a domain over character varying(8)
+        ("order_kind", 3, "retail"),  # an enum's labels in turn
+        ("bit(8)", 1, None),
+    ],
+)
+def test_seeded_values_fit_the_column_type(type_: str, n: int, expected: str | None) -> None:
+    from pytest_schemaguard.data.seed import value_text
+    from pytest_schemaguard.snapshot.model import Column
+
+    base = type_.partition("(")[0]
+    column = Column("email", type_, False, base_type=base)
+    enums = {"order_kind": ("retail", "wholesale")}
+    domains = {"public.email_address": "character varying(8)"}
+    assert value_text(column, n, enums=enums, domains=domains) == expected
+
+
+def test_simple_check_constraints_shape_the_values() -> None:
+    from pytest_schemaguard.data.seed import check_rules, value_text
+    from pytest_schemaguard.snapshot.model import Column, Constraint, Table
+
+    table = Table(
+        "public",
+        "t",
+        columns=(
+            Column("qty", "integer", False, base_type="integer", position=1),
+            Column(
+                "status", "character varying(10)", False, base_type="character varying", position=2
+            ),
+            Column("starts_on", "date", False, base_type="date", position=3),
+            Column("ends_on", "date", False, base_type="date", position=4),
+        ),
+        constraints=(
+            Constraint("a", "check", "CHECK (((qty > 0) AND (qty <= 2)))", ("qty",)),
+            Constraint(
+                "b",
+                "check",
+                "CHECK (((status)::text = ANY ((ARRAY['new'::character varying, "
+                "'paid'::character varying])::text[])))",
+                ("status",),
+            ),
+            Constraint("c", "check", "CHECK ((ends_on > starts_on))", ("starts_on", "ends_on")),
+        ),
+    )
+    rules = check_rules(table)
+    rows = [
+        [value_text(c, n, enums={}, domains={}, rules=rules) for c in table.columns]
+        for n in (1, 2, 3)
+    ]
+    assert rows == [
+        ["1", "new", "2024-01-01", "2024-01-02"],
+        ["2", "paid", "2024-01-02", "2024-01-03"],
+        ["1", "new", "2024-01-03", "2024-01-04"],
+    ]

@@ -49,6 +49,7 @@ _INTEGER = frozenset({"smallint", "integer", "bigint"})
 _NUMBER = _INTEGER | frozenset({"numeric", "real", "double precision", "money"})
 _DAY = datetime.date(2024, 1, 1)
 _LENGTH = re.compile(r"\((\d+)\)")
+_MODIFIERS = re.compile(r"\([^)]*\)")
 
 
 def shown_name(qualified: str) -> str:
@@ -235,7 +236,9 @@ def value_text(
     n += rules.rank.get(name, 0)
     if column.is_array:
         return "{}"
-    base = domains.get(column.base_type, column.base_type)
+    # a domain: a value of its base type (``character varying(40)``), modifiers apart
+    typed = domains.get(column.base_type, column.type)
+    base = _MODIFIERS.sub("", typed).strip() if column.base_type in domains else column.base_type
     labels = enums.get(column.base_type)
     if labels is not None:
         return labels[(n - 1) % len(labels)] if labels else None
@@ -254,9 +257,9 @@ def value_text(
         return str(value)
     if base in _TEXT:
         text = f"{name} {n}"
-        match = _LENGTH.search(column.type)
-        if match:
-            limit = int(match.group(1))
+        match = _LENGTH.search(typed)
+        limit = int(match.group(1)) if match else len(text)
+        if len(text) > limit:  # cut to fit, keeping the number
             suffix = str(n)
             text = suffix[-limit:] if limit <= len(suffix) else text[: limit - len(suffix)] + suffix
         return text
