@@ -591,5 +591,8 @@ class Seeder:
 
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], dict) and isinstance(args[0].get("M"), str):
+        return str(args[0]["M"])  # pg8000: the server's fields
     lines = [line for line in str(orig).strip().splitlines() if line.strip()]
     return lines[0].strip() if lines else type(exc).__name__

@@ -147,7 +147,14 @@ def _server_message(error: str) -> str:
     first = next((line.strip() for line in error.strip().splitlines() if line.strip()), "")
     head, sep, rest = first.partition(": ")
     if sep and head.replace(".", "").replace("_", "").isalnum() and " " not in head:
-        return rest
+        first = rest
+    if first.startswith("{"):  # pg8000: the server's fields, the message under 'M'
+        import ast
+
+        with contextlib.suppress(ValueError, SyntaxError):
+            fields = ast.literal_eval(first)
+            if isinstance(fields, dict) and isinstance(fields.get("M"), str):
+                return str(fields["M"])
     return first
 
 
