@@ -253,6 +253,12 @@ def schemaguard_postgres(
     Started on first use; stopped, with its files removed, at the end of the session.
     """
     manager = pytestconfig.stash[MANAGER_KEY]
+    if _starts_for_app_databases(request, manager):
+        # start from the cached cluster holding the application tests' template, whoever
+        # starts the server first (the checks of --schemaguard, say)
+        from pytest_schemaguard.databases import fixtures
+
+        fixtures.before_server_start(request)
     error: SchemaguardError | None = None
     try:
         server = manager.get()
@@ -269,6 +275,17 @@ def schemaguard_postgres(
         raise StartupFailure(message, returncode=pytest.ExitCode.USAGE_ERROR)
     yield server
     manager.close()
+
+
+def _starts_for_app_databases(request: pytest.FixtureRequest, manager: ServerManager) -> bool:
+    """Whether the local server is about to start in a session whose tests use the
+    application-test databases."""
+    if manager.started or request.config.stash[SETTINGS_KEY].dsn is not None:
+        return False
+    return any(
+        "schemaguard_app_templates" in getattr(item, "fixturenames", ())
+        for item in request.session.items
+    )
 
 
 @pytest.fixture

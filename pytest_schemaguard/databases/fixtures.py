@@ -26,14 +26,17 @@ def _fail(message: str) -> NoReturn:
     pytest.fail(message, pytrace=False)
 
 
-def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
+def _app(request: pytest.FixtureRequest) -> AppTemplates:
+    """The session's templates, made once. Before the local server starts, the cached
+    cluster holding the template at head is made ready for it to start from."""
     config = request.config
+    app: AppTemplates | None = config.stash.get(APP_TEMPLATES_KEY, None)
+    if app is not None:
+        return app
     settings = config.stash[SETTINGS_KEY]
     manager = config.stash[MANAGER_KEY]
-    try:
-        source = locate(settings)
-    except SchemaguardError as exc:
-        _fail(f"schemaguard: {exc}")
+    source = locate(settings)
+    requests = [request]
 
     def migrations() -> ProjectMigrations:
         # Alembic, SQLAlchemy and the revisions: only when a template must be built
@@ -46,10 +49,11 @@ def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
         make_config: Callable[[str], Any] = anchor.project.make_config
         # the project's own override, as the migration checks use it
         with contextlib.suppress(pytest.FixtureLookupError):
-            make_config = request.getfixturevalue("schemaguard_alembic_config")
+            make_config = requests[-1].getfixturevalue("schemaguard_alembic_config")
         return ProjectMigrations(anchor.project, anchor.history, settings, make_config)
 
     app = AppTemplates(settings, source, migrations)
+    app.requests = requests
     if settings.dsn is None and not manager.started:
         try:
             binaries = manager.binaries()
@@ -61,8 +65,28 @@ def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
             except SchemaguardError as exc:
                 # the tests at head fail with it; the migrator and other revisions still work
                 app.head_error = exc
-    app.server = request.getfixturevalue("schemaguard_postgres")
     config.stash[APP_TEMPLATES_KEY] = app
+    return app
+
+
+def before_server_start(request: pytest.FixtureRequest) -> None:
+    """Called by ``schemaguard_postgres`` before it starts the local server in a session
+    whose tests use the application databases: whichever fixture or check starts the server
+    first, it starts from the cached cluster that holds the template at head."""
+    # a project without migrations or metadata: the tests that need them say so
+    with contextlib.suppress(SchemaguardError):
+        _app(request)
+
+
+def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
+    config = request.config
+    try:
+        app = _app(request)
+    except SchemaguardError as exc:
+        failure = f"schemaguard: {exc}"
+        _fail(failure)
+    app.requests.append(request)
+    app.server = request.getfixturevalue("schemaguard_postgres")
     try:
         yield app
     finally:

@@ -88,6 +88,9 @@ class AppTemplates:
         self._head_ready = False
         self.head_error: SchemaguardError | None = None
         """Why the template at head cannot be had (kept: it is not tried again)."""
+        self.requests: list[Any] = []
+        """The fixture requests that asked for these templates (pytest's, for the project's
+        own ``schemaguard_alembic_config``)."""
 
     @property
     def migrations(self) -> ProjectMigrations:
