@@ -362,7 +362,7 @@ def test_bootstrap_project_and_quiet_alembic_logging(
     project = Path(__file__).parent / "data" / "projects" / "bootstrap_at_base"
     shutil.copytree(project, pytester.path, dirs_exist_ok=True)
     pytester.makepyfile(test_app=BOOTSTRAP_TESTS)
-    result = run(pytester, inner_dsn, "-s", "-o", "pythonpath=.")
+    result = run(pytester, inner_dsn, "-s")
     result.assert_outcomes(passed=3)
     assert result.ret == pytest.ExitCode.OK
     for lines in (result.stdout, result.stderr):
