@@ -15,6 +15,7 @@ from psycopg import sql
 
 from pytest_schemaguard.config import Settings
 from pytest_schemaguard.databases.source import locate
+from pytest_schemaguard.databases.templates import _exists
 from pytest_schemaguard.server import PostgresServer, _runtime_base
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -103,15 +104,25 @@ def test_template_is_reused_until_a_revision_file_changes(
     again.stdout.fnmatch_lines([TEMPLATE_LINE.format("reused from the DSN server")])
     assert template_name(again) == template_name(first)
 
+    stem = template_name(first).rpartition("_")[0] + "_"
+    # databases that are not this project's templates, with names a careless LIKE would take
+    bystanders = [stem.replace("_", "-") + "keep", stem.rstrip("_") + "x_keep"]
+    with schemaguard_postgres.admin() as conn:
+        for name in bystanders:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
     revision = next((pytester.path / "migrations" / "versions").glob("0002_*.py"))
     revision.write_text(revision.read_text() + "\n# a comment changes the hash\n")
     changed = run(pytester, inner_dsn)
     changed.assert_outcomes(passed=1)
     changed.stdout.fnmatch_lines([TEMPLATE_LINE.format("built in * s and kept in the DSN server")])
     assert template_name(changed) != template_name(first)
-    stem = template_name(first).rpartition("_")[0] + "_"
-    # the project's older template is dropped; the new one is the only one
+    # the project's older template is dropped; the new one is the only one; nothing else goes
     assert project_templates(schemaguard_postgres, stem) == [template_name(changed)]
+    with schemaguard_postgres.admin() as conn:
+        for name in bystanders:
+            assert _exists(conn, name), name
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
     drop_templates(schemaguard_postgres, [template_name(changed)])
 
 
