@@ -65,7 +65,7 @@ _MASKING = frozenset({"ShareUpdateExclusiveLock", *_BLOCKS_WRITES})
 the revision (a lock held twice shows once in pg_locks)."""
 
 _TABLES = ("r", "p", "m", "f")
-_RELKINDS = "('r','p','i','I','m','v','f','S')"
+_RELKINDS = "('r','p','i','I','m','v','f')"
 _USER = (
     "c.oid >= 16384 AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
     f"AND c.relkind IN {_RELKINDS}"
@@ -87,7 +87,7 @@ SELECT pg_catalog.json_build_array(
   (SELECT coalesce(json_agg(json_build_array(a.attrelid::int8, a.attnum, a.attname, a.attnotnull,
      a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '')), '[]')
    FROM pg_catalog.pg_attribute a JOIN rel ON rel.oid = a.attrelid
-   WHERE a.attnum > 0 AND NOT a.attisdropped AND rel.relkind IN ('r','p','m','f','v')),
+   WHERE a.attnum > 0 AND NOT a.attisdropped AND rel.relkind IN ('r','p','m','f')),
   (SELECT coalesce(json_agg(json_build_array(co.oid::int8, co.conrelid::int8, co.conname,
      co.contype, co.convalidated, co.conindid::int8)), '[]')
    FROM pg_catalog.pg_constraint co JOIN rel ON rel.oid = co.conrelid),
@@ -103,8 +103,26 @@ SELECT pg_catalog.json_build_array(
 """
 READ_ALL = _READ.format(user=_USER, only="")
 """Every user relation (before a revision, and after a statement outside a transaction)."""
+READ_START = f"""
+SELECT pg_catalog.json_build_array(
+  (SELECT coalesce(json_agg(c.oid::int8), '[]')
+   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE {_USER}),
+  (SELECT coalesce(json_agg(json_build_array(l.relation::int8, l.mode)), '[]')
+   FROM pg_catalog.pg_locks l
+   WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+     AND l.relation >= 16384)
+)::text
+"""
+"""Before a revision: which relations exist, and the locks the transaction already holds."""
 READ_LOCKED = _READ.format(user=_USER, only="AND c.oid IN (SELECT relation FROM lk)")
 """The relations this transaction holds locks on (after a statement)."""
+
+_NEW_OBJECTS = frozenset(
+    {"TABLE", "TEMP", "TEMPORARY", "UNLOGGED", "TYPE", "SEQUENCE", "FUNCTION", "SCHEMA", "DOMAIN"}
+)
+"""What ``CREATE`` makes without touching existing relations (a foreign key of a new table takes
+SHARE ROW EXCLUSIVE on the table it references, and nothing about it is reported)."""
 
 _DATA_WORDS = frozenset(
     {
@@ -136,10 +154,11 @@ _DATA_WORDS = frozenset(
 )
 
 
-def first_word(statement: str) -> str:
-    """The statement's first keyword (after whitespace and comments), upper-cased."""
+def leading_words(statement: str, count: int = 2) -> tuple[str, ...]:
+    """The statement's first ``count`` keywords (after whitespace and comments), upper-cased."""
+    words: list[str] = []
     i, n = 0, len(statement)
-    while i < n:
+    while i < n and len(words) < count:
         ch = statement[i]
         if ch.isspace() or ch == ";" or ch == "(":
             i += 1
@@ -149,12 +168,33 @@ def first_word(statement: str) -> str:
         elif statement.startswith("/*", i):
             end = statement.find("*/", i + 2)
             i = n if end < 0 else end + 2
+        elif ch.isalpha() or ch == "_":
+            j = i
+            while j < n and (statement[j].isalpha() or statement[j] == "_"):
+                j += 1
+            words.append(statement[i:j].upper())
+            i = j
         else:
             break
-    j = i
-    while j < n and (statement[j].isalpha() or statement[j] == "_"):
-        j += 1
-    return statement[i:j].upper()
+    return tuple(words)
+
+
+def first_word(statement: str) -> str:
+    """The statement's first keyword (after whitespace and comments), upper-cased."""
+    words = leading_words(statement, 1)
+    return words[0] if words else ""
+
+
+def changes_nothing_existing(statement: str) -> bool:
+    """Whether the statement cannot change a relation that existed before it, nor take a lock
+    on one stronger than SHARE ROW EXCLUSIVE: plain data access, creating a table, type,
+    sequence, function, schema or domain (not measured)."""
+    words = leading_words(statement)
+    if not words:
+        return True
+    if words[0] in _DATA_WORDS:
+        return True
+    return words[0] == "CREATE" and len(words) > 1 and words[1] in _NEW_OBJECTS
 
 
 def one_line(statement: str, limit: int = 160) -> str:
@@ -226,8 +266,8 @@ class State:
     outside a transaction leaves the reading transaction without a transaction id)."""
 
     @classmethod
-    def parse(cls, text: str) -> State:
-        rels, cols, cons, indexes, scans, locks, timeout, in_tx = json.loads(text)
+    def from_json(cls, data: list[Any]) -> State:
+        rels, cols, cons, indexes, scans, locks, timeout, in_tx = data
         state = cls(lock_timeout=str(timeout), in_transaction=bool(in_tx))
         for oid, kind, schema, name, filenode in rels:
             state.rels[oid] = Rel(oid, kind, schema, name, filenode)
@@ -243,10 +283,24 @@ class State:
             state.locks.setdefault(relid, set()).add(mode)
         return state
 
+    def only(self, oids: set[int]) -> State:
+        """This state restricted to the relations ``oids`` (and their columns, constraints and
+        indexes)."""
+        return State(
+            rels={k: v for k, v in self.rels.items() if k in oids},
+            cols={k: v for k, v in self.cols.items() if k in oids},
+            cons={k: c for k, c in self.cons.items() if c.relid in oids},
+            indexes={k: t for k, t in self.indexes.items() if k in oids},
+            scans=dict(self.scans),
+            locks=self.locks,
+            lock_timeout=self.lock_timeout,
+            in_transaction=self.in_transaction,
+        )
 
-def read_state(conn: Connection, sql: str) -> State:
-    """Run one of the reads on the DBAPI connection under ``conn`` (no SQLAlchemy events, no
-    parameters: the same on every driver)."""
+
+def read_json(conn: Connection, sql: str) -> Any:
+    """Run ``sql`` (one text value) on the DBAPI connection under ``conn`` (no SQLAlchemy
+    events, no parameters: the same on every driver) and parse it."""
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     cursor = dbapi.cursor()
@@ -256,7 +310,12 @@ def read_state(conn: Connection, sql: str) -> State:
     finally:
         cursor.close()
     assert row is not None
-    return State.parse(row[0])
+    return json.loads(row[0])
+
+
+def read_state(conn: Connection, sql: str) -> State:
+    """Run one of the reads (:data:`READ_ALL`, :data:`READ_LOCKED`) on ``conn``."""
+    return State.from_json(read_json(conn, sql))
 
 
 def strongest(modes: Iterable[str]) -> str | None:
@@ -303,22 +362,22 @@ class StatementWatch:
         revision: str,
         path: str | None,
         *,
-        before: State,
+        existing: set[int],
+        start_locks: dict[int, set[str]],
     ) -> None:
         self.conn = conn
         self.observation = Observation(revision)
         self._path = os.path.realpath(path) if path else None
         self._files: dict[str, bool] = {}
-        self._pre = before
-        """The relations (and their columns and constraints) before the revision."""
-        self._cur = State(
-            rels=dict(before.rels),
-            cols={k: dict(v) for k, v in before.cols.items()},
-            cons=dict(before.cons),
-            indexes=dict(before.indexes),
-            scans=dict(before.scans),
-        )
-        self._start_locks = {k: set(v) for k, v in before.locks.items()}
+        self._existing = existing
+        """The relations that existed before the revision."""
+        self._pre = State()
+        """Those relations (with their columns, constraints, indexes) as they were before the
+        revision: read just before its first statement that is measured (the statements before
+        it change none of them), so a revision that only creates tables costs no read."""
+        self._cur = State()
+        self._read_before = False
+        self._start_locks = start_locks
         self._dropped: set[int] = set()
         self._line: int | None = None
         self._reading = False
@@ -341,8 +400,31 @@ class StatementWatch:
             if event.contains(self.conn, name, fn):
                 event.remove(self.conn, name, fn)
 
-    def _before(self, *args: Any) -> None:
+    def _before(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
         self._line = self._caller_line()
+        if not self._read_before and not self._reading and not changes_nothing_existing(statement):
+            self.read_before()
+
+    def read_before(self) -> None:
+        """Read the relations that existed before the revision, as they still are."""
+        self._read_before = True
+        before = self.read(READ_ALL).only(self._existing)
+        self._pre = before
+        self._cur = State(
+            rels=dict(before.rels),
+            cols={k: dict(v) for k, v in before.cols.items()},
+            cons=dict(before.cons),
+            indexes=dict(before.indexes),
+            scans=dict(before.scans),
+        )
 
     def _after(
         self,
@@ -354,7 +436,7 @@ class StatementWatch:
         executemany: bool,
     ) -> None:
         line, self._line = self._line, None
-        if self._reading or first_word(statement) in _DATA_WORDS:
+        if self._reading or changes_nothing_existing(statement):
             return
         self.measure(statement, line)
 
@@ -384,6 +466,8 @@ class StatementWatch:
 
     def measure(self, statement: str, line: int | None) -> Measured:
         """Read after ``statement`` and record what it did (called for each statement)."""
+        if not self._read_before:  # pragma: no cover - read before each measured statement
+            self.read_before()
         after = self.read(READ_LOCKED)
         outside = not after.in_transaction
         if outside:
@@ -764,14 +848,18 @@ class SafetyObserver:
     def before_upgrade(self, conn: Connection, rev: str) -> None:
         if not self.wanted(rev):
             return
-        before = read_state(conn, READ_ALL)
+        oids, held = read_json(conn, READ_START)
+        locks: dict[int, set[str]] = {}
+        for relid, mode in held:
+            locks.setdefault(relid, set()).add(mode)
         committed = False
-        if any(modes & _MASKING for modes in before.locks.values()):
+        if any(modes & _MASKING for modes in locks.values()):
             committed = _commit_work_so_far(conn)
             if committed:
-                before.locks = {}
-                before.scans = {}
-        watch = StatementWatch(conn, rev, self.paths.get(rev), before=before)
+                locks = {}
+        watch = StatementWatch(
+            conn, rev, self.paths.get(rev), existing=set(oids), start_locks=locks
+        )
         watch.observation.committed_before = committed
         watch.listen()
         self._watch = watch
