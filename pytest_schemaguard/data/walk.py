@@ -54,15 +54,14 @@ __all__ = ["VALUE_DEPENDENT", "DataWalk"]
 
 Phase = Literal["up", "down", "reup"]
 
-VALUE_DEPENDENT = ("22", "23503", "23514", "23P01")
+VALUE_DEPENDENT = ("22", "23503", "23505", "23514", "23P01")
 """SQLSTATEs (or their class) of failures that depend on the values in the rows, not on there
 being rows: data exceptions (a cast of generated text, a value out of range or too long), and a
-foreign key, CHECK or exclusion constraint added over columns that hold generated values."""
+foreign key, unique, CHECK or exclusion constraint added over columns that hold generated
+values (a boolean, an enum or a foreign key repeats values among three rows)."""
 
 _FIXES = {
     "23502": "add a server_default or backfill before SET NOT NULL",
-    "23505": "make the values unique (backfill distinct values) before adding the unique "
-    "constraint or index",
 }
 
 _TABLES = (
