@@ -20,11 +20,7 @@ from pytest_schemaguard.config import (
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.server import Database, PostgresServer
 from pytest_schemaguard.session import ServerManager
-from pytest_schemaguard.stash import SETTINGS_KEY
-
-MANAGER_KEY: pytest.StashKey[ServerManager] = pytest.StashKey()
-APP_TEMPLATES_KEY: pytest.StashKey[Any] = pytest.StashKey()
-"""The application-test templates of this process (a databases.templates.AppTemplates)."""
+from pytest_schemaguard.stash import APP_TEMPLATES_KEY, MANAGER_KEY, SETTINGS_KEY
 
 
 class StartupFailure(pytest.exit.Exception):  # type: ignore[name-defined,misc]

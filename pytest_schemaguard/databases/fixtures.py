@@ -12,8 +12,7 @@ import pytest
 from pytest_schemaguard.databases.source import locate
 from pytest_schemaguard.databases.templates import AppTemplates
 from pytest_schemaguard.errors import SchemaguardError, ServerError
-from pytest_schemaguard.plugin import APP_TEMPLATES_KEY, MANAGER_KEY
-from pytest_schemaguard.stash import SETTINGS_KEY
+from pytest_schemaguard.stash import APP_TEMPLATES_KEY, MANAGER_KEY, SETTINGS_KEY
 
 if TYPE_CHECKING:
     from pytest_schemaguard.databases.migrations import ProjectMigrations
