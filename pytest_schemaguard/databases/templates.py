@@ -179,6 +179,7 @@ class AppTemplates:
                 datadir = Path(executor.datadir)
                 if (datadir / "postmaster.pid").exists():
                     raise ServerError(f"the server building {name} did not shut down cleanly")
+                srv.trim_wal(binaries, datadir)
                 datadir.rename(target)
             finally:
                 local.stop()
