@@ -30,6 +30,16 @@ class ServerManager:
         self.cluster: Path | None = None
         """The cluster a local server is started from when it is started (None: the cached
         initdb'd cluster); set before the first :meth:`get` by the application-test fixtures."""
+        self._binaries_lock = threading.Lock()
+        if settings.dsn is None and settings.sources and not settings.enabled:
+            # A project that configures the plugin most likely starts its server: the
+            # binaries are found (two or three programs run) while pytest collects.
+            threading.Thread(target=self._prefetch, name="schemaguard-probe", daemon=True).start()
+
+    def _prefetch(self) -> None:
+        with contextlib.suppress(Exception):  # found again, and reported, when needed
+            self.binaries()
+            choose_run_as()
 
     @property
     def started(self) -> bool:
@@ -45,13 +55,14 @@ class ServerManager:
             self.get()
 
     def binaries(self) -> Binaries:
-        if self._binaries is None:
-            self._binaries = find_binaries(
-                self.settings.postgres,
-                root=self.settings.root,
-                extensions=self.settings.extensions,
-            )
-        return self._binaries
+        with self._binaries_lock:
+            if self._binaries is None:
+                self._binaries = find_binaries(
+                    self.settings.postgres,
+                    root=self.settings.root,
+                    extensions=self.settings.extensions,
+                )
+            return self._binaries
 
     def describe_plan(self) -> str:
         """One line for the report header: what will run, from where, and how."""

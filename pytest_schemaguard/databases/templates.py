@@ -340,8 +340,8 @@ class ClonePool:
     so that a test waits for neither: ``AHEAD`` clones are kept coming, by ``WORKERS`` threads
     (two ``CREATE DATABASE`` at once keep a two-core server busy while the tests run)."""
 
-    AHEAD = 2
-    WORKERS = 2
+    AHEAD = 3
+    WORKERS = 3
 
     def __init__(self, server: PostgresServer, template: str | None) -> None:
         self.server = server
@@ -404,7 +404,7 @@ class ClonePool:
         (``pg_internal.init``) again: a server start removes them, and each file-copied clone
         inherits it, so that the test's first connection does not rebuild it from the
         catalogs. Returns when that backend is gone (a template in use cannot be cloned)."""
-        if self.template is None or self.server.source == "dsn":  # WAL_LOG: no file copied
+        if self.template is None or not self.server.file_copy:  # WAL_LOG: no file copied
             return
         with contextlib.suppress(psycopg.Error):
             dsn = self.server._dsn(self.template)
