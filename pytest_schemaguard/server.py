@@ -843,6 +843,7 @@ class LocalServer:
         """Stop the server and remove its files; safe to call more than once."""
         executor, self.executor = self.executor, None
         if executor is not None:
+            executor.discard = True  # its files are removed below
             with contextlib.suppress(Exception):
                 executor.stop()
             datadir = Path(executor.datadir)
@@ -990,6 +991,8 @@ class _CachedClusterExecutor(PostgreSQLExecutor):
             secrets.choice("ghijklmnopqrstuvwxyz") for _ in range(24)
         )
         self._known_version = known_version
+        self.discard = False
+        """Whether the data directory is removed after the stop (no clean shutdown needed)."""
 
     def init_directory(self) -> None:
         self._directory_initialised = True
@@ -1010,14 +1013,16 @@ class _CachedClusterExecutor(PostgreSQLExecutor):
         return pid is not None and _runs_on(pid, datadir)
 
     def stop(self, sig: int | None = None, exp_sig: int | None = None) -> Any:
-        """A fast shutdown (what ``pg_ctl stop -m fast`` sends), watched every few ms where
-        pg_ctl looks every 100 ms; pg_ctl's own stop when the server does not go."""
+        """A fast shutdown (what ``pg_ctl stop -m fast`` sends; an immediate one, without
+        the shutdown checkpoint, when :attr:`discard` says the files go with the server),
+        watched every few ms where pg_ctl looks every 100 ms; pg_ctl's own stop when the
+        server does not go."""
         datadir = Path(self.datadir)
         lock = datadir / "postmaster.pid"
         pid = _postmaster_pid(datadir)
         if pid is not None and _runs_on(pid, datadir):
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGINT)
+                os.kill(pid, signal.SIGQUIT if self.discard else signal.SIGINT)
             # the postmaster removes its lock file last, once its children are gone and the
             # shutdown checkpoint is written
             deadline = time.monotonic() + (self._timeout or 60)

@@ -349,6 +349,7 @@ class ClonePool:
         self._jobs: queue.SimpleQueue[Database | bool | None] = queue.SimpleQueue()
         self._ready: queue.SimpleQueue[Database | BaseException] = queue.SimpleQueue()
         self._ahead = 0
+        self._closing = False
         self._warm = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -382,16 +383,16 @@ class ClonePool:
         self._jobs.put(db)
 
     def close(self) -> None:
+        """Stop the threads, leaving the clones still asked for unmade and the used ones
+        undropped: the server's own cleanup, which follows, drops every database the plugin
+        made on a DSN server, and takes them all with it on ours (at the end of a session,
+        three clones made and four dropped for nothing cost about 0.1 s)."""
+        self._closing = True
         for _ in self._threads:
             self._jobs.put(None)
         for thread in self._threads:
             thread.join()
-        while self._ahead:
-            self._ahead -= 1
-            made = self._ready.get()
-            if not isinstance(made, BaseException):
-                with contextlib.suppress(Exception):
-                    self.server.drop_database(made)
+        self._ahead = 0
 
     def _make(self, conn: Any = None) -> Database | BaseException:
         try:
@@ -436,6 +437,8 @@ class ClonePool:
                 job = self._jobs.get()
                 if job is None:
                     return
+                if self._closing:
+                    continue
                 if conn is None or conn.closed:
                     stack.close()
                     try:
