@@ -1,0 +1,157 @@
+"""How the local server starts fast (a spare copy of its cluster, a trimmed WAL) and what a
+DSN connection leaves for later (the local binaries, the clone strategy)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_schemaguard import binaries
+from pytest_schemaguard.server import (
+    LocalServer,
+    PostgresServer,
+    _reap_spares,
+    _take_spare,
+    cached_cluster,
+    choose_run_as,
+    connect_dsn,
+    process_start,
+    trim_wal,
+)
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One runtime directory (and so one initdb) for the tests that start servers."""
+    path = tmp_path_factory.mktemp("runtime")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SCHEMAGUARD_TMPDIR", str(path))
+        yield path
+
+
+def _spares(runtime: Path) -> list[str]:
+    return sorted(p.name for p in (runtime / f"pytest-schemaguard-{os.getuid()}/spares").glob("*"))
+
+
+def _select_one(server: PostgresServer) -> object:
+    with server.admin() as conn:
+        row = conn.execute("select 1").fetchone()
+    return row[0] if row else None
+
+
+def test_a_start_takes_the_spare_copy_an_earlier_start_left(runtime: Path) -> None:
+    found = binaries.find_binaries("auto", root=runtime)
+    first = LocalServer(found)
+    assert _select_one(first.start()) == 1
+    first.stop()
+    (spare,) = _spares(runtime)
+    cluster = cached_cluster(found, choose_run_as(), runtime)
+    assert spare.startswith(f"{cluster.name}-s")
+
+    second = LocalServer(found)
+    server = second.start()
+    try:
+        assert spare not in _spares(runtime)  # taken: renamed to the data directory
+        assert _select_one(server) == 1
+    finally:
+        second.stop()
+    (replacement,) = _spares(runtime)  # the one it took, made again for the next start
+    assert replacement != spare
+    # nothing else left: no working directory, no half-made copy
+    assert [p.name for p in runtime.iterdir()] == [f"pytest-schemaguard-{os.getuid()}"]
+    assert not list(runtime.glob("*/spares/copying-*"))
+
+
+def test_trim_wal_keeps_the_checkpoint_segment_and_the_cluster_starts(runtime: Path) -> None:
+    found = binaries.find_binaries("auto", root=runtime)
+    cluster = cached_cluster(found, choose_run_as(), runtime)
+    copy = runtime / "trimmed"
+    subprocess.run(["cp", "-a", str(cluster), str(copy)], check=True)
+    try:
+        wal = copy / "pg_wal"
+        (before,) = [p.name for p in wal.iterdir() if len(p.name) == 24]
+        ahead = f"{before[:16]}{int(before[16:], 16) + 7:08X}"  # a recycled future segment
+        (wal / ahead).write_bytes(b"\0" * 8192)
+        trim_wal(found, copy)
+        assert sorted(p.name for p in wal.iterdir() if len(p.name) == 24) == [before]
+        local = LocalServer(found, cluster=copy)
+        try:
+            assert _select_one(local.start()) == 1
+        finally:
+            local.stop()
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def _fake_cluster(path: Path, control: bytes) -> Path:
+    (path / "global").mkdir(parents=True)
+    (path / "global" / "pg_control").write_bytes(control)
+    (path / "PG_VERSION").write_text("15\n")
+    return path
+
+
+def test_a_spare_of_a_cluster_made_again_is_removed_never_used(tmp_path: Path) -> None:
+    cluster = _fake_cluster(tmp_path / "clusters" / "0123456789abcdef", b"system 2")
+    stale = _fake_cluster(tmp_path / "spares" / f"{cluster.name}-s111111", b"system 1")
+    target = tmp_path / "work" / "data"
+    target.parent.mkdir()
+    assert _take_spare(cluster, target) is False
+    assert not stale.exists() and not target.exists()
+
+    good = _fake_cluster(tmp_path / "spares" / f"{cluster.name}-s222222", b"system 2")
+    assert _take_spare(cluster, target) is True
+    assert not good.exists()
+    assert (target / "global" / "pg_control").read_bytes() == b"system 2"
+
+
+def test_spares_of_gone_clusters_and_copies_of_dead_runs_are_reaped(tmp_path: Path) -> None:
+    kept_cluster = _fake_cluster(tmp_path / "clusters" / "aaaaaaaaaaaaaaaa", b"a")
+    kept = _fake_cluster(tmp_path / "spares" / f"{kept_cluster.name}-s1", b"a")
+    orphan = _fake_cluster(tmp_path / "spares" / "bbbbbbbbbbbbbbbb-s2", b"b")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead_copy = tmp_path / "spares" / f"copying-{gone.pid}-12345-abcdef"
+    dead_copy.mkdir()
+    live_copy = tmp_path / "spares" / f"copying-{os.getpid()}-{process_start(os.getpid())}-a1"
+    live_copy.mkdir()
+    _reap_spares(tmp_path)
+    assert kept.exists() and live_copy.exists()
+    assert not orphan.exists() and not dead_copy.exists()
+
+
+def test_dsn_mode_finds_the_local_binaries_when_first_needed(
+    schemaguard_postgres: PostgresServer, tmp_path: Path
+) -> None:
+    server = connect_dsn(schemaguard_postgres.url, postgres="auto", root=tmp_path)
+    assert server.binaries is None and server.probe is not None  # nothing probed yet
+    assert server.bindir == binaries.find_binaries("auto", root=tmp_path).bindir
+    assert server.probe is None
+    # the suite's server runs with fsync off: clones there copy the files
+    assert server.file_copy is (server.version >= 150000)
+
+
+@pytest.mark.parametrize(
+    ("version", "fsync", "file_copy"),
+    [(150018, False, True), (150018, True, False), (140011, False, False)],
+)
+def test_clone_strategy(version: int, fsync: bool, file_copy: bool) -> None:
+    server = PostgresServer(
+        host="h",
+        port=5432,
+        user="u",
+        password=None,
+        maintenance_db="postgres",
+        version=version,
+        version_text="",
+        binaries=None,
+        source="dsn",
+        run_as="external server",
+        fsync=fsync,
+    )
+    assert server.file_copy is file_copy
