@@ -311,3 +311,57 @@ def test_the_shipped_schema_is_a_valid_json_schema() -> None:
     schema = load_schema()
     assert schema["properties"]["format_version"] == {"const": 1}
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_a_model_difference_is_reported_and_annotated_at_the_model(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str
+) -> None:
+    project = copy_project("timetracker", pytester.path)
+    apply_defect("model_uuid_where_integer", project)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--schemaguard",
+        f"--schemaguard-dsn={inner_dsn}",
+        "--schemaguard-report=report.json",
+        "-k",
+        "orm_parity",
+    )
+    result.assert_outcomes(failed=1)
+    document = json.loads((project / "report.json").read_text())
+    jsonschema.validate(document, load_schema())
+    (item,) = document["items"]
+    assert item["check"] == "orm_parity"
+    message = (
+        "column public.time_entries.id: type integer → uuid "
+        "(model TimeEntry.id, timetracker/models.py:116)"
+    )
+    typed = [f for f in item["findings"] if f["attribute"] == "type"]
+    assert typed == [
+        {
+            "kind": "column",
+            "object": "public.time_entries.id",
+            "attribute": "type",
+            "category": "changed",
+            "left": {"label": "migrations", "value": "integer"},
+            "right": {"label": "models", "value": "uuid"},
+            "message": message,
+            "file": "timetracker/models.py",
+            "line": 116,
+        }
+    ]
+    annotations = [line for line in result.stdout.lines if line.startswith("::")]
+    # one annotation per located finding, at the model's line (paths from the workspace)
+    at_model = (
+        "::error file=timetracker/timetracker/models.py,line=116,title=schemaguard orm_parity::"
+    )
+    assert [a for a in annotations if a.startswith(at_model)] == [
+        at_model + "%0A".join([item["message"], f["message"]])
+        for f in item["findings"]
+        if f["file"]
+    ]
+    assert len(annotations) == 3  # the sequence, not in the models, at the item's place
+    assert "sequence public.time_entries_id_seq: present only in migrations" in annotations[2]

@@ -12,6 +12,7 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from pytest_schemaguard.parity.orm import (
     split_differences,
 )
 from pytest_schemaguard.parity.sources import ModelSources, sources_of
+from pytest_schemaguard.report.findings import Finding, finding_of
 from pytest_schemaguard.snapshot.compare import compare
 from pytest_schemaguard.snapshot.model import Snapshot
 from pytest_schemaguard.snapshot.render import summary_line
@@ -214,9 +216,13 @@ class ParityChecks:
             if result.failures or result.warnings
             else ModelSources()
         )
+        findings: list[Finding] = []
         if result.failures:
             lines.append("the models differ from the schema the migrations build at head:")
-            lines.extend("  " + d.message + sources.suffix(d) for d in result.failures)
+            for d in result.failures:
+                text = d.message + sources.suffix(d)
+                lines.append("  " + text)
+                findings.append(_model_finding(d, sources, text, self.settings.root))
             lines.append(summary_line(result.failures, left_label=MIGRATIONS, right_label=MODELS))
         lines.extend(_alembic_lines(result.alembic, result.alembic_error))
         warnings = [d.message + sources.suffix(d) for d in result.warnings]
@@ -228,7 +234,7 @@ class ParityChecks:
                     + "; ".join(result.alembic)
                 )
             return CheckResult("passed", title, [], warnings)
-        return CheckResult("failed", title, lines, warnings)
+        return CheckResult("failed", title, lines, warnings, findings=findings)
 
     def _no_tables(self) -> str:
         source = self.settings.metadata
@@ -351,7 +357,13 @@ class ParityChecks:
             lines.append(
                 f"If the migrations are right, rewrite the baseline with: {UPDATE_COMMAND}"
             )
-            return CheckResult("failed", title, lines, [d.message for d in warnings])
+            return CheckResult(
+                "failed",
+                title,
+                lines,
+                [d.message for d in warnings],
+                findings=[finding_of(d, "baseline", label) for d in failures],
+            )
         return CheckResult("passed", title, [], [d.message for d in warnings])
 
     def _update(self, title: str, path: Path, shown: str, migrated: Migrated) -> CheckResult:
@@ -433,3 +445,16 @@ def _alembic_lines(operations: Sequence[str], error: str | None) -> list[str]:
         f"alembic autogenerate sees {len(operations)} operation(s):",
         *("  " + op for op in operations),
     ]
+
+
+def _model_finding(difference: Any, sources: ModelSources, message: str, root: Path) -> Finding:
+    """The finding of an orm_parity difference, pointing at the model's ``file:line`` (an
+    absolute path) when the object is written in a mapped class or a ``Table``."""
+    finding = finding_of(difference, MIGRATIONS, MODELS, message=message)
+    try:
+        place = sources.locate(difference)
+    except Exception:  # never let a place that cannot be named break the check
+        place = None
+    if place is None:
+        return finding
+    return dataclasses.replace(finding, file=str(root / place.file), line=place.line)

@@ -175,8 +175,9 @@ def workflow_annotations(
     place: Callable[[str | None], str | None] = lambda file: file,
 ) -> list[str]:
     """GitHub Actions ``::error`` workflow commands for the failed items: one per finding
-    that names its own file and line (a statement of a SQL script), else one per item at
-    its file and line (the ``downgrade()`` to fix, the revision file).  ``place`` maps a file
+    that names its own file and line (a statement of a SQL script, a model's line), and one
+    per item at its file and line (the ``downgrade()`` to fix, the revision file) unless every
+    finding of the item was annotated at its own place.  ``place`` maps a file
     as the report names it to the path GitHub resolves."""
     hidden = tuple(secrets)
 
@@ -195,12 +196,14 @@ def workflow_annotations(
             continue
         check = str(item.get("check"))
         message = str(item.get("message") or item["outcome"])
-        located = [f for f in item.get("findings", []) if f.get("file") and f.get("line")]
-        if located:
-            for finding in located:
-                text = f"{message}\n{finding['message']}"
-                out.append(command(finding["file"], finding["line"], check, text))
+        findings = item.get("findings", [])
+        located = [f for f in findings if f.get("file") and f.get("line")]
+        for finding in located:
+            text = f"{message}\n{finding['message']}"
+            out.append(command(finding["file"], finding["line"], check, text))
+        if located and len(located) == len(findings):
             continue
+        # the rest (or all of it) at the item's own place
         text = "\n".join([message, *item.get("lines", [])])
         out.append(command(item.get("file"), item.get("line"), check, text))
     return out

@@ -106,7 +106,10 @@ class ReportCollector:
             record["outcome"] = "failed" if report.when == "call" else "error"
             if first:
                 record["message"], record["lines"] = _failure_text(report, data)
-                record["findings"] = list(data.get("findings") or [])
+                # a finding's own file (a model's) is named like the item's: from the rootdir
+                record["findings"] = [
+                    {**f, "file": self._relative(f.get("file"))} for f in data.get("findings") or []
+                ]
         elif report.skipped and record["outcome"] == "passed":
             record["outcome"] = "skipped"
             record["message"] = _skip_reason(report)
