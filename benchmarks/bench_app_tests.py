@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     root = Path(tempfile.mkdtemp(prefix="bench_app_tests_"))
     results: dict[str, list[tuple[float, float]]] = {}
     try:
@@ -221,17 +222,28 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _remove_cluster(dirs["ours"]) if "dirs" in locals() else None
         shutil.rmtree(root, ignore_errors=True)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     floor = statistics.median(w for w, _ in results["no database"])
-    print(f"\n{args.tests} tests, 50 tables, median of {args.repeat}\n")
+    print(f"\n{args.tests} tests, 50 tables, median of {args.repeat}")
+    print(f"load average (1 min) {load_before:.1f} before, {load_after:.1f} after\n")
     print(
         "| session | wall (s) | per test over no database (ms) | session start to first query (s) |"
     )
     print("|---|---:|---:|---:|")
+    per_test: dict[str, float] = {}
     for name, runs in results.items():
         wall = statistics.median(w for w, _ in runs)
         first = statistics.median(f for _, f in runs)
-        per_test = "-" if name == "no database" else f"{(wall - floor) / args.tests * 1000:.1f}"
-        print(f"| {name} | {wall:.2f} | {per_test} | {first:.3f} |")
+        shown = "-"
+        if name != "no database":
+            per_test[name] = (wall - floor) / args.tests * 1000
+            shown = f"{per_test[name]:.1f}"
+        print(f"| {name} | {wall:.2f} | {shown} | {first:.3f} |")
+    theirs = per_test.get("pytest-postgresql")
+    if theirs:
+        for name in ("ours (own server)", "ours (DSN)"):
+            if per_test.get(name):
+                print(f"pytest-postgresql / {name}, per test: {theirs / per_test[name]:.1f}x")
     return 0
 
 
