@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_schemaguard import binaries
+from pytest_schemaguard.databases.templates import faster_strategy
 from pytest_schemaguard.server import (
     LocalServer,
     PostgresServer,
@@ -132,8 +133,21 @@ def test_dsn_mode_finds_the_local_binaries_when_first_needed(
     assert server.binaries is None and server.probe is not None  # nothing probed yet
     assert server.bindir == binaries.find_binaries("auto", root=tmp_path).bindir
     assert server.probe is None
-    # the suite's server runs with fsync off: clones there copy the files
+    # the suite's server runs with fsync off: FILE_COPY may be tried there
     assert server.file_copy is (server.version >= 150000)
+
+
+def test_the_clone_pool_tries_both_strategies_then_keeps_the_faster() -> None:
+    timings: dict[str, list[float]] = {"FILE_COPY": [], "WAL_LOG": []}
+    tried = []
+    for _ in range(6):
+        strategy = faster_strategy(timings, 3)
+        tried.append(strategy)
+        timings[strategy].append(0.05 if strategy == "FILE_COPY" else 0.02)
+    assert tried == ["FILE_COPY", "WAL_LOG"] * 3
+    assert faster_strategy(timings, 3) == "WAL_LOG"
+    timings["FILE_COPY"] = [0.01, 0.01, 0.30]  # the median, not one slow clone, decides
+    assert faster_strategy(timings, 3) == "FILE_COPY"
 
 
 @pytest.mark.parametrize(
