@@ -808,7 +808,7 @@ class LocalServer:
                 ) from None
             # When another server took the port between the check and the start, ours failed
             # to bind and that one answers: it must be the one just started.
-            answering, num, text = _wait_until_ready(port, timeout=60)
+            answering, num, text = _wait_until_ready(port, timeout=60, datadir=datadir)
             if os.path.realpath(answering) != os.path.realpath(datadir):
                 raise _port_taken(port)
             self.server = PostgresServer(
@@ -877,12 +877,18 @@ def _port_taken(port: int) -> ServerError:
     )
 
 
-def _wait_until_ready(port: int, *, timeout: float) -> tuple[str, int, str]:
+def _wait_until_ready(
+    port: int, *, timeout: float, datadir: Path | None = None
+) -> tuple[str, int, str]:
     """Wait until the server takes connections (its port opens while it is still starting);
     return the data directory, ``server_version_num`` and ``server_version`` of the server
-    that answers."""
+    that answers. While the lock file in ``datadir`` says the server is starting, it is
+    read instead (each refused connection costs the starting server a process)."""
     deadline = time.monotonic() + timeout
     while True:
+        if datadir is not None and _starting(datadir) and time.monotonic() < deadline:
+            time.sleep(POLL / 5)
+            continue
         try:
             with psycopg.connect(
                 host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=5
@@ -899,6 +905,16 @@ def _wait_until_ready(port: int, *, timeout: float) -> tuple[str, int, str]:
                     f"PostgreSQL on port {port} did not accept connections: {exc}"
                 ) from None
             time.sleep(POLL)
+
+
+def _starting(datadir: Path) -> bool:
+    """Whether the postmaster of ``datadir`` runs and has not said it is ready (the status
+    line of its lock file, which pg_ctl's own wait reads too)."""
+    try:
+        lines = (datadir / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return False  # gone (it failed to start) or not written yet
+    return len(lines) >= 8 and lines[7].strip() in ("starting", "")
 
 
 def _pid_alive(pid: int) -> bool:
