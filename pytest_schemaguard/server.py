@@ -631,12 +631,18 @@ def _copy_cluster(source: Path, target: Path) -> None:
 # files) is the largest part of a start.
 
 
-def _spare_dir(cluster: Path) -> Path:
-    return cluster.parent.parent / "spares"
+def _spare_dir(cluster: Path) -> Path | None:
+    """Where the spares of ``cluster`` go: beside the cache it is in (None for a cluster
+    that is not in the cache: it gets none)."""
+    root = cluster.parent.parent
+    if cluster.parent.name != "clusters" or root.name != f"pytest-schemaguard-{os.getuid()}":
+        return None
+    return root / "spares"
 
 
 def _spares(cluster: Path) -> list[Path]:
-    return sorted(_spare_dir(cluster).glob(f"{cluster.name}-s*"))
+    spares = _spare_dir(cluster)
+    return sorted(spares.glob(f"{cluster.name}-s*")) if spares is not None else []
 
 
 def _take_spare(cluster: Path, target: Path) -> bool:
@@ -697,6 +703,7 @@ class _SpareCopy:
 
     def _run(self) -> None:
         spares = _spare_dir(self.cluster)
+        assert spares is not None
         # named after this process, so that a later start removes it if this one is killed
         owner = f"copying-{os.getpid()}-{process_start(os.getpid()) or '0'}-"
         work = spares / f"{owner}{secrets.token_hex(6)}"
@@ -824,7 +831,7 @@ class LocalServer:
                 run_as=self.run_as.describe(),
                 fsync=False,  # SERVER_SETTINGS
             )
-            if took or not _spares(cluster):
+            if _spare_dir(cluster) is not None and (took or not _spares(cluster)):
                 # the next start (of this or another run) takes it instead of copying
                 self._spare = _SpareCopy(cluster)
             return self.server

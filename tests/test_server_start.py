@@ -86,6 +86,7 @@ def test_trim_wal_keeps_the_checkpoint_segment_and_the_cluster_starts(runtime: P
             assert _select_one(local.start()) == 1
         finally:
             local.stop()
+        assert not (runtime.parent / "spares").exists()  # a cluster outside the cache: none
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 
@@ -98,14 +99,15 @@ def _fake_cluster(path: Path, control: bytes) -> Path:
 
 
 def test_a_spare_of_a_cluster_made_again_is_removed_never_used(tmp_path: Path) -> None:
-    cluster = _fake_cluster(tmp_path / "clusters" / "0123456789abcdef", b"system 2")
-    stale = _fake_cluster(tmp_path / "spares" / f"{cluster.name}-s111111", b"system 1")
+    cache = tmp_path / f"pytest-schemaguard-{os.getuid()}"
+    cluster = _fake_cluster(cache / "clusters" / "0123456789abcdef", b"system 2")
+    stale = _fake_cluster(cache / "spares" / f"{cluster.name}-s111111", b"system 1")
     target = tmp_path / "work" / "data"
     target.parent.mkdir()
     assert _take_spare(cluster, target) is False
     assert not stale.exists() and not target.exists()
 
-    good = _fake_cluster(tmp_path / "spares" / f"{cluster.name}-s222222", b"system 2")
+    good = _fake_cluster(cache / "spares" / f"{cluster.name}-s222222", b"system 2")
     assert _take_spare(cluster, target) is True
     assert not good.exists()
     assert (target / "global" / "pg_control").read_bytes() == b"system 2"
