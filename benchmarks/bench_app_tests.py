@@ -276,13 +276,18 @@ def _drop_templates(url: str, project: Path) -> None:
 
 
 def _remove_cluster(project: Path) -> None:
-    """The cached cluster holding the throwaway project's template: removed."""
+    """The cached cluster holding the throwaway project's template, and its spare copies:
+    removed."""
     from pytest_schemaguard.config import Settings
     from pytest_schemaguard.databases.source import locate
     from pytest_schemaguard.server import _runtime_base
 
     key = locate(Settings(root=project, alembic_config="alembic.ini")).project_key
-    for path in _runtime_base().glob(f"pytest-schemaguard-*/clusters/app-*-{key}-*"):
+    base = _runtime_base()
+    for path in [
+        *base.glob(f"pytest-schemaguard-*/clusters/app-*-{key}-*"),
+        *base.glob(f"pytest-schemaguard-*/spares/app-*-{key}-*"),
+    ]:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
