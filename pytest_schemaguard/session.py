@@ -42,9 +42,15 @@ class ServerManager:
             choose_run_as()
 
     @property
+    def running(self) -> PostgresServer | None:
+        """The server when it runs (or the DSN server is connected) already; None before
+        :meth:`get` and after :meth:`close`. Never starts one."""
+        return self._server
+
+    @property
     def started(self) -> bool:
         """Whether the server runs (or the DSN server is connected) already."""
-        return self._server is not None
+        return self.running is not None
 
     def check(self) -> None:
         """Validate what can be validated without starting anything (at configure time)."""

@@ -162,7 +162,7 @@ class ReportCollector:
         manager = self.manager
         if manager is None:
             return None
-        server = getattr(manager, "_server", None)
+        server = manager.running
         if server is not None:
             return str(server.version_text)
         if self.settings.dsn is not None:

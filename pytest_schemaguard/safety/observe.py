@@ -179,12 +179,6 @@ def leading_words(statement: str, count: int = 2) -> tuple[str, ...]:
     return tuple(words)
 
 
-def first_word(statement: str) -> str:
-    """The statement's first keyword (after whitespace and comments), upper-cased."""
-    words = leading_words(statement, 1)
-    return words[0] if words else ""
-
-
 def changes_nothing_existing(statement: str) -> bool:
     """Whether the statement cannot change a relation that existed before it, nor take a lock
     on one stronger than SHARE ROW EXCLUSIVE: plain data access, creating a table, type,
