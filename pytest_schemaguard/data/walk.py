@@ -532,7 +532,6 @@ class DataWalk:
             plan,
             database=db.name,
             url=db.url,
-            url_env=self.settings.database_url_env,
             paths=paths,
         )
 

@@ -160,7 +160,6 @@ class ProjectMigrations:
             plan,
             database=db.name,
             url=db.url,
-            url_env=self.settings.database_url_env,
             paths=paths,
             stamp=stamp,
             commit=True,

@@ -220,7 +220,6 @@ class LegacyChecks:
                 parity.config_factory,
                 template=parity.template(),
                 skip=parity.skip,
-                url_env=self.settings.database_url_env,
             )
         except SchemaguardError:
             return findings

@@ -590,6 +590,9 @@ class AlembicProject:
         """The project's driver (set by :meth:`prepare`)."""
         self.env_context: Callable[..., Any] | None = None
         """The ``env_context`` factory (set by :meth:`prepare`)."""
+        self.url_env: str | None = None
+        """The ``database_url_env`` variable set to the scratch URL while env.py runs (set by
+        :meth:`prepare`)."""
 
     def prepare(self, settings: Settings) -> None:
         """Resolve the project's driver and ``env_context`` from the settings, at start-up.
@@ -598,6 +601,7 @@ class AlembicProject:
         :class:`~pytest_schemaguard.hooks.HookError` for an ``env_context`` that cannot be
         imported.
         """
+        self.url_env = settings.database_url_env
         urls: list[tuple[str | None, str]] = []
         if settings.database_url_env:
             name = settings.database_url_env
@@ -750,14 +754,14 @@ class AlembicProject:
         *,
         database: str,
         url: str,
-        url_env: str | None = None,
         paths: dict[str, str] | None = None,
         stamp: str | None = None,
         commit: bool = False,
     ) -> PassOutcome:
         """:meth:`run_pass` on the scratch database ``database`` at ``url``, as the project
-        runs: inside the ``env_context``, on the project's driver, with a
-        :class:`LentConnection` in ``config.attributes["connection"]`` unless ``cfg`` has one.
+        runs: inside the ``env_context``, on the project's driver, with its ``url_env`` set,
+        with a :class:`LentConnection` in ``config.attributes["connection"]`` unless ``cfg``
+        has one.
 
         With ``commit``, what env.py left uncommitted on the lent connection is committed when
         the pass succeeds (otherwise closing the connection rolls it back).
@@ -766,7 +770,13 @@ class AlembicProject:
 
         def pass_() -> PassOutcome:
             return self.run_pass(
-                cfg, plan, database=database, url=url, url_env=url_env, paths=paths, stamp=stamp
+                cfg,
+                plan,
+                database=database,
+                url=url,
+                url_env=self.url_env,
+                paths=paths,
+                stamp=stamp,
             )
 
         def lend(conn: LentConnection) -> PassOutcome:

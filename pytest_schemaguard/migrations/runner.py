@@ -754,7 +754,6 @@ class MigrationRunner:
             plan or (lambda conn: iter(())),
             database=db.name,
             url=db.url,
-            url_env=self.settings.database_url_env,
             paths=paths,
             stamp=stamp,
         )

@@ -105,7 +105,6 @@ class ParityChecks:
                     target,
                     template=self.template(),
                     skip=self.skip,
-                    url_env=self.settings.database_url_env,
                 )
             except MigrationFailed as exc:
                 cached = exc

@@ -95,7 +95,6 @@ def migrate_to(
     *,
     template: str | None = None,
     skip: frozenset[str] = frozenset(),
-    url_env: str | None = None,
     observe: Callable[[Connection, str | None], None] | None = None,
 ) -> Migrated:
     """A new scratch database (cloned from ``template``) migrated to ``target``.
@@ -122,7 +121,7 @@ def migrate_to(
     try:
         cfg = config_factory(project.driver.url(db.url))
         paths = {r: i.path for r, i in history.revisions.items()}
-        outcome = _run(project, cfg, db, plan, paths, url_env)
+        outcome = _run(project, cfg, db, plan, paths)
         if outcome.error is not None:
             step = outcome.error.step
             what = (
@@ -159,7 +158,6 @@ def foreign_key_origins(
     *,
     template: str | None = None,
     skip: frozenset[str] = frozenset(),
-    url_env: str | None = None,
 ) -> dict[str, str]:
     """The revision whose upgrade first created each foreign key of the schema at head:
     ``schema.table.constraint`` -> revision id.
@@ -189,7 +187,6 @@ def foreign_key_origins(
         "head",
         template=template,
         skip=skip,
-        url_env=url_env,
         observe=observe,
     )
     server.drop_database(migrated.database)
@@ -216,9 +213,6 @@ def _run(
     db: Any,
     plan: Callable[[Connection], Iterator[Step]],
     paths: dict[str, str],
-    url_env: str | None,
 ) -> PassOutcome:
     """One env.py pass on ``db``, as the project runs (its driver, its ``env_context``)."""
-    return project.run_on(
-        cfg, plan, database=db.name, url=db.url, url_env=url_env, paths=paths, commit=True
-    )
+    return project.run_on(cfg, plan, database=db.name, url=db.url, paths=paths, commit=True)
