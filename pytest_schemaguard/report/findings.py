@@ -4,11 +4,19 @@ Markdown summary and CI annotations).
 A :class:`Finding` is plain, frozen data that turns into a JSON object with :meth:`to_dict`
 (that dict is what travels on a test report from an xdist worker to the controller).
 
+The checks that compare two schemas fill the fields every finding has (``kind``, ``object``,
+``attribute``, ``category``, both sides, ``message``, ``file``, ``line``).  The checks that
+measure or read something else (``safety``, ``data``, ``legacy_ddl``, ``fk_types``) fill the
+same fields and add what only they know (the rule, the revision, the statement, the table, the
+lock, the rows...); those extra keys are written only when set, so the findings of the other
+checks keep their shape.
+
 This module does not import pytest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +48,44 @@ class Finding:
     file: str | None = None
     line: int | None = None
     """Where the finding points, when that is more precise than its item (1-based)."""
+    # --- written only when set (the checks that are not schema comparisons) ---------------
+    rule: str | None = None
+    """The check's own name for what it found: a safety rule (``table-rewrite``), a legacy
+    DDL code (``key-type``), ``fk-type``, ``fails-with-rows`` or ``deletes-rows``."""
+    revision: str | None = None
+    """The revision the finding is about (full id): the one measured or seeded, or the one
+    that created a foreign key."""
+    statement: str | None = None
+    """The SQL statement, on one line."""
+    table: str | None = None
+    """The table it is about, qualified."""
+    lock: str | None = None
+    """``safety``: the strongest lock held on :attr:`table` after the statement
+    (``ACCESS EXCLUSIVE``)."""
+    rewrite: bool | None = None
+    """``safety``: whether the statement rewrote :attr:`table` or rebuilt one of its
+    indexes."""
+    rows: Mapping[str, int] | None = None
+    """``data``: the rows of each seeded table (qualified name) when the step ran."""
+    references: str | None = None
+    """``fk_types``: the referenced column (qualified); :attr:`object` is the referencing
+    one."""
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("rule", self.rule),
+                ("revision", self.revision),
+                ("statement", self.statement),
+                ("table", self.table),
+                ("lock", self.lock),
+                ("rewrite", self.rewrite),
+                ("rows", dict(self.rows) if self.rows is not None else None),
+                ("references", self.references),
+            )
+            if value is not None
+        }
         return {
             "kind": self.kind,
             "object": self.object,
@@ -52,6 +96,7 @@ class Finding:
             "message": self.message,
             "file": self.file,
             "line": self.line,
+            **extra,
         }
 
 

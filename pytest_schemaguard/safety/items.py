@@ -25,6 +25,7 @@ from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.runner import CheckId, CheckResult, Layout, MigrationRunner
+from pytest_schemaguard.report.findings import Finding as ReportFinding
 from pytest_schemaguard.safety.observe import SafetyObserver
 from pytest_schemaguard.safety.rules import Finding
 from pytest_schemaguard.stash import SETTINGS_KEY
@@ -202,7 +203,16 @@ def _result(
     lines = [f.render(described, info.path) for f in findings]
     if settings.safety == "fail":
         first = next((f.line for f in findings if f.line is not None), None)
-        return CheckResult("failed", title, lines, location=(info.path, first) if first else None)
+        return CheckResult(
+            "failed",
+            title,
+            lines,
+            location=(info.path, first) if first else None,
+            findings=[
+                _report_finding(f, line, described, info.path)
+                for f, line in zip(findings, lines, strict=True)
+            ],
+        )
     for finding, line in zip(findings, lines, strict=True):
         warnings.warn_explicit(
             SafetyWarning(line),
@@ -211,6 +221,30 @@ def _result(
             lineno=finding.line or 1,
         )
     return CheckResult("passed", title)
+
+
+def _report_finding(finding: Finding, message: str, described: str, path: str) -> ReportFinding:
+    """The finding in the JSON report: what the statement did to the table (the measured fact,
+    its rule, lock and rewrite), at the line of the revision file that sent it."""
+    return ReportFinding(
+        kind="table",
+        object=finding.table or "",
+        attribute=None,
+        category="measured",
+        left_label="at the parent",
+        left=None,
+        right_label=f"upgrade of {described}",
+        right=finding.fact,
+        message=message,
+        file=path,
+        line=finding.line,
+        rule=finding.rule,
+        revision=finding.revision,
+        statement=finding.statement,
+        table=finding.table,
+        lock=finding.lock,
+        rewrite=finding.rewrite,
+    )
 
 
 def _ignored(finding: Finding, history: History, settings: Settings) -> bool:

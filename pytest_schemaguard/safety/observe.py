@@ -375,7 +375,7 @@ class StatementWatch:
         self._dropped: set[int] = set()
         self._line: int | None = None
         self._reading = False
-        self._timeout_candidate: tuple[Measured, str] | None = None
+        self._timeout_candidate: tuple[Measured, Rel] | None = None
 
     # -------------------------------------------------------------- events
     def listen(self) -> None:
@@ -481,8 +481,24 @@ class StatementWatch:
         rev = obs.revision
         findings: list[Finding] = []
 
-        def add(rule: str, fact: str, advice: str) -> None:
-            findings.append(Finding(rule, rev, m.statement, fact, advice, m.line))
+        def add(on: int, rule: str, fact: str, advice: str) -> None:
+            """A finding of ``rule`` about the existing relation ``on`` (a table, or the view
+            dropped or renamed)."""
+            rel = pre.rels.get(on)
+            top = strongest(after.locks.get(on, set()))
+            findings.append(
+                Finding(
+                    rule,
+                    rev,
+                    m.statement,
+                    fact,
+                    advice,
+                    m.line,
+                    table=f"{rel.schema}.{rel.name}" if rel is not None else None,
+                    lock=MODE_NAMES[top] if top is not None else None,
+                    rewrite=rule == "table-rewrite" or on in rewritten_tables,
+                )
+            )
 
         touched = [
             oid
@@ -522,6 +538,7 @@ class StatementWatch:
                 owner = pre.indexes.get(oid)
                 if old.kind in ("r", "p"):
                     add(
+                        oid,
                         "destructive",
                         f"dropped table {old.qualified}, which existed at the parent: its data "
                         "is gone (the downgrade cannot bring it back), and code of the previous "
@@ -531,6 +548,7 @@ class StatementWatch:
                     )
                 elif old.kind in ("v", "m", "f"):
                     add(
+                        oid,
                         "backward-incompatible",
                         f"dropped {old.word} {old.qualified}: code of the previous release that "
                         "reads it fails",
@@ -542,6 +560,7 @@ class StatementWatch:
             if new.name != old.name or new.schema != old.schema:
                 if old.kind in ("r", "p", "v", "m", "f"):
                     add(
+                        oid,
                         "backward-incompatible",
                         f"renamed {old.word} {old.qualified} to {new.qualified}: code of the "
                         "previous release that still uses the old name fails during the deploy",
@@ -558,6 +577,7 @@ class StatementWatch:
                     rewritten_tables.add(oid)
                     m.rewritten.append(old.qualified)
                     add(
+                        oid,
                         "table-rewrite",
                         f"rewrote {old.word} {old.qualified} (new relfilenode) {holding(oid)}",
                         "on a large table, add a new column, backfill it in batches, and swap",
@@ -568,6 +588,7 @@ class StatementWatch:
                         m.rewritten.append(old.qualified)
                         tname = pre.rels[owner].qualified if owner in pre.rels else "?"
                         add(
+                            owner,
                             "table-rewrite",
                             f"rebuilt index {old.qualified} of table {tname} (new relfilenode) "
                             f"{holding(owner)}",
@@ -592,6 +613,7 @@ class StatementWatch:
                     continue  # added by this revision
                 if new_col is None:
                     add(
+                        oid,
                         "destructive",
                         f"dropped column {table}.{col.name}, which existed at the parent: its "
                         "data is gone (the downgrade cannot bring it back), and code of the "
@@ -604,6 +626,7 @@ class StatementWatch:
                     continue
                 if new_col.name != col.name:
                     add(
+                        oid,
                         "backward-incompatible",
                         f"renamed column {table}.{col.name} to {new_col.name}: code of the "
                         "previous release that still uses the old name fails during the deploy",
@@ -616,6 +639,7 @@ class StatementWatch:
                         m.scanned.append(table)
                     if validated_by_scan and blocks_writes(oid):
                         add(
+                            oid,
                             "validating-constraint",
                             f"set NOT NULL on {table}.{new_col.name} by scanning table {table} "
                             f"{holding(oid)}",
@@ -625,6 +649,7 @@ class StatementWatch:
                         )
                     if not new_col.has_default:
                         add(
+                            oid,
                             "backward-incompatible",
                             f"made {table}.{new_col.name} NOT NULL without a default: INSERTs "
                             "of the previous release that leave it out fail",
@@ -635,6 +660,7 @@ class StatementWatch:
                 if attnum in before_cols or not new_col.notnull or new_col.has_default:
                     continue
                 add(
+                    oid,
                     "backward-incompatible",
                     f"added column {table}.{new_col.name} NOT NULL without a default: it fails "
                     "on a table with rows, and INSERTs of the previous release that leave it "
@@ -693,7 +719,7 @@ class StatementWatch:
                             f"CONSTRAINT {con.name} in a later revision (it scans without "
                             "blocking writes)"
                         )
-                    add("validating-constraint", fact, advice)
+                    add(oid, "validating-constraint", fact, advice)
             for con_oid, old_con in list(cur.cons.items()):
                 if old_con.relid != oid:
                     continue
@@ -726,6 +752,7 @@ class StatementWatch:
                     if oid not in rewritten_tables:
                         m.rewritten.append(name)
                         add(
+                            oid,
                             "table-rewrite",
                             f"rebuilt index {name} of table {table} {holding(oid)}",
                             "on a large table, add a new column, backfill it in batches, and swap",
@@ -734,6 +761,7 @@ class StatementWatch:
                 if index in backing or outside or not blocks_writes(oid):
                     continue
                 add(
+                    oid,
                     "blocking-index-build",
                     f"built index {name} on table {table} {holding(oid)} (writes to {table} "
                     "wait for the whole build)",
@@ -757,6 +785,7 @@ class StatementWatch:
             if no_timeout and "AccessExclusiveLock" in after.locks.get(oid, set()):
                 name = pre.rels[oid].qualified
                 add(
+                    oid,
                     "access-exclusive",
                     f"{', '.join(whats)} holding ACCESS EXCLUSIVE on table {name}: blocks reads "
                     "and writes "
@@ -771,7 +800,7 @@ class StatementWatch:
                 if pre.rels[oid].kind in _TABLES and "AccessExclusiveLock" in (
                     after.locks.get(oid, set()) - self._start_locks.get(oid, set())
                 ):
-                    self._timeout_candidate = (m, pre.rels[oid].qualified)
+                    self._timeout_candidate = (m, pre.rels[oid])
                     break
         obs.findings.extend(findings)
 
@@ -780,7 +809,8 @@ class StatementWatch:
         if self._timeout_candidate is not None and not any(
             f.rule == "access-exclusive" for f in obs.findings
         ):
-            m, table = self._timeout_candidate
+            m, rel = self._timeout_candidate
+            table = rel.qualified
             obs.findings.append(
                 Finding(
                     "no-lock-timeout",
@@ -792,6 +822,9 @@ class StatementWatch:
                     'set a lock_timeout at the start of upgrade() (op.execute("SET '
                     "lock_timeout = '5s'\")) and retry the deploy when it fails",
                     m.line,
+                    table=f"{rel.schema}.{rel.name}",
+                    lock="ACCESS EXCLUSIVE",
+                    rewrite=table in m.rewritten,
                 )
             )
         return obs

@@ -72,6 +72,14 @@ class Finding:
     line: int | None = None
     """The line of the revision file that sent the statement (None: not sent from it, e.g.
     by env.py)."""
+    table: str | None = None
+    """The existing table (or view) it is about, qualified as it was at the parent
+    (``public.orders``)."""
+    lock: str | None = None
+    """The strongest lock held on :attr:`table` after the statement (``ACCESS EXCLUSIVE``;
+    None outside a transaction)."""
+    rewrite: bool = False
+    """Whether the statement rewrote :attr:`table` or rebuilt one of its indexes."""
 
     def render(self, described: str, path: str) -> str:
         """``revision 4c1d2e (add status), versions/4c1d2e_add_status.py:21: ALTER TABLE ...

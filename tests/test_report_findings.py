@@ -1,0 +1,158 @@
+"""Structured findings of the checks that are not schema comparisons, in the JSON report and
+as GitHub annotations at their own file:line: ``safety``, ``data``, ``legacy_ddl`` and
+``fk_types`` (pytester runs; the report validated against the shipped JSON Schema)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pytest_schemaguard.report.document import load_schema
+
+PROJECTS = Path(__file__).resolve().parent / "data" / "projects"
+
+
+def run_report(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, dsn: str, *args: str
+) -> tuple[pytest.RunResult, dict[str, Any], list[str]]:
+    """``pytest --schemaguard`` with a JSON report, as on GitHub Actions: the result, the
+    report (validated against the schema) and the annotation lines."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(pytester.path))
+    result = pytester.runpytest_subprocess(
+        "--schemaguard",
+        f"--schemaguard-dsn={dsn}",
+        "-p",
+        "no:cacheprovider",
+        "--schemaguard-report=report.json",
+        *args,
+    )
+    document = json.loads((pytester.path / "report.json").read_text())
+    jsonschema.validate(document, load_schema())
+    annotations = [line for line in result.stdout.lines if line.startswith("::")]
+    return result, document, annotations
+
+
+def copy(name: str, pytester: pytest.Pytester) -> Path:
+    shutil.copytree(
+        PROJECTS / name,
+        pytester.path,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    return pytester.path
+
+
+V = "migrations/versions/"
+WIDEN = f"{V}2b0000000002_widen_amount.py"
+INDEX = f"{V}3c0000000003_index_status.py"
+
+
+def annotated(annotations: list[str], check: str) -> list[tuple[str, str]]:
+    """(file, line) of each ``::error`` annotation of ``check``."""
+    out = []
+    for line in annotations:
+        properties = line.removeprefix("::error ").split("::", 1)[0]
+        fields = dict(p.split("=", 1) for p in properties.split(","))
+        if fields["title"] == f"schemaguard {check}":
+            out.append((fields["file"], fields["line"]))
+    return out
+
+
+def test_safety_findings_one_per_rule_hit_each_at_its_statement(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str
+) -> None:
+    project = copy("risky_deploy", pytester)
+    # a second blocking index build, on the next line of the same upgrade()
+    index = project / INDEX
+    index.write_text(
+        index.read_text().replace(
+            '    op.create_index("ix_orders_status", "orders", ["status"])\n',
+            '    op.create_index("ix_orders_status", "orders", ["status"])\n'
+            '    op.create_index("ix_orders_amount", "orders", ["amount"])\n',
+        )
+    )
+    result, document, annotations = run_report(
+        pytester, monkeypatch, inner_dsn, "-k", "safety", "--schemaguard-safety=fail"
+    )
+    result.assert_outcomes(passed=2, failed=5)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.no_fnmatch_line("*Traceback*")
+    items = {item["nodeid"]: item for item in document["items"]}
+    widen = items["alembic.ini::safety[2b0000000002-widen_amount]"]
+    assert [(f["rule"], f["lock"], f["rewrite"]) for f in widen["findings"]] == [
+        ("table-rewrite", "ACCESS EXCLUSIVE", True),
+        ("no-lock-timeout", "ACCESS EXCLUSIVE", True),
+    ]
+    assert widen["findings"][0] == {
+        "kind": "table",
+        "object": "public.orders",
+        "attribute": None,
+        "category": "measured",
+        "left": {"label": "at the parent", "value": None},
+        "right": {
+            "label": "upgrade of 2b0000000002 (widen amount)",
+            "value": "rewrote table orders (new relfilenode) holding ACCESS EXCLUSIVE",
+        },
+        "message": widen["lines"][0],
+        "file": WIDEN,
+        "line": 17,
+        "rule": "table-rewrite",
+        "revision": "2b0000000002",
+        "statement": "ALTER TABLE orders ALTER COLUMN amount TYPE NUMERIC(12, 2)",
+        "table": "public.orders",
+        "lock": "ACCESS EXCLUSIVE",
+        "rewrite": True,
+    }
+    builds = items["alembic.ini::safety[3c0000000003-index_status]"]["findings"]
+    assert [(f["rule"], f["statement"], f["line"], f["lock"], f["rewrite"]) for f in builds] == [
+        (
+            "blocking-index-build",
+            "CREATE INDEX ix_orders_status ON orders (status)",
+            16,
+            "SHARE",
+            False,
+        ),
+        (
+            "blocking-index-build",
+            "CREATE INDEX ix_orders_amount ON orders (amount)",
+            17,
+            "SHARE",
+            False,
+        ),
+    ]
+    fk = items["alembic.ini::safety[4d0000000004-orders_customer_fk]"]["findings"]
+    assert [(f["rule"], f["table"], f["lock"]) for f in fk] == [
+        ("validating-constraint", "public.orders", "SHARE ROW EXCLUSIVE")
+    ]
+    dropped = items["alembic.ini::safety[6f0000000006-drop_legacy_code]"]["findings"]
+    assert [(f["rule"], f["table"], f["lock"]) for f in dropped] == [
+        ("destructive", "public.customers", "ACCESS EXCLUSIVE"),
+        ("access-exclusive", "public.customers", "ACCESS EXCLUSIVE"),
+    ]
+    # one annotation per finding, at its statement's line (none at the item's place)
+    assert annotated(annotations, "safety") == [
+        (WIDEN, "17"),
+        (WIDEN, "17"),
+        (INDEX, "16"),
+        (INDEX, "17"),
+        (f"{V}4d0000000004_orders_customer_fk.py", "16"),
+        (f"{V}5e0000000005_rename_note.py", "16"),
+        (f"{V}5e0000000005_rename_note.py", "16"),
+        (f"{V}6f0000000006_drop_legacy_code.py", "17"),
+        (f"{V}6f0000000006_drop_legacy_code.py", "17"),
+    ]
+    assert annotations[3] == (
+        f"::error file={INDEX},line=17,title=schemaguard safety::"
+        f"safety of 3c0000000003 (index status) ({INDEX})%0A"
+        f"revision 3c0000000003 (index status), {INDEX}:17: CREATE INDEX ix_orders_amount ON "
+        "orders (amount) built index ix_orders_amount on table orders holding SHARE (writes to "
+        "orders wait for the whole build); create it with op.create_index(..., "
+        "postgresql_concurrently=True) inside op.get_context().autocommit_block() "
+        "[blocking-index-build]"
+    )
