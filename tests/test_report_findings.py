@@ -156,3 +156,78 @@ def test_safety_findings_one_per_rule_hit_each_at_its_statement(
         "postgresql_concurrently=True) inside op.get_context().autocommit_block() "
         "[blocking-index-build]"
     )
+
+
+def test_data_findings_name_the_statement_table_and_rows(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str
+) -> None:
+    copy("data_defects", pytester)
+    result, document, annotations = run_report(pytester, monkeypatch, inner_dsn, "-k", "data")
+    result.assert_outcomes(passed=5, failed=3, warnings=4)
+    result.stdout.no_fnmatch_line("*Traceback*")
+    items = {item["nodeid"]: item for item in document["items"]}
+    status = items["alembic.ini::data[d1a7a0000002-add_status]"]
+    assert status["findings"] == [
+        {
+            "kind": "table",
+            "object": "public.orders",
+            "attribute": None,
+            "category": "failed",
+            "left": {"label": "on empty tables", "value": None},
+            "right": {
+                "label": "on tables with rows",
+                "value": 'column "status" of relation "orders" contains null values',
+            },
+            "message": status["lines"][0],
+            "file": f"{V}d1a7a0000002_add_status.py",
+            "line": 18,
+            "rule": "fails-with-rows",
+            "revision": "d1a7a0000002",
+            "statement": "ALTER TABLE orders ADD COLUMN status TEXT NOT NULL",
+            "table": "public.orders",
+            "rows": {"public.customers": 3, "public.orders": 3, "public.tags": 3},
+        }
+    ]
+    phone = items["alembic.ini::data[d1a7a0000005-require_phone]"]["findings"]
+    assert [(f["rule"], f["table"], f["statement"], f["line"]) for f in phone] == [
+        (
+            "fails-with-rows",
+            "public.customers",
+            "ALTER TABLE customers ALTER COLUMN phone SET NOT NULL",
+            18,
+        )
+    ]
+    color = items["alembic.ini::data[d1a7a0000006-tag_color]"]["findings"]
+    assert color == [
+        {
+            "kind": "table",
+            "object": "public.tags",
+            "attribute": "rows",
+            "category": "changed",
+            "left": {"label": "after the upgrade", "value": "3"},
+            "right": {"label": "after the downgrade", "value": "0"},
+            "message": "downgrade of d1a7a0000006 (tag color) deletes rows of tags, which exists "
+            "before and after it (3 rows after the upgrade, 0 after the downgrade)",
+            "file": f"{V}d1a7a0000006_tag_color.py",
+            "line": 20,  # def downgrade
+            "rule": "deletes-rows",
+            "revision": "d1a7a0000006",
+            "table": "public.tags",
+            "rows": {"public.tags": 3},
+        }
+    ]
+    # notes of passing items are no findings
+    assert [i["nodeid"] for i in document["items"] if i["findings"]] == [
+        "alembic.ini::data[d1a7a0000002-add_status]",
+        "alembic.ini::data[d1a7a0000005-require_phone]",
+        "alembic.ini::data[d1a7a0000006-tag_color]",
+    ]
+    assert annotated(annotations, "data") == [
+        (f"{V}d1a7a0000002_add_status.py", "18"),
+        (f"{V}d1a7a0000005_require_phone.py", "18"),
+        (f"{V}d1a7a0000006_tag_color.py", "20"),
+    ]
+    assert annotations[2] == (
+        f"::error file={V}d1a7a0000006_tag_color.py,line=20,title=schemaguard data::"
+        f"data of d1a7a0000006 (tag color) ({V}d1a7a0000006_tag_color.py)%0A{color[0]['message']}"
+    )

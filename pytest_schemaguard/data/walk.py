@@ -44,6 +44,7 @@ from pytest_schemaguard.migrations.runner import (
     _session_state,
 )
 from pytest_schemaguard.migrations.stepper import Stepper
+from pytest_schemaguard.report.findings import Finding
 from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
 
 if TYPE_CHECKING:
@@ -119,6 +120,8 @@ class _Trip:
     lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     location: tuple[str, int] | None = None
+    findings: list[Finding] = field(default_factory=list)
+    """The structured findings behind :attr:`lines` (for the JSON report)."""
 
 
 def sqlstate_of(exc: BaseException | None) -> str | None:
@@ -477,6 +480,7 @@ class DataWalk:
             ]
             if lost:
                 trip.lines.extend(self._lost_lines(rev, lost, trip.after_up, after_down))
+                trip.findings.extend(self._lost_findings(rev, lost, trip, after_down))
                 info = h.info(rev)
                 if info.downgrade_line:
                     trip.location = (info.path, info.downgrade_line)
@@ -573,6 +577,7 @@ class DataWalk:
             trip.lines,
             notes=trip.notes,
             location=trip.location,
+            findings=trip.findings,
         )
 
     def _rows_result(self, rev: str, failure: _Failure) -> CheckResult:
@@ -602,7 +607,29 @@ class DataWalk:
         fix = _FIXES.get(state)
         if fix:
             sentence += f"; {fix}"
-        return CheckResult("failed", self.title(rev), [sentence, *error.render()])
+        line = _line_of(error.location)
+        table = next((t for t in named if t in seeded), None)
+        finding = Finding(
+            kind="table" if table else "revision",
+            object=table or rev,
+            attribute=None,
+            category="failed",
+            left_label="on empty tables",
+            left=None,
+            right_label="on tables with rows",
+            right=_server_message(error.error),
+            message=sentence,
+            file=error.path if line is not None else self.history.info(rev).path,
+            line=line,
+            rule="fails-with-rows",
+            revision=rev,
+            statement=statement,
+            table=table,
+            rows=seeded,
+        )
+        return CheckResult(
+            "failed", self.title(rev), [sentence, *error.render()], findings=[finding]
+        )
 
     def _without_rows(self, rev: str, phase: Phase, error: StepError) -> CheckResult:
         """``data[rev]`` when the step fails on empty tables too: the migration items say it."""
@@ -647,6 +674,37 @@ class DataWalk:
             "(alter them in place rather than dropping and recreating them; delete nothing)",
         ]
 
+    def _lost_findings(
+        self, rev: str, lost: list[str], trip: _Trip, after_down: dict[str, int]
+    ) -> list[Finding]:
+        """One finding per table whose rows the downgrade deleted, at ``def downgrade``."""
+        info = self.history.info(rev)
+        described = self.history.describe(rev)
+        return [
+            Finding(
+                kind="table",
+                object=table,
+                attribute="rows",
+                category="changed",
+                left_label="after the upgrade",
+                left=str(trip.after_up[table]),
+                right_label="after the downgrade",
+                right=str(after_down[table]),
+                message=(
+                    f"downgrade of {described} deletes rows of {shown_name(table)}, which "
+                    f"exists before and after it ({_rows(trip.after_up[table])} after the "
+                    f"upgrade, {after_down[table]} after the downgrade)"
+                ),
+                file=info.path,
+                line=info.downgrade_line,
+                rule="deletes-rows",
+                revision=rev,
+                table=table,
+                rows={table: trip.before.get(table, 0)},
+            )
+            for table in lost
+        ]
+
     def _notes(self, unseedable: dict[str, str]) -> list[str]:
         notes = []
         for table, why in unseedable.items():
@@ -658,6 +716,14 @@ class DataWalk:
                 "it empty"
             )
         return notes
+
+
+def _line_of(location: str | None) -> int | None:
+    """The line of a :attr:`StepError.location` (``name.py:18: code``)."""
+    if not location:
+        return None
+    parts = location.split(":", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
 def _version_table() -> str:
