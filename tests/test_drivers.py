@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from migration_projects import run_checks
+from migration_projects import Rev, run_checks, write_project
 from sqlalchemy.engine import make_url
 
 from pytest_schemaguard.migrations.alembic_driver import resolve_driver
@@ -673,3 +673,63 @@ def test_a_plain_url_whose_default_driver_is_missing_falls_back_to_psycopg(
     assert driver.source == (
         f"ini is plain, and {default}, which SQLAlchemy would use, is not installed"
     )
+
+
+# ------------------------------------------------------------------------ a failed transaction
+
+# A revision that swallows a failed statement: the next one fails only because the transaction
+# had failed; the error that failed it is the one reported.
+SWALLOWED = [
+    Rev(
+        "c0ffee000001",
+        None,
+        "create settings",
+        """
+        op.create_table("settings", sa.Column("key", sa.Text, primary_key=True))
+        op.execute("INSERT INTO settings VALUES ('mode')")
+        """,
+        'op.drop_table("settings")',
+    ),
+    Rev(
+        "c0ffee000002",
+        "c0ffee000001",
+        "default mode",
+        """
+        try:
+            op.execute("INSERT INTO settings VALUES ('mode')")
+        except Exception:
+            op.execute("UPDATE settings SET key = 'mode'")
+        """,
+        "op.execute(\"DELETE FROM settings WHERE key = 'mode'\")",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("driver", "kind", "then"),
+    [
+        ("psycopg", "UniqueViolation", "InFailedSqlTransaction"),
+        ("pg8000", "IntegrityError", "ProgrammingError"),
+    ],
+)
+def test_the_statement_that_failed_the_transaction_is_reported_not_the_next_one(
+    pytester: pytest.Pytester, inner_dsn: str, driver: str, kind: str, then: str
+) -> None:
+    write_project(pytester.path, SWALLOWED)
+    result = run_in(pytester, inner_dsn, "-o", f"schemaguard_driver={driver}", "-k", "upgrade")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of c0ffee000002 (default mode) failed",
+            "file: migrations/versions/0001_c0ffee000002.py",
+            "at:   0001_c0ffee000002.py:15: op.execute(\"INSERT INTO settings VALUES ('mode')\")",
+            "SQL:",
+            "    INSERT INTO settings VALUES ('mode')",
+            "error:",
+            f'    {kind}: duplicate key value violates unique constraint "settings_pkey"',
+            "    DETAIL:  Key (key)=(mode) already exists.",
+            f"    (the transaction then stayed failed: {then}: current transaction is aborted, "
+            "commands ignored until end of transaction block)",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")

@@ -312,18 +312,123 @@ def _env_var(name: str | None, value: str) -> Iterator[None]:
         yield
 
 
-def _database_error(exc: BaseException) -> tuple[str, str | None]:
-    """(message, statement) of an exception; for a DBAPIError, the server's own message."""
+_IN_FAILED_TRANSACTION = "25P02"
+"""SQLSTATE in_failed_sql_transaction: the transaction had already failed."""
+_NOT_IN_A_TRANSACTION_BLOCK = "25001"
+"""SQLSTATE active_sql_transaction: "... cannot run inside a transaction block"."""
+
+
+def _server_fields(orig: BaseException) -> dict[str, Any] | None:
+    """pg8000's error: the server's fields as a dict (``M`` the message, ``C`` the SQLSTATE,
+    ``D`` the detail, ``H`` the hint)."""
+    fields = orig.args[0] if orig.args else None
+    return fields if isinstance(fields, dict) else None
+
+
+def _sqlstate(orig: BaseException) -> str | None:
+    fields = _server_fields(orig)
+    code = (
+        fields.get("C")
+        if fields is not None
+        else getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    )
+    return code if isinstance(code, str) else None
+
+
+def _reports_failed_transaction(exc: BaseException) -> bool:
+    """``exc`` only says that the transaction had already failed: the server's "current
+    transaction is aborted", or pg8000's "in failed transaction block" (raised before sending)."""
+    orig = getattr(exc, "orig", None)
+    if not isinstance(orig, BaseException):
+        return False
+    return (
+        _sqlstate(orig) == _IN_FAILED_TRANSACTION
+        or str(orig).strip() == "in failed transaction block"
+    )
+
+
+def _first_failure(exc: BaseException) -> BaseException | None:
+    """The database error that failed the transaction, when ``exc`` only reports that it had
+    failed and was raised while that error was handled (Alembic's ``autocommit_block()``
+    commits in a ``finally``: the commit's error would hide the statement's)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not _reports_failed_transaction(exc):
+        return None
+    seen = {id(exc)}
+    context = exc.__context__
+    while context is not None and id(context) not in seen:
+        seen.add(id(context))
+        if (
+            isinstance(context, DBAPIError)
+            and context.orig is not None
+            and not _reports_failed_transaction(context)
+        ):
+            return context
+        context = context.__context__
+    return None
+
+
+def _describe(exc: BaseException) -> tuple[str, str | None]:
+    """(message, statement) of one exception; for a DBAPIError, the server's own message."""
     from sqlalchemy.exc import DBAPIError, StatementError
 
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         orig = exc.orig
-        kind = type(orig).__name__
-        message = str(orig).strip()
-        return f"{kind}: {message}", exc.statement
+        fields = _server_fields(orig)
+        if fields is not None and isinstance(fields.get("M"), str):
+            # pg8000: the server's fields, shown as the other drivers show them
+            lines = [str(fields["M"])]
+            for key, label in (("D", "DETAIL"), ("H", "HINT")):
+                if isinstance(fields.get(key), str):
+                    lines.append(f"{label}:  {fields[key]}")
+            message = "\n".join(lines)
+        else:
+            message = str(orig).strip()
+        return f"{type(orig).__name__}: {message}", exc.statement
     if isinstance(exc, StatementError):
         return f"{type(exc).__name__}: {exc.orig or exc}", exc.statement
     return f"{type(exc).__name__}: {exc}", None
+
+
+_PG8000_AUTOCOMMIT = (
+    "with pg8000 a statement inside op.get_context().autocommit_block() still runs in a "
+    "transaction block: SQLAlchemy's pg8000 dialect begins one to read the isolation level, and "
+    "switching to AUTOCOMMIT does not end it, so `alembic upgrade` fails here the same way. "
+    "Run the migrations on psycopg or psycopg2, or end that transaction first: "
+    'op.execute("COMMIT") as the first statement of the block'
+)
+
+
+def _database_error(
+    exc: BaseException, driver: str | None = None
+) -> tuple[str, str | None, BaseException]:
+    """(message, statement, the exception they come from) of the exception that ended a pass.
+
+    When ``exc`` only says that the transaction had failed, the error that failed it is the
+    one reported (with ``exc`` after it).  A statement that must run outside a transaction
+    block, run inside ``autocommit_block()`` on pg8000, gets the reason and the way out.
+    """
+    first = _first_failure(exc)
+    if first is None:
+        message, statement = _describe(exc)
+        return message, statement, exc
+    message, statement = _describe(first)
+    then, _ = _describe(exc)
+    message += f"\n(the transaction then stayed failed: {then})"
+    orig = getattr(first, "orig", None)
+    if (
+        driver == "pg8000"
+        and isinstance(orig, BaseException)
+        and _sqlstate(orig) == _NOT_IN_A_TRANSACTION_BLOCK
+        and any(
+            frame.name == "autocommit_block"
+            for error in (first, exc)
+            for frame in traceback.extract_tb(error.__traceback__)
+        )
+    ):
+        message += "\n" + _PG8000_AUTOCOMMIT
+    return message, statement, first
 
 
 def _location_in(exc: BaseException, path: str | None) -> str | None:
@@ -903,7 +1008,7 @@ class AlembicProject:
                 outcome.error = StepError(None, "env.py", str(exc))
                 return outcome
             step = current[0] if current else None
-            message, statement = _database_error(exc)
+            message, statement, source = _database_error(exc, self.driver.name)
             for w in watch:
                 w.disarm()
                 if w.fired:
@@ -912,10 +1017,12 @@ class AlembicProject:
                 sc = script.get_revision(step.revision)
                 real = str(sc.path) if sc is not None else None
                 path = (paths or {}).get(step.revision) or real
-                location = _location_in(exc, real)
+                location = _location_in(source, real) or _location_in(exc, real)
             else:
                 path = self._env_py_display()
-                location = _location_in(exc, script.env_py_location)
+                location = _location_in(source, script.env_py_location) or _location_in(
+                    exc, script.env_py_location
+                )
             outcome.error = StepError(step, path, message, statement, location)
         finally:
             for w in watch:
