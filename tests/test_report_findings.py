@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from migration_projects import Rev, write_project
 
 from pytest_schemaguard.report.document import load_schema
 
@@ -230,4 +231,144 @@ def test_data_findings_name_the_statement_table_and_rows(
     assert annotations[2] == (
         f"::error file={V}d1a7a0000006_tag_color.py,line=20,title=schemaguard data::"
         f"data of d1a7a0000006 (tag color) ({V}d1a7a0000006_tag_color.py)%0A{color[0]['message']}"
+    )
+
+
+FK_REVISIONS = [
+    Rev(
+        "a1b2c3d4e5f6",
+        None,
+        "create customers",
+        'op.create_table("customers", sa.Column("id", sa.BigInteger, primary_key=True))',
+        'op.drop_table("customers")',
+    ),
+    Rev(
+        "b2c3d4e5f6a7",
+        "a1b2c3d4e5f6",
+        "create orders",
+        """
+        op.create_table(
+            "orders",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("customer_id", sa.Integer, nullable=False),
+            sa.ForeignKeyConstraint(
+                ["customer_id"], ["customers.id"], name="fk_orders_customer"
+            ),
+        )
+        """,
+        'op.drop_table("orders")',
+    ),
+    Rev(
+        "c3d4e5f6a7b8",
+        "b2c3d4e5f6a7",
+        "order referrer",
+        """
+        op.add_column("orders", sa.Column("referrer_id", sa.Integer))
+        op.create_foreign_key(
+            "fk_orders_referrer", "orders", "customers", ["referrer_id"], ["id"]
+        )
+        """,
+        'op.drop_column("orders", "referrer_id")',
+    ),
+]
+LEGACY_SQL = """\
+-- the tables as an old bootstrap script made them
+CREATE TABLE customers (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid()
+);
+
+CREATE INDEX ix_orders_stopped_at ON orders (stopped_at);
+SELECT FROM;
+"""
+
+
+def line_of(path: Path, text: str) -> int:
+    (line,) = [n for n, s in enumerate(path.read_text().splitlines(), 1) if text in s]
+    return line
+
+
+def test_legacy_ddl_and_fk_types_findings(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str
+) -> None:
+    project = write_project(pytester.path, FK_REVISIONS, settings='legacy_ddl = ["db/*.sql"]\n')
+    (project / "db").mkdir()
+    (project / "db" / "bootstrap.sql").write_text(LEGACY_SQL)
+    result, document, annotations = run_report(
+        pytester, monkeypatch, inner_dsn, "-k", "legacy_ddl or fk_types"
+    )
+    result.assert_outcomes(failed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.no_fnmatch_line("*Traceback*")
+    items = {item["nodeid"]: item for item in document["items"]}
+
+    # fk_types: both columns and their types, at the line that created the foreign key
+    orders = f"{V}0001_b2c3d4e5f6a7.py"
+    referrer = f"{V}0002_c3d4e5f6a7b8.py"
+    created = line_of(project / orders, "op.create_table(")
+    added = line_of(project / referrer, "op.create_foreign_key(")
+    assert (created, added) == (14, 15)
+    fk_types = items["alembic.ini::fk_types"]
+    assert (fk_types["file"], fk_types["line"]) == ("alembic.ini", 1)
+    assert fk_types["findings"][0] == {
+        "kind": "column",
+        "object": "public.orders.customer_id",
+        "attribute": "type",
+        "category": "changed",
+        "left": {"label": "referencing", "value": "integer"},
+        "right": {"label": "referenced", "value": "bigint"},
+        "message": fk_types["lines"][0].removeprefix("schema: [fk-type] "),
+        "file": orders,
+        "line": created,
+        "rule": "fk-type",
+        "revision": "b2c3d4e5f6a7",
+        "table": "public.orders",
+        "references": "public.customers.id",
+    }
+    assert [
+        (f["object"], f["left"]["value"], f["references"], f["right"]["value"], f["revision"])
+        for f in fk_types["findings"]
+    ] == [
+        ("public.orders.customer_id", "integer", "public.customers.id", "bigint", "b2c3d4e5f6a7"),
+        ("public.orders.referrer_id", "integer", "public.customers.id", "bigint", "c3d4e5f6a7b8"),
+    ]
+
+    # legacy_ddl: the script's statement against the schema, at the script's line
+    legacy = items["alembic.ini::legacy_ddl[db/bootstrap.sql]"]
+    findings = legacy["findings"]
+    assert [(f["rule"], f["kind"], f["object"], f["category"], f["line"]) for f in findings] == [
+        ("default-type", "column", "public.customers.id", "changed", 3),
+        ("key-type", "column", "public.customers.id", "changed", 3),
+        ("missing-column", "column", "public.orders.stopped_at", "only_left", 6),
+        ("parse-error", "statement", "db/bootstrap.sql:7", "unparsed", 7),
+    ]
+    create = "CREATE TABLE customers ( id UUID PRIMARY KEY DEFAULT gen_random_uuid() )"
+    assert findings[1] == {
+        "kind": "column",
+        "object": "public.customers.id",
+        "attribute": "type",
+        "category": "changed",
+        "left": {"label": "scripts", "value": create},
+        "right": {"label": "migrations at head", "value": "public.customers.id is bigint"},
+        "message": f"db/bootstrap.sql:3: [key-type] customers.id is uuid here but bigint in the "
+        f"schema ({create})",
+        "file": "db/bootstrap.sql",
+        "line": 3,
+        "rule": "key-type",
+        "statement": create,
+        "table": "public.customers",
+    }
+    assert findings[2]["right"] == {"label": "migrations at head", "value": None}
+    assert [f["message"] for f in findings] == legacy["lines"][:-1]
+
+    # one annotation per finding at its own file and line; none at the items' places
+    assert annotated(annotations, "fk_types") == [(orders, "14"), (referrer, "15")]
+    assert annotated(annotations, "legacy_ddl") == [
+        ("db/bootstrap.sql", "3"),
+        ("db/bootstrap.sql", "3"),
+        ("db/bootstrap.sql", "6"),
+        ("db/bootstrap.sql", "7"),
+    ]
+    assert annotations[0] == (
+        f"::error file={orders},line=14,title=schemaguard fk_types::"
+        f"{fk_types['message']}%0A{fk_types['findings'][0]['message']}"
     )

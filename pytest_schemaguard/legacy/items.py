@@ -20,6 +20,8 @@ The SQL parser (sqlglot, through :mod:`.analysis` and :mod:`.check`) is imported
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,11 +37,13 @@ from pytest_schemaguard.legacy.fk_types import Finding, check_fk_types
 from pytest_schemaguard.migrations.runner import CheckResult
 from pytest_schemaguard.parity.checks import ParityChecks
 from pytest_schemaguard.parity.items import metadata_overridden, require_migrations
-from pytest_schemaguard.parity.migrated import MigrationFailed, foreign_key_origins
+from pytest_schemaguard.parity.migrated import MigrationFailed, migrate_to
+from pytest_schemaguard.report.findings import Finding as ReportFinding
 from pytest_schemaguard.snapshot.model import Snapshot
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
+    from sqlalchemy.engine import Connection
 
     from pytest_schemaguard.legacy.analysis import LegacyAnalysis
 
@@ -173,11 +177,13 @@ class LegacyChecks:
         self.reported.add(shown)
         mine = [f for f in self._findings if f.file == shown]
         known = {(f.code, f.line, f.object) for f in mine}
-        mine += [
+        from_models = [
             f
             for f in self._model_findings or ()
             if f.file == shown and (f.code, f.line, f.object) not in known
         ]
+        sides = {id(f): "models" for f in from_models}
+        mine += from_models
         warnings = []
         if self.models_error is not None:
             warnings.append(f"{shown} was not compared with the ORM models: {self.models_error}")
@@ -185,9 +191,14 @@ class LegacyChecks:
             return CheckResult("passed", title, [], warnings)
         mine.sort(key=lambda f: (f.line or 0, f.code, f.object))
         lines = [_render(f) for f in mine]
+        root = self.settings.root
+        findings = [
+            _legacy_finding(f, line, sides.get(id(f), "migrations at head"), root)
+            for f, line in zip(mine, lines, strict=True)
+        ]
         count = len(mine)
         lines.append(f"{count} finding{'s' if count != 1 else ''} in {shown}")
-        return CheckResult("failed", title, lines, warnings)
+        return CheckResult("failed", title, lines, warnings, findings=findings)
 
     def fk_types_result(self) -> CheckResult:
         title = (
@@ -199,33 +210,84 @@ class LegacyChecks:
         findings = check_fk_types(head)
         if not findings:
             return CheckResult("passed", title, [])
-        return CheckResult("failed", title, [_render(f) for f in self._with_origins(findings)])
+        origins = self._origins()
+        named = self._with_origins(findings, origins)
+        return CheckResult(
+            "failed",
+            title,
+            [_render(f) for f in named],
+            findings=[self._fk_finding(f, head, origins) for f in named],
+        )
 
-    def _with_origins(self, findings: list[Finding]) -> list[Finding]:
-        """Each finding naming the revision whose upgrade created its foreign key: ``...
-        (created by revision 3f2a9c (add status), versions/3f2a9c_add_status.py)``.
+    def _fk_finding(
+        self, finding: Finding, head: Snapshot, origins: dict[str, tuple[str, int | None]]
+    ) -> ReportFinding:
+        """The finding in the JSON report: the referencing column (``object``) and the
+        referenced one (``references``) with their types, at the line of the revision file
+        whose upgrade created the foreign key (when it is known)."""
+        table_name, _, fk_name = (finding.constraint or "").rpartition(".")
+        column = finding.object.rpartition(".")[2]
+        table = head.get_table(table_name)
+        fk = next((c for c in table.foreign_keys if c.name == fk_name), None) if table else None
+        own = table.get_column(column) if table else None
+        references = other = None
+        if fk is not None and column in fk.columns and fk.referenced_table:
+            target = fk.referenced_columns[fk.columns.index(column)]
+            references = f"{fk.referenced_table}.{target}"
+            referenced = head.get_table(fk.referenced_table)
+            other = referenced.get_column(target) if referenced else None
+        origin = origins.get(finding.constraint or "")
+        history = self.parity.history
+        path = line = None
+        if origin is not None and origin[0] in history:
+            path = str(self.parity.project.rootdir / history.info(origin[0]).path)
+            line = origin[1]
+        return ReportFinding(
+            kind="column",
+            object=finding.object,
+            attribute="type",
+            category="changed",
+            left_label="referencing",
+            left=own.type if own else None,
+            right_label="referenced",
+            right=other.type if other else None,
+            message=finding.message,
+            file=path,
+            line=line,
+            rule=finding.code,
+            revision=origin[0] if origin else None,
+            table=table_name or None,
+            references=references,
+        )
+
+    def _origins(self) -> dict[str, tuple[str, int | None]]:
+        """The revision whose upgrade created each foreign key of the schema at head, and the
+        line of its file that sent the statement (``schema.table.name`` -> (revision, line));
+        empty when the pass fails (the migration checks report the failure).
 
         Only a failing check pays for it: one more pass to head in a scratch database of its
-        own, reading the foreign keys' names after each step (the schema at head may come
-        from the migration checks, which do not keep what each revision created).  When that
-        pass fails, the findings stay as they are (the migration checks report the failure).
+        own, reading the foreign keys' names after each statement sent from a revision file
+        (the schema at head may come from the migration checks, which do not keep what each
+        revision created).
         """
         parity = self.parity
-        history = parity.history
         try:
-            origins = foreign_key_origins(
-                parity.project,
-                history,
-                parity.server,
-                parity.config_factory,
-                template=parity.template(),
-                skip=parity.skip,
-            )
+            return _foreign_key_origins(parity)
         except SchemaguardError:
-            return findings
+            return {}
+
+    def _with_origins(
+        self, findings: list[Finding], origins: dict[str, tuple[str, int | None]]
+    ) -> list[Finding]:
+        """Each finding naming the revision whose upgrade created its foreign key: ``...
+        (created by revision 3f2a9c (add status), versions/3f2a9c_add_status.py)``, from
+        :meth:`_origins` (when that pass failed, the findings stay as they are).
+        """
+        history = self.parity.history
         out = []
         for finding in findings:
-            rev = origins.get(finding.constraint or "")
+            origin = origins.get(finding.constraint or "")
+            rev = origin[0] if origin is not None else None
             if rev is not None and rev in history:
                 where = f"revision {history.describe(rev)}, {history.info(rev).path}"
                 finding = dataclasses.replace(
@@ -250,6 +312,162 @@ class LegacyChecks:
 
 def _render(finding: Finding) -> str:
     return finding.render()
+
+
+_LEGACY_SHAPES = {
+    # code: (kind, attribute, category)
+    "parse-error": ("statement", None, "unparsed"),
+    "not-utf8": ("file", None, "unparsed"),
+    "missing-table": ("table", None, "only_left"),
+    "missing-column": ("column", None, "only_left"),
+    "missing-type": ("enum", None, "only_left"),
+    "column-not-created": ("table", "columns", "changed"),
+    "key-type": ("column", "type", "changed"),
+    "column-type": ("column", "type", "changed"),
+    "fk-type": ("column", "type", "changed"),
+    "default-type": ("column", "default", "changed"),
+    "value-type": ("column", "value", "changed"),
+    "enum-labels": ("enum", "labels", "changed"),
+}
+
+
+def _legacy_finding(finding: Finding, message: str, side: str, root: Path) -> ReportFinding:
+    """A ``legacy_ddl`` finding in the JSON report: the script's statement (left) against what
+    ``side`` (``migrations at head`` or ``models``) has (right), at the script's line."""
+    kind, attribute, category = _LEGACY_SHAPES.get(finding.code, ("statement", None, "changed"))
+    table = None
+    if kind == "table":
+        table = finding.object
+    elif kind == "column":
+        table = finding.object.rpartition(".")[0] or None
+    return ReportFinding(
+        kind=kind,
+        object=finding.object,
+        attribute=attribute,
+        category=category,
+        left_label="scripts",
+        left=finding.quote,
+        right_label=side,
+        right=None if category in ("only_left", "unparsed") else finding.schema_fact,
+        message=message,
+        file=str(root / finding.file) if finding.file else None,
+        line=finding.line,
+        rule=finding.code,
+        statement=finding.quote,
+        table=table,
+    )
+
+
+_FOREIGN_KEY_NAMES = (
+    "SELECT coalesce(json_agg(n.nspname || '.' || c.relname || '.' || con.conname), '[]')::text "
+    "FROM pg_catalog.pg_constraint con "
+    "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE con.contype = 'f'"
+)
+_READS_ONLY = frozenset(
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "SHOW", "SET", "BEGIN", "COMMIT"}
+)
+
+
+def _foreign_key_names(conn: Connection) -> list[str]:
+    """The foreign keys of the database (``schema.table.name``), read on the DBAPI connection
+    under ``conn`` (no SQLAlchemy events, one text value: the same on every driver)."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(_FOREIGN_KEY_NAMES)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    names: list[str] = json.loads(row[0]) if row else []
+    return names
+
+
+def _foreign_key_origins(parity: ParityChecks) -> dict[str, tuple[str, int | None]]:
+    """``schema.table.name`` -> (the revision whose upgrade created the foreign key, the line of
+    its file that sent the statement; None when it was not sent from the file).
+
+    A pass to head of its own (a new scratch database, dropped at the end): after each
+    statement sent from a revision file (but plain data access) the foreign keys' names are
+    read, and a new one is the statement's; after each step, those created otherwise are the
+    revision's.  Foreign keys already in the template (a bootstrapped schema) have none.
+    Raises :class:`MigrationFailed` as :func:`migrate_to` does.
+    """
+    history = parity.history
+    script = parity.project.script
+    files: dict[str, str] = {}
+    for rev in history.revisions:
+        sc = script.get_revision(rev)
+        if sc is not None and sc.path:
+            files[os.path.realpath(sc.path)] = rev
+    origins: dict[str, tuple[str, int | None]] = {}
+    known: set[str] = set()
+    seen: dict[str, str | None] = {}
+    caller: list[tuple[str, int] | None] = [None]
+    listening: list[Connection] = []
+
+    def sender() -> tuple[str, int] | None:
+        frame: Any = sys._getframe(2)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if name not in seen:
+                seen[name] = files.get(os.path.realpath(name))
+            rev = seen[name]
+            if rev is not None:
+                return rev, int(frame.f_lineno)
+            frame = frame.f_back
+        return None
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        words = statement.split(None, 1)
+        first = words[0].lstrip("(").upper() if words else ""
+        caller[0] = None if first in _READS_ONLY else sender()
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        where, caller[0] = caller[0], None
+        if where is not None:
+            note(conn, where)
+
+    def note(conn: Connection, where: tuple[str, int | None] | None) -> None:
+        for name in _foreign_key_names(conn):
+            if name not in known:
+                known.add(name)
+                if where is not None:
+                    origins[name] = where
+
+    def observe(conn: Connection, rev: str | None) -> None:
+        from sqlalchemy import event
+
+        if rev is None:
+            note(conn, None)  # the template's
+            event.listen(conn, "before_cursor_execute", before)
+            event.listen(conn, "after_cursor_execute", after)
+            listening.append(conn)
+        else:
+            note(conn, (rev, None))
+
+    try:
+        migrated = migrate_to(
+            parity.project,
+            history,
+            parity.server,
+            parity.config_factory,
+            "head",
+            template=parity.template(),
+            skip=parity.skip,
+            observe=observe,
+        )
+    finally:
+        from sqlalchemy import event
+
+        for conn in listening:
+            for name, fn in (("before_cursor_execute", before), ("after_cursor_execute", after)):
+                if event.contains(conn, name, fn):
+                    event.remove(conn, name, fn)
+    parity.server.drop_database(migrated.database)
+    return origins
 
 
 @pytest.fixture(scope="session")
