@@ -58,8 +58,11 @@ class Stepper:
         While it waits, the worker is inside ``release()`` (e.g. the process's working
         directory and environment given back to the rest of the run)."""
         with self._cond:
-            self._cond.notify_all()  # what was awaited may be known now
             if not self._may_go():
+                # What the caller waits for is known (or nobody waits): wake it now.  A gate
+                # the worker passes does not wake the caller, whose check would find nothing
+                # new and only take the interpreter from the worker.
+                self._cond.notify_all()
                 with release() if release is not None else contextlib.nullcontext():
                     while not self._may_go():
                         self._cond.wait()
