@@ -175,9 +175,10 @@ def workflow_annotations(
     place: Callable[[str | None], str | None] = lambda file: file,
 ) -> list[str]:
     """GitHub Actions ``::error`` workflow commands for the failed items: one per finding
-    that names its own file and line (a statement of a SQL script, a model's line), and one
-    per item at its file and line (the ``downgrade()`` to fix, the revision file) unless every
-    finding of the item was annotated at its own place.  ``place`` maps a file
+    that names its own file and line (a statement of a SQL script, a model's line, the line of
+    a revision that sent a risky statement, failed on rows or created a mistyped foreign key),
+    and one per item at its file and line (the ``downgrade()`` to fix, the revision file)
+    unless every finding of the item was annotated at its own place.  ``place`` maps a file
     as the report names it to the path GitHub resolves."""
     hidden = tuple(secrets)
 
