@@ -65,8 +65,12 @@ def annotated(annotations: list[str], check: str) -> list[tuple[str, str]]:
     return out
 
 
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_safety_findings_one_per_rule_hit_each_at_its_statement(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, inner_dsn: str
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    inner_dsn: str,
+    xdist: tuple[str, ...],
 ) -> None:
     project = copy("risky_deploy", pytester)
     # a second blocking index build, on the next line of the same upgrade()
@@ -79,7 +83,7 @@ def test_safety_findings_one_per_rule_hit_each_at_its_statement(
         )
     )
     result, document, annotations = run_report(
-        pytester, monkeypatch, inner_dsn, "-k", "safety", "--schemaguard-safety=fail"
+        pytester, monkeypatch, inner_dsn, "-k", "safety", "--schemaguard-safety=fail", *xdist
     )
     result.assert_outcomes(passed=2, failed=5)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
