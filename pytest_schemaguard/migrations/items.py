@@ -9,7 +9,8 @@ done by :class:`~pytest_schemaguard.migrations.runner.MigrationRunner`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -97,10 +98,8 @@ def _migration_checks(
 def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
     def run_check(schemaguard_migrations: MigrationRunner, request: pytest.FixtureRequest) -> None:
         runner = schemaguard_migrations
-        if is_xdist_worker(request.config):
-            batch = _siblings(check, _selected_checks(request.session))
-        else:
-            batch = _selected_checks(request.session)
+        selected = _run_order(request.session).checks
+        batch = _siblings(check, selected) if is_xdist_worker(request.config) else selected
         try:
             result = runner.result(check, batch)
         finally:
@@ -111,32 +110,56 @@ def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
     return run_check
 
 
-_POSITIONS: pytest.StashKey[tuple[int, dict[int, int]]] = pytest.StashKey()
+@dataclass(frozen=True)
+class _RunOrder:
+    """What the migration checks need to know of the session's items, worked out once per
+    list of items (every item asks; walking the items for each would take quadratic time)."""
+
+    items: list[pytest.Item]
+    length: int
+    positions: dict[int, int]
+    """``id(item)`` -> its position."""
+    checks: tuple[CheckId, ...]
+    """The migration checks selected, in run order."""
+
+
+_RUN_ORDER: pytest.StashKey[_RunOrder] = pytest.StashKey()
+
+
+def _run_order(session: pytest.Session) -> _RunOrder:
+    items = session.items
+    cached = session.config.stash.get(_RUN_ORDER, None)
+    if cached is None or cached.items is not items or cached.length != len(items):
+        cached = _RunOrder(
+            items,
+            len(items),
+            {id(item): i for i, item in enumerate(items)},
+            tuple(
+                item.schemaguard_check  # type: ignore[attr-defined]
+                for item in items
+                if isinstance(getattr(item, "schemaguard_check", None), CheckId)
+            ),
+        )
+        session.config.stash[_RUN_ORDER] = cached
+    return cached
 
 
 def _next_is_migration_check(request: pytest.FixtureRequest) -> bool:
     """Whether the item after this one is a migration check too (then a suspended pass may
     wait for it; anything else must not run while a pass is suspended)."""
-    items = request.session.items
-    cached = request.config.stash.get(_POSITIONS, None)
-    if cached is None or cached[0] != len(items):
-        cached = (len(items), {id(item): i for i, item in enumerate(items)})
-        request.config.stash[_POSITIONS] = cached
-    position = cached[1].get(id(request.node))
+    order = _run_order(request.session)
+    items = order.items
+    position = order.positions.get(id(request.node))
     if position is None or position + 1 >= len(items):
         return False
     return isinstance(getattr(items[position + 1], "schemaguard_check", None), CheckId)
 
 
 def _selected_checks(session: pytest.Session) -> list[CheckId]:
-    return [
-        item.schemaguard_check  # type: ignore[attr-defined]
-        for item in session.items
-        if isinstance(getattr(item, "schemaguard_check", None), CheckId)
-    ]
+    return list(_run_order(session).checks)
 
 
-def _siblings(check: CheckId, selected: list[CheckId]) -> list[CheckId]:
+def _siblings(check: CheckId, selected: Sequence[CheckId]) -> list[CheckId]:
     """Under xdist a worker does not know which items it will get next, so it runs one
     revision's selected ``upgrade`` and ``roundtrip`` together: one pass up, down and up from
     the parent, which leaves that revision applied, so the worker's next revision (xdist hands
