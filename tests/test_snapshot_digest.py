@@ -1,6 +1,9 @@
 """Reading a snapshot against a known one (``read_schema(same_as=...)``), as the round trips
-do after each downgrade and second upgrade: nothing is built when the catalog documents are
-the very texts the known snapshot was built from, and any change a snapshot shows is seen.
+do after each downgrade and second upgrade: nothing is built when the catalog is the one the
+known snapshot was read from, and any change a snapshot shows is seen.  Reading incrementally
+(``read_schema(since=...)``, only the relations whose catalog rows changed are printed again)
+gives what a full read gives, whatever changed: an attribute of the relation itself or the name
+of something it refers to.
 
 The migration-level proof is at the end: one inner project whose downgrades each leave one
 attribute changed, every round trip failing with its usual message."""
@@ -19,6 +22,7 @@ from sqlalchemy.pool import NullPool
 from pytest_schemaguard.migrations.runner import compare_snapshots
 from pytest_schemaguard.server import Database, PostgresServer
 from pytest_schemaguard.snapshot.introspect import read_schema, take_snapshot
+from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV
 
 SCHEMA = """
 CREATE SCHEMA app;
@@ -76,6 +80,34 @@ CHANGES = {
 }
 
 
+#: Changes of something a relation's printed rows name without changing the relation's own
+#: catalog rows, each with the relation that must be printed again.
+REFERENCES = {
+    "referenced table renamed": ("ALTER TABLE t RENAME TO t2", "child"),
+    "referenced column renamed": ("ALTER TABLE t RENAME COLUMN id TO tid", "child"),
+    "column of a view renamed": ("ALTER TABLE t RENAME COLUMN c TO cc", "v"),
+    "type of a column renamed": ("ALTER TYPE mood RENAME TO feeling", "t"),
+    "domain of a column renamed": ("ALTER DOMAIN positive RENAME TO above_zero", "t"),
+    "sequence of a default renamed": ("ALTER SEQUENCE t_id_seq RENAME TO t_key_seq", "t"),
+    "function of a trigger renamed": ("ALTER FUNCTION touch() RENAME TO touch2", "t"),
+    "function of a default renamed": (
+        "ALTER TABLE child ADD COLUMN f integer DEFAULT f(); ALTER FUNCTION f() RENAME TO g",
+        "child",
+    ),
+    "schema of a referenced table renamed": (
+        "CREATE TABLE app.parent (id integer PRIMARY KEY); "
+        "ALTER TABLE child ADD COLUMN p integer REFERENCES app.parent; "
+        "ALTER SCHEMA app RENAME TO application",
+        "child",
+    ),
+    "role of a policy renamed": (
+        "CREATE ROLE schemaguard_reader; CREATE POLICY readers ON t TO schemaguard_reader "
+        "USING (true); ALTER ROLE schemaguard_reader RENAME TO schemaguard_readers",
+        "t",
+    ),
+}
+
+
 @pytest.fixture(scope="module")
 def database(schemaguard_postgres: PostgresServer) -> Iterator[Database]:
     db = schemaguard_postgres.create_database()
@@ -109,12 +141,72 @@ def test_one_changed_attribute_is_always_read(conn: psycopg.Connection, change: 
     assert diff.errors
 
 
+@pytest.fixture
+def checked_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every incremental read is compared with a full read (a difference raises)."""
+    monkeypatch.setenv(CHECK_READS_ENV, "1")
+
+
+@pytest.mark.usefixtures("checked_reads")
+@pytest.mark.parametrize("change", list(CHANGES.values()), ids=list(CHANGES))
+def test_an_incremental_read_prints_only_what_changed(
+    conn: psycopg.Connection, change: str
+) -> None:
+    before = read_schema(conn)
+    assert before.printed == 5  # every relation (t, child, v and two sequences), the first time
+    conn.execute(change)
+    after = read_schema(conn, since=before)
+    assert after.snapshot == take_snapshot(conn)
+    assert after.snapshot != before.snapshot
+    if change in (CHANGES["schema comment"], CHANGES["domain check"], CHANGES["function body"]):
+        assert after.printed == 0  # not a relation's: the sections read every time show it
+    elif change in (CHANGES["column renamed"], CHANGES["column added"]):
+        assert after.printed == 4  # t, and child, v and t_id_seq, which print t's column names
+    else:
+        assert after.printed == 1
+
+
+@pytest.mark.usefixtures("checked_reads")
+@pytest.mark.parametrize("change,printed_again", list(REFERENCES.values()), ids=list(REFERENCES))
+def test_an_incremental_read_prints_again_what_names_a_renamed_object(
+    conn: psycopg.Connection, change: str, printed_again: str
+) -> None:
+    before = read_schema(conn)
+    conn.execute(change)
+    after = read_schema(conn, since=before)
+    full = take_snapshot(conn)
+    assert after.snapshot == full
+    assert after.snapshot != before.snapshot
+    names = {t.name for t in full.tables} | {v.name for v in full.views}
+    assert printed_again in names
+
+
+@pytest.mark.usefixtures("checked_reads")
+def test_settings_that_change_how_values_print_make_a_full_read(
+    conn: psycopg.Connection,
+) -> None:
+    conn.execute("ALTER TABLE t ADD COLUMN born date DEFAULT '2024-03-01'")
+    before = read_schema(conn)
+    conn.execute("SET LOCAL DateStyle = 'SQL, DMY'")
+    after = read_schema(conn, since=before)
+    assert after.snapshot == take_snapshot(conn)
+    assert after.printed == before.printed  # everything again
+
+
+def test_an_incremental_read_needs_the_same_connection(database: Database) -> None:
+    with psycopg.connect(database.dsn) as one, psycopg.connect(database.dsn) as two:
+        first = read_schema(one)
+        other = read_schema(two, since=first)  # another session: everything is read
+        assert other.printed == first.printed
+        assert read_schema(one, since=first).printed == 0
+
+
 def test_an_unchanged_schema_is_not_built_again(conn: psycopg.Connection) -> None:
     before = read_schema(conn)
     again = read_schema(conn, same_as=before)
     assert again.reused
     assert again.snapshot is before.snapshot
-    assert again.documents == before.documents
+    assert again.catalog.same(before.catalog)
 
 
 def test_objects_created_and_dropped_again_leave_the_same_documents(

@@ -723,10 +723,16 @@ class MigrationRunner:
         return take_snapshot(conn, exclude_tables=(*DEFAULT_EXCLUDED_TABLES, self._version_table))
 
     def _read(
-        self, conn: Connection, same_as: Reading | None = None, *, session: bool = False
+        self,
+        conn: Connection,
+        same_as: Reading | None = None,
+        *,
+        session: bool = False,
+        since: Reading | None = None,
     ) -> Reading:
-        """A snapshot that keeps its catalog documents; ``same_as`` when the documents are its
-        very texts (nothing is built then).  With ``session``, the session state
+        """A snapshot that keeps its catalog rows; ``same_as`` when the catalog is the one it
+        was read from (nothing is built then).  ``since`` is the last reading on ``conn``: only
+        what changed after it is read again.  With ``session``, the session state
         (:func:`_session_state`) is read in the same round trip, after the snapshot."""
         self.snapshot_count += 1
         reading = read_schema(
@@ -734,6 +740,7 @@ class MigrationRunner:
             exclude_tables=(*DEFAULT_EXCLUDED_TABLES, self._version_table),
             same_as=same_as,
             also=_SESSION_STATE if session else None,
+            since=since,
         )
         self.snapshot_reused += reading.reused
         return reading
@@ -784,11 +791,15 @@ class MigrationRunner:
 
         # the session state read with the last snapshot, while no step has run since
         seen: list[tuple[Any, ...]] = []
+        # the last reading on this pass's connection: the next one reads only what changed
+        latest: list[Reading] = []
 
         def read(
             conn: Connection, same_as: Reading | None = None, *, session: bool = False
         ) -> Reading:
-            reading = self._read(conn, same_as, session=session)
+            since = latest[0] if latest else None
+            reading = self._read(conn, same_as, session=session, since=since)
+            latest[:] = [reading]
             if reading.also is not None:
                 seen[:] = [reading.also]
             return reading

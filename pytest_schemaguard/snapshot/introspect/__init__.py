@@ -28,6 +28,7 @@ a connection, :mod:`~.builder` hands each section to its family and assembles th
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
 from typing import Any
@@ -35,11 +36,19 @@ from typing import Any
 import psycopg
 
 from pytest_schemaguard.snapshot.introspect.builder import Builder, build_snapshot
+from pytest_schemaguard.snapshot.introspect.delta import Catalog, read_incrementally
 from pytest_schemaguard.snapshot.introspect.queries import DEFAULT_EXCLUDED_TABLES
 from pytest_schemaguard.snapshot.introspect.reading import read_psycopg, read_sqlalchemy
 from pytest_schemaguard.snapshot.model import Snapshot
 
-__all__ = ["DEFAULT_EXCLUDED_TABLES", "Reading", "build_snapshot", "read_schema", "take_snapshot"]
+__all__ = [
+    "DEFAULT_EXCLUDED_TABLES",
+    "Catalog",
+    "Reading",
+    "build_snapshot",
+    "read_schema",
+    "take_snapshot",
+]
 
 
 def take_snapshot(
@@ -73,15 +82,16 @@ def take_snapshot(
 
 @dataclass(frozen=True, eq=False)
 class Reading:
-    """A snapshot read by :func:`read_schema`, with the texts of the two catalog documents it
-    was built from."""
+    """A snapshot read by :func:`read_schema`, with the catalog rows it was built from."""
 
     snapshot: Snapshot
-    documents: tuple[str, str]
+    catalog: Catalog
     also: tuple[Any, ...] | None = None
     """The row of the ``also`` statement."""
     reused: bool = False
-    """The documents were those of ``same_as``, whose snapshot this is (nothing was built)."""
+    """The catalog was that of ``same_as``, whose snapshot this is (nothing was built)."""
+    printed: int | None = None
+    """How many relations the server printed (an incremental read); None for a full read."""
 
 
 def read_schema(
@@ -90,24 +100,66 @@ def read_schema(
     exclude_tables: SequenceABC[str] = DEFAULT_EXCLUDED_TABLES,
     same_as: Reading | None = None,
     also: str | None = None,
+    since: Reading | None = None,
 ) -> Reading:
-    """:func:`take_snapshot` (no grants, every schema), keeping the catalog documents.
+    """:func:`take_snapshot` (no grants, every schema), keeping the catalog rows.
 
-    When both documents are the very texts ``same_as`` was built from, its snapshot is returned
-    and nothing is built: a snapshot is a function of those texts, so equal texts always mean
-    an equal snapshot.  (The texts hold object ids and attribute numbers, so a schema rebuilt
-    to the same shape reads as other texts; then the snapshot is built and compared as usual.)
-    ``also`` is a statement run in the same round trip, after the snapshot's own statements
-    (``search_path`` restored); its row is :attr:`Reading.also`.
+    With ``since`` (an earlier reading on the same connection), the read is incremental: the
+    server prints only the relations whose catalog rows changed since (see :mod:`~.delta`),
+    the others are taken from ``since``.  That needs psycopg 3 (directly or under SQLAlchemy);
+    through other drivers every read is a full one.
+
+    When the catalog is the one ``same_as`` was read from, its snapshot is returned and nothing
+    is built: a snapshot is a function of the catalog rows.  (Rows are identified by object ids
+    and row versions, so a schema rebuilt to the same shape reads as another catalog; then the
+    snapshot is built and compared as usual.)  ``also`` is a statement run in the same round
+    trip, after the snapshot's own statements (``search_path`` restored); its row is
+    :attr:`Reading.also`.
     """
-    options = (False, None, tuple(exclude_tables))
-    builder = Builder(False, same_as.documents if same_as is not None else None)
-    row = _read(conn, options, builder, also)
-    first, second = builder.documents
-    if builder.unchanged:
-        assert same_as is not None
-        return Reading(same_as.snapshot, same_as.documents, row, reused=True)
-    return Reading(builder.snapshot(), (first, second), row)
+    excluded = tuple(exclude_tables)
+    raw = _psycopg_of(conn)
+    collecting = gc.isenabled()
+    gc.disable()  # see _read
+    try:
+        if raw is not None:
+            base = since.catalog if since is not None else None
+            catalog, row = read_incrementally(raw, excluded, base, also)
+            printed = catalog.printed
+        else:
+            builder = Builder(False, build=False)  # only the documents
+            row = _read(conn, (False, None, excluded), builder, also)
+            first, second = (json.loads(text) for text in builder.documents)
+            catalog = Catalog.of({**first, **second})
+            printed = None
+        if same_as is not None and catalog.same(same_as.catalog):
+            return Reading(same_as.snapshot, catalog, row, reused=True, printed=printed)
+        return Reading(build_snapshot(catalog.data()), catalog, row, printed=printed)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _psycopg_of(conn: Any) -> psycopg.Connection[Any] | None:
+    """The psycopg 3 connection under ``conn``, in a transaction, when it is one."""
+    if isinstance(conn, psycopg.Connection):
+        if conn.autocommit:
+            raise ValueError(
+                "read_schema() needs a connection in a transaction, not in autocommit mode"
+            )
+        return conn
+    if not hasattr(conn, "exec_driver_sql"):
+        return None
+    raw = conn.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        return None
+    if raw.autocommit:
+        raise ValueError(
+            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
+            "use a connection with a transaction (the default)"
+        )
+    if not conn.in_transaction():
+        conn.begin()  # as any statement through SQLAlchemy would
+    return raw
 
 
 def _read(

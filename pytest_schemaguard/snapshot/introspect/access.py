@@ -22,11 +22,11 @@ POLICIES = r"""
             FROM unnest(p.polroles) r ORDER BY 1),
         pg_get_expr(p.polqual, p.polrelid),
         pg_get_expr(p.polwithcheck, p.polrelid),
-        dp.description) ORDER BY p.oid), '[]')
+        dp.description) ORDER BY p.polrelid, p.oid), '[]')
     FROM pg_policy p
     LEFT JOIN pg_description dp ON dp.objoid = p.oid AND dp.classoid = 'pg_policy'::regclass
         AND dp.objsubid = 0
-    JOIN rel ON rel.oid = p.polrelid"""
+    JOIN %(own_rel)s rel ON rel.oid = p.polrelid"""
 
 #: Added to each ``relations`` row with ``include_grants``: the relation's grants to others than
 #: its owner.

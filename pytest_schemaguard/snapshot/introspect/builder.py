@@ -23,40 +23,25 @@ class Builder:
     order to :meth:`add_first` and :meth:`add_second`.
 
     Every row arrives as an array, in the order of the expressions in the query; constraint and
-    index columns arrive as attribute numbers and are named here from the column rows.
+    index columns arrive as attribute numbers and are named here from the column rows.  With
+    ``build=False`` it only keeps the documents' texts (:attr:`documents`)."""
 
-    Given ``same_as`` (the documents a known snapshot was built from), it builds nothing when
-    both documents are those very texts: the snapshot would be the known one, since it is built
-    from the texts alone.  The first document is then held until the second says whether
-    anything needs building; when the first already differs it is built at once, while the
-    server computes the second, as without ``same_as``."""
-
-    def __init__(self, include_grants: bool, same_as: tuple[str, str] | None = None) -> None:
+    def __init__(self, include_grants: bool, *, build: bool = True) -> None:
         self.include_grants = include_grants
-        self._same_as = same_as
-        self._held: str | None = None
+        self._build = build
         self._result: Snapshot | None = None
         self.documents: list[str] = []
         """The texts of the documents read, in order."""
-        self.unchanged = False
-        """Both documents were those of ``same_as``: nothing was built."""
 
     def add_first(self, text: str) -> None:
         self.documents.append(text)
-        if self._same_as is not None and text == self._same_as[0]:
-            self._held = text
-            return
-        self.first(json.loads(text))
+        if self._build:
+            self.first(json.loads(text))
 
     def add_second(self, text: str) -> None:
         self.documents.append(text)
-        if self._held is not None:
-            assert self._same_as is not None
-            if text == self._same_as[1]:
-                self.unchanged = True
-                return
-            self.first(json.loads(self._held))
-        self.second(json.loads(text))
+        if self._build:
+            self.second(json.loads(text))
 
     def snapshot(self) -> Snapshot:
         if self._result is None:  # pragma: no cover - a programming error

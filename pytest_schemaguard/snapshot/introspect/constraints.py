@@ -33,9 +33,9 @@ CONSTRAINTS = r"""
         con.condeferred,
         con.convalidated,
         CASE WHEN con.contype IN ('p', 'u', 'x') THEN ic.relname END,
-        dc.description) ORDER BY con.oid), '[]')
+        dc.description) ORDER BY con.conrelid, con.oid), '[]')
     FROM pg_constraint con
-    JOIN rel ON rel.oid = con.conrelid
+    JOIN %(own_rel)s rel ON rel.oid = con.conrelid
     LEFT JOIN rel fr ON con.contype = 'f' AND fr.oid = con.confrelid
     LEFT JOIN pg_class fc ON con.contype = 'f' AND fc.oid = con.confrelid
     LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace

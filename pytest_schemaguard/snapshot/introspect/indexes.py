@@ -33,9 +33,9 @@ INDEXES = r"""
         pg_get_expr(i.indpred, i.indrelid),
         i.indisvalid,
         con.conname,
-        d.description) ORDER BY i.indexrelid), '[]')
+        d.description) ORDER BY i.indrelid, i.indexrelid), '[]')
     FROM pg_index i
-    JOIN rel ON rel.oid = i.indrelid
+    JOIN %(own_rel)s rel ON rel.oid = i.indrelid
     LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
                                AND con.contype IN ('p', 'u', 'x')
     JOIN pg_class ic ON ic.oid = i.indexrelid

@@ -18,7 +18,15 @@ from pytest_schemaguard.snapshot.introspect.schemas import EXTENSIONS, SCHEMAS
 from pytest_schemaguard.snapshot.introspect.tables import COLUMNS, RELATIONS
 from pytest_schemaguard.snapshot.introspect.types import SEQUENCES, TYPES
 
-__all__ = ["DEFAULT_EXCLUDED_TABLES", "query"]
+__all__ = [
+    "DEFAULT_EXCLUDED_TABLES",
+    "FIRST_SECTIONS",
+    "PER_RELATION_SECTIONS",
+    "PRELUDE",
+    "SECOND_SECTIONS",
+    "fill",
+    "query",
+]
 
 #: Tables left out unless asked for (matched by name in every schema).
 DEFAULT_EXCLUDED_TABLES: tuple[str, ...] = ("alembic_version",)
@@ -32,7 +40,7 @@ FIRST_USER_OID = 16384
 
 #: Common table expressions of both catalog queries: the schemas, relations and descriptions that
 #: a snapshot covers.
-_PRELUDE = r"""WITH
+PRELUDE = r"""WITH
 ext AS (
     SELECT d.classid, d.objid
     FROM pg_extension e
@@ -68,9 +76,23 @@ reldesc AS (
 )
 """
 
+#: The sections whose rows each belong to one relation (its oid is the first value of the row):
+#: they read their relations from ``%(own_rel)s``, every relation of the snapshot in a full read,
+#: only those to print again in an incremental one (:mod:`~.delta`), and their rows come ordered
+#: by relation first, so that a relation's rows are always one run, in the same order.
+PER_RELATION_SECTIONS = (
+    "sequences",
+    "columns",
+    "constraints",
+    "relations",
+    "indexes",
+    "triggers",
+    "policies",
+)
+
 #: The first catalog query: everything that the rows of the second one refer to by attribute
 #: number (columns) or that is built first (sequences carry identity options for columns).
-_FIRST_SECTIONS: tuple[tuple[str, str], ...] = (
+FIRST_SECTIONS: tuple[tuple[str, str], ...] = (
     ("schemas", SCHEMAS),
     ("sequences", SEQUENCES),
     ("columns", COLUMNS),
@@ -80,7 +102,7 @@ _FIRST_SECTIONS: tuple[tuple[str, str], ...] = (
 #: The second catalog query: relations and everything attached to them, types, functions,
 #: extensions.  It is sent before the result of the first one is processed, so that the server
 #: computes it while the client builds the objects of the first.
-_SECOND_SECTIONS: tuple[tuple[str, str], ...] = (
+SECOND_SECTIONS: tuple[tuple[str, str], ...] = (
     ("relations", RELATIONS),
     ("indexes", INDEXES),
     ("triggers", TRIGGERS),
@@ -100,8 +122,8 @@ def _document(sections: tuple[tuple[str, str], ...], *, server_version: bool = F
     return "\nSELECT json_build_object(\n" + ",\n".join(keys) + "\n)::text\n"
 
 
-_FIRST_QUERY = _document(_FIRST_SECTIONS, server_version=True)
-_SECOND_QUERY = _document(_SECOND_SECTIONS)
+_FIRST_QUERY = _document(FIRST_SECTIONS, server_version=True)
+_SECOND_QUERY = _document(SECOND_SECTIONS)
 
 
 def _text_array(values: tuple[str, ...]) -> str:
@@ -110,6 +132,32 @@ def _text_array(values: tuple[str, ...]) -> str:
     ``standard_conforming_strings``."""
     items = ", ".join("E'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
     return f"ARRAY[{items}]::text[]"
+
+
+def fill(
+    sql: str,
+    server_version: int,
+    *,
+    include_grants: bool = False,
+    schemas: tuple[str, ...] | None = None,
+    exclude_tables: tuple[str, ...] = DEFAULT_EXCLUDED_TABLES,
+    own_rel: str = "rel",
+) -> str:
+    """``sql`` (the prelude, sections...) with its placeholders filled in."""
+    parts = {
+        "schema_filter": (
+            "true" if schemas is None else f"n.nspname = ANY ({_text_array(schemas)})"
+        ),
+        "exclude_tables": _text_array(exclude_tables),
+        "relation_grants": RELATION_GRANTS if include_grants else "",
+        "column_grants": COLUMN_GRANTS if include_grants else "",
+        "nulls_not_distinct": "i.indnullsnotdistinct" if server_version >= 150000 else "false",
+        "first_user_oid": str(FIRST_USER_OID),
+        "own_rel": own_rel,
+    }
+    for key, value in parts.items():
+        sql = sql.replace(f"%({key})s", value)
+    return sql
 
 
 @functools.cache
@@ -121,20 +169,14 @@ def query(
 ) -> tuple[str, str]:
     """The two catalog queries for a server version (the SQL differs slightly between
     majors)."""
-    parts = {
-        "schema_filter": (
-            "true" if schemas is None else f"n.nspname = ANY ({_text_array(schemas)})"
-        ),
-        "exclude_tables": _text_array(exclude_tables),
-        "relation_grants": RELATION_GRANTS if include_grants else "",
-        "column_grants": COLUMN_GRANTS if include_grants else "",
-        "nulls_not_distinct": "i.indnullsnotdistinct" if server_version >= 150000 else "false",
-        "first_user_oid": str(FIRST_USER_OID),
-    }
-    queries = []
-    for body in (_FIRST_QUERY, _SECOND_QUERY):
-        sql = _PRELUDE + body
-        for key, value in parts.items():
-            sql = sql.replace(f"%({key})s", value)
-        queries.append(sql)
-    return queries[0], queries[1]
+    first, second = (
+        fill(
+            PRELUDE + body,
+            server_version,
+            include_grants=include_grants,
+            schemas=schemas,
+            exclude_tables=exclude_tables,
+        )
+        for body in (_FIRST_QUERY, _SECOND_QUERY)
+    )
+    return first, second

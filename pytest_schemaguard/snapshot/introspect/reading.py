@@ -37,7 +37,7 @@ _RESTORE_PATH = "SELECT set_config('search_path', %(path)s, true)"
 
 
 @functools.cache
-def _statement_name(sql: str) -> str:
+def statement_name(sql: str) -> str:
     """The name under which a catalog query is prepared on the server: fixed by its text, so a
     session never runs a statement prepared from another version of the query."""
     return "schemaguard_snapshot_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
@@ -66,7 +66,7 @@ def read_psycopg(
     built, so the server computes the second while the client builds."""
     first_sql, second_sql = query(raw.info.server_version, *options)
     row: tuple[Any, ...] | None = None
-    names = (_statement_name(first_sql), _statement_name(second_sql))
+    names = (statement_name(first_sql), statement_name(second_sql))
     pinned = {"path": _PINNED_SEARCH_PATH, "names": list(names)}
     with contextlib.ExitStack() as stack:
         pin, first, second, restore, extra = (stack.enter_context(raw.cursor()) for _ in range(5))

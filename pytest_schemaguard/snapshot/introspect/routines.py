@@ -16,11 +16,11 @@ TRIGGERS = r"""
         tg.tgname,
         pg_get_triggerdef(tg.oid),
         tg.tgenabled,
-        dt.description) ORDER BY tg.oid), '[]')
+        dt.description) ORDER BY tg.tgrelid, tg.oid), '[]')
     FROM pg_trigger tg
     LEFT JOIN pg_description dt ON dt.objoid = tg.oid AND dt.classoid = 'pg_trigger'::regclass
         AND dt.objsubid = 0
-    JOIN rel ON rel.oid = tg.tgrelid
+    JOIN %(own_rel)s rel ON rel.oid = tg.tgrelid
     WHERE NOT tg.tgisinternal AND tg.tgparentid = 0"""
 
 #: ``functions`` section (second query): every routine not owned by an extension.

@@ -53,7 +53,7 @@ COLUMNS = r"""
         %(column_grants)s
     ) ORDER BY a.attrelid, a.attnum), '[]')
     FROM pg_attribute a
-    JOIN rel ON rel.oid = a.attrelid AND rel.relkind IN ('r', 'p', 'v', 'm', 'c')
+    JOIN %(own_rel)s rel ON rel.oid = a.attrelid AND rel.relkind IN ('r', 'p', 'v', 'm', 'c')
     JOIN pg_type t ON t.oid = a.atttypid
     LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
     LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> t.typcollation
@@ -80,7 +80,7 @@ RELATIONS = r"""
         d.description
         %(relation_grants)s
     ) ORDER BY rel.oid), '[]')
-    FROM rel
+    FROM %(own_rel)s rel
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
     LEFT JOIN (
         SELECT i.inhrelid, array_agg(pn.nspname || '.' || pc.relname ORDER BY i.inhseqno) AS parents

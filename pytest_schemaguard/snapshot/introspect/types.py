@@ -37,7 +37,7 @@ SEQUENCES = r"""
         dep.refobjid,
         dep.refobjsubid,
         d.description) ORDER BY rel.oid, dep.deptype), '[]')
-    FROM rel
+    FROM %(own_rel)s rel
     JOIN pg_sequence s ON s.seqrelid = rel.oid
     LEFT JOIN reldesc d ON d.objoid = rel.oid AND d.objsubid = 0
     LEFT JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = rel.oid
