@@ -193,6 +193,146 @@ def test_live_drift_reports_the_hand_changes_at_the_stamped_revision_and_changes
     assert our_sessions(schemaguard_postgres, live_db) == []
 
 
+CONFIGURE = (
+    "    context.configure(connection=connection, target_metadata=target_metadata, "
+    "compare_type=True)\n"
+)
+
+
+def set_version_table(project: Path, options: str, before: str = "") -> None:
+    """Make the project's env.py configure its own version table (``options`` added to
+    ``context.configure``; ``before``: code run on the connection first)."""
+    env = project / "migrations" / "env.py"
+    text = env.read_text()
+    assert CONFIGURE in text
+    configure = CONFIGURE.replace("compare_type=True", f"compare_type=True, {options}")
+    env.write_text(text.replace(CONFIGURE, before + configure))
+
+
+def stamp_block(name: str) -> list[str]:
+    """What live_drift prints for the hand changes at STAMPED (the database named ``name``)."""
+    return [
+        f"live_drift: the live database postgresql://*:***@*/{name} against the "
+        f"migrations at {STAMPED}",
+        f"the live database is stamped at {STAMPED} (create digests and pending publications); "
+        "the project's head is e61b7c3a0f58 (dlq retry backoff)",
+        f"not compared with the models: they describe head, the live database is at {STAMPED} "
+        "(create digests and pending publications)",
+        f"the live database differs from the schema the migrations build at {STAMPED}:",
+        *DRIFT_LINES,
+        f"3 schema differences between migrations at {STAMPED} and live: 1 only in "
+        f"migrations at {STAMPED}, 1 only in live, 1 changed",
+    ]
+
+
+def test_live_drift_reads_the_version_table_env_py_configures(
+    pytester: pytest.Pytester,
+    newsbot: Path,
+    schemaguard_postgres: PostgresServer,
+    inner_dsn: str,
+    live_db: Database,
+) -> None:
+    # version_table="schema_version": the stamp is read there (not "never stamped", compared
+    # with head), and the table is no schema difference
+    set_version_table(newsbot, 'version_table="schema_version"')
+    migrate(newsbot, live_db, STAMPED)
+    with psycopg.connect(live_db.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT version_num FROM public.schema_version").fetchall() == [
+            (STAMPED,)
+        ]
+        for statement in HAND_CHANGES:
+            conn.execute(statement)
+    url = live_url(schemaguard_postgres, live_db)
+    before = catalog(live_db)
+
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--schemaguard",
+        f"--schemaguard-dsn={inner_dsn}",
+        f"--schemaguard-live-dsn={url}",
+        "-k",
+        "live_drift",
+    )
+
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(stamp_block(live_db.name), consecutive=True)
+    differences = [line for line in result.stdout.lines if line.startswith("  ") and ": " in line]
+    assert differences == DRIFT_LINES
+    result.stdout.no_fnmatch_line("*Traceback*")
+    assert catalog(live_db) == before
+    assert our_sessions(schemaguard_postgres, live_db) == []
+
+
+def test_schemaguard_drift_reads_the_version_table_in_its_configured_schema(
+    newsbot: Path, schemaguard_postgres: PostgresServer, inner_dsn: str, live_db: Database
+) -> None:
+    # meta.schema_version (env.py makes the schema); a public.alembic_version left over from
+    # before, stamped at head, is not the project's
+    set_version_table(
+        newsbot,
+        'version_table="schema_version", version_table_schema="meta"',
+        '    connection.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS meta")\n'
+        "    connection.commit()\n",
+    )
+    migrate(newsbot, live_db, STAMPED)
+    with psycopg.connect(live_db.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT version_num FROM meta.schema_version").fetchall() == [
+            (STAMPED,)
+        ]
+        conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('e61b7c3a0f58')")
+        for statement in HAND_CHANGES:
+            conn.execute(statement)
+    url = live_url(schemaguard_postgres, live_db)
+    before = catalog(live_db)
+
+    run = drift_command("--live-dsn", url, "--project", str(newsbot), "--dsn", inner_dsn)
+
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert pytest.LineMatcher(lines).fnmatch_lines(stamp_block(live_db.name)) is None
+    assert [line for line in lines if line.startswith("  ")] == DRIFT_LINES
+    assert "Traceback" not in run.stderr
+    assert catalog(live_db) == before
+    assert our_sessions(schemaguard_postgres, live_db) == []
+
+
+def test_an_env_py_that_fails_on_the_scratch_server_is_not_compared(
+    newsbot: Path, schemaguard_postgres: PostgresServer, inner_dsn: str, live_db: Database
+) -> None:
+    # env.py runs (to learn its version table) on a scratch database only: its error is the
+    # reason nothing was compared
+    set_version_table(
+        newsbot, 'version_table="schema_version"', '    raise RuntimeError("no settings")\n'
+    )
+    before = catalog(live_db)
+    run = drift_command(
+        "--live-dsn",
+        live_url(schemaguard_postgres, live_db),
+        "--project",
+        str(newsbot),
+        "--dsn",
+        inner_dsn,
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stdout == ""
+    expected = [
+        "schemaguard-drift: error: running env.py to learn its version table failed: env.py failed",
+        "file: migrations/env.py",
+        '*raise RuntimeError("no settings")',
+        "error:",
+        "    RuntimeError: no settings",
+    ]
+    matcher = pytest.LineMatcher(run.stderr.splitlines())
+    assert matcher.fnmatch_lines(expected, consecutive=True) is None
+    assert "Traceback" not in run.stderr
+    assert PASSWORD not in run.stderr
+    assert catalog(live_db) == before
+    assert our_sessions(schemaguard_postgres, live_db) == []
+
+
 @pytest.mark.parametrize("own_server", [False, True], ids=["dsn", "own-server"])
 def test_schemaguard_drift_exits_0_on_an_unchanged_database(
     newsbot: Path,
@@ -281,8 +421,12 @@ HISTORY = History.build(
 )
 
 
-def live(stamped: tuple[str, ...], table: str | None = "public.alembic_version") -> LiveSchema:
-    return LiveSchema(Snapshot(), stamped, table, "17.0", "postgresql://u:***@h/db")
+def live(
+    stamped: tuple[str, ...],
+    table: str | None = "public.alembic_version",
+    looked_for: str = "alembic_version",
+) -> LiveSchema:
+    return LiveSchema(Snapshot(), stamped, table, "17.0", "postgresql://u:***@h/db", looked_for)
 
 
 @pytest.mark.parametrize(
@@ -293,6 +437,13 @@ def live(stamped: tuple[str, ...], table: str | None = "public.alembic_version")
             "head",
             "the live database has no alembic_version table (never stamped): compared with the "
             "migrations at head, b2 (second)",
+            False,
+        ),
+        (
+            live((), None, "meta.schema_version"),
+            "head",
+            "the live database has no meta.schema_version table (never stamped): compared with "
+            "the migrations at head, b2 (second)",
             False,
         ),
         (
@@ -323,7 +474,7 @@ def live(stamped: tuple[str, ...], table: str | None = "public.alembic_version")
             True,
         ),
     ],
-    ids=["no-table", "empty-table", "behind-head", "at-head", "unknown"],
+    ids=["no-table", "no-configured-table", "empty-table", "behind-head", "at-head", "unknown"],
 )
 def test_the_stamp_decides_what_the_live_database_is_compared_with(
     schema: LiveSchema, ref: str, line: str, failure: bool

@@ -3,7 +3,8 @@ build at the revision it is stamped with, and (when configured) against the mode
 baseline.
 
 :func:`check_drift` is shared by the pytest item and the ``schemaguard-drift`` command: it
-reads the live database (:func:`~pytest_schemaguard.drift.live.read_live`), decides what to
+reads the live database (:func:`read_project_live`: the stamp in the version table the
+project's env.py configures, learnt by running env.py on a scratch database), decides what to
 compare it with (:func:`drift_target`), and builds the migrated side through
 :class:`~pytest_schemaguard.parity.checks.ParityChecks` (a scratch database on the plugin's
 server, never on the live one).
@@ -14,11 +15,11 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pytest_schemaguard.drift.live import LiveError, LiveSchema, read_live
+from pytest_schemaguard.drift.live import LiveError, LiveSchema, VersionTable, read_live
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.runner import CheckResult
@@ -29,11 +30,22 @@ from pytest_schemaguard.snapshot.render import summary_line
 from pytest_schemaguard.urls import mask_url
 
 if TYPE_CHECKING:
+    import psycopg
     from sqlalchemy import MetaData
+    from sqlalchemy.engine import Connection
 
+    from pytest_schemaguard.migrations.alembic_driver import Step
     from pytest_schemaguard.parity.checks import ParityChecks
 
-__all__ = ["LIVE", "DriftTarget", "check_drift", "compare_live", "drift_target"]
+__all__ = [
+    "LIVE",
+    "DriftTarget",
+    "check_drift",
+    "compare_live",
+    "drift_target",
+    "project_version_table",
+    "read_project_live",
+]
 
 LIVE = "live"
 """How messages name the live database's side."""
@@ -61,12 +73,53 @@ def _heads(history: History) -> str:
     return ", ".join(history.describe(h) for h in history.heads) or "none"
 
 
+def _no_steps(conn: Connection) -> Iterator[Step]:
+    return iter(())
+
+
+def project_version_table(parity: ParityChecks) -> VersionTable:
+    """The version table the project's env.py configures (``version_table``,
+    ``version_table_schema``), learnt by running env.py once as ``alembic current`` does (no
+    step, no version table created) on a scratch database of the plugin's server, never on the
+    live one.
+
+    Raises :class:`~pytest_schemaguard.parity.migrated.MigrationFailed` when env.py fails
+    there or never calls ``run_migrations()``.
+    """
+    from pytest_schemaguard.parity.migrated import MigrationFailed
+
+    project = parity.project
+    db = parity.server.create_database(template=parity.template())
+    try:
+        cfg = parity.config_factory(project.driver.url(db.url))
+        outcome = project.run_on(cfg, _no_steps, database=db.name, url=db.url, dont_mutate=True)
+    finally:
+        parity.drop(db)
+    what = "running env.py to learn its version table failed"
+    if outcome.error is not None:
+        raise MigrationFailed(f"{what}: env.py failed", outcome.error)
+    if not outcome.configured:
+        raise MigrationFailed(f"{what}: env.py never called run_migrations()")
+    schema = outcome.version_table_schema
+    name = outcome.version_table.removeprefix(f"{schema or 'public'}.")
+    return VersionTable(name, schema)
+
+
+def read_project_live(
+    parity: ParityChecks, dsn: str, *, conn: psycopg.Connection[Any] | None = None
+) -> LiveSchema:
+    """:func:`~pytest_schemaguard.drift.live.read_live` of the project's version table
+    (:func:`project_version_table`), on ``conn`` when given (see ``read_live``).  Raises
+    :class:`LiveError`, or ``MigrationFailed`` as ``project_version_table`` does."""
+    return read_live(dsn, project_version_table(parity), conn=conn)
+
+
 def drift_target(live: LiveSchema, history: History) -> DriftTarget:
     """The revision the live database claims to be at, and how the output says so."""
     stamped = live.stamped
     if not stamped:
         why = (
-            "has no alembic_version table"
+            f"has no {live.looked_for} table"
             if live.version_table is None
             else f"has an empty {live.version_table}"
         )
@@ -158,12 +211,17 @@ def check_drift(
     dsn = dsn or settings.live_dsn
     if dsn is None:
         raise SchemaguardError("no live database: set --schemaguard-live-dsn")
+    from pytest_schemaguard.parity.migrated import MigrationFailed
+
     if live is None:
         try:
-            live = read_live(dsn)
+            live = read_project_live(parity, dsn)
         except LiveError as exc:
             title = f"live_drift: the live database {mask_url(dsn)}"
             return CheckResult("failed", title, [str(exc)])
+        except MigrationFailed as exc:
+            title = f"live_drift: the live database {mask_url(dsn)}"
+            return CheckResult("failed", title, exc.lines())
     history = parity.history
     target = drift_target(live, history)
     title = f"live_drift: the live database {live.shown} against the {target.label}"
@@ -173,8 +231,6 @@ def check_drift(
     failed = target.failure
     if target.stop:
         return CheckResult("failed", title, lines)
-    from pytest_schemaguard.parity.migrated import MigrationFailed
-
     try:
         if target.ref == "head":
             expected = parity.head_snapshot()

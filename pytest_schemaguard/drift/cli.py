@@ -146,12 +146,13 @@ def _in_project(root: Path) -> Iterator[None]:
 
 
 def _run(root: Path, args: argparse.Namespace) -> CheckResult:
-    from pytest_schemaguard.drift.check import check_drift, drift_target
-    from pytest_schemaguard.drift.live import read_live
+    from pytest_schemaguard.drift.check import check_drift, drift_target, read_project_live
+    from pytest_schemaguard.drift.live import connect_live
     from pytest_schemaguard.migrations.alembic_driver import AlembicProject, find_alembic_config
     from pytest_schemaguard.migrations.history import History
     from pytest_schemaguard.migrations.runner import MigrationRunner
     from pytest_schemaguard.parity.checks import ParityChecks
+    from pytest_schemaguard.parity.migrated import MigrationFailed
     from pytest_schemaguard.parity.orm import capture_metadata
     from pytest_schemaguard.session import ServerManager
 
@@ -172,27 +173,36 @@ def _run(root: Path, args: argparse.Namespace) -> CheckResult:
             except SchemaguardError as exc:
                 models_error = str(exc).splitlines()[0]
         history = History.build(project.read_revisions())
-        live = read_live(settings.live_dsn)
-        manager = ServerManager(settings)
+        # connected first: a live database that cannot be reached is reported before the
+        # scratch server starts; read once env.py has said which version table is the project's
+        conn = connect_live(settings.live_dsn)
         try:
-            server = manager.get()
-            runner = MigrationRunner(project, history, settings, server, project.make_config)
-            parity = ParityChecks(
-                project,
-                history,
-                settings,
-                server,
-                project.make_config,
-                template=lambda: runner.template_name() if settings.start else None,
-                skip=frozenset(runner.pre_start),
-            )
+            manager = ServerManager(settings)
             try:
-                result = check_drift(parity, live=live, metadata=metadata)
+                server = manager.get()
+                runner = MigrationRunner(project, history, settings, server, project.make_config)
+                parity = ParityChecks(
+                    project,
+                    history,
+                    settings,
+                    server,
+                    project.make_config,
+                    template=lambda: runner.template_name() if settings.start else None,
+                    skip=frozenset(runner.pre_start),
+                )
+                try:
+                    try:
+                        live = read_project_live(parity, settings.live_dsn, conn=conn)
+                    except MigrationFailed as exc:
+                        raise SchemaguardError("\n".join(exc.lines())) from None
+                    result = check_drift(parity, live=live, metadata=metadata)
+                finally:
+                    parity.close()
+                    runner.close()
             finally:
-                parity.close()
-                runner.close()
+                manager.close()
         finally:
-            manager.close()
+            conn.close()
     target = drift_target(live, history)
     if result.outcome == "passed" and target.revision is not None:
         # say where the live database was found, as a failure does

@@ -13,11 +13,12 @@ import pytest
 
 from pytest_schemaguard import framework
 from pytest_schemaguard.config import Settings
-from pytest_schemaguard.drift.check import check_drift, drift_target
-from pytest_schemaguard.drift.live import LiveError, read_live
+from pytest_schemaguard.drift.check import check_drift, drift_target, read_project_live
+from pytest_schemaguard.drift.live import LiveError, connect_live
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.runner import CheckResult
 from pytest_schemaguard.parity.items import metadata_overridden, require_migrations
+from pytest_schemaguard.parity.migrated import MigrationFailed
 from pytest_schemaguard.urls import mask_url
 
 if TYPE_CHECKING:
@@ -45,15 +46,25 @@ def _run_live_drift(request: pytest.FixtureRequest) -> None:
     settings: Settings = request.getfixturevalue("schemaguard_settings")
     dsn = settings.live_dsn
     assert dsn is not None
+    title = f"live_drift: the live database {mask_url(dsn)}"
+    # connected first: a live database that cannot be reached is reported before anything runs
     try:
-        live = read_live(dsn)
+        conn = connect_live(dsn)
     except LiveError as exc:
-        framework.report(
-            CheckResult("failed", f"live_drift: the live database {mask_url(dsn)}", [str(exc)])
-        )
+        framework.report(CheckResult("failed", title, [str(exc)]))
         return
-    require_migrations(request)
-    parity: ParityChecks = request.getfixturevalue("schemaguard_parity")
+    try:
+        require_migrations(request)
+        parity: ParityChecks = request.getfixturevalue("schemaguard_parity")
+        live = read_project_live(parity, dsn, conn=conn)
+    except LiveError as exc:
+        framework.report(CheckResult("failed", title, [str(exc)]))
+        return
+    except MigrationFailed as exc:
+        framework.report(CheckResult("failed", title, exc.lines()))
+        return
+    finally:
+        conn.close()  # read_project_live closed it already, unless it did not get there
     request.node.schemaguard_revision = drift_target(live, parity.history).revision
     metadata: MetaData | None = None
     models_error: str | None = None

@@ -5,8 +5,10 @@ The connection is opened with ``default_transaction_read_only = on`` (and the tr
 itself is ``READ ONLY``), a short ``statement_timeout`` and ``lock_timeout``, and
 ``application_name = pytest-schemaguard``, so that a DBA sees who is there and nothing can be
 written or waited on for long.  What runs there: the catalog queries of the snapshot (two
-statements prepared in the session, gone with it), a catalog query for the version table and
-one ``SELECT`` of it.  Nothing is created, changed or locked beyond the ``ACCESS SHARE``
+statements prepared in the session, gone with it), a catalog query for the project's version
+table (:class:`VersionTable`: the ``version_table`` and ``version_table_schema`` its env.py
+configures) and one ``SELECT`` of it.  Nothing is created, changed or locked beyond the
+``ACCESS SHARE``
 locks of those reads, which end with the transaction; the connection is closed before the
 comparison starts.
 
@@ -33,6 +35,7 @@ __all__ = [
     "STATEMENT_TIMEOUT_MS",
     "LiveError",
     "LiveSchema",
+    "VersionTable",
     "connect_live",
     "read_live",
 ]
@@ -49,9 +52,24 @@ _VERSION_TABLES = (
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
     "AND a.attname = 'version_num' AND NOT a.attisdropped "
-    "WHERE c.relname = 'alembic_version' AND c.relkind IN ('r', 'p') "
+    "WHERE c.relname = %(name)s AND c.relkind IN ('r', 'p') "
+    "AND (%(schema)s::text IS NULL OR n.nspname = %(schema)s::text) "
     "ORDER BY n.nspname <> 'public', n.nspname"
 )
+
+
+@dataclass(frozen=True)
+class VersionTable:
+    """The Alembic version table of a project, as its env.py configures it."""
+
+    name: str = "alembic_version"
+    """``version_table``."""
+    schema: str | None = None
+    """``version_table_schema``; None when env.py sets none: Alembic then uses the first schema
+    of the search path, so the table is looked for in every schema, ``public`` first."""
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
 class LiveError(SchemaguardError):
@@ -71,6 +89,8 @@ class LiveSchema:
     server_version: str
     shown: str
     """The DSN as messages show it (password masked)."""
+    looked_for: str = "alembic_version"
+    """The version table looked for (:class:`VersionTable`, as messages show it)."""
 
 
 def _conninfo(dsn: str) -> tuple[str, str | None]:
@@ -124,34 +144,49 @@ def connect_live(dsn: str) -> psycopg.Connection[Any]:
     return conn
 
 
-def read_live(dsn: str) -> LiveSchema:
-    """The live database's schema and stamped revisions, read in one read-only transaction."""
+def read_live(
+    dsn: str,
+    version_table: VersionTable | None = None,
+    *,
+    conn: psycopg.Connection[Any] | None = None,
+) -> LiveSchema:
+    """The live database's schema and the revisions stamped in ``version_table`` (default:
+    Alembic's ``alembic_version``), read in one read-only transaction; the version table is
+    left out of the schema.
+
+    ``conn`` is a connection from :func:`connect_live` opened earlier (to fail early when the
+    database cannot be reached); it is closed here, as one opened here is.
+    """
     shown = mask_url(dsn)
     _, password = _conninfo(dsn)
-    conn = connect_live(dsn)
+    table = version_table or VersionTable()
+    if conn is None:
+        conn = connect_live(dsn)
     try:
         with conn.transaction():
             version = str(conn.info.parameter_status("server_version") or "").split()[0]
-            tables = conn.execute(_VERSION_TABLES).fetchall()
+            tables = conn.execute(
+                _VERSION_TABLES, {"name": table.name, "schema": table.schema}
+            ).fetchall()
             stamped: tuple[str, ...] = ()
-            version_table = None
+            found: str | None = None
             if tables:
                 schema, name = tables[0]
-                version_table = f"{schema}.{name}"
+                found = f"{schema}.{name}"
                 rows = conn.execute(
                     sql.SQL("SELECT version_num FROM {}.{} ORDER BY version_num").format(
                         sql.Identifier(schema), sql.Identifier(name)
                     )
                 ).fetchall()
                 stamped = tuple(str(row[0]) for row in rows)
-            snapshot = take_snapshot(conn, exclude_tables=DEFAULT_EXCLUDED_TABLES)
+            snapshot = take_snapshot(conn, exclude_tables=(*DEFAULT_EXCLUDED_TABLES, table.name))
     except psycopg.Error as exc:
         raise LiveError(
             f"cannot read the schema of the live database {shown}: {_reason(exc, password)}"
         ) from None
     finally:
         conn.close()
-    return LiveSchema(snapshot, stamped, version_table, version, shown)
+    return LiveSchema(snapshot, stamped, found, version, shown, str(table))
 
 
 def _reason(exc: psycopg.Error, password: str | None) -> str:

@@ -140,6 +140,11 @@ class PassOutcome:
     """An exception raised by the plan generator itself (it is re-raised to the caller)."""
     version_table: str = "public.alembic_version"
     """The version table env.py configured (schema-qualified)."""
+    version_table_schema: str | None = None
+    """The ``version_table_schema`` env.py configured; None when it configured none (Alembic
+    then uses the first schema of the search path, ``public`` as a rule)."""
+    configured: bool = False
+    """env.py configured a migration context and called ``run_migrations()``."""
 
 
 def find_alembic_config(root: Path, configured: str | None) -> Path:
@@ -862,6 +867,7 @@ class AlembicProject:
         paths: dict[str, str] | None = None,
         stamp: str | None = None,
         commit: bool = False,
+        dont_mutate: bool = False,
     ) -> PassOutcome:
         """:meth:`run_pass` on the scratch database ``database`` at ``url``, as the project
         runs: inside the ``env_context``, on the project's driver, with its ``url_env`` set,
@@ -869,7 +875,8 @@ class AlembicProject:
         has one.
 
         With ``commit``, what env.py left uncommitted on the lent connection is committed when
-        the pass succeeds (otherwise closing the connection rolls it back).
+        the pass succeeds (otherwise closing the connection rolls it back).  With
+        ``dont_mutate``, Alembic creates no version table (as ``alembic current`` runs env.py).
         """
         url = self.driver.url(url)
 
@@ -882,6 +889,7 @@ class AlembicProject:
                 url_env=self.url_env,
                 paths=paths,
                 stamp=stamp,
+                dont_mutate=dont_mutate,
             )
 
         def lend(conn: LentConnection) -> PassOutcome:
@@ -913,6 +921,7 @@ class AlembicProject:
         url_env: str | None = None,
         paths: dict[str, str] | None = None,
         stamp: str | None = None,
+        dont_mutate: bool = False,
     ) -> PassOutcome:
         """Run ``env.py`` once; its migration function yields the steps ``plan`` chooses.
 
@@ -938,6 +947,8 @@ class AlembicProject:
             outcome.version_table = (
                 f"{context.version_table_schema or 'public'}.{context.version_table}"
             )
+            outcome.version_table_schema = context.version_table_schema
+            outcome.configured = True
             if stamp is not None:
                 context.stamp(script, stamp)
                 return
@@ -970,7 +981,9 @@ class AlembicProject:
                 current.clear()
                 outcome.completed.append(step)
 
-        environment = EnvironmentContext(cfg, script, fn=migration_fn, as_sql=False)
+        environment = EnvironmentContext(
+            cfg, script, fn=migration_fn, as_sql=False, dont_mutate=dont_mutate
+        )
         unguarded = environment.run_migrations
 
         def run_migrations(**kw: Any) -> None:
