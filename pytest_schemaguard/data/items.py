@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from pytest_schemaguard import framework
 from pytest_schemaguard.config import Settings
-from pytest_schemaguard.data.seed import Hook
-from pytest_schemaguard.data.walk import DataWalk
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.hooks import HookError, import_hook
 from pytest_schemaguard.migrations.runner import CheckId, Layout, MigrationRunner
 from pytest_schemaguard.stash import SETTINGS_KEY
+
+if TYPE_CHECKING:
+    # the walk and its seeding are imported when a data item is run
+    from pytest_schemaguard.data.seed import Hook
+    from pytest_schemaguard.data.walk import DataWalk
 
 __all__ = ["data_checks", "install", "load_data_hook", "schemaguard_data"]
 
@@ -133,6 +136,8 @@ def schemaguard_data(
     schemaguard_migrations: MigrationRunner,
 ) -> Iterator[DataWalk]:
     """The walk of the ``data`` checks of this session (results are cached in it)."""
+    from pytest_schemaguard.data.walk import DataWalk
+
     anchor = request.config.stash[framework.ANCHOR_KEY]
     if anchor.project is None or anchor.history is None:
         raise SchemaguardError("the migrations could not be read (see history)")

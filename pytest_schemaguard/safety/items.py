@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,9 +26,12 @@ from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.runner import CheckId, CheckResult, Layout, MigrationRunner
 from pytest_schemaguard.report.findings import Finding as ReportFinding
-from pytest_schemaguard.safety.observe import SafetyObserver
-from pytest_schemaguard.safety.rules import Finding
 from pytest_schemaguard.stash import SETTINGS_KEY
+
+if TYPE_CHECKING:
+    # the observer and its rules are imported when an item of theirs is selected
+    from pytest_schemaguard.safety.observe import SafetyObserver
+    from pytest_schemaguard.safety.rules import Finding
 
 __all__ = ["SafetyWarning", "install", "safety_checks", "safety_revisions"]
 
@@ -132,6 +135,8 @@ def pytest_fixture_setup(
     if fixturedef.argname == "schemaguard_migrations" and isinstance(value, MigrationRunner):
         wanted = set(_selected(request.session))
         if wanted and OBSERVER_KEY not in request.config.stash:
+            from pytest_schemaguard.safety.observe import SafetyObserver
+
             script = value.project.script
             paths = {}
             for rev in wanted:
