@@ -18,6 +18,7 @@ raise :class:`CheckFailure`).
 from __future__ import annotations
 
 import contextvars
+import inspect
 import os
 import warnings
 from collections.abc import Callable, Generator, Iterator
@@ -264,16 +265,36 @@ class SchemaguardFile(pytest.File):
     specs: list[CheckSpec]
 
     def collect(self) -> Iterator[pytest.Item]:
+        mark = pytest.mark.schemaguard
+        # The functions of one check kind come from one `def` and request the same fixtures:
+        # their fixture closure is worked out once and shared, as pytest shares it between
+        # the parametrized items of one test function.
+        closures: dict[object, Any] = {}
         for spec in self.specs:
+            key = _fixtures_key(spec.func)
             # No `originalname=` here: pytest 9.2 builds a Function's node id from
             # originalname + callspec, which would drop the "[...]" part of the name.
-            item = SchemaguardItem.from_parent(self, name=spec.name, callobj=spec.func)
+            item = SchemaguardItem.from_parent(
+                self, name=spec.name, callobj=spec.func, fixtureinfo=closures.get(key)
+            )
+            if key is not None:
+                closures.setdefault(key, item._fixtureinfo)
             item.originalname = spec.originalname
-            item.add_marker(pytest.mark.schemaguard)
+            item.add_marker(mark)
             item.schemaguard_path = spec.path
             for key, value in spec.attributes.items():
                 setattr(item, key, value)
             yield item
+
+
+def _fixtures_key(func: Callable[..., None]) -> object | None:
+    """What decides the fixtures a check function requests: its code, for a plain function
+    without parameter defaults or marks (None for anything else: not shared)."""
+    if not inspect.isfunction(func) or hasattr(func, "pytestmark"):
+        return None
+    if func.__defaults__ is not None or func.__kwdefaults__ is not None:
+        return None
+    return func.__code__
 
 
 @dataclass
