@@ -271,14 +271,14 @@ class SchemaguardFile(pytest.File):
         # the parametrized items of one test function.
         closures: dict[object, Any] = {}
         for spec in self.specs:
-            key = _fixtures_key(spec.func)
+            signature = _fixtures_key(spec.func)
             # No `originalname=` here: pytest 9.2 builds a Function's node id from
             # originalname + callspec, which would drop the "[...]" part of the name.
             item = SchemaguardItem.from_parent(
-                self, name=spec.name, callobj=spec.func, fixtureinfo=closures.get(key)
+                self, name=spec.name, callobj=spec.func, fixtureinfo=closures.get(signature)
             )
-            if key is not None:
-                closures.setdefault(key, item._fixtureinfo)
+            if signature is not None:
+                closures.setdefault(signature, item._fixtureinfo)
             item.originalname = spec.originalname
             item.add_marker(mark)
             item.schemaguard_path = spec.path
