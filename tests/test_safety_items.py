@@ -267,7 +267,7 @@ def test_same_findings_under_xdist_and_on_every_driver(
 
 
 @pytest.mark.parametrize("driver", ["pg8000", "psycopg"])
-def test_ending_the_stray_transaction_in_autocommit_block_passes_on_pg8000(
+def test_ending_the_stray_transaction_first_in_autocommit_block_passes(
     pytester: pytest.Pytester, project: Path, inner_dsn: str, driver: str
 ) -> None:
     # the way out the pg8000 message gives: op.execute("COMMIT") first in the block (on
