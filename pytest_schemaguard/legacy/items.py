@@ -33,19 +33,19 @@ import pytest
 from pytest_schemaguard import framework as schemaguard_items
 from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
-from pytest_schemaguard.legacy.fk_types import Finding, check_fk_types
 from pytest_schemaguard.migrations.runner import CheckResult
-from pytest_schemaguard.parity.checks import ParityChecks
 from pytest_schemaguard.parity.items import metadata_overridden, require_migrations
-from pytest_schemaguard.parity.migrated import MigrationFailed, migrate_to
 from pytest_schemaguard.report.findings import Finding as ReportFinding
-from pytest_schemaguard.snapshot.model import Snapshot
 
 if TYPE_CHECKING:
+    # the checks are imported when an item of theirs runs
     from sqlalchemy import MetaData
     from sqlalchemy.engine import Connection
 
     from pytest_schemaguard.legacy.analysis import LegacyAnalysis
+    from pytest_schemaguard.legacy.fk_types import Finding
+    from pytest_schemaguard.parity.checks import ParityChecks
+    from pytest_schemaguard.snapshot.model import Snapshot
 
 __all__ = ["LegacyChecks", "install", "legacy_checks", "schemaguard_legacy"]
 
@@ -147,6 +147,8 @@ class LegacyChecks:
         return self._analysis
 
     def _head(self, title: str) -> Snapshot | CheckResult:
+        from pytest_schemaguard.parity.migrated import MigrationFailed
+
         try:
             return self.parity.head_snapshot()
         except MigrationFailed as exc:
@@ -207,6 +209,8 @@ class LegacyChecks:
         head = self._head(title)
         if isinstance(head, CheckResult):
             return head
+        from pytest_schemaguard.legacy.fk_types import check_fk_types
+
         findings = check_fk_types(head)
         if not findings:
             return CheckResult("passed", title, [])
@@ -447,6 +451,8 @@ def _foreign_key_origins(parity: ParityChecks) -> dict[str, tuple[str, int | Non
             listening.append(conn)
         else:
             note(conn, (rev, None))
+
+    from pytest_schemaguard.parity.migrated import migrate_to
 
     try:
         migrated = migrate_to(

@@ -20,13 +20,13 @@ from pytest_schemaguard import framework as schemaguard_items
 from pytest_schemaguard.config import Settings
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.runner import CheckId, CheckResult
-from pytest_schemaguard.parity.checks import ParityChecks
-from pytest_schemaguard.parity.orm import capture_metadata
 
 if TYPE_CHECKING:
+    # the checks (and the models' import) are imported when an item of theirs runs
     from sqlalchemy import MetaData
 
     from pytest_schemaguard.migrations.runner import MigrationRunner
+    from pytest_schemaguard.parity.checks import ParityChecks
 
 __all__ = [
     "AutogenerateWarning",
@@ -58,6 +58,8 @@ def capture_models(config: pytest.Config, settings: Settings) -> None:
     """Import the configured ``metadata`` and keep a copy of it (or why it cannot be had),
     before Alembic imports the revision modules, which may change the models."""
     if settings.metadata and MODELS_KEY not in config.stash:
+        from pytest_schemaguard.parity.orm import capture_metadata
+
         try:
             config.stash[MODELS_KEY] = capture_metadata(
                 settings.metadata, settings.root, where=settings.describe("metadata")
@@ -164,6 +166,8 @@ def schemaguard_metadata(pytestconfig: pytest.Config, schemaguard_settings: Sett
         )
     captured = pytestconfig.stash.get(MODELS_KEY, None)
     if captured is None:
+        from pytest_schemaguard.parity.orm import capture_metadata
+
         captured = capture_metadata(
             settings.metadata, settings.root, where=settings.describe("metadata")
         )
@@ -181,6 +185,8 @@ def schemaguard_parity(
     schemaguard_migrations: MigrationRunner,
 ) -> Iterator[ParityChecks]:
     """The parity checks of this session (migrated databases are shared and cached)."""
+    from pytest_schemaguard.parity.checks import ParityChecks
+
     anchor = request.config.stash[schemaguard_items.ANCHOR_KEY]
     if anchor.project is None or anchor.history is None:
         raise SchemaguardError(anchor.load_error or "the migrations could not be read")
