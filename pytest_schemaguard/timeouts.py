@@ -186,13 +186,20 @@ class StepGuard:
         self._deadline: float | None = None
         self._cancelling = False
         self._closed = False
+        self._idle = False
+        """The watchdog sleeps without a deadline (only then must arm() wake it)."""
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:  # never the connection string: it may hold a password
         return f"StepGuard({self.setting}={self.timeout:g}, pid={self._pid}, fired={self.fired})"
 
     def arm(self) -> None:
-        """Start guarding a step: its statement is cancelled ``timeout`` seconds from now."""
+        """Start guarding a step: its statement is cancelled ``timeout`` seconds from now.
+
+        The watchdog is woken only when it sleeps without a deadline: one sleeping until an
+        earlier step's deadline wakes then, sees the later one and sleeps again.  (Waking it at
+        every step would make it compete with the migration for the interpreter hundreds of
+        times a second.)"""
         if self.timeout <= 0 or self._pid is None:
             return
         with self._cond:
@@ -204,7 +211,8 @@ class StepGuard:
                     target=self._watch, name="schemaguard-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            elif self._idle:
+                self._cond.notify_all()
 
     def disarm(self) -> None:
         """The step is over; waits for a cancel in flight, so none lands on a later statement."""
@@ -212,7 +220,6 @@ class StepGuard:
             self._deadline = None
             while self._cancelling:
                 self._cond.wait()
-            self._cond.notify_all()
 
     def close(self) -> None:
         with self._cond:
@@ -231,7 +238,9 @@ class StepGuard:
         with self._cond:
             while not self._closed:
                 if self._deadline is None:
+                    self._idle = True
                     self._cond.wait()
+                    self._idle = False
                     continue
                 remaining = self._deadline - time.monotonic()
                 if remaining > 0:

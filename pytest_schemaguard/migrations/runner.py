@@ -412,11 +412,14 @@ class MigrationRunner:
     def result(self, check: CheckId, batch: Iterable[CheckId] = ()) -> CheckResult:
         """The result of ``check``, running (with it) the checks in ``batch`` not yet known."""
         if check not in self.results:
-            todo = [check, *(c for c in batch if c not in self.results and c != check)]
+
+            def todo() -> list[CheckId]:
+                return [check, *(c for c in batch if c not in self.results and c != check)]
+
             if self.stepwise:
                 self._run_stepwise(check, todo)
             else:
-                self._run(todo)
+                self._run(todo())
         result = self.results[check]
         for note in self._one_run_notes(check):
             if result.outcome == "failed" and f"note: {note}" not in result.lines:
@@ -427,6 +430,8 @@ class MigrationRunner:
 
     def _one_run_notes(self, check: CheckId) -> list[str]:
         """For a check that ran after a revision reached in one run from base: say so."""
+        if not self.one_run:
+            return []
         if check.kind == "cycle":
             behind = self.history.ordered(self.one_run)
         elif check.kind in ("upgrade", "roundtrip") and check.revision is not None:
@@ -441,15 +446,16 @@ class MigrationRunner:
             for r in behind
         ]
 
-    def _run_stepwise(self, check: CheckId, todo: list[CheckId]) -> None:
+    def _run_stepwise(self, check: CheckId, checks: Callable[[], list[CheckId]]) -> None:
         """Advance the suspended pass until ``check``'s result is known (starting one for
-        ``todo`` when none is under way)."""
+        ``checks()`` when none is under way)."""
         stepper = self._stepper
         if stepper.running and check not in self._stepper_todo:
             stepper.finish()  # the pass under way does not lead there: let it end first
         if check in self.results:
             return
         if not stepper.running:
+            todo = checks()
             self._stepper_todo = set(todo)
             stepper.start(lambda: self._run(todo))
         stepper.wait_for(lambda: check in self.results)

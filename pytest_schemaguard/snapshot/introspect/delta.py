@@ -84,7 +84,7 @@ objects AS (
 versions(rel, v) AS (
 %(versions)s
 ),
-names AS (
+names AS MATERIALIZED (
     -- what other relations print of it: its schema, name and column names
     SELECT rel.oid AS rel, md5(rel.nspname || '.' || rel.relname || ':' || coalesce((
         SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_attribute a
@@ -92,9 +92,10 @@ names AS (
     FROM rel
 ),
 fingerprints AS (
-    SELECT v.rel, count(*) || ':' || sum(hashtextextended(v.v, 0)) || '/' || n.names AS fp
-    FROM versions v JOIN names n ON n.rel = v.rel
-    GROUP BY v.rel, n.names
+    SELECT v.rel, v.versions || '/' || n.names AS fp
+    FROM (SELECT rel, count(*) || ':' || sum(hashtextextended(v, 0)) AS versions
+          FROM versions GROUP BY rel) v
+    JOIN names n ON n.rel = v.rel
 ),
 known(oid, fp) AS (SELECT * FROM unnest($1::oid[], $2::text[])),
 changed AS (
