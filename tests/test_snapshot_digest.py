@@ -10,7 +10,10 @@ attribute changed, every round trip failing with its usual message."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -23,6 +26,7 @@ from pytest_schemaguard.migrations.runner import compare_snapshots
 from pytest_schemaguard.server import Database, PostgresServer
 from pytest_schemaguard.snapshot.introspect import read_schema, take_snapshot
 from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV
+from pytest_schemaguard.snapshot.introspect.delta import check as check_catalog
 
 SCHEMA = """
 CREATE SCHEMA app;
@@ -193,6 +197,17 @@ def test_settings_that_change_how_values_print_make_a_full_read(
     assert after.printed == before.printed  # everything again
 
 
+def test_checking_reads_catches_a_wrong_incremental_read(conn: psycopg.Connection) -> None:
+    # what SCHEMAGUARD_CHECK_READS=1 relies on: a catalog missing one relation's rows differs
+    reading = read_schema(conn)
+    columns = dict(reading.catalog.rows["columns"])
+    columns.pop(next(iter(columns)))
+    wrong = dataclasses.replace(reading.catalog, rows={**reading.catalog.rows, "columns": columns})
+    with pytest.raises(AssertionError, match=r"differs from a full read in: \['columns'\]"):
+        check_catalog(conn, wrong, ("alembic_version",))
+    check_catalog(conn, reading.catalog, ("alembic_version",))  # the right one passes
+
+
 def test_an_incremental_read_needs_the_same_connection(database: Database) -> None:
     with psycopg.connect(database.dsn) as one, psycopg.connect(database.dsn) as two:
         first = read_schema(one)
@@ -347,3 +362,22 @@ def test_a_downgrade_leaving_one_attribute_fails_its_roundtrip(
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_every_incremental_read_of_a_long_history_is_a_full_read(
+    pytester: pytest.Pytester, inner_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 generated revisions (tables, foreign keys between them, enums, defaults, checks,
+    # indexes, drops): each of the ~120 reads of the round trips is compared with a full read
+    benchmarks = Path(__file__).parents[1] / "benchmarks"
+    sys.path.insert(0, str(benchmarks))
+    try:
+        from gen_alembic_project import generate  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(benchmarks))
+    generate(pytester.path / "project", 40)
+    monkeypatch.chdir(pytester.path / "project")
+    monkeypatch.setenv(CHECK_READS_ENV, "1")
+    result = run_checks(pytester, inner_dsn, "-q")
+    result.assert_outcomes(passed=1 + 2 * 40 + 1)
+    result.stdout.no_fnmatch_line("*differs from a full read*")

@@ -50,7 +50,7 @@ from pytest_schemaguard.snapshot.introspect.queries import (
 )
 from pytest_schemaguard.snapshot.introspect.reading import statement_name
 
-__all__ = ["CHECK_READS_ENV", "Catalog", "read_incrementally"]
+__all__ = ["CHECK_READS_ENV", "Catalog", "check", "read_incrementally"]
 
 #: Set to ``1`` to compare every incremental read with a full read (slow; for tests).
 CHECK_READS_ENV = "SCHEMAGUARD_CHECK_READS"
@@ -348,11 +348,11 @@ def read_incrementally(
     else:
         catalog = _merge(result, base, raw)
     if os.environ.get(CHECK_READS_ENV) == "1":
-        _check(raw, catalog, exclude_tables)
+        check(raw, catalog, exclude_tables)
     return catalog, row
 
 
-def _check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[str, ...]) -> None:
+def check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[str, ...]) -> None:
     """Compare ``catalog`` with a full read of the same catalog; raise when they differ."""
     first, second = query(raw.info.server_version, False, None, exclude_tables)
     with raw.cursor() as cur:
