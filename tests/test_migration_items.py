@@ -27,6 +27,12 @@ ALL_CLEAN_IDS = [
     "alembic.ini::cycle",
 ]
 
+# The report header of the CLEAN project on the suite's server.
+HEADER_LINES = [
+    "schemaguard: PostgreSQL *, external server postgresql://*",
+    "schemaguard: migrations alembic.ini: 3 revisions, head d07b4e6c2a15-index_status",
+]
+
 
 def esc(pattern: str) -> str:
     """An fnmatch pattern matching ``[`` and ``]`` literally (node ids have them)."""
@@ -48,6 +54,9 @@ def test_clean_project_passes_every_item_with_stable_ids(
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines([esc(f"{node} PASSED*") for node in ALL_CLEAN_IDS])
     result.stdout.no_fnmatch_line("*Traceback*")
+    # the report header names the server and the migrations' head (no baseline configured; see
+    # test_the_report_header_names_the_migrations_head_and_baseline for one)
+    result.stdout.fnmatch_lines(HEADER_LINES)
 
 
 def test_items_are_selectable_by_keyword_marker_and_node_id(
@@ -530,18 +539,14 @@ def test_outcomes_under_xdist_are_those_of_a_serial_run(
 def test_the_report_header_names_the_migrations_head_and_baseline(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:
+    # without a baseline the header is checked on the clean project's run (first test above)
     write_project(pytester.path, CLEAN)
-    result = run_checks(pytester, inner_dsn, "-k", "history")
-    result.stdout.fnmatch_lines(
-        [
-            "schemaguard: PostgreSQL *, external server postgresql://*",
-            "schemaguard: migrations alembic.ini: 3 revisions, head d07b4e6c2a15-index_status",
-        ]
-    )
     result = run_checks(
         pytester, inner_dsn, "-k", "history", "-o", "schemaguard_baseline=reports/schema.sql"
     )
-    result.stdout.fnmatch_lines(["schemaguard: baseline reports/schema.sql (missing)"])
+    result.stdout.fnmatch_lines(
+        [*HEADER_LINES, "schemaguard: baseline reports/schema.sql (missing)"]
+    )
 
 
 def test_tool_alembic_is_found_when_alembic_ini_only_configures_logging(
