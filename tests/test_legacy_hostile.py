@@ -33,19 +33,33 @@ def _run(pytester: pytest.Pytester, project: Path, dsn: str, *args: str) -> pyte
         )
 
 
-def test_a_file_that_is_not_utf8_is_one_finding_and_breaks_nothing_else(
+def test_bytes_that_are_not_utf8_and_a_statement_nested_too_deeply_fail_only_their_files(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:
+    """Two hostile files in one project (one inner run): each is its own finding; the other
+    scripts, and the rest of each file, are analysed as usual."""
     project = copy_project("timetracker", pytester.path)
     (project / BAD_FILE).write_bytes(
         b"COMMENT ON TABLE time_entries IS 'entries';\n"
         b"CREATE TABLE bad_\xff (id int);\n"
         b"COMMENT ON COLUMN time_entries.end_time IS 'caf\xe9';\n"
     )
+    depth = 3000
+    (project / DEEP_FILE).write_text(
+        "ALTER TABLE time_entries ADD CONSTRAINT deep CHECK ("
+        + "(" * depth
+        + "owner_id > 0"
+        + ")" * depth
+        + ");\n"
+        "CREATE INDEX ix_after_deep ON time_entries (stopped_at);\n",
+        encoding="utf-8",
+    )
     result = _run(pytester, project, inner_dsn, "-k", "legacy_ddl")
-    # the patch and the three repair scripts still pass; only the file with the bytes fails
-    result.assert_outcomes(failed=1, passed=4)
+    # the patch and the three repair scripts still pass; only the two hostile files fail
+    result.assert_outcomes(failed=2, passed=4)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+    # the file with the bytes
     result.stdout.fnmatch_lines(
         [
             f"*_ legacy_ddl?{BAD_FILE}? _*",
@@ -59,26 +73,8 @@ def test_a_file_that_is_not_utf8_is_one_finding_and_breaks_nothing_else(
     # the rest of the file is read (with a replacement character) and analysed
     result.stdout.no_fnmatch_line("*end_time*does not have*")
     result.stdout.no_fnmatch_line("*UnicodeDecodeError*")
-    result.stdout.no_fnmatch_line("*Traceback*")
 
-
-def test_a_statement_nested_too_deeply_is_not_analysed_and_the_rest_is(
-    pytester: pytest.Pytester, inner_dsn: str
-) -> None:
-    project = copy_project("timetracker", pytester.path)
-    depth = 3000
-    (project / DEEP_FILE).write_text(
-        "ALTER TABLE time_entries ADD CONSTRAINT deep CHECK ("
-        + "(" * depth
-        + "owner_id > 0"
-        + ")" * depth
-        + ");\n"
-        "CREATE INDEX ix_after_deep ON time_entries (stopped_at);\n",
-        encoding="utf-8",
-    )
-    result = _run(pytester, project, inner_dsn, "-k", "legacy_ddl")
-    result.assert_outcomes(failed=1, passed=4)
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # the file with the deep statement
     result.stdout.fnmatch_lines(
         [
             f"*_ legacy_ddl?{DEEP_FILE}? _*",
