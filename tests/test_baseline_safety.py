@@ -329,7 +329,10 @@ def test_every_refused_statement_is_listed_with_its_line(
     marker_dir: Path,
 ) -> None:
     """The other refusals, in one baseline (one inner run): each is listed at its line with
-    its reason, and none of them, nor anything else of the file, runs."""
+    its reason, and none of them, nor anything else of the file, runs.
+
+    psql would run the meta-command `\\!` as a shell command; the replay never runs psql, and
+    refuses the file rather than dropping the line silently."""
     server = schemaguard_postgres
     marker = marker_dir / "marker"
     project = copy_project("timetracker", pytester.path)
@@ -345,6 +348,13 @@ def test_every_refused_statement_is_listed_with_its_line(
             f"  {LEGACY}:{line}: {first_line}",
             f"      not schema DDL; not executed ({why})",
         ]
+    # and a psql meta-command other than \\restrict and \\connect
+    line = text.count("\n") + 2
+    text += f"\n\\! touch {marker}\n"
+    expected += [
+        f"  {LEGACY}:{line}: \\! touch {marker}",
+        "      not schema DDL; not executed (psql meta-command \\!)",
+    ]
     baseline.write_text(text)
 
     result = run_checks(
@@ -354,44 +364,13 @@ def test_every_refused_statement_is_listed_with_its_line(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            f"{LEGACY} holds {len(cases)} statements that are not schema DDL, so nothing of it "
-            "was executed:",
+            f"{LEGACY} holds {len(cases) + 1} statements that are not schema DDL, so nothing of "
+            "it was executed:",
             *expected,
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
     assert_nothing_ran(server, marker, other_database)
-
-
-def test_a_psql_meta_command_other_than_restrict_and_connect_is_refused(
-    pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
-    schemaguard_postgres: PostgresServer,
-    marker_dir: Path,
-) -> None:
-    """psql would run `\\!` as a shell command; the replay never runs psql, and refuses the
-    file rather than dropping the line silently."""
-    marker = marker_dir / "marker"
-    project = copy_project("timetracker", pytester.path)
-    baseline = project / LEGACY
-    text = baseline.read_text()
-    line = text.count("\n") + 2
-    baseline.write_text(text + f"\n\\! touch {marker}\n")
-    result = run_checks(
-        pytester,
-        monkeypatch,
-        project,
-        f"--schemaguard-dsn={schemaguard_postgres.url}",
-        *ONLY_BASELINE,
-    )
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            f"  {LEGACY}:{line}: \\! touch {marker}",
-            "      not schema DDL; not executed (psql meta-command \\!)",
-        ]
-    )
-    assert not marker.exists()
 
 
 def test_nothing_of_a_refused_file_runs(
