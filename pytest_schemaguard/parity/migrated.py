@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Migrated",
     "MigrationFailed",
-    "foreign_key_origins",
     "migrate_to",
     "resolve_target",
     "snapshot_database",
@@ -140,57 +139,6 @@ def migrate_to(
         server.drop_database(db)
         raise
     return Migrated(db, snapshot, revisions, label, version_table, outcome.version_table)
-
-
-_FOREIGN_KEYS = (
-    "SELECT n.nspname, c.relname, con.conname FROM pg_catalog.pg_constraint con "
-    "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE con.contype = 'f'"
-)
-
-
-def foreign_key_origins(
-    project: AlembicProject,
-    history: History,
-    server: Any,
-    config_factory: Callable[[str], Config],
-    *,
-    template: str | None = None,
-    skip: frozenset[str] = frozenset(),
-) -> dict[str, str]:
-    """The revision whose upgrade first created each foreign key of the schema at head:
-    ``schema.table.constraint`` -> revision id.
-
-    A pass of its own (a new scratch database, dropped at the end) that reads only the names
-    of the foreign keys after each step, so it needs nothing from the migration checks and
-    runs alike under ``-k`` and on any xdist worker.  Foreign keys already in the template (a
-    bootstrapped schema) have no revision.  Raises :class:`MigrationFailed` as
-    :func:`migrate_to` does.
-    """
-    origins: dict[str, str] = {}
-    known: set[str] = set()
-
-    def observe(conn: Connection, rev: str | None) -> None:
-        for schema, table, name in conn.exec_driver_sql(_FOREIGN_KEYS).all():
-            key = f"{schema}.{table}.{name}"
-            if key not in known:
-                known.add(key)
-                if rev is not None:
-                    origins[key] = rev
-
-    migrated = migrate_to(
-        project,
-        history,
-        server,
-        config_factory,
-        "head",
-        template=template,
-        skip=skip,
-        observe=observe,
-    )
-    server.drop_database(migrated.database)
-    return origins
 
 
 def snapshot_database(url: str, *, exclude_tables: tuple[str, ...] = ()) -> Snapshot:
