@@ -135,3 +135,33 @@ def test_the_worker_sees_the_callers_context_variables() -> None:
     stepper.start(work)
     stepper.wait_for(lambda: bool(seen))
     assert seen == ["from the caller"]
+
+
+def test_the_waiting_caller_is_woken_where_the_worker_stops_not_at_every_gate() -> None:
+    stepper = Stepper()
+    done: list[int] = []
+    woken: list[bool] = []
+    wait = stepper._cond.wait
+
+    def counting_wait(timeout: float | None = None) -> bool:
+        notified = wait(timeout)
+        if threading.current_thread() is threading.main_thread():
+            woken.append(notified)
+        return notified
+
+    stepper._cond.wait = counting_wait  # type: ignore[method-assign]
+
+    def work() -> None:
+        for i in range(40):
+            stepper.gate()
+            threading.Event().wait(0.001)  # a step that lets the caller's thread run
+            done.append(i)
+
+    stepper.start(work)
+    stepper.wait_for(lambda: 29 in done)
+    # notified once, at the gate before step 30 where the worker stopped (not at the 29 gates
+    # it passed, where the caller would only find that step 29 is not done yet)
+    assert woken.count(True) == 1
+    assert done == list(range(30))
+    stepper.finish()
+    assert done == list(range(40))
