@@ -87,26 +87,41 @@ CHANGES = {
 #: Changes of something a relation's printed rows name without changing the relation's own
 #: catalog rows, each with the relation that must be printed again.
 REFERENCES = {
-    "referenced table renamed": ("ALTER TABLE t RENAME TO t2", "child"),
-    "referenced column renamed": ("ALTER TABLE t RENAME COLUMN id TO tid", "child"),
-    "column of a view renamed": ("ALTER TABLE t RENAME COLUMN c TO cc", "v"),
-    "type of a column renamed": ("ALTER TYPE mood RENAME TO feeling", "t"),
-    "domain of a column renamed": ("ALTER DOMAIN positive RENAME TO above_zero", "t"),
-    "sequence of a default renamed": ("ALTER SEQUENCE t_id_seq RENAME TO t_key_seq", "t"),
-    "function of a trigger renamed": ("ALTER FUNCTION touch() RENAME TO touch2", "t"),
+    # name: (set up before the first read, the change, a relation that prints the changed name)
+    "referenced table renamed": ("", "ALTER TABLE t RENAME TO t2", "child"),
+    "referenced column renamed": ("", "ALTER TABLE t RENAME COLUMN id TO tid", "child"),
+    "column of a view renamed": ("", "ALTER TABLE t RENAME COLUMN c TO cc", "v"),
+    "type of a column renamed": ("", "ALTER TYPE mood RENAME TO feeling", "t"),
+    "domain of a column renamed": ("", "ALTER DOMAIN positive RENAME TO above_zero", "t"),
+    "sequence of a default renamed": ("", "ALTER SEQUENCE t_id_seq RENAME TO t_key_seq", "t"),
+    "function of a trigger renamed": ("", "ALTER FUNCTION touch() RENAME TO touch2", "t"),
     "function of a default renamed": (
-        "ALTER TABLE child ADD COLUMN f integer DEFAULT f(); ALTER FUNCTION f() RENAME TO g",
+        "ALTER TABLE child ADD COLUMN f integer DEFAULT f()",
+        "ALTER FUNCTION f() RENAME TO g",
         "child",
     ),
     "schema of a referenced table renamed": (
         "CREATE TABLE app.parent (id integer PRIMARY KEY); "
-        "ALTER TABLE child ADD COLUMN p integer REFERENCES app.parent; "
+        "ALTER TABLE child ADD COLUMN p integer REFERENCES app.parent",
         "ALTER SCHEMA app RENAME TO application",
         "child",
     ),
+    "owner of a sequence changed": ("", "ALTER SEQUENCE s OWNED BY t.d", "t"),
+    "parent of an inherited table renamed": (
+        "CREATE TABLE app.base (id integer); CREATE TABLE heir (n integer) INHERITS (app.base)",
+        "ALTER TABLE app.base RENAME TO base2",
+        "heir",
+    ),
+    "parent of a partition renamed": (
+        "CREATE TABLE pt (k integer) PARTITION BY RANGE (k); "
+        "CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (10)",
+        "ALTER TABLE pt RENAME TO pt0",
+        "pt1",
+    ),
     "role of a policy renamed": (
         "CREATE ROLE schemaguard_reader; CREATE POLICY readers ON t TO schemaguard_reader "
-        "USING (true); ALTER ROLE schemaguard_reader RENAME TO schemaguard_readers",
+        "USING (true)",
+        "ALTER ROLE schemaguard_reader RENAME TO schemaguard_readers",
         "t",
     ),
 }
@@ -171,10 +186,14 @@ def test_an_incremental_read_prints_only_what_changed(
 
 
 @pytest.mark.usefixtures("checked_reads")
-@pytest.mark.parametrize("change,printed_again", list(REFERENCES.values()), ids=list(REFERENCES))
+@pytest.mark.parametrize(
+    "setup,change,printed_again", list(REFERENCES.values()), ids=list(REFERENCES)
+)
 def test_an_incremental_read_prints_again_what_names_a_renamed_object(
-    conn: psycopg.Connection, change: str, printed_again: str
+    conn: psycopg.Connection, setup: str, change: str, printed_again: str
 ) -> None:
+    if setup:
+        conn.execute(setup)
     before = read_schema(conn)
     conn.execute(change)
     after = read_schema(conn, since=before)

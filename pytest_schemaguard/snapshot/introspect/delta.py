@@ -172,6 +172,13 @@ _VERSIONED: tuple[tuple[str, str, str], ...] = (
         "pg_partitioned_table pt JOIN rel ON rel.oid = pt.partrelid",
     ),
     (
+        # what it depends on by itself (a sequence's owning column, an inherited parent)
+        "d.objid",
+        _version("d", "'o'", "d.refclassid", "d.refobjid", "d.refobjsubid", "d.deptype"),
+        "pg_depend d JOIN rel ON d.classid = 'pg_class'::regclass AND d.objid = rel.oid "
+        "AND d.objsubid = 0",
+    ),
+    (
         "o.rel",
         _version("d", "'c'", "d.classoid", "d.objoid", "d.objsubid"),
         "pg_description d JOIN objects o ON o.classid = d.classoid AND o.objid = d.objoid "
