@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from defects import FIXTURES_DIR
-from migration_projects import CLEAN, write_project
+from migration_projects import CLEAN, Rev, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = Path(__file__).resolve().parent / "data" / "projects"
@@ -66,8 +66,8 @@ TAG_COLOR = [
 ]
 UNSEEDABLE = (
     "*CheckNoteWarning: data of d1a7a0000004 (backfilled priority) (*): table readings could "
-    "not be seeded (column bits of type bit(8): no value to generate); its upgrade ran on it "
-    "empty"
+    "not be seeded (column gauge of type public.gauge: no value to generate); its upgrade ran on "
+    "it empty"
 )
 GENERATED_VALUES = (
     "*CheckNoteWarning: data of d1a7a0000007 (email check) (*): upgrade of d1a7a0000007 (email "
@@ -170,7 +170,7 @@ def rows(request):
             for i in range(request.rows)
         ]
     if request.table == "readings":
-        return [{"id": i + 1, "bits": "10101010"} for i in range(request.rows)]
+        return [{"id": i + 1, "gauge": "(1.5,2.5)"} for i in range(request.rows)]
     if request.table == "tags" and request.upgrading == "d1a7a0000007":
         # tags lost its rows in 0006's downgrade: asked again before 0007
         raise ValueError("no tags today")
@@ -326,7 +326,15 @@ def test_clean_projects_pass_every_data_item(
         ("integer[]", 1, "{}"),
         ("public.email_address", 7, "email 7"),  # a domain over character varying(8)
         ("order_kind", 3, "retail"),  # an enum's labels in turn
-        ("bit(8)", 1, None),
+        ("bit(8)", 5, "00000101"),  # exactly 8 bits
+        ("bit(2)", 6, "10"),  # the last 2 bits of 110
+        ("bit varying(3)", 9, "001"),  # at most 3 bits
+        ("public.months", 2, "2 mons"),  # a domain over interval year to month: not days
+        ("int4range", 2, "[2,3)"),
+        ("tstzmultirange", 1, "{[2024-01-01 12:00:00+00,2024-01-02 12:00:00+00)}"),
+        ("public.bits", 3, "011"),  # a domain over bit(3)
+        ("public.tags", 1, "{}"),  # a domain over text[]
+        ("pg_snapshot", 1, None),
     ],
 )
 def test_seeded_values_fit_the_column_type(type_: str, n: int, expected: str | None) -> None:
@@ -336,7 +344,12 @@ def test_seeded_values_fit_the_column_type(type_: str, n: int, expected: str | N
     base = type_.partition("(")[0]
     column = Column("email", type_, False, base_type=base)
     enums = {"order_kind": ("retail", "wholesale")}
-    domains = {"public.email_address": "character varying(8)"}
+    domains = {
+        "public.email_address": "character varying(8)",
+        "public.bits": "bit(3)",
+        "public.tags": "text[]",
+        "public.months": "interval year to month",
+    }
     assert value_text(column, n, enums=enums, domains=domains) == expected
 
 
@@ -377,3 +390,89 @@ def test_simple_check_constraints_shape_the_values() -> None:
         ["2", "paid", "2024-01-02", "2024-01-03"],
         ["1", "new", "2024-01-03", "2024-01-04"],
     ]
+
+
+# A table of the column types seeded values once lacked (bit strings, multiranges, geometry,
+# pg_lsn, "char", ...), most of them unique, with an exclusion constraint on a range: it is
+# seeded, 0002 runs on its rows, and 0003 fails on them (the count shows they are there).
+GADGETS = [
+    Rev(
+        "9a5e00000001",
+        None,
+        "gadgets",
+        """
+        op.execute("CREATE DOMAIN flags AS bit(4)")
+        op.execute(
+            \"\"\"
+            CREATE TABLE gadgets (
+                id integer PRIMARY KEY,
+                bits bit(8) NOT NULL UNIQUE,
+                mask varbit(16) NOT NULL UNIQUE,
+                flags flags NOT NULL UNIQUE,
+                mac macaddr8 NOT NULL UNIQUE,
+                lsn pg_lsn NOT NULL UNIQUE,
+                code "char" NOT NULL UNIQUE,
+                term interval year to month NOT NULL UNIQUE,
+                slots int4multirange NOT NULL UNIQUE,
+                during tstzrange NOT NULL,
+                keys uuid[] NOT NULL UNIQUE,
+                docs jsonb[] NOT NULL,
+                query tsquery NOT NULL,
+                area box NOT NULL,
+                zone circle NOT NULL,
+                edge lseg NOT NULL,
+                route path NOT NULL,
+                shape polygon NOT NULL,
+                axis line NOT NULL,
+                ref oid NOT NULL,
+                EXCLUDE USING gist (during WITH &&)
+            )
+            \"\"\"
+        )
+        """,
+        """
+        op.drop_table("gadgets")
+        op.execute("DROP DOMAIN flags")
+        """,
+    ),
+    Rev(
+        "9a5e00000002",
+        "9a5e00000001",
+        "widen mask",
+        'op.execute("ALTER TABLE gadgets ALTER COLUMN mask TYPE varbit(32)")',
+        'op.execute("ALTER TABLE gadgets ALTER COLUMN mask TYPE varbit(16)")',
+    ),
+    Rev(
+        "9a5e00000003",
+        "9a5e00000002",
+        "gadget label",
+        'op.execute("ALTER TABLE gadgets ADD COLUMN label text NOT NULL")',
+        'op.drop_column("gadgets", "label")',
+    ),
+]
+
+
+def test_tables_of_bit_strings_ranges_and_geometry_are_seeded(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, GADGETS)
+    result = run(pytester, inner_dsn, "-v", "-k", "data")
+    result.assert_outcomes(passed=2, failed=1, deselected=result.parseoutcomes()["deselected"])
+    result.stdout.fnmatch_lines(
+        [
+            esc("*::data[9a5e00000001-gadgets] PASSED*"),
+            esc("*::data[9a5e00000002-widen_mask] PASSED*"),
+            esc("*::data[9a5e00000003-gadget_label] FAILED*"),
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of 9a5e00000003 (gadget label) fails on tables with rows: ALTER TABLE "
+            'gadgets ADD COLUMN label text NOT NULL — column "label" of relation "gadgets" '
+            "contains null values (seeded: gadgets 3 rows); add a server_default or backfill "
+            "before SET NOT NULL",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*could not be seeded*")
+    result.stdout.no_fnmatch_line("*CheckNoteWarning*")
+    result.stdout.no_fnmatch_line("*Traceback*")

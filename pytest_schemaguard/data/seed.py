@@ -9,7 +9,8 @@ What the rows look like (``docs/checks/data.md`` says the same, for users):
   the table's only row) holds NULL in every nullable column, the others hold values;
 * row ``n`` of a table (counting every row generated for it) holds values made from ``n``:
   ``'<column> <n>'`` for text, ``n`` for numbers, ``2024-01-01`` plus ``n - 1`` days for dates
-  and timestamps, enum labels in turn, ``'{}'`` for arrays, and so on (:func:`value_text`);
+  and timestamps, enum labels in turn, ``n`` in binary for bit strings, ``[n,n+1)`` for
+  ranges, ``'{}'`` for arrays (one element in a unique key), and so on (:func:`value_text`);
 * a foreign key takes the key of an existing row of the referenced table (NULL when that table
   has none and the columns are nullable);
 * a column that is generated, an identity column, or has a default and is not part of a unique
@@ -225,21 +226,30 @@ def value_text(
     enums: Mapping[str, tuple[str, ...]],
     domains: Mapping[str, str],
     rules: Rules | None = None,
+    unique: bool = False,
 ) -> str | None:
     """The text form of the value row ``n`` gets in ``column`` (the server casts it to the
-    column's type), or None when no value of its type can be made."""
+    column's type), or None when no value of its type can be made.  ``unique``: the column is
+    part of a unique key (an array then holds one element, so rows differ)."""
     rules = rules or Rules()
     name = column.name
     if name in rules.allowed:
         choices = rules.allowed[name]
         return choices[(n - 1) % len(choices)]
     n += rules.rank.get(name, 0)
-    if column.is_array:
-        return "{}"
-    # a domain: a value of its base type (``character varying(40)``), modifiers apart
-    typed = domains.get(column.base_type, column.type)
-    base = _MODIFIERS.sub("", typed).strip() if column.base_type in domains else column.base_type
-    labels = enums.get(column.base_type)
+    # a domain: a value of its base type (``character varying(40)``, ``bit(8)``, ``text[]``);
+    # a domain over a domain: its base type's, in turn
+    typed, base = column.type, column.base_type
+    for _ in range(8):
+        if base not in domains:
+            break
+        typed = domains[base]
+        base = _MODIFIERS.sub("", typed).strip()
+        if base.startswith("interval "):  # ``interval year to month``: its fields apart
+            base = "interval"
+    if typed.endswith("]"):
+        return _array_text(column, typed, base, n, enums, domains, unique)
+    labels = enums.get(base)
     if labels is not None:
         return labels[(n - 1) % len(labels)] if labels else None
     if base in _NUMBER:
@@ -263,34 +273,105 @@ def value_text(
             suffix = str(n)
             text = suffix[-limit:] if limit <= len(suffix) else text[: limit - len(suffix)] + suffix
         return text
+    if base in _BITS:
+        return _bits_text(base, typed, n)
     day = _DAY + datetime.timedelta(days=n - 1)
+    minute = 12 * 60 + n  # 12:01, 12:02, ... (distinct for 720 rows)
+    clock = f"{minute // 60 % 24:02d}:{minute % 60:02d}:00"
+    stamp = f"{day.isoformat()} 12:00:00"
+    after = f"{(day + datetime.timedelta(days=1)).isoformat()} 12:00:00"
+    # ranges: [n, n + 1), one day from the row's date; no two rows' ranges overlap
+    ranges = {
+        "int4": f"[{n},{n + 1})",
+        "int8": f"[{n},{n + 1})",
+        "num": f"[{n},{n + 1})",
+        "date": f"[{day.isoformat()},{(day + datetime.timedelta(days=1)).isoformat()})",
+        "ts": f"[{stamp},{after})",
+        "tstz": f"[{stamp}+00,{after}+00)",
+    }
     simple: dict[str, Callable[[], str]] = {
         "boolean": lambda: "true" if n % 2 else "false",
         "date": day.isoformat,
-        "timestamp without time zone": lambda: f"{day.isoformat()} 12:00:00",
-        "timestamp with time zone": lambda: f"{day.isoformat()} 12:00:00+00",
-        "time without time zone": lambda: f"12:{n % 60:02d}:00",
-        "time with time zone": lambda: f"12:{n % 60:02d}:00+00",
-        "interval": lambda: f"{n} days",
+        "timestamp without time zone": lambda: stamp,
+        "timestamp with time zone": lambda: f"{stamp}+00",
+        "time without time zone": lambda: clock,
+        "time with time zone": lambda: f"{clock}+00",
+        "interval": lambda: _interval_text(typed, n),
         "uuid": lambda: f"00000000-0000-4000-8000-{n:012x}",
         "json": lambda: f'{{"n": {n}}}',
         "jsonb": lambda: f'{{"n": {n}}}',
+        "jsonpath": lambda: f"$.n{n}",
         "bytea": lambda: f"\\x{n % 256:02x}",
         "inet": lambda: f"10.0.{(n // 256) % 256}.{n % 256}",
         "cidr": lambda: f"10.{n % 256}.0.0/16",
         "macaddr": lambda: f"08:00:2b:00:{(n // 256) % 256:02x}:{n % 256:02x}",
+        "macaddr8": lambda: f"08:00:2b:ff:fe:00:{(n // 256) % 256:02x}:{n % 256:02x}",
         "xml": lambda: f"<v>{n}</v>",
         "tsvector": lambda: f"w{n}",
+        "tsquery": lambda: f"w{n}",
+        "oid": lambda: str(n),
+        "pg_lsn": lambda: f"0/{n:X}",
+        '"char"': lambda: chr(ord("a") + (n - 1) % 26),
+        # geometry: shapes at x = 3n, apart from each other's
         "point": lambda: f"({n},{n})",
-        "int4range": lambda: "empty",
-        "int8range": lambda: "empty",
-        "numrange": lambda: "empty",
-        "daterange": lambda: "empty",
-        "tsrange": lambda: "empty",
-        "tstzrange": lambda: "empty",
+        "line": lambda: f"{{1,-1,{n}}}",
+        "lseg": lambda: f"[({3 * n},0),({3 * n + 1},1)]",
+        "box": lambda: f"({3 * n + 1},1),({3 * n},0)",
+        "circle": lambda: f"<({3 * n},0),1>",
+        "path": lambda: f"[({3 * n},0),({3 * n + 1},1)]",
+        "polygon": lambda: f"(({3 * n},0),({3 * n + 1},0),({3 * n},1))",
     }
+    for prefix, text in ranges.items():
+        if base == f"{prefix}range":
+            return text
+        if base == f"{prefix}multirange":
+            return f"{{{text}}}"
     make = simple.get(base)
     return make() if make is not None else None
+
+
+_BITS = frozenset({"bit", "bit varying"})
+
+
+def _bits_text(base: str, typed: str, n: int) -> str:
+    """``n`` in binary: exactly ``bit(k)``'s k bits (its last k, zero-padded), at most
+    ``bit varying(k)``'s k."""
+    match = _LENGTH.search(typed)
+    if base == "bit":
+        width = int(match.group(1)) if match else 1  # plain ``bit`` is ``bit(1)``
+        return format(n % (1 << width), f"0{width}b")
+    digits = format(n, "b")
+    return digits[-int(match.group(1)) :] if match else digits
+
+
+def _interval_text(typed: str, n: int) -> str:
+    """``n`` days; ``n`` years or months for ``interval year``, ``month``, ``year to month``
+    (they keep no days)."""
+    fields = typed.partition("interval")[2].split()
+    if fields[:1] == ["year"] and fields[1:2] != ["to"]:
+        return f"{n} years"
+    if fields[:1] in (["year"], ["month"]):
+        return f"{n} mons"
+    return f"{n} days"
+
+
+def _array_text(
+    column: Column,
+    typed: str,
+    base: str,
+    n: int,
+    enums: Mapping[str, tuple[str, ...]],
+    domains: Mapping[str, str],
+    unique: bool,
+) -> str:
+    """``{}``; in a unique key, the one-element array of the element type's value."""
+    if not unique:
+        return "{}"
+    element = Column(column.name, typed[: typed.index("[")], base_type=base.rstrip("[]"))
+    text = value_text(element, n, enums=enums, domains=domains)
+    if text is None:
+        return "{}"
+    return '{"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"}'
 
 
 # ---------------------------------------------------------------------------- seeding
@@ -579,7 +660,9 @@ class Seeder:
             if default is not None and column.name not in unique:
                 row[column.name] = "DEFAULT"
                 continue
-            text = value_text(column, n, enums=enums, domains=domains, rules=rules)
+            text = value_text(
+                column, n, enums=enums, domains=domains, rules=rules, unique=column.name in unique
+            )
             if text is None:
                 if column.nullable:
                     row[column.name] = "NULL"

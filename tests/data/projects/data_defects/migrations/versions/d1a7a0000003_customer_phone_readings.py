@@ -15,14 +15,12 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("customers", sa.Column("phone", sa.String(20)))
-    # no value of type bit(8) is generated: the table is named in a note, not failed
-    op.create_table(
-        "readings",
-        sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("bits", sa.dialects.postgresql.BIT(8), nullable=False),
-    )
+    # no value of a composite type is generated: the table is named in a note, not failed
+    op.execute("CREATE TYPE gauge AS (low real, high real)")
+    op.execute("CREATE TABLE readings (id integer PRIMARY KEY, gauge gauge NOT NULL)")
 
 
 def downgrade() -> None:
     op.drop_table("readings")
+    op.execute("DROP TYPE gauge")
     op.drop_column("customers", "phone")
