@@ -22,6 +22,7 @@ import atexit
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -535,6 +536,7 @@ def cached_cluster(binaries: Binaries, run_as: RunAs, base: Path) -> Path:
     key = hashlib.sha1(f"{binaries.bindir}|{binaries.version}|{run_as.kind}".encode()).hexdigest()
     cache = base / f"pytest-schemaguard-{os.getuid()}" / "clusters" / key[:16]
     if (cache / "PG_VERSION").is_file():
+        _stamp_cluster(cache, binaries, run_as)  # one made before stamps: stamped when used
         return cache
     cache.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(cache.parent.parent, 0o755)
@@ -576,6 +578,7 @@ def cached_cluster(binaries: Binaries, run_as: RunAs, base: Path) -> Path:
         # If another process (an xdist worker) won the race, its cluster is used.
         with contextlib.suppress(OSError):
             target.rename(cache)
+        _stamp_cluster(cache, binaries, run_as)  # while ``work`` still says initdb is at work
     finally:
         _remove_tree(work)
     return cache
@@ -685,6 +688,237 @@ def _reap_spares(root: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- pruning the cache
+# Each cluster in the cache has a stamp beside it, ``clusters/<key>.json``, saying what made it:
+# the cache format, the binaries (bin dir, version, the size and time of their ``postgres``)
+# and where those paths mean something (host name and mount namespace: a /dev/shm shared with
+# another container must not lose that container's clusters because its binaries are not
+# visible here). At each start, clusters whose binaries are gone or changed, or whose format
+# is not this version's, are removed, with their spares and application-template copies.
+
+CLUSTER_FORMAT = 1
+"""The format of the clusters this version makes (a cluster without a stamp: 0). Clusters of
+an older format are pruned; a newer one's are left alone. Whoever raises it also puts it in
+the key of :func:`cached_cluster`, so that two versions never share a cluster."""
+SPARE_UNUSED_DAYS = 7
+"""A spare not taken for this many days (its cluster was not started since) is removed."""
+_CLUSTER_KEY = re.compile(r"[0-9a-f]{16}")
+_APP_ENTRY = re.compile(r"app-(?P<key>[0-9a-f]{16})-.+")
+
+
+@functools.lru_cache(maxsize=1)
+def _this_mount() -> tuple[str, str]:
+    """(host name, mount namespace): where a bin directory's path means something."""
+    try:
+        mntns = str(os.stat("/proc/self/ns/mnt").st_ino)
+    except OSError:
+        mntns = "-"
+    return _this_host()[0], mntns
+
+
+def _stamp_cluster(cluster: Path, binaries: Binaries, run_as: RunAs) -> None:
+    """Write ``<cluster>.json`` (once): what made this cached cluster."""
+    stamp = cluster.with_name(cluster.name + ".json")
+    if stamp.is_file():
+        return
+    try:
+        st = binaries.program("postgres").stat()
+        host, mntns = _this_mount()
+        data = {
+            "format": CLUSTER_FORMAT,
+            "bindir": str(binaries.bindir),
+            "version": binaries.version,
+            "run_as": run_as.kind,
+            "postgres": [st.st_size, st.st_mtime_ns],
+            "host": host,
+            "mntns": mntns,
+        }
+        _write_stamp(stamp, data)
+    except OSError:
+        return
+
+
+def _write_stamp(stamp: Path, data: dict[str, Any]) -> None:
+    work = stamp.with_name(f".{stamp.name}-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        work.write_text(json.dumps(data) + "\n")
+        os.replace(work, stamp)  # atomic: a reader never sees half a stamp
+    finally:
+        work.unlink(missing_ok=True)
+
+
+def _stale_reason(cluster: Path) -> str | None:
+    """Why a cached cluster is no longer usable ("format", "binaries"), or None (keep it, or
+    cannot tell: another host's or container's binaries, an unreadable binary)."""
+    try:
+        data = json.loads(cluster.with_name(cluster.name + ".json").read_text())
+    except FileNotFoundError:
+        return "format"  # made before clusters were stamped
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("format"), int):
+        return None
+    if data["format"] != CLUSTER_FORMAT:  # a newer version's (it may run beside this one)
+        return "format" if data["format"] < CLUSTER_FORMAT else None
+    if (data.get("host"), data.get("mntns")) != _this_mount():
+        return None
+    postgres = Path(str(data.get("bindir"))) / "postgres"
+    try:
+        st = postgres.stat()
+    except FileNotFoundError:
+        return "binaries"
+    except OSError:
+        return None
+    if data.get("postgres") == [st.st_size, st.st_mtime_ns]:
+        return None
+    try:  # replaced (an upgrade in place, a reinstall): same version, same cluster
+        if program_version(postgres) != data.get("version"):
+            return "binaries"
+    except ServerError:
+        return None
+    with contextlib.suppress(OSError):  # so that the next start need not ask again
+        data["postgres"] = [st.st_size, st.st_mtime_ns]
+        _write_stamp(cluster.with_name(cluster.name + ".json"), data)
+    return None
+
+
+def _is_cluster(path: Path) -> bool:
+    return (path / "PG_VERSION").is_file() and (path / "global" / "pg_control").is_file()
+
+
+def _live_owner(name: str) -> bool:
+    """Whether ``<word>-<pid>-<start>-…`` names a process that still runs (or might)."""
+    parts = name.split("-", 3)
+    if len(parts) != 4 or not parts[1].isdigit():
+        return False
+    pid, start = int(parts[1]), parts[2]
+    now = process_start(pid) if _pid_alive(pid) else None
+    return now is not None and (now == start or "?" in (now, start) or start == "0")
+
+
+def _others_active(base: Path, root: Path) -> bool:
+    """Whether another process of the plugin is at work here: a server's working directory,
+    an ``initdb`` or a spare being copied, named after a process that still runs."""
+    me = os.getpid()
+    for workdir in base.glob("pytest-schemaguard-*-*-*"):
+        parts = workdir.name.split("-")
+        mine = not parts[3:4] or not parts[3].isdigit() or int(parts[3]) == me
+        if len(parts) >= 5 and not mine and _pid_alive(int(parts[3])):
+            return True
+    for work in [*root.glob("clusters/initdb-*"), *root.glob("spares/copying-*")]:
+        if work.name.split("-")[1:2] != [str(me)] and _live_owner(work.name):
+            return True
+    return False
+
+
+def _discard(path: Path) -> bool:
+    """Remove ``path`` by first renaming it to ``removing-<pid>-<start>-…`` beside it (atomic:
+    a start that takes or copies it either got it before, or does not find it); a removal cut
+    short by a kill is finished by a later start. False when it was gone already."""
+    owner = f"removing-{os.getpid()}-{process_start(os.getpid()) or '0'}-"
+    work = path.with_name(f"{owner}{secrets.token_hex(6)}")
+    try:
+        os.rename(path, work)
+    except OSError:
+        return False
+    _remove_tree(work, patience=0)
+    return True
+
+
+@contextlib.contextmanager
+def _try_lock(path: Path) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``path`` if no one holds it (the lock the application
+    templates' builds take), else False; ``True`` too when there is no such file."""
+    import fcntl
+
+    try:
+        f = open(path)  # noqa: SIM115 - held for the with block
+    except FileNotFoundError:
+        yield True
+        return
+    except OSError:
+        yield False
+        return
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
+
+
+def prune_cache(base: Path, *, now: float | None = None) -> list[Path]:
+    """Remove from ``<base>/pytest-schemaguard-<uid>/`` the cached clusters no run of this
+    version can use (binaries gone or changed, an older format), with their spares and
+    application copies, and the spares not taken for :data:`SPARE_UNUSED_DAYS`; return what
+    was removed.
+
+    Only entries named as the plugin names them, in a cache directory owned by this user, are
+    considered. Clusters made before clusters were stamped are removed only while no other
+    process of the plugin is at work here (one of an older version may be copying one); a
+    cluster one of whose application copies is being built (its lock is held) is left for a
+    later start."""
+    root = base / f"pytest-schemaguard-{os.getuid()}"
+    clusters, spares = root / "clusters", root / "spares"
+    try:
+        if root.stat().st_uid != os.getuid():
+            return []
+        entries = sorted(clusters.iterdir())
+    except OSError:
+        return []
+    for work in [*clusters.glob("removing-*"), *spares.glob("removing-*")]:
+        if not _live_owner(work.name):  # a removal that a kill cut short
+            _remove_tree(work, patience=0)
+    quiet: bool | None = None
+
+    def others_idle() -> bool:
+        nonlocal quiet
+        if quiet is None:
+            quiet = not _others_active(base, root)
+        return quiet
+
+    removed: list[Path] = []
+    stale = set()
+    for path in entries:
+        if not _CLUSTER_KEY.fullmatch(path.name) or not _is_cluster(path):
+            continue
+        reason = _stale_reason(path)
+        # one of an older format: an older version running now may be copying it
+        if reason is None or (reason == "format" and not others_idle()):
+            continue
+        with contextlib.ExitStack() as locks:
+            apps = [p for p in entries if p.name.startswith(f"app-{path.name}-")]
+            if not all(locks.enter_context(_try_lock(p)) for p in apps if p.name.endswith("-lock")):
+                continue  # an application copy is being built from it
+            stale.add(path.name)
+            for copy in [path, *apps]:
+                if copy.name.endswith("-lock"):
+                    copy.unlink(missing_ok=True)
+                elif _is_cluster(copy) and _discard(copy):
+                    removed.append(copy)
+            path.with_name(path.name + ".json").unlink(missing_ok=True)
+    for path in entries:  # the stamp of a cluster removed by hand (unless one is being made)
+        key, _, ext = path.name.partition(".")
+        orphan = ext == "json" and _CLUSTER_KEY.fullmatch(key) and not (clusters / key).exists()
+        if orphan and others_idle():
+            path.unlink(missing_ok=True)
+    now = time.time() if now is None else now
+    for spare in sorted(spares.glob("*-s*")):
+        of = spare.name.rpartition("-s")[0]
+        match = _APP_ENTRY.fullmatch(of)
+        if not _CLUSTER_KEY.fullmatch(of) and match is None:
+            continue
+        try:
+            unused = now - spare.stat().st_ctime > SPARE_UNUSED_DAYS * 86400  # made or renamed
+        except OSError:
+            continue
+        gone = (match["key"] if match else of) in stale
+        if (gone or unused) and _discard(spare):
+            removed.append(spare)
+    return removed
+
+
 class _SpareCopy:
     """Copies a cluster to the spares in a background thread (``cp -a`` at low priority,
     where there is one); :meth:`finish` waits for it."""
@@ -772,6 +1006,8 @@ class LocalServer:
         reap_orphans(base)
         try:
             cluster = self.cluster or cached_cluster(self.binaries, self.run_as, base)
+            with contextlib.suppress(OSError):  # after cached_cluster: this one is stamped
+                prune_cache(base)
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
             self.workdir = Path(
                 tempfile.mkdtemp(prefix=f"pytest-schemaguard-{worker}-{os.getpid()}-", dir=base)
