@@ -334,6 +334,10 @@ def test_clean_projects_pass_every_data_item(
         ("tstzmultirange", 1, "{[2024-01-01 12:00:00+00,2024-01-02 12:00:00+00)}"),
         ("public.bits", 3, "011"),  # a domain over bit(3)
         ("public.tags", 1, "{}"),  # a domain over text[]
+        ("numeric(4,4)", 2, "0.0002"),  # below 1
+        ("numeric(1)", 12, "3"),  # one digit: 1 to 9 in turn
+        ("hstore", 2, '"n"=>"2"'),
+        ("extensions.vector(3)", 2, "[2,2,2]"),  # pgvector's, in the schema it was put in
         ("pg_snapshot", 1, None),
     ],
 )
@@ -425,6 +429,7 @@ GADGETS = [
                 shape polygon NOT NULL,
                 axis line NOT NULL,
                 ref oid NOT NULL,
+                rate numeric(4,4) NOT NULL UNIQUE,
                 EXCLUDE USING gist (during WITH &&)
             )
             \"\"\"

@@ -51,6 +51,7 @@ _NUMBER = _INTEGER | frozenset({"numeric", "real", "double precision", "money"})
 _DAY = datetime.date(2024, 1, 1)
 _LENGTH = re.compile(r"\((\d+)\)")
 _MODIFIERS = re.compile(r"\([^)]*\)")
+_PRECISION = re.compile(r"\((\d+)(?:,\s*(\d+))?\)")
 
 
 def shown_name(qualified: str) -> str:
@@ -262,6 +263,14 @@ def value_text(
             start = low if low is not None else min(high, 1.0)
             span = int(high - start) + 1
             value = start + ((n - 1) % span) if span > 0 else high
+        precision = _PRECISION.search(typed) if base == "numeric" else None
+        if precision:  # numeric(p, s): at most p - s digits before the point
+            scale = int(precision.group(2) or 0)
+            digits = int(precision.group(1)) - scale
+            if digits <= 0:  # numeric(4, 4): n ten-thousandths
+                return f"{n % 10 ** int(precision.group(1)) / 10**scale:.{scale}f}"
+            if abs(value) >= 10**digits:
+                value = float((int(abs(value)) - 1) % (10**digits - 1) + 1)
         if base in _INTEGER or value == int(value):
             return str(int(value)) if value == int(value) else str(value)
         return str(value)
@@ -327,7 +336,23 @@ def value_text(
         if base == f"{prefix}multirange":
             return f"{{{text}}}"
     make = simple.get(base)
+    if make is None:
+        make = _extension_value(base.rpartition(".")[2], typed, n)
     return make() if make is not None else None
+
+
+def _extension_value(base: str, typed: str, n: int) -> Callable[[], str] | None:
+    """Values of the types of common extensions (in any schema): ``hstore``, ``ltree`` and
+    pgvector's ``vector(d)`` and ``halfvec(d)`` (``d`` times ``n``)."""
+    match = _LENGTH.search(typed)
+    dimensions = int(match.group(1)) if match else 3
+    makers: dict[str, Callable[[], str]] = {
+        "hstore": lambda: f'"n"=>"{n}"',
+        "ltree": lambda: f"top.n{n}",
+        "vector": lambda: "[" + ",".join([str(n)] * dimensions) + "]",
+        "halfvec": lambda: "[" + ",".join([str(n)] * dimensions) + "]",
+    }
+    return makers.get(base)
 
 
 _BITS = frozenset({"bit", "bit varying"})
