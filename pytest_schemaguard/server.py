@@ -693,8 +693,8 @@ def _reap_spares(root: Path) -> None:
 # the cache format, the binaries (bin dir, version, the size and time of their ``postgres``)
 # and where those paths mean something (host name and mount namespace: a /dev/shm shared with
 # another container must not lose that container's clusters because its binaries are not
-# visible here). At each start, clusters whose binaries are gone or changed, or whose format
-# is not this version's, are removed, with their spares and application-template copies.
+# visible here). At each start, clusters whose binaries are gone or changed, or of an older
+# format, are removed, with their spares and application-template copies.
 
 CLUSTER_FORMAT = 1
 """The format of the clusters this version makes (a cluster without a stamp: 0). Clusters of
@@ -813,8 +813,9 @@ def _others_active(base: Path, root: Path) -> bool:
 
 def _discard(path: Path) -> bool:
     """Remove ``path`` by first renaming it to ``removing-<pid>-<start>-…`` beside it (atomic:
-    a start that takes or copies it either got it before, or does not find it); a removal cut
-    short by a kill is finished by a later start. False when it was gone already."""
+    a start that takes a spare, a rename too, either got it before or does not find it, and no
+    start finds a half-removed cluster); a removal cut short by a kill is finished by a later
+    start. False when it was gone already."""
     owner = f"removing-{os.getpid()}-{process_start(os.getpid()) or '0'}-"
     work = path.with_name(f"{owner}{secrets.token_hex(6)}")
     try:
