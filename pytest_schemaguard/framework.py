@@ -51,6 +51,7 @@ __all__ = [
     "SchemaguardWarning",
     "before_revisions_read",
     "collect_items",
+    "item_order",
     "register_provider",
     "report",
 ]
@@ -400,6 +401,51 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     for key, value in (getattr(node, "workeroutput", None) or {}).items():
         if key.startswith(_RELAY_PREFIX):
             store.setdefault(key, []).append(value)
+
+
+@dataclass(frozen=True)
+class ItemOrder:
+    """The session's items as the check families need them, worked out once per list of items
+    (every item asks; walking the items for each would take quadratic time)."""
+
+    items: list[pytest.Item]
+    length: int
+    positions: dict[int, int]
+    """``id(item)`` -> its position."""
+    marked: dict[str, tuple[Any, ...]]
+    """Attribute name -> the values the items carrying it hold, in run order."""
+
+    def position(self, item: pytest.Item) -> int | None:
+        return self.positions.get(id(item))
+
+    def values(self, attribute: str) -> tuple[Any, ...]:
+        """The values of ``attribute`` on the items that have it (``schemaguard_safety``...)."""
+        if attribute not in self.marked:
+            self.marked[attribute] = tuple(
+                getattr(item, attribute) for item in self.items if hasattr(item, attribute)
+            )
+        return self.marked[attribute]
+
+    def next_has(self, item: pytest.Item, *attributes: str) -> bool:
+        """Whether the item after ``item`` carries one of ``attributes``."""
+        position = self.position(item)
+        if position is None or position + 1 >= self.length:
+            return False
+        following = self.items[position + 1]
+        return any(hasattr(following, a) for a in attributes)
+
+
+_ITEM_ORDER: pytest.StashKey[ItemOrder] = pytest.StashKey()
+
+
+def item_order(session: pytest.Session) -> ItemOrder:
+    """The :class:`ItemOrder` of ``session.items`` as they are now."""
+    items = session.items
+    cached = session.config.stash.get(_ITEM_ORDER, None)
+    if cached is None or cached.items is not items or cached.length != len(items):
+        cached = ItemOrder(items, len(items), {id(it): i for i, it in enumerate(items)}, {})
+        session.config.stash[_ITEM_ORDER] = cached
+    return cached
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:

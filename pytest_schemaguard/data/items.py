@@ -111,20 +111,12 @@ def _check_function(rev: str, path: str) -> Callable[..., None]:
 
 
 def _selected(session: pytest.Session) -> list[str]:
-    return [
-        item.schemaguard_data  # type: ignore[attr-defined]
-        for item in session.items
-        if isinstance(getattr(item, "schemaguard_data", None), str)
-    ]
+    values = framework.item_order(session).values("schemaguard_data")
+    return [v for v in values if isinstance(v, str)]
 
 
 def _next_is_data_check(request: pytest.FixtureRequest) -> bool:
-    items = request.session.items
-    try:
-        position = items.index(request.node)
-    except ValueError:
-        return False
-    return position + 1 < len(items) and hasattr(items[position + 1], "schemaguard_data")
+    return framework.item_order(request.session).next_has(request.node, "schemaguard_data")
 
 
 @pytest.fixture(scope="session")

@@ -118,11 +118,8 @@ def safety_checks(
 
 
 def _selected(session: pytest.Session) -> list[str]:
-    return [
-        item.schemaguard_safety  # type: ignore[attr-defined]
-        for item in session.items
-        if isinstance(getattr(item, "schemaguard_safety", None), str)
-    ]
+    values = framework.item_order(session).values("schemaguard_safety")
+    return [v for v in values if isinstance(v, str)]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -151,14 +148,11 @@ def pytest_fixture_setup(
 
 def _next_uses_runner(request: pytest.FixtureRequest) -> bool:
     """Whether the next item asks the migration runner too (a suspended pass may wait)."""
-    items = request.session.items
-    try:
-        position = items.index(request.node)
-    except ValueError:
+    order = framework.item_order(request.session)
+    position = order.position(request.node)
+    if position is None or position + 1 >= order.length:
         return False
-    if position + 1 >= len(items):
-        return False
-    following = items[position + 1]
+    following = order.items[position + 1]
     return hasattr(following, "schemaguard_safety") or isinstance(
         getattr(following, "schemaguard_check", None), CheckId
     )
