@@ -20,7 +20,6 @@ The SQL parser (sqlglot, through :mod:`.analysis` and :mod:`.check`) is imported
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -377,15 +376,9 @@ _READS_ONLY = frozenset(
 def _foreign_key_names(conn: Connection) -> list[str]:
     """The foreign keys of the database (``schema.table.name``), read on the DBAPI connection
     under ``conn`` (no SQLAlchemy events, one text value: the same on every driver)."""
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(_FOREIGN_KEY_NAMES)
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    names: list[str] = json.loads(row[0]) if row else []
+    from pytest_schemaguard.dbapi import read_json
+
+    names: list[str] = read_json(conn, _FOREIGN_KEY_NAMES) or []
     return names
 
 

@@ -24,13 +24,13 @@ This module does not import pytest.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_schemaguard import dbapi
 from pytest_schemaguard.safety.rules import Finding
 
 if TYPE_CHECKING:
@@ -293,18 +293,10 @@ class State:
 
 
 def read_json(conn: Connection, sql: str) -> Any:
-    """Run ``sql`` (one text value) on the DBAPI connection under ``conn`` (no SQLAlchemy
-    events, no parameters: the same on every driver) and parse it."""
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(sql)
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    assert row is not None
-    return json.loads(row[0])
+    """Run ``sql`` (one text value) on the DBAPI connection under ``conn`` and parse it."""
+    value = dbapi.read_json(conn, sql)
+    assert value is not None  # every statement of the observer returns a row
+    return value
 
 
 def read_state(conn: Connection, sql: str) -> State:
