@@ -83,8 +83,11 @@ def test_binary_sources_start_a_server(
     assert rec["fsync"] == "off"
     assert str(rec["datadir"]).startswith(str(runtime / "pytest-schemaguard-"))
     # the data directory was copied from the cluster cached for these binaries, not initdb'd
-    clusters = list((runtime / f"pytest-schemaguard-{os.getuid()}" / "clusters").iterdir())
+    cache = runtime / f"pytest-schemaguard-{os.getuid()}" / "clusters"
+    clusters = [p for p in cache.iterdir() if p.is_dir()]
     assert len(clusters) == 1 and (clusters[0] / "PG_VERSION").is_file()
+    # with the stamp that says what made it (for pruning)
+    assert [p.name for p in cache.iterdir() if not p.is_dir()] == [f"{clusters[0].name}.json"]
     assert _working_dirs(runtime) == []  # stopped and removed at the end
     assert _processes_under(runtime) == []
 
