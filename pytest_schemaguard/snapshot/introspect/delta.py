@@ -8,10 +8,11 @@ of the others are taken from that read.
 
 A relation's fingerprint covers every catalog row its printed rows come from: its ``pg_class``
 row and schema name, its columns, defaults, constraints, indexes (and their ``pg_class`` rows),
-triggers, policies, rewrite rules, sequence parameters, inheritance and partitioning rows, and
-the comments on all of them.  A row is identified by its version (``xmin``, ``cmin``,
-``ctid``): an ``UPDATE``, even one that rolls back to a savepoint's version, gives a row
-another version, and an inserted or deleted row changes the set.  The flags of ``pg_index``
+triggers, policies, rewrite rules, sequence parameters, inheritance and partitioning rows, its
+own dependency rows (an owned sequence's column, a parent), and the comments on all of them.
+A row is identified by its version (``xmin``, ``cmin``, ``ctid``): an ``UPDATE`` gives a row
+another version and an inserted or deleted row changes the set (after a rollback to a
+savepoint the rows are again the very versions read before it).  The flags of ``pg_index``
 that ``CREATE INDEX CONCURRENTLY`` may set in place are read as values.
 
 What a relation prints of *other* objects is their names: a column's type, a default's
