@@ -1,9 +1,10 @@
 """The throwaway PostgreSQL: started locally (through pytest-postgresql) or borrowed via a DSN.
 
 A local server runs from a data directory on a RAM-backed tmpfs when there is one, with fsync
-off, copied from an initdb'd cluster cached per binary version. As root, the server's
-processes run in a user namespace (``unshare``) or, where that is not permitted, as an
-unprivileged OS user (``runuser``).
+off, copied from an initdb'd cluster cached per binary version (each start prunes the cached
+clusters no run can use: binaries gone or replaced, made by an earlier version of the plugin).
+As root, the server's processes run in a user namespace (``unshare``) or, where that is not
+permitted, as an unprivileged OS user (``runuser``).
 
 Every database the plugin creates is named ``schemaguard_…``; in DSN mode no other database is
 connected to or changed except the one the DSN names, which is used only to create and drop
