@@ -128,6 +128,19 @@ def drift_command(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_live_drift(pytester: pytest.Pytester, dsn: str, live: str) -> pytest.RunResult:
+    """``pytest --schemaguard -k live_drift`` in the project, scratch databases on ``dsn``."""
+    return pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--schemaguard",
+        f"--schemaguard-dsn={dsn}",
+        f"--schemaguard-live-dsn={live}",
+        "-k",
+        "live_drift",
+    )
+
+
 def test_live_drift_reports_the_hand_changes_at_the_stamped_revision_and_changes_nothing(
     pytester: pytest.Pytester,
     newsbot: Path,
@@ -142,15 +155,7 @@ def test_live_drift_reports_the_hand_changes_at_the_stamped_revision_and_changes
     url = live_url(schemaguard_postgres, live_db)
     before = catalog(live_db)
 
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        "--schemaguard",
-        f"--schemaguard-dsn={inner_dsn}",
-        f"--schemaguard-live-dsn={url}",
-        "-k",
-        "live_drift",
-    )
+    result = run_live_drift(pytester, inner_dsn, url)
 
     result.assert_outcomes(failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -245,15 +250,7 @@ def test_live_drift_reads_the_version_table_env_py_configures(
     url = live_url(schemaguard_postgres, live_db)
     before = catalog(live_db)
 
-    result = pytester.runpytest_subprocess(
-        "-p",
-        "no:cacheprovider",
-        "--schemaguard",
-        f"--schemaguard-dsn={inner_dsn}",
-        f"--schemaguard-live-dsn={url}",
-        "-k",
-        "live_drift",
-    )
+    result = run_live_drift(pytester, inner_dsn, url)
 
     result.assert_outcomes(failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
