@@ -218,3 +218,32 @@ CLEAN = [
         'op.drop_index("ix_orders_status", table_name="orders")',
     ),
 ]
+
+
+#: Two revisions: ``customers`` (bigint key), then ``orders`` with an integer ``customer_id``
+#: and the foreign key ``fk_orders_customer`` to it (a mistyped foreign key for ``fk_types``).
+CUSTOMERS_AND_ORDERS = [
+    Rev(
+        "a1b2c3d4e5f6",
+        None,
+        "create customers",
+        'op.create_table("customers", sa.Column("id", sa.BigInteger, primary_key=True))',
+        'op.drop_table("customers")',
+    ),
+    Rev(
+        "b2c3d4e5f6a7",
+        "a1b2c3d4e5f6",
+        "create orders",
+        """
+        op.create_table(
+            "orders",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("customer_id", sa.Integer, nullable=False),
+            sa.ForeignKeyConstraint(
+                ["customer_id"], ["customers.id"], name="fk_orders_customer"
+            ),
+        )
+        """,
+        'op.drop_table("orders")',
+    ),
+]

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from migration_projects import CLEAN, Rev, run_checks, write_project
+from migration_projects import CLEAN, CUSTOMERS_AND_ORDERS, Rev, run_checks, write_project
 
 
 def esc(pattern: str) -> str:
@@ -168,29 +168,7 @@ def test_a_cycle_whose_second_upgrade_fails_names_what_was_left_behind(
 
 
 FK_PROJECT = [
-    Rev(
-        "a1b2c3d4e5f6",
-        None,
-        "create customers",
-        'op.create_table("customers", sa.Column("id", sa.BigInteger, primary_key=True))',
-        'op.drop_table("customers")',
-    ),
-    Rev(
-        "b2c3d4e5f6a7",
-        "a1b2c3d4e5f6",
-        "create orders",
-        """
-        op.create_table(
-            "orders",
-            sa.Column("id", sa.Integer, primary_key=True),
-            sa.Column("customer_id", sa.Integer, nullable=False),
-            sa.ForeignKeyConstraint(
-                ["customer_id"], ["customers.id"], name="fk_orders_customer"
-            ),
-        )
-        """,
-        'op.drop_table("orders")',
-    ),
+    *CUSTOMERS_AND_ORDERS,
     Rev(
         "c3d4e5f6a7b8",
         "b2c3d4e5f6a7",

@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from migration_projects import Rev, write_project
+from migration_projects import CUSTOMERS_AND_ORDERS, Rev, write_project
 
 from pytest_schemaguard.report.document import load_schema
 
@@ -239,29 +239,7 @@ def test_data_findings_name_the_statement_table_and_rows(
 
 
 FK_REVISIONS = [
-    Rev(
-        "a1b2c3d4e5f6",
-        None,
-        "create customers",
-        'op.create_table("customers", sa.Column("id", sa.BigInteger, primary_key=True))',
-        'op.drop_table("customers")',
-    ),
-    Rev(
-        "b2c3d4e5f6a7",
-        "a1b2c3d4e5f6",
-        "create orders",
-        """
-        op.create_table(
-            "orders",
-            sa.Column("id", sa.Integer, primary_key=True),
-            sa.Column("customer_id", sa.Integer, nullable=False),
-            sa.ForeignKeyConstraint(
-                ["customer_id"], ["customers.id"], name="fk_orders_customer"
-            ),
-        )
-        """,
-        'op.drop_table("orders")',
-    ),
+    *CUSTOMERS_AND_ORDERS,
     Rev(
         "c3d4e5f6a7b8",
         "b2c3d4e5f6a7",
