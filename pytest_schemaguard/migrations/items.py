@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from pytest_schemaguard.framework import (
     CheckFailure,
     CheckSpec,
     is_xdist_worker,
+    item_order,
     project_anchor,
     register_provider,
     report,
@@ -98,7 +98,7 @@ def _migration_checks(
 def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
     def run_check(schemaguard_migrations: MigrationRunner, request: pytest.FixtureRequest) -> None:
         runner = schemaguard_migrations
-        selected = _run_order(request.session).checks
+        selected = _selected_checks(request.session)
         batch = _siblings(check, selected) if is_xdist_worker(request.config) else selected
         try:
             result = runner.result(check, batch)
@@ -110,53 +110,20 @@ def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
     return run_check
 
 
-@dataclass(frozen=True)
-class _RunOrder:
-    """What the migration checks need to know of the session's items, worked out once per
-    list of items (every item asks; walking the items for each would take quadratic time)."""
-
-    items: list[pytest.Item]
-    length: int
-    positions: dict[int, int]
-    """``id(item)`` -> its position."""
-    checks: tuple[CheckId, ...]
-    """The migration checks selected, in run order."""
-
-
-_RUN_ORDER: pytest.StashKey[_RunOrder] = pytest.StashKey()
-
-
-def _run_order(session: pytest.Session) -> _RunOrder:
-    items = session.items
-    cached = session.config.stash.get(_RUN_ORDER, None)
-    if cached is None or cached.items is not items or cached.length != len(items):
-        cached = _RunOrder(
-            items,
-            len(items),
-            {id(item): i for i, item in enumerate(items)},
-            tuple(
-                item.schemaguard_check  # type: ignore[attr-defined]
-                for item in items
-                if isinstance(getattr(item, "schemaguard_check", None), CheckId)
-            ),
-        )
-        session.config.stash[_RUN_ORDER] = cached
-    return cached
+def _selected_checks(session: pytest.Session) -> list[CheckId]:
+    """The migration checks selected, in run order (worked out once per list of items)."""
+    values = item_order(session).values("schemaguard_check")
+    return [v for v in values if isinstance(v, CheckId)]
 
 
 def _next_is_migration_check(request: pytest.FixtureRequest) -> bool:
     """Whether the item after this one is a migration check too (then a suspended pass may
     wait for it; anything else must not run while a pass is suspended)."""
-    order = _run_order(request.session)
-    items = order.items
-    position = order.positions.get(id(request.node))
-    if position is None or position + 1 >= len(items):
+    order = item_order(request.session)
+    position = order.position(request.node)
+    if position is None or position + 1 >= order.length:
         return False
-    return isinstance(getattr(items[position + 1], "schemaguard_check", None), CheckId)
-
-
-def _selected_checks(session: pytest.Session) -> list[CheckId]:
-    return list(_run_order(session).checks)
+    return isinstance(getattr(order.items[position + 1], "schemaguard_check", None), CheckId)
 
 
 def _siblings(check: CheckId, selected: Sequence[CheckId]) -> list[CheckId]:
