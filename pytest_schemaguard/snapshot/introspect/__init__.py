@@ -29,14 +29,24 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from pytest_schemaguard.snapshot.introspect.builder import Builder, build_snapshot
-from pytest_schemaguard.snapshot.introspect.delta import Catalog, read_incrementally
+from pytest_schemaguard.snapshot.introspect.builder import (
+    Builder,
+    adopt,
+    build_catalog,
+    build_snapshot,
+)
+from pytest_schemaguard.snapshot.introspect.delta import (
+    CHECK_READS_ENV,
+    Catalog,
+    read_incrementally,
+)
 from pytest_schemaguard.snapshot.introspect.queries import DEFAULT_EXCLUDED_TABLES
 from pytest_schemaguard.snapshot.introspect.reading import read_psycopg, read_sqlalchemy
 from pytest_schemaguard.snapshot.model import Snapshot
@@ -132,8 +142,12 @@ def read_schema(
             catalog = Catalog.of({**first, **second})
             printed = None
         if same_as is not None and catalog.same(same_as.catalog):
+            adopt(catalog, same_as.catalog)
             return Reading(same_as.snapshot, catalog, row, reused=True, printed=printed)
-        return Reading(build_snapshot(catalog.data()), catalog, row, printed=printed)
+        snapshot = build_catalog(catalog, since.catalog if since is not None else None)
+        if os.environ.get(CHECK_READS_ENV) == "1" and snapshot != build_snapshot(catalog.data()):
+            raise AssertionError("a snapshot built by relation differs from one built whole")
+        return Reading(snapshot, catalog, row, printed=printed)
     finally:
         if collecting:
             gc.enable()

@@ -4,7 +4,8 @@ the module of its object family."""
 from __future__ import annotations
 
 import json
-from typing import Any
+import weakref
+from typing import TYPE_CHECKING, Any
 
 from pytest_schemaguard.snapshot.introspect.access import read_policies
 from pytest_schemaguard.snapshot.introspect.constraints import read_constraints
@@ -13,9 +14,12 @@ from pytest_schemaguard.snapshot.introspect.routines import read_functions, read
 from pytest_schemaguard.snapshot.introspect.schemas import read_extensions, read_schemas
 from pytest_schemaguard.snapshot.introspect.tables import read_columns, read_relations
 from pytest_schemaguard.snapshot.introspect.types import read_sequences, read_types
-from pytest_schemaguard.snapshot.model import Snapshot
+from pytest_schemaguard.snapshot.model import Column, Snapshot, Table, View
 
-__all__ = ["Builder", "build_snapshot"]
+if TYPE_CHECKING:
+    from pytest_schemaguard.snapshot.introspect.delta import Catalog
+
+__all__ = ["Builder", "adopt", "build_catalog", "build_snapshot"]
 
 
 class Builder:
@@ -97,3 +101,162 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
     builder.first(data)
     builder.second(data)
     return builder.snapshot()
+
+
+# ------------------------------------------------------------------------------ by relation
+
+#: What one build made of each relation: relation oid -> (the identities of the row lists it
+#: was made from, what was made), for the column lists, the tables and views, and the
+#: sequences.  Kept beside the catalog while it lives.
+_Parts = dict[Any, tuple[tuple[int, ...], Any]]
+_BUILT: weakref.WeakKeyDictionary[Catalog, tuple[_Parts, _Parts, _Parts]] = (
+    weakref.WeakKeyDictionary()
+)
+_ATTACHED = ("constraints", "indexes", "triggers", "policies")
+
+
+class _Keys:
+    """The identities of the row lists each part of a catalog is made from."""
+
+    def __init__(self, rows: dict[str, dict[Any, list[Any]]]) -> None:
+        self.rows = rows
+        seq_rows = rows["sequences"]
+        self.identity_of: dict[Any, list[Any]] = {}
+        """Identity sequences by the relation whose columns they serve."""
+        for oid, lists in seq_rows.items():
+            for row in lists:
+                if row[11] == "i":
+                    self.identity_of.setdefault(row[12], []).append(oid)
+
+    def sequence(self, oid: Any) -> tuple[int, ...]:
+        return (id(self.rows["sequences"][oid]),)
+
+    def columns(self, oid: Any) -> tuple[int, ...]:
+        """A relation's column rows, and the rows of its identity columns' sequences."""
+        seq_rows = self.rows["sequences"]
+        owned = self.identity_of.get(oid, ())
+        return (id(self.rows["columns"].get(oid)), *(id(seq_rows[s]) for s in owned))
+
+    def relation(self, oid: Any) -> tuple[int, ...]:
+        rows = self.rows
+        attached = (id(rows[section].get(oid)) for section in _ATTACHED)
+        return (id(rows["relations"][oid]), *self.columns(oid), *attached)
+
+
+def build_catalog(catalog: Catalog, base: Catalog | None = None) -> Snapshot:
+    """The snapshot of ``catalog`` (as :func:`build_snapshot` of its data), remaking only the
+    parts whose rows are not the very lists ``base``'s parts were made from.
+
+    An incremental read (:mod:`~.delta`) hands on the row lists of every relation it did not
+    print again, and prints again every relation whose own rows or the names it shows of
+    other relations changed; so a relation whose lists are the same objects as in ``base``
+    makes the same columns, table or view, and the object made for ``base`` is taken over.
+    The identity columns of a table take their options from their sequence's rows, which
+    count as the table's too.  Unchanged parts of two snapshots are then one object, which
+    also makes comparing them cheap.  (With ``SCHEMAGUARD_CHECK_READS=1`` each such build is
+    compared with a whole one.)"""
+    rows = catalog.rows
+    keys = _Keys(rows)
+    previous = _BUILT.get(base) if base is not None else None
+    old_columns, old_relations, old_sequences = previous if previous else ({}, {}, {})
+    seq_rows = rows["sequences"]
+
+    sequences: _Parts = {}
+    for oid, lists in seq_rows.items():
+        key = keys.sequence(oid)
+        old = old_sequences.get(oid)
+        if old is not None and old[0] == key:
+            sequences[oid] = old
+        else:
+            alone, _ = read_sequences(lists)
+            sequences[oid] = (key, alone.get(oid))
+
+    columns: _Parts = {}
+    for oid, lists in rows["columns"].items():
+        key = keys.columns(oid)
+        old = old_columns.get(oid)
+        if old is not None and old[0] == key:
+            columns[oid] = old
+        else:
+            owned = keys.identity_of.get(oid, ())
+            _, identity = read_sequences([r for s in owned for r in seq_rows[s]])
+            made, _, _ = read_columns(lists, identity, False)
+            columns[oid] = (key, made.get(oid, []))
+    column_lists = {oid: part[1] for oid, part in columns.items()}
+
+    relations: _Parts = {}
+    stale: list[Any] = []
+    for oid in rows["relations"]:
+        key = keys.relation(oid)
+        old = old_relations.get(oid)
+        if old is not None and old[0] == key:
+            relations[oid] = old
+        else:
+            relations[oid] = (key, None)
+            stale.append(oid)
+    if stale:
+        made_relations = _relations(rows, stale, column_lists)
+        for oid in stale:
+            relations[oid] = (relations[oid][0], made_relations[oid])
+
+    _BUILT[catalog] = (columns, relations, sequences)
+    shared = catalog.shared
+    enums, domains, composites = read_types(shared["types"], column_lists)
+    kept = [part[1] for part in relations.values()]
+    return Snapshot(
+        server_version=shared["server_version"],
+        schemas=read_schemas(shared["schemas"]),
+        tables=tuple(k for k in kept if isinstance(k, Table)),
+        views=tuple(k for k in kept if isinstance(k, View)),
+        sequences=tuple(p[1] for p in sequences.values() if p[1] is not None),
+        enums=tuple(enums),
+        domains=tuple(domains),
+        composite_types=tuple(composites),
+        functions=read_functions(shared["functions"]),
+        extensions=read_extensions(shared["extensions"]),
+        grants_included=False,
+    )
+
+
+def _relations(
+    rows: dict[str, dict[Any, list[Any]]], oids: list[Any], columns: dict[Any, list[Column]]
+) -> dict[Any, Table | View]:
+    """The tables and views ``oids``, made from their rows."""
+
+    def of(section: str) -> list[Any]:
+        by_relation = rows[section]
+        return [row for oid in oids for row in by_relation.get(oid, ())]
+
+    # a foreign key names the columns of the table it references too
+    attnames = {oid: {r[1]: r[2] for r in lists} for oid, lists in rows["columns"].items()}
+    relation_rows = of("relations")
+    relnames = {r[0]: f"{r[1]}.{r[2]}" for r in relation_rows}
+    tables, views = read_relations(
+        relation_rows,
+        include_grants=False,
+        columns=columns,
+        column_grants={},
+        constraints=read_constraints(of("constraints"), attnames),
+        indexes=read_indexes(of("indexes"), attnames, relnames),
+        triggers=read_triggers(of("triggers"), relnames),
+        policies=read_policies(of("policies"), relnames),
+    )
+    # read_relations keeps the rows' order within tables and within views
+    t, v = iter(tables), iter(views)
+    return {row[0]: next(v) if row[3] in ("v", "m") else next(t) for row in relation_rows}
+
+
+def adopt(catalog: Catalog, source: Catalog) -> None:
+    """``catalog`` holds the same rows as ``source`` (``Catalog.same``): the parts made of
+    ``source`` serve it too, keyed by its own row lists."""
+    built = _BUILT.get(source)
+    if built is None or catalog is source:
+        return
+    columns, relations, sequences = built
+    rows = catalog.rows
+    keys = _Keys(rows)
+    _BUILT[catalog] = (
+        {o: (keys.columns(o), p[1]) for o, p in columns.items() if o in rows["columns"]},
+        {o: (keys.relation(o), p[1]) for o, p in relations.items() if o in rows["relations"]},
+        {o: (keys.sequence(o), p[1]) for o, p in sequences.items() if o in rows["sequences"]},
+    )
