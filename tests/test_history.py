@@ -8,6 +8,7 @@ from pytest_schemaguard.migrations.history import (
     History,
     RevisionInfo,
     analyse_downgrade,
+    downgrade_line,
     slugify,
 )
 
@@ -36,6 +37,19 @@ def rev(revision: str, *down: str, message: str = "", downgrade: str = "ok") -> 
 )
 def test_analyse_downgrade(source: str, expected: str) -> None:
     assert analyse_downgrade(source) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def upgrade():\n    pass\n\ndef downgrade():\n    pass\n", 4),
+        ("def downgrade():\n    op.drop_table('a')\n\n\ndef downgrade():\n    pass\n", 5),
+        ("def upgrade():\n    pass\n", None),
+        ("def downgrade(:\n", None),
+    ],
+)
+def test_downgrade_line_is_the_last_definition(source: str, expected: int | None) -> None:
+    assert downgrade_line(source) == expected
 
 
 def test_slugify() -> None:

@@ -38,11 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from sqlalchemy.engine import Connection
 
 from pytest_schemaguard.errors import SchemaguardError
-from pytest_schemaguard.migrations.history import (
-    RevisionInfo,
-    analyse_downgrade,
-    downgrade_line,
-)
+from pytest_schemaguard.migrations.history import RevisionInfo, read_downgrade
 from pytest_schemaguard.timeouts import StepGuard, backend_pid, conninfo_of
 from pytest_schemaguard.urls import mask_url
 
@@ -832,6 +828,7 @@ class AlembicProject:
                 f"cannot load the revision files of {self.display_path}{where}: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
+        rootdir = self.rootdir.resolve()
         for sc in loaded:
             path = str(sc.path)
             try:
@@ -839,9 +836,10 @@ class AlembicProject:
             except OSError:
                 source = ""
             try:
-                shown = Path(path).resolve().relative_to(self.rootdir.resolve()).as_posix()
+                shown = Path(path).resolve().relative_to(rootdir).as_posix()
             except ValueError:
                 shown = path
+            facts = read_downgrade(source) if source else ("unknown", None)
             infos.append(
                 RevisionInfo(
                     revision=sc.revision,
@@ -850,8 +848,8 @@ class AlembicProject:
                     branch_labels=tuple(sorted(sc.branch_labels)),
                     message=(sc.doc or "").strip().splitlines()[0] if sc.doc else "",
                     path=shown,
-                    downgrade=analyse_downgrade(source) if source else "unknown",
-                    downgrade_line=downgrade_line(source) if source else None,
+                    downgrade=facts[0],
+                    downgrade_line=facts[1],
                 )
             )
         return infos

@@ -20,6 +20,7 @@ __all__ = [
     "RevisionInfo",
     "analyse_downgrade",
     "downgrade_line",
+    "read_downgrade",
     "slugify",
 ]
 
@@ -30,16 +31,28 @@ no ``downgrade`` function at all, or the file could not be parsed."""
 
 def analyse_downgrade(source: str) -> DowngradeKind:
     """Classify the module-level ``downgrade`` function of a revision file's source."""
+    return read_downgrade(source)[0]
+
+
+def downgrade_line(source: str) -> int | None:
+    """The line (1-based) of the module-level ``def downgrade`` of a revision file's source
+    (the last definition, as at import time); None when there is none or the file does not
+    parse.  Failures of a round trip point there: that is where the fix goes."""
+    return read_downgrade(source)[1]
+
+
+def read_downgrade(source: str) -> tuple[DowngradeKind, int | None]:
+    """:func:`analyse_downgrade` and :func:`downgrade_line` of a source, parsed once."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return "unknown"
+        return "unknown", None
     func: ast.FunctionDef | ast.AsyncFunctionDef | None = None
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "downgrade":
             func = node  # the last definition wins, as at import time
     if func is None:
-        return "missing"
+        return "missing", None
     for stmt in func.body:
         if isinstance(stmt, ast.Pass):
             continue
@@ -49,23 +62,8 @@ def analyse_downgrade(source: str) -> DowngradeKind:
             and (isinstance(stmt.value.value, str) or stmt.value.value is Ellipsis)
         ):
             continue
-        return "ok"
-    return "empty"
-
-
-def downgrade_line(source: str) -> int | None:
-    """The line (1-based) of the module-level ``def downgrade`` of a revision file's source
-    (the last definition, as at import time); None when there is none or the file does not
-    parse.  Failures of a round trip point there: that is where the fix goes."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    line: int | None = None
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "downgrade":
-            line = node.lineno
-    return line
+        return "ok", func.lineno
+    return "empty", func.lineno
 
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
