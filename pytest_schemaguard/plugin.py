@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -198,10 +199,20 @@ def describe_server(config: pytest.Config) -> str:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    settings = session.config.stash.get(SETTINGS_KEY, None)
+    # The objects made before the first item (pytest, SQLAlchemy, Alembic, the collected
+    # items: most of the heap) are set aside from the collector's full sweeps while the items
+    # run, then handed back, so the collections after the run see everything as usual.
+    freeze = settings is not None and settings.enabled
+    if freeze:
+        gc.freeze()
     try:
         return (yield)
     except StartupFailure as exc:
         raise pytest.UsageError(exc.msg) from None
+    finally:
+        if freeze:
+            gc.unfreeze()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -656,3 +656,32 @@ def test_the_default_configuration_is_the_first_naming_a_script_location(
     (tmp_path / "other").mkdir()
     (tmp_path / "other/alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
     assert find_alembic_config(tmp_path, "other/alembic.ini") == tmp_path / "other/alembic.ini"
+
+
+def test_the_heap_is_set_aside_from_full_collections_while_items_run(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """``gc.freeze()`` while the items run (the heap made before them is most of it), and
+    ``gc.unfreeze()`` after, so the collections at the end see every object as usual."""
+    write_project(
+        pytester.path,
+        CLEAN[:1],
+        conftest="""
+        import gc
+
+        def pytest_runtest_call(item):
+            print(f"frozen during {item.name}: {gc.get_freeze_count() > 0}")
+
+        def pytest_unconfigure(config):
+            print(f"frozen after the run: {gc.get_freeze_count()}")
+        """,
+    )
+    result = run_checks(pytester, inner_dsn, "-s")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*frozen during history: True*",
+            "*frozen during cycle: True*",
+            "frozen after the run: 0",
+        ]
+    )
