@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 from collections import defaultdict
@@ -58,45 +59,43 @@ CHECK_READS_ENV = "SCHEMAGUARD_CHECK_READS"
 
 #: Fingerprints and the relations to print again.  ``objects`` maps every object that belongs
 #: to a relation of the snapshot (the relation, its indexes, defaults, constraints, triggers,
-#: policies and rules) to it, by (catalog, object id).
+#: policies and rules) to it, by (catalog, object id).  Every object a snapshot reads was created
+#: after ``initdb``, so each scan starts at the first user object id, where an index on the
+#: relation (or object) id serves.
 _FINGERPRINTS = r""",
-objects AS (
+objects AS MATERIALIZED (
     SELECT 'pg_class'::regclass::oid AS classid, rel.oid AS objid, rel.oid AS rel FROM rel
     UNION ALL
     SELECT 'pg_class'::regclass::oid, i.indexrelid, i.indrelid
     FROM pg_index i JOIN rel ON rel.oid = i.indrelid
+    WHERE i.indrelid >= %(first_user_oid)s
     UNION ALL
     SELECT 'pg_attrdef'::regclass::oid, ad.oid, ad.adrelid
     FROM pg_attrdef ad JOIN rel ON rel.oid = ad.adrelid
+    WHERE ad.adrelid >= %(first_user_oid)s
     UNION ALL
     SELECT 'pg_constraint'::regclass::oid, con.oid, con.conrelid
     FROM pg_constraint con JOIN rel ON rel.oid = con.conrelid
+    WHERE con.conrelid >= %(first_user_oid)s
     UNION ALL
     SELECT 'pg_trigger'::regclass::oid, tg.oid, tg.tgrelid
     FROM pg_trigger tg JOIN rel ON rel.oid = tg.tgrelid
-    WHERE NOT tg.tgisinternal
+    WHERE tg.tgrelid >= %(first_user_oid)s AND NOT tg.tgisinternal
     UNION ALL
     SELECT 'pg_policy'::regclass::oid, p.oid, p.polrelid
     FROM pg_policy p JOIN rel ON rel.oid = p.polrelid
+    WHERE p.polrelid >= %(first_user_oid)s
     UNION ALL
     SELECT 'pg_rewrite'::regclass::oid, r.oid, r.ev_class
     FROM pg_rewrite r JOIN rel ON rel.oid = r.ev_class
+    WHERE r.ev_class >= %(first_user_oid)s
 ),
-versions(rel, v) AS (
+versions(rel, v, names) AS (
 %(versions)s
 ),
-names AS MATERIALIZED (
-    -- what other relations print of it: its schema, name and column names
-    SELECT rel.oid AS rel, md5(rel.nspname || '.' || rel.relname || ':' || coalesce((
-        SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_attribute a
-        WHERE a.attrelid = rel.oid AND a.attnum > 0 AND NOT a.attisdropped), '')) AS names
-    FROM rel
-),
 fingerprints AS (
-    SELECT v.rel, v.versions || '/' || n.names AS fp
-    FROM (SELECT rel, count(*) || ':' || sum(hashtextextended(v, 0)) AS versions
-          FROM versions GROUP BY rel) v
-    JOIN names n ON n.rel = v.rel
+    SELECT rel, count(*) || ':' || sum(v) || '/' || coalesce(sum(names), 0) AS fp
+    FROM versions GROUP BY rel
 ),
 known(oid, fp) AS (SELECT * FROM unnest($1::oid[], $2::text[])),
 changed AS (
@@ -117,99 +116,259 @@ stale AS (
 todo AS (SELECT rel.* FROM rel WHERE rel.oid IN (SELECT rel FROM stale))
 """
 
-
-def _version(alias: str, *values: str) -> str:
-    """A catalog row's version as text: ``values``, then the row's ``xmin``, ``cmin`` and
-    ``ctid``."""
-    return " || ' ' || ".join(f"{v}::text" for v in (*values, *_header(alias)))
-
-
-def _header(alias: str) -> tuple[str, str, str]:
-    return (f"{alias}.xmin", f"{alias}.cmin", f"{alias}.ctid")
+#: The classes of the objects in ``objects``.
+_OBJECT_CLASSES = (
+    "ARRAY['pg_class'::regclass, 'pg_attrdef'::regclass, 'pg_constraint'::regclass, "
+    "'pg_trigger'::regclass, 'pg_policy'::regclass, 'pg_rewrite'::regclass]::oid[]"
+)
 
 
-#: The rows a relation's fingerprint covers, as (relation, version, FROM ... [WHERE ...]).
-_VERSIONED: tuple[tuple[str, str, str], ...] = (
-    ("rel.oid", _version("c", "rel.nspname"), "rel JOIN pg_class c ON c.oid = rel.oid"),
+def _version(alias: str, tag: int, prefix: str = "") -> str:
+    """A number for a catalog row's version (its ``xmin``, ``cmin`` and ``ctid``, as columns
+    ``prefix`` + ``xmin``... of ``alias``), different for each catalog (``tag``): the versions of
+    a relation's rows are added up, with no text built per row."""
+    ctid, xmin, cmin = (f"{alias}.{prefix}{column}" for column in ("ctid", "xmin", "cmin"))
+    return (
+        f"hashtidextended({ctid}, hashint8extended("
+        f"({xmin}::text::int8 << 32) | {cmin}::text::int8, {tag}))"
+    )
+
+
+#: A ``pg_depend`` row of an object in ``objects`` that is the relation's own dependency row
+#: (a sequence's owning column, an inherited parent).
+_OWN_DEPENDENCY = "d.classid = 'pg_class'::regclass AND d.objid = o.rel AND d.objsubid = 0"
+
+#: A ``pg_depend`` row that names an object outside the relations of the snapshot (a type, a
+#: function, a collation...).
+_REFERENCE = (
+    "d.refclassid <> 'pg_namespace'::regclass "
+    "AND NOT (d.refclassid = 'pg_class'::regclass AND d.refobjid IN ("
+    "SELECT x.objid FROM objects x WHERE x.classid = 'pg_class'::regclass))"
+)
+
+#: The rows a relation's fingerprint covers, as (relation, version, names, FROM ... [WHERE ...]).
+#: ``names`` is what other relations print of it: its schema, name and column names.
+_VERSIONED: tuple[tuple[str, str, str, str], ...] = (
+    (
+        # its pg_class row, whose version the rel CTE carries
+        "rel.oid",
+        _version("rel", 1, "row_"),
+        "hashtextextended(rel.nspname || '.' || rel.relname, 0)",
+        "rel",
+    ),
     (
         "a.attrelid",
-        _version("a", "'a'", "a.attnum"),
-        "pg_attribute a JOIN rel ON rel.oid = a.attrelid WHERE a.attnum > 0",
+        _version("a", 2),
+        "CASE WHEN NOT a.attisdropped THEN hashtextextended(a.attname, a.attnum) END",
+        "pg_attribute a JOIN rel ON rel.oid = a.attrelid "
+        "WHERE a.attrelid >= %(first_user_oid)s AND a.attnum > 0",
     ),
     (
         "ad.adrelid",
-        _version("ad", "'d'", "ad.oid"),
-        "pg_attrdef ad JOIN rel ON rel.oid = ad.adrelid",
+        _version("ad", 3),
+        "NULL",
+        "pg_attrdef ad JOIN rel ON rel.oid = ad.adrelid WHERE ad.adrelid >= %(first_user_oid)s",
     ),
     (
         "con.conrelid",
-        _version("con", "'k'", "con.oid"),
-        "pg_constraint con JOIN rel ON rel.oid = con.conrelid",
+        _version("con", 4),
+        "NULL",
+        "pg_constraint con JOIN rel ON rel.oid = con.conrelid "
+        "WHERE con.conrelid >= %(first_user_oid)s",
     ),
     (
         "i.indrelid",
         # CREATE INDEX CONCURRENTLY may set these flags in place: read as values
-        _version("i", "'i'", "i.indexrelid", "i.indisvalid", "i.indisready", "i.indislive")
-        + " || ' ' || "
-        + _version("ic"),
-        "pg_index i JOIN rel ON rel.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid",
+        f"hashint8extended({_version('i', 5)} # {_version('ic', 6)}, "
+        "i.indisvalid::int * 4 + i.indisready::int * 2 + i.indislive::int)",
+        "NULL",
+        "pg_index i JOIN rel ON rel.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "WHERE i.indrelid >= %(first_user_oid)s",
     ),
     (
         "tg.tgrelid",
-        _version("tg", "'t'", "tg.oid"),
-        "pg_trigger tg JOIN rel ON rel.oid = tg.tgrelid WHERE NOT tg.tgisinternal",
+        _version("tg", 7),
+        "NULL",
+        "pg_trigger tg JOIN rel ON rel.oid = tg.tgrelid "
+        "WHERE tg.tgrelid >= %(first_user_oid)s AND NOT tg.tgisinternal",
     ),
-    ("p.polrelid", _version("p", "'p'", "p.oid"), "pg_policy p JOIN rel ON rel.oid = p.polrelid"),
-    ("r.ev_class", _version("r", "'r'", "r.oid"), "pg_rewrite r JOIN rel ON rel.oid = r.ev_class"),
-    ("s.seqrelid", _version("s", "'s'"), "pg_sequence s JOIN rel ON rel.oid = s.seqrelid"),
+    (
+        "p.polrelid",
+        _version("p", 8),
+        "NULL",
+        "pg_policy p JOIN rel ON rel.oid = p.polrelid WHERE p.polrelid >= %(first_user_oid)s",
+    ),
+    (
+        "r.ev_class",
+        _version("r", 9),
+        "NULL",
+        "pg_rewrite r JOIN rel ON rel.oid = r.ev_class WHERE r.ev_class >= %(first_user_oid)s",
+    ),
+    (
+        "s.seqrelid",
+        _version("s", 10),
+        "NULL",
+        "pg_sequence s JOIN rel ON rel.oid = s.seqrelid WHERE s.seqrelid >= %(first_user_oid)s",
+    ),
     (
         "h.inhrelid",
-        _version("h", "'h'", "h.inhparent", "h.inhseqno"),
-        "pg_inherits h JOIN rel ON rel.oid = h.inhrelid",
+        _version("h", 11),
+        "NULL",
+        "pg_inherits h JOIN rel ON rel.oid = h.inhrelid WHERE h.inhrelid >= %(first_user_oid)s",
     ),
     (
         "pt.partrelid",
-        _version("pt", "'q'"),
-        "pg_partitioned_table pt JOIN rel ON rel.oid = pt.partrelid",
+        _version("pt", 12),
+        "NULL",
+        "pg_partitioned_table pt JOIN rel ON rel.oid = pt.partrelid "
+        "WHERE pt.partrelid >= %(first_user_oid)s",
     ),
     (
-        # what it depends on by itself (a sequence's owning column, an inherited parent)
-        "d.objid",
-        _version("d", "'o'", "d.refclassid", "d.refobjid", "d.refobjsubid", "d.deptype"),
-        "pg_depend d JOIN rel ON d.classid = 'pg_class'::regclass AND d.objid = rel.oid "
-        "AND d.objsubid = 0",
+        # its own dependency rows, and the descriptions of what it names outside the relations
+        # of the snapshot (types, functions, collations...)
+        "o.rel",
+        f"CASE WHEN {_OWN_DEPENDENCY} THEN {_version('d', 13)} ELSE 0 END "
+        f"# CASE WHEN {_REFERENCE} THEN hashtextextended(d.refclassid::text || ' ' "
+        "|| d.refobjid::text || ' ' || d.refobjsubid::text || ' ' "
+        "|| coalesce(pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid), '?'), 15) "
+        "ELSE 0 END",
+        "NULL",
+        "pg_depend d JOIN objects o ON o.classid = d.classid AND o.objid = d.objid "
+        f"WHERE d.classid = ANY ({_OBJECT_CLASSES}) AND d.objid >= %(first_user_oid)s "
+        f"AND (({_OWN_DEPENDENCY}) OR ({_REFERENCE}))",
     ),
     (
         "o.rel",
-        _version("d", "'c'", "d.classoid", "d.objoid", "d.objsubid"),
+        _version("d", 14),
+        "NULL",
         "pg_description d JOIN objects o ON o.classid = d.classoid AND o.objid = d.objoid "
         "WHERE d.objoid >= %(first_user_oid)s",
-    ),
-    (
-        # what the relation names of objects outside it (types, functions, collations...)
-        "o.rel",
-        "'n ' || d.refclassid::text || ' ' || d.refobjid::text || ' ' || d.refobjsubid::text "
-        "|| ' ' || coalesce(pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid), '?')",
-        "pg_depend d JOIN objects o ON o.classid = d.classid AND o.objid = d.objid "
-        "WHERE d.objid >= %(first_user_oid)s AND d.refclassid <> 'pg_namespace'::regclass "
-        "AND NOT (d.refclassid = 'pg_class'::regclass AND EXISTS ("
-        "SELECT 1 FROM objects x WHERE x.classid = 'pg_class'::regclass AND x.objid = d.refobjid))",
     ),
 )
 
 _VERSIONS = "\n    UNION ALL\n".join(
-    f"    SELECT {rel}, {version}\n    FROM {source}" for rel, version, source in _VERSIONED
+    f"    SELECT {rel}, {version}, {names}\n    FROM {source}"
+    for rel, version, names, source in _VERSIONED
 )
 
 
-#: What else a relation's rows depend on: settings that change how values print, and the role
-#: names policies print.
-_SETTINGS = r"""json_build_array(
-        current_setting('DateStyle'), current_setting('IntervalStyle'),
-        current_setting('TimeZone'), current_setting('extra_float_digits'),
-        current_setting('bytea_output'), current_setting('lc_monetary'),
-        current_setting('standard_conforming_strings'), current_setting('quote_all_identifiers'),
-        (SELECT md5(string_agg(r.oid || ' ' || r.rolname, ',' ORDER BY r.oid)) FROM pg_roles r))"""
+#: What else a relation's rows depend on: the settings that change how values print.
+_SETTINGS = r"""pg_catalog.json_build_array(
+        pg_catalog.current_setting('DateStyle'), pg_catalog.current_setting('IntervalStyle'),
+        pg_catalog.current_setting('TimeZone'), pg_catalog.current_setting('extra_float_digits'),
+        pg_catalog.current_setting('bytea_output'), pg_catalog.current_setting('lc_monetary'),
+        pg_catalog.current_setting('standard_conforming_strings'),
+        pg_catalog.current_setting('quote_all_identifiers'))::pg_catalog.text"""
+
+#: ... and the role names policies print.
+_ROLES = "(SELECT md5(string_agg(r.oid || ' ' || r.rolname, ',' ORDER BY r.oid)) FROM pg_roles r)"
+
+#: The catalogs whose rows a read prints, or that what it prints names (every catalog but
+#: statistics, large objects and replication state), with their object ids (fixed in
+#: PostgreSQL's sources, the same in every version).
+_CATALOGS: dict[str, int] = {
+    "pg_aggregate": 2600,
+    "pg_am": 2601,
+    "pg_amop": 2602,
+    "pg_amproc": 2603,
+    "pg_attrdef": 2604,
+    "pg_attribute": 1249,
+    "pg_auth_members": 1261,
+    "pg_authid": 1260,
+    "pg_cast": 2605,
+    "pg_class": 1259,
+    "pg_collation": 3456,
+    "pg_constraint": 2606,
+    "pg_conversion": 2607,
+    "pg_database": 1262,
+    "pg_db_role_setting": 2964,
+    "pg_default_acl": 826,
+    "pg_depend": 2608,
+    "pg_description": 2609,
+    "pg_enum": 3501,
+    "pg_event_trigger": 3466,
+    "pg_extension": 3079,
+    "pg_foreign_data_wrapper": 2328,
+    "pg_foreign_server": 1417,
+    "pg_foreign_table": 3118,
+    "pg_index": 2610,
+    "pg_inherits": 2611,
+    "pg_init_privs": 3394,
+    "pg_language": 2612,
+    "pg_largeobject_metadata": 2995,
+    "pg_namespace": 2615,
+    "pg_opclass": 2616,
+    "pg_operator": 2617,
+    "pg_opfamily": 2753,
+    "pg_partitioned_table": 3350,
+    "pg_policy": 3256,
+    "pg_proc": 1255,
+    "pg_publication": 6104,
+    "pg_publication_rel": 6106,
+    "pg_range": 3541,
+    "pg_rewrite": 2618,
+    "pg_seclabel": 3596,
+    "pg_sequence": 2224,
+    "pg_shdepend": 1214,
+    "pg_shdescription": 2396,
+    "pg_shseclabel": 3592,
+    "pg_statistic_ext": 3381,
+    "pg_subscription": 6100,
+    "pg_tablespace": 1213,
+    "pg_transform": 3576,
+    "pg_trigger": 2620,
+    "pg_ts_config": 3602,
+    "pg_ts_config_map": 3603,
+    "pg_ts_dict": 3600,
+    "pg_ts_parser": 3601,
+    "pg_ts_template": 3764,
+    "pg_type": 1247,
+    "pg_user_mapping": 1418,
+}
+
+#: The setting each read sets (for the rest of the transaction) to a value of its own.  When the
+#: next read finds it, the transaction is the same and nothing that was under way at the
+#: previous read was rolled back since: a rollback to a savepoint restores the value it had
+#: before the savepoint, and the end of the transaction removes it.
+READ_MARK = "schemaguard.catalog_read"
+
+#: What else must be as it was at the previous read for the catalog to be unchanged: this
+#: session's count of the rows it wrote to the catalogs in this transaction (NULL when it counts
+#: none); and, at ``READ COMMITTED``, the snapshot (another transaction that ended since shows
+#: there) and the indexes whose flags are not all set (``CREATE INDEX CONCURRENTLY`` sets them
+#: in place, in transactions without an id); at other isolation levels, where the snapshot is
+#: the transaction's, the server's WAL insert position (every change of a catalog row writes
+#: WAL; NULL on a standby).
+_STAMP = (
+    "(SELECT CASE WHEN pg_catalog.current_setting('track_counts') = 'on' THEN pg_catalog.sum("
+    "pg_catalog.pg_stat_get_xact_tuples_inserted(c) + pg_catalog.pg_stat_get_xact_tuples_updated(c)"
+    " + pg_catalog.pg_stat_get_xact_tuples_deleted(c)) END FROM pg_catalog.unnest(ARRAY["
+    + ", ".join(map(str, _CATALOGS.values()))
+    + "]::pg_catalog.oid[]) c) || ' ' || CASE "
+    "WHEN pg_catalog.current_setting('transaction_isolation') = 'read committed' THEN "
+    "pg_catalog.pg_current_snapshot()::pg_catalog.text || ' ' || (SELECT coalesce("
+    "pg_catalog.string_agg(i.indexrelid || ' ' || i.indisvalid || i.indisready || i.indislive, "
+    "',' ORDER BY i.indexrelid), '') FROM pg_catalog.pg_index i "
+    "WHERE NOT (i.indisvalid AND i.indisready AND i.indislive)) "
+    "WHEN NOT pg_catalog.pg_is_in_recovery() THEN "
+    "'wal ' || pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text END"
+)
+
+#: The first statement of an incremental read: the session's ``search_path`` and
+#: ``plan_cache_mode``, and which of
+#: the read's statements are prepared on it.  Every name is schema-qualified: it runs on the
+#: caller's ``search_path``, as does :data:`_CHECK`.
+_PRESENT = (
+    "SELECT pg_catalog.current_setting('search_path'), "
+    "pg_catalog.current_setting('plan_cache_mode'), "
+    "ARRAY(SELECT name::pg_catalog.text FROM pg_catalog.pg_prepared_statements "
+    "WHERE name = ANY (%(names)s))"
+)
+
+#: The second: whether the catalog can have changed since the previous read (its settings,
+#: stamp and mark).  Prepared, like the catalog query: planning it would cost more than
+#: running it.
+_CHECK = f"SELECT {_SETTINGS}, {_STAMP}, pg_catalog.current_setting('{READ_MARK}', true)"
 
 
 @functools.cache
@@ -220,7 +379,7 @@ def incremental_query(server_version: int, exclude_tables: tuple[str, ...]) -> s
     sections = dict(FIRST_SECTIONS + SECOND_SECTIONS)
     keys = [
         "'server_version', current_setting('server_version_num')::int",
-        f"'settings', {_SETTINGS}",
+        f"'roles', {_ROLES}",
         "'fingerprints', (SELECT coalesce(json_agg(json_build_array(rel, fp)), '[]') "
         "FROM fingerprints)",
         "'stale', (SELECT coalesce(json_agg(rel), '[]') FROM stale)",
@@ -230,7 +389,7 @@ def incremental_query(server_version: int, exclude_tables: tuple[str, ...]) -> s
         keys.append(f"'{name}', ({fill(sql, server_version, own_rel=own)})")
     body = "\nSELECT json_build_object(\n" + ",\n".join(keys) + "\n)::text\n"
     sql = PRELUDE + _FINGERPRINTS.replace("%(versions)s", _VERSIONS) + body
-    return fill(sql, server_version, exclude_tables=exclude_tables)
+    return fill(sql, server_version, exclude_tables=exclude_tables, row_version=True)
 
 
 # ------------------------------------------------------------------------------ the client
@@ -252,6 +411,10 @@ class Catalog:
     """The driver connection an incremental read was made on (its rows are valid there)."""
     printed: int | None = None
     """How many relations the server printed (an incremental read)."""
+    stamp: str | None = None
+    """The quiet-catalog stamp of an incremental read (see :data:`_QUIET`)."""
+    mark: str | None = None
+    """The value an incremental read gave :data:`READ_MARK`."""
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Catalog:
@@ -286,7 +449,9 @@ def _by_relation(rows: list[Any]) -> dict[Any, list[Any]]:
     return dict(grouped)
 
 
-def _merge(result: dict[str, Any], base: Catalog | None, session: Any) -> Catalog:
+def _merge(
+    result: dict[str, Any], base: Catalog | None, session: Any, stamp: str | None, mark: str
+) -> Catalog:
     """The catalog a full read would give now: the rows of relations printed again from
     ``result``, the others from ``base``."""
     fingerprints = {oid: fp for oid, fp in result.pop("fingerprints")}
@@ -303,14 +468,24 @@ def _merge(result: dict[str, Any], base: Catalog | None, session: Any) -> Catalo
             elif oid in old:
                 merged[oid] = old[oid]
         rows[section] = merged
-    return Catalog(rows, result, fingerprints, session, len(stale))
+    return Catalog(rows, result, fingerprints, session, len(stale), stamp, mark)
 
 
+#: Around the catalog query: ``search_path`` pinned (see :mod:`~.reading`), and its generic
+#: plan used from the first run, so that a session that lost the prepared statement (psycopg
+#: deallocates every statement after some ``DROP`` or ``ALTER``) plans it once, not six times.
 _PIN_PATH = (
-    "SELECT current_setting('search_path'), set_config('search_path', 'pg_catalog', true), "
-    "ARRAY(SELECT name::text FROM pg_catalog.pg_prepared_statements WHERE name = %(name)s)"
+    "SELECT set_config('search_path', 'pg_catalog', true), "
+    "set_config('plan_cache_mode', 'force_generic_plan', true)"
 )
-_RESTORE_PATH = "SELECT set_config('search_path', %(path)s, true)"
+_RESTORE_PATH = (
+    "SELECT set_config('search_path', %(path)s, true), "
+    "set_config('plan_cache_mode', %(plans)s, true), "
+    f"set_config('{READ_MARK}', %(mark)s, true)"
+)
+
+#: Numbers the marks of the reads this process makes.
+_MARKS = itertools.count(1)
 
 
 def read_incrementally(
@@ -322,39 +497,71 @@ def read_incrementally(
     """Read the catalog through ``raw`` (in its transaction), printing only the relations that
     changed since ``base`` (a catalog read on the same connection; None or another
     connection's: everything is printed).  Returns the catalog a full read would give, and the
-    row of the statement ``also`` run after it in the same round trip."""
+    row of the statement ``also``, run in the first round trip (on the caller's
+    ``search_path``).
+
+    The first round trip asks whether anything can have changed since ``base`` (see
+    :data:`_CHECK`); when nothing can, ``base``'s rows are the answer and that is all.
+    Otherwise the second pins ``search_path``, prepares the catalog query if the session does
+    not have it yet, runs it, restores ``search_path`` and sets this read's mark."""
     if base is not None and (base.session is not raw or base.fingerprints is None):
         base = None
     sql = incremental_query(raw.info.server_version, exclude_tables)
     name = statement_name(sql)
-    known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
-    execute = (
-        f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
-        f"'{{{','.join(known.values())}}}'::text[])"
-    )
+    check_name = statement_name(_CHECK)
     row: tuple[Any, ...] | None = None
     with contextlib.ExitStack() as stack:
-        pin, main, restore, extra = (stack.enter_context(raw.cursor()) for _ in range(4))
+        first, second, pin, main, restore, extra = (
+            stack.enter_context(raw.cursor()) for _ in range(6)
+        )
         pipeline: contextlib.AbstractContextManager[Any] = (
             raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
         )
         with pipeline:
-            old_path, _, present = _one(pin.execute(_PIN_PATH, {"name": name}, prepare=False))
-            if name not in present:
-                pin.execute(f"PREPARE {name}(oid[], text[]) AS {sql}", prepare=False)
-            main.execute(execute, prepare=False)
-            restore.execute(_RESTORE_PATH, {"path": old_path}, prepare=False)
+            first.execute(_PRESENT, {"names": [check_name, name]}, prepare=False)
+            old_path, old_plans, present = _one(first)
+            if check_name not in present:
+                second.execute(f"PREPARE {check_name} AS {_CHECK}", prepare=False)
+            second.execute(f"EXECUTE {check_name}", prepare=False)
             if also is not None:
                 extra.execute(also, prepare=False)
-        (text,) = _one(main)
-        if also is not None:
-            row = _one(extra)
-    result = json.loads(text)
-    if base is not None and result["settings"] != base.shared.get("settings"):
-        # values print differently now: print everything again
-        catalog, _ = read_incrementally(raw, exclude_tables, None)
-    else:
-        catalog = _merge(result, base, raw)
+            settings, stamp, mark = _one(second)
+            if also is not None:
+                row = _one(extra)
+            if base is not None and settings != base.shared.get("settings"):
+                base = None  # values print differently now: print everything again
+            if (
+                base is not None
+                and stamp is not None
+                and stamp == base.stamp
+                and mark is not None
+                and mark == base.mark
+            ):
+                # nothing in the catalog can have changed since base was read
+                catalog = Catalog(base.rows, base.shared, base.fingerprints, raw, 0, stamp, mark)
+            else:
+                known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
+                mark = f"{os.getpid()}.{next(_MARKS)}"
+                pin.execute(_PIN_PATH, prepare=False)
+                if name not in present:
+                    pin.execute(f"PREPARE {name}(oid[], text[]) AS {sql}", prepare=False)
+                main.execute(
+                    f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
+                    f"'{{{','.join(known.values())}}}'::text[])",
+                    prepare=False,
+                )
+                restore.execute(
+                    _RESTORE_PATH,
+                    {"path": old_path, "plans": old_plans, "mark": mark},
+                    prepare=False,
+                )
+                (text,) = _one(main)
+                result = json.loads(text)
+                result["settings"] = settings
+                catalog = _merge(result, base, raw, stamp, mark)
+    if base is not None and catalog.shared["roles"] != base.shared.get("roles"):
+        # policies print role names: print everything again
+        return read_incrementally(raw, exclude_tables, None, also)
     if os.environ.get(CHECK_READS_ENV) == "1":
         check(raw, catalog, exclude_tables)
     return catalog, row
@@ -371,6 +578,7 @@ def check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[
         cur.execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path})
     mine = catalog.data()
     mine.pop("settings", None)
+    mine.pop("roles", None)
     if mine != full:
         wrong = sorted(k for k in full.keys() | mine.keys() if full.get(k) != mine.get(k))
         raise AssertionError(f"incremental catalog read differs from a full read in: {wrong}")

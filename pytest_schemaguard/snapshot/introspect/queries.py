@@ -61,7 +61,7 @@ ns AS (
 rel AS (
     SELECT c.oid, c.relname, c.relkind, c.relpersistence, c.relrowsecurity,
            c.relforcerowsecurity, c.reloptions, c.relispartition, c.relowner, c.relacl,
-           c.relpartbound, ns.nspname
+           c.relpartbound, ns.nspname%(row_version)s
     FROM pg_class c
     JOIN ns ON ns.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c')
@@ -142,6 +142,7 @@ def fill(
     schemas: tuple[str, ...] | None = None,
     exclude_tables: tuple[str, ...] = DEFAULT_EXCLUDED_TABLES,
     own_rel: str = "rel",
+    row_version: bool = False,
 ) -> str:
     """``sql`` (the prelude, sections...) with its placeholders filled in."""
     parts = {
@@ -154,6 +155,10 @@ def fill(
         "nulls_not_distinct": "i.indnullsnotdistinct" if server_version >= 150000 else "false",
         "first_user_oid": str(FIRST_USER_OID),
         "own_rel": own_rel,
+        # the version of each relation's pg_class row, for incremental reads (see delta)
+        "row_version": (
+            ", c.xmin AS row_xmin, c.cmin AS row_cmin, c.ctid AS row_ctid" if row_version else ""
+        ),
     }
     for key, value in parts.items():
         sql = sql.replace(f"%({key})s", value)
