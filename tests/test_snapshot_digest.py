@@ -24,8 +24,8 @@ from sqlalchemy.pool import NullPool
 
 from pytest_schemaguard.migrations.runner import compare_snapshots
 from pytest_schemaguard.server import Database, PostgresServer
-from pytest_schemaguard.snapshot.introspect import read_schema, take_snapshot
-from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV
+from pytest_schemaguard.snapshot.introspect import Reading, read_schema, take_snapshot
+from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV, COUNTED_CATALOGS
 from pytest_schemaguard.snapshot.introspect.delta import check as check_catalog
 
 SCHEMA = """
@@ -235,6 +235,124 @@ def test_an_incremental_read_needs_the_same_connection(database: Database) -> No
         assert read_schema(one, since=first).printed == 0
 
 
+def _quiet(after: Reading, before: Reading) -> bool:
+    """Whether ``after`` was answered by the first statement alone (``before``'s rows)."""
+    return after.catalog.rows is before.catalog.rows
+
+
+def test_a_read_with_nothing_changed_runs_no_catalog_query(conn: psycopg.Connection) -> None:
+    # Another transaction ending on the server between two reads (another test's) rightly
+    # makes the second compute fingerprints: one quiet read of twenty is enough.
+    quiet = 0
+    for _ in range(20):
+        before = read_schema(conn)
+        after = read_schema(conn, since=before)
+        assert after.printed == 0
+        assert after.snapshot == before.snapshot
+        quiet += _quiet(after, before)
+    assert quiet
+
+
+@pytest.mark.usefixtures("checked_reads")
+@pytest.mark.parametrize("change", ["column default", "index dropped", "column added"])
+def test_a_rollback_to_a_savepoint_taken_before_the_previous_read_is_seen(
+    database: Database, conn: psycopg.Connection, change: str
+) -> None:
+    before = read_schema(conn)
+    conn.execute("SAVEPOINT s")
+    conn.execute(CHANGES[change])
+    with psycopg.connect(database.dsn, autocommit=True) as other:
+        # a later transaction id ends: the rollback below then leaves the snapshot as it is
+        other.execute("SELECT pg_current_xact_id()")
+    inside = read_schema(conn, since=before)
+    assert inside.snapshot != before.snapshot
+    conn.execute("ROLLBACK TO SAVEPOINT s")
+    # this session's write counts and the snapshot are as at the read inside the savepoint:
+    # the mark that read set is what the rollback took away
+    after = read_schema(conn, since=inside)
+    assert not _quiet(after, inside)
+    assert after.snapshot == before.snapshot == take_snapshot(conn)
+
+
+@pytest.mark.usefixtures("checked_reads")
+def test_a_change_made_and_rolled_back_after_the_previous_read_is_not_printed(
+    conn: psycopg.Connection,
+) -> None:
+    before = read_schema(conn)
+    conn.execute("SAVEPOINT s")
+    conn.execute(CHANGES["column added"])
+    conn.execute("ROLLBACK TO SAVEPOINT s")
+    after = read_schema(conn, since=before)
+    assert not _quiet(after, before)  # the rolled-back writes were counted
+    assert after.printed == 0  # the rows are the very versions read before
+    assert after.snapshot == before.snapshot
+
+
+@pytest.mark.usefixtures("checked_reads")
+@pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ"])
+def test_a_change_committed_by_another_session_is_read(database: Database, isolation: str) -> None:
+    with (
+        psycopg.connect(database.dsn) as one,
+        psycopg.connect(database.dsn, autocommit=True) as two,
+    ):
+        one.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+        before = read_schema(one)
+        two.execute("COMMENT ON TABLE child IS 'from another session'")
+        try:
+            after = read_schema(one, since=before)
+            assert not _quiet(after, before)
+            assert after.snapshot == take_snapshot(one)
+            comment = {t.name: t.comment for t in after.snapshot.tables}["child"]
+            assert comment == (None if isolation == "REPEATABLE READ" else "from another session")
+            one.rollback()
+            assert read_schema(one, since=after).snapshot == take_snapshot(one)
+        finally:
+            two.execute("COMMENT ON TABLE child IS NULL")
+
+
+@pytest.mark.usefixtures("checked_reads")
+def test_a_change_committed_after_the_previous_read_is_read_in_the_next_transaction(
+    database: Database,
+) -> None:
+    with psycopg.connect(database.dsn) as conn:
+        before = read_schema(conn)
+        conn.execute("COMMENT ON TABLE child IS 'committed'")
+        conn.commit()  # this session's write counts start again with the next transaction
+        try:
+            after = read_schema(conn, since=before)
+            assert not _quiet(after, before)
+            assert {t.name: t.comment for t in after.snapshot.tables}["child"] == "committed"
+        finally:
+            conn.rollback()
+            conn.execute("COMMENT ON TABLE child IS NULL")
+            conn.commit()
+
+
+@pytest.mark.usefixtures("checked_reads")
+def test_without_track_counts_every_read_computes_fingerprints(
+    conn: psycopg.Connection,
+) -> None:
+    conn.execute("SET LOCAL track_counts = off")  # no write counts: nothing is taken as quiet
+    before = read_schema(conn)
+    again = read_schema(conn, since=before)
+    assert not _quiet(again, before)
+    assert again.printed == 0
+    conn.execute(CHANGES["column default"])
+    after = read_schema(conn, since=again)
+    assert after.printed == 1
+    assert after.snapshot == take_snapshot(conn) != before.snapshot
+
+
+def test_the_catalogs_whose_writes_are_counted_have_the_ids_named(
+    conn: psycopg.Connection,
+) -> None:
+    rows = conn.execute(
+        "SELECT relname::text, oid::int FROM pg_class WHERE oid = ANY (%s)",
+        [list(COUNTED_CATALOGS.values())],
+    ).fetchall()
+    assert dict(rows) == COUNTED_CATALOGS
+
+
 def test_an_unchanged_schema_is_not_built_again(conn: psycopg.Connection) -> None:
     before = read_schema(conn)
     again = read_schema(conn, same_as=before)
@@ -274,7 +392,7 @@ def test_the_same_schema_rebuilt_is_built_and_compared(conn: psycopg.Connection)
     assert after.snapshot == before.snapshot
 
 
-def test_also_runs_after_the_snapshot_with_the_callers_search_path(
+def test_also_runs_with_the_callers_search_path(
     conn: psycopg.Connection,
 ) -> None:
     conn.execute("SET search_path = app, public")

@@ -122,8 +122,10 @@ def read_schema(
     When the catalog is the one ``same_as`` was read from, its snapshot is returned and nothing
     is built: a snapshot is a function of the catalog rows.  (Rows are identified by object ids
     and row versions, so a schema rebuilt to the same shape reads as another catalog; then the
-    snapshot is built and compared as usual.)  ``also`` is a statement run in the same round
-    trip, after the snapshot's own statements (``search_path`` restored); its row is
+    snapshot is built and compared as usual.)  ``also`` is a statement run in a round trip the
+    read makes anyway, on the caller's ``search_path``: after the snapshot's own statements in
+    a full read, right after the first statement (whether anything can have changed) in an
+    incremental one; nothing the read does is visible to it.  Its row is
     :attr:`Reading.also`.
     """
     excluded = tuple(exclude_tables)

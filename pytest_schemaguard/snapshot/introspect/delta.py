@@ -6,14 +6,35 @@ An incremental read asks the server for a *fingerprint* of each relation and pri
 relations whose fingerprint is not the one the previous read on the same session saw; the rows
 of the others are taken from that read.
 
+First, though, one small prepared statement asks whether anything in the catalog can have
+changed since the previous read; when nothing can, that read's rows are the answer and no
+fingerprint is computed.  Nothing can have changed when all of these are as they were then:
+
+- the *mark*: each read sets the transaction-local setting ``schemaguard.catalog_read`` to a
+  value of its own.  Finding it again means the same transaction, in which nothing that was
+  under way at the previous read was rolled back since (a rollback to a savepoint restores the
+  value the setting had before the savepoint; the end of the transaction removes it);
+- this session's count of the rows it inserted, updated and deleted in the catalogs during the
+  transaction (its statistics, ``pg_stat_get_xact_tuples_*``, which also count the writes of a
+  subtransaction rolled back since).  A session with ``track_counts`` off gets no such count
+  and always computes the fingerprints; one that turns it off and on again between two reads
+  and changes the schema meanwhile is not noticed;
+- at ``READ COMMITTED``, the snapshot (``pg_current_snapshot()``: another transaction that
+  ended since shows there) and the indexes whose flags are not all set (``CREATE INDEX
+  CONCURRENTLY`` sets them in place, in transactions that have no id); at the other isolation
+  levels, where the snapshot is the transaction's, the server's WAL insert position (every
+  change of a catalog row writes WAL);
+- the session's settings that change how values print (``DateStyle``, ``TimeZone``...).
+
 A relation's fingerprint covers every catalog row its printed rows come from: its ``pg_class``
 row and schema name, its columns, defaults, constraints, indexes (and their ``pg_class`` rows),
 triggers, policies, rewrite rules, sequence parameters, inheritance and partitioning rows, its
 own dependency rows (an owned sequence's column, a parent), and the comments on all of them.
-A row is identified by its version (``xmin``, ``cmin``, ``ctid``): an ``UPDATE`` gives a row
-another version and an inserted or deleted row changes the set (after a rollback to a
-savepoint the rows are again the very versions read before it).  The flags of ``pg_index``
-that ``CREATE INDEX CONCURRENTLY`` may set in place are read as values.
+A row is identified by its version (``xmin``, ``cmin``, ``ctid``), hashed as numbers with the
+catalog it lies in; a relation's fingerprint is the count and the sum of those hashes.  An
+``UPDATE`` gives a row another version and an inserted or deleted row changes the set (after a
+rollback to a savepoint the rows are again the very versions read before it).  The flags of
+``pg_index`` that ``CREATE INDEX CONCURRENTLY`` may set in place are read as values.
 
 What a relation prints of *other* objects is their names: a column's type, a default's
 sequence or function, a foreign key's referenced table and columns, a view's tables, an
@@ -21,9 +42,9 @@ inherited parent, an owned sequence's column.  PostgreSQL records each such refe
 ``pg_depend``.  References to types, functions, collations, operators... are part of the
 fingerprint as their descriptions (``pg_describe_object``), so renaming one changes it; a
 relation that references another relation of the snapshot is printed again whenever that one's
-schema, name or column names changed.  The session's settings that change how values
-print (``DateStyle``, ``TimeZone``...) and the role names policies print are read each time:
-when they differ from the previous read's, everything is printed again.
+schema, name or column names changed.  When the settings that change how values print (read by
+the first statement) or the role names policies print (read with the fingerprints) differ from
+the previous read's, everything is printed again.
 
 Nothing here is trusted blindly: with ``SCHEMAGUARD_CHECK_READS=1`` in the environment, every
 incremental read is compared with a full read of the same catalog, and a difference raises.
@@ -266,7 +287,7 @@ _ROLES = "(SELECT md5(string_agg(r.oid || ' ' || r.rolname, ',' ORDER BY r.oid))
 #: The catalogs whose rows a read prints, or that what it prints names (every catalog but
 #: statistics, large objects and replication state), with their object ids (fixed in
 #: PostgreSQL's sources, the same in every version).
-_CATALOGS: dict[str, int] = {
+COUNTED_CATALOGS: dict[str, int] = {
     "pg_aggregate": 2600,
     "pg_am": 2601,
     "pg_amop": 2602,
@@ -343,7 +364,7 @@ _STAMP = (
     "(SELECT CASE WHEN pg_catalog.current_setting('track_counts') = 'on' THEN pg_catalog.sum("
     "pg_catalog.pg_stat_get_xact_tuples_inserted(c) + pg_catalog.pg_stat_get_xact_tuples_updated(c)"
     " + pg_catalog.pg_stat_get_xact_tuples_deleted(c)) END FROM pg_catalog.unnest(ARRAY["
-    + ", ".join(map(str, _CATALOGS.values()))
+    + ", ".join(map(str, COUNTED_CATALOGS.values()))
     + "]::pg_catalog.oid[]) c) || ' ' || CASE "
     "WHEN pg_catalog.current_setting('transaction_isolation') = 'read committed' THEN "
     "pg_catalog.pg_current_snapshot()::pg_catalog.text || ' ' || (SELECT coalesce("

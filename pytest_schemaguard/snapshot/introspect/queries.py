@@ -144,7 +144,9 @@ def fill(
     own_rel: str = "rel",
     row_version: bool = False,
 ) -> str:
-    """``sql`` (the prelude, sections...) with its placeholders filled in."""
+    """``sql`` (the prelude, sections...) with its placeholders filled in.  With
+    ``row_version``, the ``rel`` CTE also carries the version of each relation's ``pg_class``
+    row (``row_xmin``, ``row_cmin``, ``row_ctid``), which incremental reads fingerprint."""
     parts = {
         "schema_filter": (
             "true" if schemas is None else f"n.nspname = ANY ({_text_array(schemas)})"
