@@ -40,9 +40,12 @@ What a relation prints of *other* objects is their names: a column's type, a def
 sequence or function, a foreign key's referenced table and columns, a view's tables, an
 inherited parent, an owned sequence's column.  PostgreSQL records each such reference in
 ``pg_depend``.  References to types, functions, collations, operators... are part of the
-fingerprint as their descriptions (``pg_describe_object``), so renaming one changes it; a
-relation that references another relation of the snapshot is printed again whenever that one's
-schema, name or column names changed.  When the settings that change how values print (read by
+fingerprint as their descriptions (``pg_describe_object``), so renaming one changes it.  So are
+the columns of other relations that a foreign key references or that own a sequence, as their
+relation's schema and name and their own names: adding a column to a referenced table prints
+again only the table.  For its other references to relations of the snapshot (a view's tables,
+an inherited parent, a default's sequence), a relation is printed again whenever the referenced
+one's schema, name or column names changed.  When the settings that change how values print (read by
 the first statement) or the role names policies print (read with the fingerprints) differ from
 the previous read's, everything is printed again.
 
@@ -111,6 +114,14 @@ objects AS MATERIALIZED (
     FROM pg_rewrite r JOIN rel ON rel.oid = r.ev_class
     WHERE r.ev_class >= %(first_user_oid)s
 ),
+att AS MATERIALIZED (
+    -- the columns of the relations, read once for their versions and for the names other
+    -- relations print of them
+    SELECT a.attrelid, a.attnum, a.attname, a.attisdropped,
+           a.ctid AS a_ctid, a.xmin AS a_xmin, a.cmin AS a_cmin
+    FROM pg_attribute a JOIN rel ON rel.oid = a.attrelid
+    WHERE a.attrelid >= %(first_user_oid)s AND a.attnum > 0
+),
 versions(rel, v, names) AS (
 %(versions)s
 ),
@@ -133,6 +144,7 @@ stale AS (
     SELECT o.rel FROM pg_depend d
     JOIN objects o ON o.classid = d.classid AND o.objid = d.objid
     WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT rel FROM renamed)
+      AND NOT (%(column_reference)s)
 ),
 todo AS (SELECT rel.* FROM rel WHERE rel.oid IN (SELECT rel FROM stale))
 """
@@ -167,6 +179,16 @@ _REFERENCE = (
     "SELECT x.objid FROM objects x WHERE x.classid = 'pg_class'::regclass))"
 )
 
+#: A ``pg_depend`` row by which a relation names a column of another (or its own): a foreign
+#: key's referenced column, a sequence's owning column.  What it prints of that column is its
+#: relation's schema and name and the column's name, which are part of its fingerprint; so it
+#: is not printed again for any other change of that relation (a column added, say).
+_COLUMN_REFERENCE = (
+    "d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 "
+    "AND (d.classid = 'pg_constraint'::regclass "
+    "OR (d.classid = 'pg_class'::regclass AND d.objid = o.rel))"
+)
+
 #: The rows a relation's fingerprint covers, as (relation, version, names, FROM ... [WHERE ...]).
 #: ``names`` is what other relations print of it: its schema, name and column names.
 _VERSIONED: tuple[tuple[str, str, str, str], ...] = (
@@ -178,11 +200,10 @@ _VERSIONED: tuple[tuple[str, str, str, str], ...] = (
         "rel",
     ),
     (
-        "a.attrelid",
-        _version("a", 2),
-        "CASE WHEN NOT a.attisdropped THEN hashtextextended(a.attname, a.attnum) END",
-        "pg_attribute a JOIN rel ON rel.oid = a.attrelid "
-        "WHERE a.attrelid >= %(first_user_oid)s AND a.attnum > 0",
+        "att.attrelid",
+        _version("att", 2, "a_"),
+        "CASE WHEN NOT att.attisdropped THEN hashtextextended(att.attname, att.attnum) END",
+        "att",
     ),
     (
         "ad.adrelid",
@@ -245,18 +266,22 @@ _VERSIONED: tuple[tuple[str, str, str, str], ...] = (
         "WHERE pt.partrelid >= %(first_user_oid)s",
     ),
     (
-        # its own dependency rows, and the descriptions of what it names outside the relations
-        # of the snapshot (types, functions, collations...)
+        # its own dependency rows, the descriptions of what it names outside the relations of
+        # the snapshot (types, functions, collations...), and the columns it names
         "o.rel",
         f"CASE WHEN {_OWN_DEPENDENCY} THEN {_version('d', 13)} ELSE 0 END "
         f"# CASE WHEN {_REFERENCE} THEN hashtextextended(d.refclassid::text || ' ' "
         "|| d.refobjid::text || ' ' || d.refobjsubid::text || ' ' "
         "|| coalesce(pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid), '?'), 15) "
-        "ELSE 0 END",
+        "ELSE 0 END "
+        "# coalesce(hashtextextended(r.nspname || '.' || r.relname || '.' || att.attname, 16), 0)",
         "NULL",
         "pg_depend d JOIN objects o ON o.classid = d.classid AND o.objid = d.objid "
+        "LEFT JOIN (att JOIN rel r ON r.oid = att.attrelid) "
+        "ON att.attrelid = d.refobjid AND att.attnum = d.refobjsubid "
+        f"AND {_COLUMN_REFERENCE} "
         f"WHERE d.classid = ANY ({_OBJECT_CLASSES}) AND d.objid >= %(first_user_oid)s "
-        f"AND (({_OWN_DEPENDENCY}) OR ({_REFERENCE}))",
+        f"AND (({_OWN_DEPENDENCY}) OR ({_REFERENCE}) OR ({_COLUMN_REFERENCE}))",
     ),
     (
         "o.rel",
@@ -409,7 +434,13 @@ def incremental_query(server_version: int, exclude_tables: tuple[str, ...]) -> s
         own = "todo" if name in PER_RELATION_SECTIONS else "rel"
         keys.append(f"'{name}', ({fill(sql, server_version, own_rel=own)})")
     body = "\nSELECT json_build_object(\n" + ",\n".join(keys) + "\n)::text\n"
-    sql = PRELUDE + _FINGERPRINTS.replace("%(versions)s", _VERSIONS) + body
+    sql = (
+        PRELUDE
+        + _FINGERPRINTS.replace("%(versions)s", _VERSIONS).replace(
+            "%(column_reference)s", _COLUMN_REFERENCE
+        )
+        + body
+    )
     return fill(sql, server_version, exclude_tables=exclude_tables, row_version=True)
 
 
