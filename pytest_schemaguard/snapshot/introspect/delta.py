@@ -85,7 +85,9 @@ CHECK_READS_ENV = "SCHEMAGUARD_CHECK_READS"
 #: to a relation of the snapshot (the relation, its indexes, defaults, constraints, triggers,
 #: policies and rules) to it, by (catalog, object id).  Every object a snapshot reads was created
 #: after ``initdb``, so each scan starts at the first user object id, where an index on the
-#: relation (or object) id serves.
+#: relation (or object) id serves.  ``todo`` picks the relations to print by ``= ANY`` of an
+#: array, which the planner takes for a few rows: the sections then look up those relations'
+#: rows by index instead of hashing whole catalogs (the plan is made once, generic).
 _FINGERPRINTS = r""",
 objects AS MATERIALIZED (
     SELECT 'pg_class'::regclass::oid AS classid, rel.oid AS objid, rel.oid AS rel FROM rel
@@ -114,14 +116,6 @@ objects AS MATERIALIZED (
     FROM pg_rewrite r JOIN rel ON rel.oid = r.ev_class
     WHERE r.ev_class >= %(first_user_oid)s
 ),
-att AS MATERIALIZED (
-    -- the columns of the relations, read once for their versions and for the names other
-    -- relations print of them
-    SELECT a.attrelid, a.attnum, a.attname, a.attisdropped,
-           a.ctid AS a_ctid, a.xmin AS a_xmin, a.cmin AS a_cmin
-    FROM pg_attribute a JOIN rel ON rel.oid = a.attrelid
-    WHERE a.attrelid >= %(first_user_oid)s AND a.attnum > 0
-),
 versions(rel, v, names) AS (
 %(versions)s
 ),
@@ -146,7 +140,7 @@ stale AS (
     WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT rel FROM renamed)
       AND NOT (%(column_reference)s)
 ),
-todo AS (SELECT rel.* FROM rel WHERE rel.oid IN (SELECT rel FROM stale))
+todo AS (SELECT rel.* FROM rel WHERE rel.oid = ANY (ARRAY(SELECT rel FROM stale)))
 """
 
 #: The classes of the objects in ``objects``.
@@ -181,8 +175,9 @@ _REFERENCE = (
 
 #: A ``pg_depend`` row by which a relation names a column of another (or its own): a foreign
 #: key's referenced column, a sequence's owning column.  What it prints of that column is its
-#: relation's schema and name and the column's name, which are part of its fingerprint; so it
-#: is not printed again for any other change of that relation (a column added, say).
+#: relation's schema and name and the column's name, which its description gives and which is
+#: part of the fingerprint; so it is not printed again for any other change of that relation
+#: (a column added, say).
 _COLUMN_REFERENCE = (
     "d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 "
     "AND (d.classid = 'pg_constraint'::regclass "
@@ -200,10 +195,11 @@ _VERSIONED: tuple[tuple[str, str, str, str], ...] = (
         "rel",
     ),
     (
-        "att.attrelid",
-        _version("att", 2, "a_"),
-        "CASE WHEN NOT att.attisdropped THEN hashtextextended(att.attname, att.attnum) END",
-        "att",
+        "a.attrelid",
+        _version("a", 2),
+        "CASE WHEN NOT a.attisdropped THEN hashtextextended(a.attname, a.attnum) END",
+        "pg_attribute a JOIN rel ON rel.oid = a.attrelid "
+        "WHERE a.attrelid >= %(first_user_oid)s AND a.attnum > 0",
     ),
     (
         "ad.adrelid",
@@ -266,20 +262,16 @@ _VERSIONED: tuple[tuple[str, str, str, str], ...] = (
         "WHERE pt.partrelid >= %(first_user_oid)s",
     ),
     (
-        # its own dependency rows, the descriptions of what it names outside the relations of
-        # the snapshot (types, functions, collations...), and the columns it names
+        # its own dependency rows, and the descriptions of what it names outside the relations
+        # of the snapshot (types, functions, collations...) and of the columns it names
         "o.rel",
         f"CASE WHEN {_OWN_DEPENDENCY} THEN {_version('d', 13)} ELSE 0 END "
-        f"# CASE WHEN {_REFERENCE} THEN hashtextextended(d.refclassid::text || ' ' "
-        "|| d.refobjid::text || ' ' || d.refobjsubid::text || ' ' "
+        f"# CASE WHEN ({_REFERENCE}) OR ({_COLUMN_REFERENCE}) THEN hashtextextended("
+        "d.refclassid::text || ' ' || d.refobjid::text || ' ' || d.refobjsubid::text || ' ' "
         "|| coalesce(pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid), '?'), 15) "
-        "ELSE 0 END "
-        "# coalesce(hashtextextended(r.nspname || '.' || r.relname || '.' || att.attname, 16), 0)",
+        "ELSE 0 END",
         "NULL",
         "pg_depend d JOIN objects o ON o.classid = d.classid AND o.objid = d.objid "
-        "LEFT JOIN (att JOIN rel r ON r.oid = att.attrelid) "
-        "ON att.attrelid = d.refobjid AND att.attnum = d.refobjsubid "
-        f"AND {_COLUMN_REFERENCE} "
         f"WHERE d.classid = ANY ({_OBJECT_CLASSES}) AND d.objid >= %(first_user_oid)s "
         f"AND (({_OWN_DEPENDENCY}) OR ({_REFERENCE}) OR ({_COLUMN_REFERENCE}))",
     ),
