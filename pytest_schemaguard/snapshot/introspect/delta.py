@@ -30,8 +30,8 @@ A relation's fingerprint covers every catalog row its printed rows come from: it
 row and schema name, its columns, defaults, constraints, indexes (and their ``pg_class`` rows),
 triggers, policies, rewrite rules, sequence parameters, inheritance and partitioning rows, its
 own dependency rows (an owned sequence's column, a parent), and the comments on all of them.
-A row is identified by its version (``xmin``, ``cmin``, ``ctid``), hashed as numbers with the
-catalog it lies in; a relation's fingerprint is the count and the sum of those hashes.  An
+A row is identified by its version (``xmin``, ``cmin``, ``ctid``), hashed with the catalog it
+lies in into a 64-bit number; a relation's fingerprint is the count and the sum of those.  An
 ``UPDATE`` gives a row another version and an inserted or deleted row changes the set (after a
 rollback to a savepoint the rows are again the very versions read before it).  The flags of
 ``pg_index`` that ``CREATE INDEX CONCURRENTLY`` may set in place are read as values.
@@ -153,10 +153,11 @@ _OBJECT_CLASSES = (
 def _version(alias: str, tag: int, prefix: str = "") -> str:
     """A number for a catalog row's version (its ``xmin``, ``cmin`` and ``ctid``, as columns
     ``prefix`` + ``xmin``... of ``alias``), different for each catalog (``tag``): the versions of
-    a relation's rows are added up, with no text built per row."""
+    a relation's rows are added up.  (``hashtidextended`` would spare the ``ctid`` its text, but
+    PostgreSQL 13 does not have it.)"""
     ctid, xmin, cmin = (f"{alias}.{prefix}{column}" for column in ("ctid", "xmin", "cmin"))
     return (
-        f"hashtidextended({ctid}, hashint8extended("
+        f"hashtextextended({ctid}::text, hashint8extended("
         f"({xmin}::text::int8 << 32) | {cmin}::text::int8, {tag}))"
     )
 
