@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pytest_schemaguard.snapshot.introspect.access import read_policies
 from pytest_schemaguard.snapshot.introspect.constraints import read_constraints
@@ -16,8 +16,16 @@ from pytest_schemaguard.snapshot.introspect.tables import read_columns, read_rel
 from pytest_schemaguard.snapshot.introspect.types import read_sequences, read_types
 from pytest_schemaguard.snapshot.model import Column, Snapshot, Table, View
 
-if TYPE_CHECKING:
-    from pytest_schemaguard.snapshot.introspect.delta import Catalog
+
+class _CatalogLike(Protocol):
+    """What a build by relation needs of a read's catalog (``delta.Catalog``)."""
+
+    @property
+    def rows(self) -> dict[str, dict[Any, list[Any]]]: ...
+
+    @property
+    def shared(self) -> dict[str, Any]: ...
+
 
 __all__ = ["Builder", "adopt", "build_catalog", "build_snapshot"]
 
@@ -109,7 +117,7 @@ def build_snapshot(data: dict[str, Any], *, include_grants: bool = False) -> Sna
 #: was made from, what was made), for the column lists, the tables and views, and the
 #: sequences.  Kept beside the catalog while it lives.
 _Parts = dict[Any, tuple[tuple[int, ...], Any]]
-_BUILT: weakref.WeakKeyDictionary[Catalog, tuple[_Parts, _Parts, _Parts]] = (
+_BUILT: weakref.WeakKeyDictionary[_CatalogLike, tuple[_Parts, _Parts, _Parts]] = (
     weakref.WeakKeyDictionary()
 )
 _ATTACHED = ("constraints", "indexes", "triggers", "policies")
@@ -143,7 +151,7 @@ class _Keys:
         return (id(rows["relations"][oid]), *self.columns(oid), *attached)
 
 
-def build_catalog(catalog: Catalog, base: Catalog | None = None) -> Snapshot:
+def build_catalog(catalog: _CatalogLike, base: _CatalogLike | None = None) -> Snapshot:
     """The snapshot of ``catalog`` (as :func:`build_snapshot` of its data), remaking only the
     parts whose rows are not the very lists ``base``'s parts were made from.
 
@@ -246,7 +254,7 @@ def _relations(
     return {row[0]: next(v) if row[3] in ("v", "m") else next(t) for row in relation_rows}
 
 
-def adopt(catalog: Catalog, source: Catalog) -> None:
+def adopt(catalog: _CatalogLike, source: _CatalogLike) -> None:
     """``catalog`` holds the same rows as ``source`` (``Catalog.same``): the parts made of
     ``source`` serve it too, keyed by its own row lists."""
     built = _BUILT.get(source)
