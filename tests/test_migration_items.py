@@ -685,3 +685,39 @@ def test_the_heap_is_set_aside_from_full_collections_while_items_run(
             "frozen after the run: 0",
         ]
     )
+
+
+def test_a_setting_a_revision_leaves_in_its_session_does_not_reach_the_next(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """A ``SET`` in one revision ends the pass after it (read with ``SHOW ALL``): the next
+    revision runs in a new session, as a user's next ``alembic upgrade`` would."""
+    leaks = Rev(
+        "5e7a00000001",
+        None,
+        "sets lock_timeout",
+        """
+        op.execute("SET lock_timeout = '1234ms'")
+        op.create_table("a", sa.Column("id", sa.Integer, primary_key=True))
+        """,
+        'op.drop_table("a")',
+    )
+    checks = Rev(
+        "5e7a00000002",
+        "5e7a00000001",
+        "needs a fresh session",
+        """
+        op.execute(
+            "DO $$ BEGIN IF current_setting('lock_timeout') = '1234ms' THEN "
+            "RAISE EXCEPTION 'lock_timeout leaked from the previous revision'; END IF; END $$"
+        )
+        op.create_table("b", sa.Column("id", sa.Integer, primary_key=True))
+        """,
+        'op.drop_table("b")',
+    )
+    write_project(pytester.path, [leaks, checks])
+    # (the cycle runs every revision in one session, as `alembic upgrade head` from base does,
+    # and fails here as that would)
+    result = run_checks(pytester, inner_dsn, "-k", "history or upgrade or roundtrip")
+    result.assert_outcomes(passed=5)
+    result.stdout.no_fnmatch_line("*leaked*")

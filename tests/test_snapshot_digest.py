@@ -410,8 +410,11 @@ def test_also_runs_with_the_callers_search_path(
     conn: psycopg.Connection,
 ) -> None:
     conn.execute("SET search_path = app, public")
-    reading = read_schema(conn, also="SELECT current_setting('search_path'), 42")
-    assert reading.also == ("app, public", 42)
+    reading = read_schema(
+        conn,
+        also=("SELECT current_setting('search_path'), 42", "SELECT * FROM (VALUES (1), (2)) v"),
+    )
+    assert reading.also == ((("app, public", 42),), ((1,), (2,)))
     assert read_schema(conn).also is None
 
 
@@ -421,9 +424,11 @@ def test_through_another_driver(database: Database) -> None:
     try:
         with engine.connect() as connection:
             before = read_schema(connection)
-            again = read_schema(connection, same_as=before, also="SELECT 1")
+            again = read_schema(
+                connection, same_as=before, also=("SELECT 1", "SHOW standard_conforming_strings")
+            )
             assert again.reused
-            assert again.also == (1,)
+            assert again.also == (((1,),), (("on",),))
             connection.exec_driver_sql(CHANGES["column default"])
             after = read_schema(connection, same_as=before)
             assert not after.reused

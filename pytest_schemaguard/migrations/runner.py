@@ -192,19 +192,24 @@ def compare_snapshots(
 
 # ------------------------------------------------------------------------------ the session
 
+#: What a migration may leave in its session for the next one: temporary tables, and settings
+#: (``SET``, ``set_config``; ``SHOW ALL`` gives every setting the role may see, at a fraction of
+#: the cost of ``pg_settings``, which also works out each setting's bounds, units and
+#: descriptions).
 _SESSION_STATE = (
-    "SELECT (SELECT count(*) FROM pg_catalog.pg_class "
-    "WHERE relnamespace = pg_catalog.pg_my_temp_schema()), "
-    "(SELECT md5(string_agg(name || '=' || setting, ',' ORDER BY name)) "
-    "FROM pg_catalog.pg_settings)"
+    "SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()",
+    "SHOW ALL",
 )
 
 
 def _session_state(conn: Connection) -> tuple[Any, ...]:
-    """What a migration may leave in its session for the next one: temporary tables and
-    settings (``SET``, ``set_config``).  A user upgrading from the previous release has none."""
-    row = conn.exec_driver_sql(_SESSION_STATE).one()
-    return tuple(row)
+    """What a migration may leave in its session for the next one (:data:`_SESSION_STATE`):
+    temporary tables and settings.  A user upgrading from the previous release has none.
+    The same value as :attr:`Reading.also` of a read with ``session``."""
+    return tuple(
+        tuple(tuple(row) for row in conn.exec_driver_sql(statement).all())
+        for statement in _SESSION_STATE
+    )
 
 
 # ------------------------------------------------------------------------------ the layout
@@ -739,13 +744,13 @@ class MigrationRunner:
         """A snapshot that keeps its catalog rows; ``same_as`` when the catalog is the one it
         was read from (nothing is built then).  ``since`` is the last reading on ``conn``: only
         what changed after it is read again.  With ``session``, the session state
-        (:func:`_session_state`) is read in the same round trip, after the snapshot."""
+        (:func:`_session_state`) is read in a round trip the read makes anyway."""
         self.snapshot_count += 1
         reading = read_schema(
             conn,
             exclude_tables=(*DEFAULT_EXCLUDED_TABLES, self._version_table),
             same_as=same_as,
-            also=_SESSION_STATE if session else None,
+            also=_SESSION_STATE if session else (),
             since=since,
         )
         self.snapshot_reused += reading.reused

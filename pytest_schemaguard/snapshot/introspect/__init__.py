@@ -44,6 +44,7 @@ from pytest_schemaguard.snapshot.introspect.builder import (
 )
 from pytest_schemaguard.snapshot.introspect.delta import (
     CHECK_READS_ENV,
+    Also,
     Catalog,
     read_incrementally,
 )
@@ -96,8 +97,8 @@ class Reading:
 
     snapshot: Snapshot
     catalog: Catalog
-    also: tuple[Any, ...] | None = None
-    """The row of the ``also`` statement."""
+    also: Also | None = None
+    """The rows of each ``also`` statement (None without any)."""
     reused: bool = False
     """The catalog was that of ``same_as``, whose snapshot this is (nothing was built)."""
     printed: int | None = None
@@ -109,7 +110,7 @@ def read_schema(
     *,
     exclude_tables: SequenceABC[str] = DEFAULT_EXCLUDED_TABLES,
     same_as: Reading | None = None,
-    also: str | None = None,
+    also: tuple[str, ...] = (),
     since: Reading | None = None,
 ) -> Reading:
     """:func:`take_snapshot` (no grants, every schema), keeping the catalog rows.
@@ -122,10 +123,10 @@ def read_schema(
     When the catalog is the one ``same_as`` was read from, its snapshot is returned and nothing
     is built: a snapshot is a function of the catalog rows.  (Rows are identified by object ids
     and row versions, so a schema rebuilt to the same shape reads as another catalog; then the
-    snapshot is built and compared as usual.)  ``also`` is a statement run in a round trip the
+    snapshot is built and compared as usual.)  ``also`` are statements run in a round trip the
     read makes anyway, on the caller's ``search_path``: after the snapshot's own statements in
     a full read, right after the first statement (whether anything can have changed) in an
-    incremental one; nothing the read does is visible to it.  Its row is
+    incremental one; nothing the read does is visible to them.  Their rows are
     :attr:`Reading.also`.
     """
     excluded = tuple(exclude_tables)
@@ -182,8 +183,8 @@ def _read(
     conn: Any,
     options: tuple[bool, tuple[str, ...] | None, tuple[str, ...]],
     builder: Builder,
-    also: str | None = None,
-) -> tuple[Any, ...] | None:
+    also: tuple[str, ...] = (),
+) -> Also | None:
     # Tens of thousands of small acyclic objects are made here; with the cyclic garbage
     # collector running, each burst of allocations would trigger collections that traverse every
     # live object of the process (a full collection at 1,000 tables easily costs more than

@@ -76,7 +76,10 @@ from pytest_schemaguard.snapshot.introspect.queries import (
 )
 from pytest_schemaguard.snapshot.introspect.reading import statement_name
 
-__all__ = ["CHECK_READS_ENV", "Catalog", "check", "read_incrementally"]
+__all__ = ["CHECK_READS_ENV", "Also", "Catalog", "check", "read_incrementally"]
+
+#: The rows of each statement run with a read (``also``), as tuples.
+Also = tuple[tuple[tuple[Any, ...], ...], ...]
 
 #: Set to ``1`` to compare every incremental read with a full read (slow; for tests).
 CHECK_READS_ENV = "SCHEMAGUARD_CHECK_READS"
@@ -537,12 +540,12 @@ def read_incrementally(
     raw: psycopg.Connection[Any],
     exclude_tables: tuple[str, ...],
     base: Catalog | None,
-    also: str | None = None,
-) -> tuple[Catalog, tuple[Any, ...] | None]:
+    also: tuple[str, ...] = (),
+) -> tuple[Catalog, Also | None]:
     """Read the catalog through ``raw`` (in its transaction), printing only the relations that
     changed since ``base`` (a catalog read on the same connection; None or another
     connection's: everything is printed).  Returns the catalog a full read would give, and the
-    row of the statement ``also``, run in the first round trip (on the caller's
+    rows of each statement of ``also``, run in the first round trip (on the caller's
     ``search_path``).
 
     The first round trip asks whether anything can have changed since ``base`` (see
@@ -554,11 +557,10 @@ def read_incrementally(
     sql = incremental_query(raw.info.server_version, exclude_tables)
     name = statement_name(sql)
     check_name = statement_name(_CHECK)
-    row: tuple[Any, ...] | None = None
+    rows: Also | None = None
     with contextlib.ExitStack() as stack:
-        first, second, pin, main, restore, extra = (
-            stack.enter_context(raw.cursor()) for _ in range(6)
-        )
+        first, second, pin, main, restore = (stack.enter_context(raw.cursor()) for _ in range(5))
+        extras = [stack.enter_context(raw.cursor()) for _ in also]
         pipeline: contextlib.AbstractContextManager[Any] = (
             raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
         )
@@ -568,11 +570,11 @@ def read_incrementally(
             if check_name not in present:
                 second.execute(f"PREPARE {check_name} AS {_CHECK}", prepare=False)
             second.execute(f"EXECUTE {check_name}", prepare=False)
-            if also is not None:
-                extra.execute(also, prepare=False)
+            for extra, statement in zip(extras, also, strict=True):
+                extra.execute(statement, prepare=False)
             settings, stamp, mark = _one(second)
-            if also is not None:
-                row = _one(extra)
+            if also:
+                rows = _all(extras)
             if base is not None and settings != base.shared.get("settings"):
                 base = None  # values print differently now: print everything again
             if (
@@ -609,7 +611,7 @@ def read_incrementally(
         return read_incrementally(raw, exclude_tables, None, also)
     if os.environ.get(CHECK_READS_ENV) == "1":
         check(raw, catalog, exclude_tables)
-    return catalog, row
+    return catalog, rows
 
 
 def check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[str, ...]) -> None:
@@ -627,6 +629,10 @@ def check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[
     if mine != full:
         wrong = sorted(k for k in full.keys() | mine.keys() if full.get(k) != mine.get(k))
         raise AssertionError(f"incremental catalog read differs from a full read in: {wrong}")
+
+
+def _all(cursors: list[Any]) -> Also:
+    return tuple(tuple(tuple(row) for row in cur.fetchall()) for cur in cursors)
 
 
 def _one(cur: Any) -> tuple[Any, ...]:

@@ -44,12 +44,12 @@ def statement_name(sql: str) -> str:
 
 
 def read_psycopg(
-    raw: psycopg.Connection[Any], options: Options, builder: Builder, also: str | None = None
-) -> tuple[Any, ...] | None:
+    raw: psycopg.Connection[Any], options: Options, builder: Builder, also: tuple[str, ...] = ()
+) -> tuple[tuple[tuple[Any, ...], ...], ...] | None:
     """Read both catalog documents into ``builder`` through a psycopg connection that is in a
-    transaction (or will start one with the first statement); run the statement ``also``, if
-    any, in the same pipeline after the snapshot (``search_path`` restored) and return its
-    row.
+    transaction (or will start one with the first statement); run the statements ``also``, if
+    any, in the same pipeline after the snapshot (``search_path`` restored) and return the rows
+    of each.
 
     The catalog queries run as statements prepared on the server with ``PREPARE`` (planning
     them costs more than running them on a small schema), made once per session: psycopg's
@@ -65,11 +65,12 @@ def read_psycopg(
     statement restoring ``search_path``, sent before the objects of the first document are
     built, so the server computes the second while the client builds."""
     first_sql, second_sql = query(raw.info.server_version, *options)
-    row: tuple[Any, ...] | None = None
+    rows: tuple[tuple[tuple[Any, ...], ...], ...] | None = None
     names = (statement_name(first_sql), statement_name(second_sql))
     pinned = {"path": _PINNED_SEARCH_PATH, "names": list(names)}
     with contextlib.ExitStack() as stack:
-        pin, first, second, restore, extra = (stack.enter_context(raw.cursor()) for _ in range(5))
+        pin, first, second, restore = (stack.enter_context(raw.cursor()) for _ in range(4))
+        extras = [stack.enter_context(raw.cursor()) for _ in also]
         pipeline: contextlib.AbstractContextManager[Any] = (
             raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
         )
@@ -82,19 +83,19 @@ def read_psycopg(
             (first_text,) = _one(first.fetchone())
             second.execute(f"EXECUTE {names[1]}", prepare=False)
             restore.execute(_RESTORE_PATH, {"path": old_path}, prepare=False)
-            if also is not None:
-                extra.execute(also, prepare=False)
+            for extra, statement in zip(extras, also, strict=True):
+                extra.execute(statement, prepare=False)
             builder.add_first(first_text)
         # Leaving the pipeline waited for the remaining results.
         builder.add_second(_one(second.fetchone())[0])
-        if also is not None:
-            row = _one(extra.fetchone())
-    return row
+        if also:
+            rows = tuple(tuple(tuple(r) for r in extra.fetchall()) for extra in extras)
+    return rows
 
 
 def read_sqlalchemy(
-    conn: Any, options: Options, builder: Builder, also: str | None = None
-) -> tuple[Any, ...] | None:
+    conn: Any, options: Options, builder: Builder, also: tuple[str, ...] = ()
+) -> tuple[tuple[tuple[Any, ...], ...], ...] | None:
     """:func:`read_psycopg` through a SQLAlchemy connection, on any PostgreSQL driver."""
     raw = conn.connection.driver_connection
     if isinstance(raw, psycopg.Connection):
@@ -122,7 +123,9 @@ def read_sqlalchemy(
     builder.add_first(conn.exec_driver_sql(first_sql).scalar_one())
     builder.add_second(conn.exec_driver_sql(second_sql).scalar_one())
     conn.execute(_RESTORE_PATH_TEXT, {"path": old_path})
-    return tuple(conn.exec_driver_sql(also).one()) if also is not None else None
+    if not also:
+        return None
+    return tuple(tuple(tuple(r) for r in conn.exec_driver_sql(a).all()) for a in also)
 
 
 _PIN_PATH_TEXT = sqlalchemy.text(
