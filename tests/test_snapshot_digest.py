@@ -438,6 +438,31 @@ def test_through_another_driver(database: Database) -> None:
         engine.dispose()
 
 
+@pytest.mark.usefixtures("checked_reads")
+@pytest.mark.parametrize("driver", ["psycopg2", "pg8000"])
+def test_reads_through_another_driver_are_incremental(database: Database, driver: str) -> None:
+    """Through psycopg2 or pg8000 under SQLAlchemy, the same statements run one by one: each
+    read after the first prints only what changed (every read compared with a full one)."""
+    url = make_url(database.url).set(drivername=f"postgresql+{driver}")
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            reading = read_schema(connection)
+            assert reading.printed is not None and reading.printed > 2
+            quiet = read_schema(connection, since=reading)
+            assert quiet.printed == 0
+            for change in ("column default", "table comment", "column type"):
+                connection.exec_driver_sql(CHANGES[change])
+                after = read_schema(connection, since=quiet, also=("SELECT 42",))
+                assert after.printed == 1, change
+                assert after.also == (((42,),),)
+                assert after.snapshot == take_snapshot(connection)
+                quiet = after
+            connection.rollback()
+    finally:
+        engine.dispose()
+
+
 # ------------------------------------------------------------------ in the round trips
 
 _BASE = Rev(

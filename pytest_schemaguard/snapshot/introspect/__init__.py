@@ -47,6 +47,7 @@ from pytest_schemaguard.snapshot.introspect.delta import (
     Also,
     Catalog,
     read_incrementally,
+    read_incrementally_sqlalchemy,
 )
 from pytest_schemaguard.snapshot.introspect.queries import DEFAULT_EXCLUDED_TABLES
 from pytest_schemaguard.snapshot.introspect.reading import read_psycopg, read_sqlalchemy
@@ -117,8 +118,9 @@ def read_schema(
 
     With ``since`` (an earlier reading on the same connection), the read is incremental: the
     server prints only the relations whose catalog rows changed since (see :mod:`~.delta`),
-    the others are taken from ``since``.  That needs psycopg 3 (directly or under SQLAlchemy);
-    through other drivers every read is a full one.
+    the others are taken from ``since``.  That needs psycopg 3 (directly or under SQLAlchemy)
+    or a SQLAlchemy connection on another driver (its statements then run one by one); a
+    connection of another driver without SQLAlchemy gets a full read.
 
     When the catalog is the one ``same_as`` was read from, its snapshot is returned and nothing
     is built: a snapshot is a function of the catalog rows.  (Rows are identified by object ids
@@ -134,9 +136,17 @@ def read_schema(
     collecting = gc.isenabled()
     gc.disable()  # see _read
     try:
+        base = since.catalog if since is not None else None
         if raw is not None:
-            base = since.catalog if since is not None else None
             catalog, row = read_incrementally(raw, excluded, base, also)
+            printed = catalog.printed
+        elif hasattr(conn, "exec_driver_sql"):  # SQLAlchemy on psycopg2, asyncpg, pg8000
+            if conn.get_isolation_level() == "AUTOCOMMIT":
+                raise ValueError(
+                    "read_schema() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
+                    "use a connection with a transaction (the default)"
+                )
+            catalog, row = read_incrementally_sqlalchemy(conn, excluded, base, also)
             printed = catalog.printed
         else:
             builder = Builder(False, build=False)  # only the documents

@@ -60,7 +60,9 @@ import functools
 import itertools
 import json
 import os
+import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +78,15 @@ from pytest_schemaguard.snapshot.introspect.queries import (
 )
 from pytest_schemaguard.snapshot.introspect.reading import statement_name
 
-__all__ = ["CHECK_READS_ENV", "Also", "Catalog", "check", "read_incrementally"]
+__all__ = [
+    "CHECK_READS_ENV",
+    "Also",
+    "Catalog",
+    "check",
+    "check_sqlalchemy",
+    "read_incrementally",
+    "read_incrementally_sqlalchemy",
+]
 
 #: The rows of each statement run with a read (``also``), as tuples.
 Also = tuple[tuple[tuple[Any, ...], ...], ...]
@@ -552,66 +562,105 @@ def read_incrementally(
     :data:`_CHECK`); when nothing can, ``base``'s rows are the answer and that is all.
     Otherwise the second pins ``search_path``, prepares the catalog query if the session does
     not have it yet, runs it, restores ``search_path`` and sets this read's mark."""
-    if base is not None and (base.session is not raw or base.fingerprints is None):
-        base = None
-    sql = incremental_query(raw.info.server_version, exclude_tables)
-    name = statement_name(sql)
-    check_name = statement_name(_CHECK)
-    rows: Also | None = None
     with contextlib.ExitStack() as stack:
-        first, second, pin, main, restore = (stack.enter_context(raw.cursor()) for _ in range(5))
-        extras = [stack.enter_context(raw.cursor()) for _ in also]
         pipeline: contextlib.AbstractContextManager[Any] = (
             raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
         )
+
+        def run(sql: str, params: dict[str, Any] | None = None) -> Any:
+            cur = stack.enter_context(raw.cursor())
+            return cur.execute(sql, params, prepare=False)
+
         with pipeline:
-            first.execute(_PRESENT, {"names": [check_name, name]}, prepare=False)
-            old_path, old_plans, present = _one(first)
-            if check_name not in present:
-                second.execute(f"PREPARE {check_name} AS {_CHECK}", prepare=False)
-            second.execute(f"EXECUTE {check_name}", prepare=False)
-            for extra, statement in zip(extras, also, strict=True):
-                extra.execute(statement, prepare=False)
-            settings, stamp, mark = _one(second)
-            if also:
-                rows = _all(extras)
-            if base is not None and settings != base.shared.get("settings"):
-                base = None  # values print differently now: print everything again
-            if (
-                base is not None
-                and stamp is not None
-                and stamp == base.stamp
-                and mark is not None
-                and mark == base.mark
-            ):
-                # nothing in the catalog can have changed since base was read
-                catalog = Catalog(base.rows, base.shared, base.fingerprints, raw, 0, stamp, mark)
-            else:
-                known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
-                mark = f"{os.getpid()}.{next(_MARKS)}"
-                pin.execute(_PIN_PATH, prepare=False)
-                if name not in present:
-                    pin.execute(f"PREPARE {name}(oid[], text[]) AS {sql}", prepare=False)
-                main.execute(
-                    f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
-                    f"'{{{','.join(known.values())}}}'::text[])",
-                    prepare=False,
-                )
-                restore.execute(
-                    _RESTORE_PATH,
-                    {"path": old_path, "plans": old_plans, "mark": mark},
-                    prepare=False,
-                )
-                (text,) = _one(main)
-                result = json.loads(text)
-                result["settings"] = settings
-                catalog = _merge(result, base, raw, stamp, mark)
+            catalog, rows = _read(run, raw, raw.info.server_version, exclude_tables, base, also)
     if base is not None and catalog.shared["roles"] != base.shared.get("roles"):
         # policies print role names: print everything again
         return read_incrementally(raw, exclude_tables, None, also)
     if os.environ.get(CHECK_READS_ENV) == "1":
         check(raw, catalog, exclude_tables)
     return catalog, rows
+
+
+def read_incrementally_sqlalchemy(
+    conn: Any,
+    exclude_tables: tuple[str, ...],
+    base: Catalog | None,
+    also: tuple[str, ...] = (),
+) -> tuple[Catalog, Also | None]:
+    """:func:`read_incrementally` through a SQLAlchemy connection on another driver (psycopg2,
+    asyncpg, pg8000): the same statements, one round trip each.  ``base`` must have been read
+    on the same driver connection."""
+    import sqlalchemy
+
+    session = conn.connection.driver_connection
+    version = conn.dialect.server_version_info or (0, 0)
+    server_version = version[0] * 10000 + (version[1] if len(version) > 1 else 0)
+
+    def run(sql: str, params: dict[str, Any] | None = None) -> Any:
+        if params is None:
+            return conn.exec_driver_sql(sql)
+        # each driver's own parameter style, through SQLAlchemy's text()
+        named = re.sub(r"%\((\w+)\)s", r":\1", sql)
+        return conn.execute(sqlalchemy.text(named), params)
+
+    catalog, rows = _read(run, session, server_version, exclude_tables, base, also)
+    if base is not None and catalog.shared["roles"] != base.shared.get("roles"):
+        return read_incrementally_sqlalchemy(conn, exclude_tables, None, also)
+    if os.environ.get(CHECK_READS_ENV) == "1":
+        check_sqlalchemy(conn, catalog, exclude_tables)
+    return catalog, rows
+
+
+def _read(
+    run: Callable[..., Any],
+    session: Any,
+    server_version: int,
+    exclude_tables: tuple[str, ...],
+    base: Catalog | None,
+    also: tuple[str, ...],
+) -> tuple[Catalog, Also | None]:
+    """The statements of an incremental read, through ``run`` (which executes one statement
+    and returns its cursor or result; results are fetched in order, so a pipeline may send
+    them together)."""
+    if base is not None and (base.session is not session or base.fingerprints is None):
+        base = None
+    sql = incremental_query(server_version, exclude_tables)
+    name = statement_name(sql)
+    check_name = statement_name(_CHECK)
+    rows: Also | None = None
+    old_path, old_plans, present = _one(run(_PRESENT, {"names": [check_name, name]}))
+    if check_name not in present:
+        run(f"PREPARE {check_name} AS {_CHECK}")
+    second = run(f"EXECUTE {check_name}")
+    extras = [run(statement) for statement in also]
+    settings, stamp, mark = _one(second)
+    if also:
+        rows = _all(extras)
+    if base is not None and settings != base.shared.get("settings"):
+        base = None  # values print differently now: print everything again
+    if (
+        base is not None
+        and stamp is not None
+        and stamp == base.stamp
+        and mark is not None
+        and mark == base.mark
+    ):
+        # nothing in the catalog can have changed since base was read
+        return Catalog(base.rows, base.shared, base.fingerprints, session, 0, stamp, mark), rows
+    known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
+    mark = f"{os.getpid()}.{next(_MARKS)}"
+    run(_PIN_PATH)
+    if name not in present:
+        run(f"PREPARE {name}(oid[], text[]) AS {sql}")
+    main = run(
+        f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
+        f"'{{{','.join(known.values())}}}'::text[])"
+    )
+    run(_RESTORE_PATH, {"path": old_path, "plans": old_plans, "mark": mark})
+    (text,) = _one(main)
+    result = json.loads(text)
+    result["settings"] = settings
+    return _merge(result, base, session, stamp, mark), rows
 
 
 def check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[str, ...]) -> None:
@@ -623,12 +672,30 @@ def check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[
         full = json.loads(_one(cur.execute(first))[0])
         full.update(json.loads(_one(cur.execute(second))[0]))
         cur.execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path})
+    _compare_with_full(catalog, full)
+
+
+def _compare_with_full(catalog: Catalog, full: dict[str, Any]) -> None:
     mine = catalog.data()
     mine.pop("settings", None)
     mine.pop("roles", None)
     if mine != full:
         wrong = sorted(k for k in full.keys() | mine.keys() if full.get(k) != mine.get(k))
         raise AssertionError(f"incremental catalog read differs from a full read in: {wrong}")
+
+
+def check_sqlalchemy(conn: Any, catalog: Catalog, exclude_tables: tuple[str, ...]) -> None:
+    """:func:`check` through a SQLAlchemy connection on another driver."""
+    import sqlalchemy
+
+    version = conn.dialect.server_version_info or (0, 0)
+    first, second = query(version[0] * 10000 + version[1], False, None, exclude_tables)
+    old_path = conn.exec_driver_sql("SELECT current_setting('search_path')").scalar_one()
+    conn.exec_driver_sql("SELECT set_config('search_path', 'pg_catalog', true)")
+    full = json.loads(conn.exec_driver_sql(first).scalar_one())
+    full.update(json.loads(conn.exec_driver_sql(second).scalar_one()))
+    conn.execute(sqlalchemy.text("SELECT set_config('search_path', :p, true)"), {"p": old_path})
+    _compare_with_full(catalog, full)
 
 
 def _all(cursors: list[Any]) -> Also:
