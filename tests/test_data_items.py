@@ -421,6 +421,7 @@ GADGETS = [
                 during tstzrange NOT NULL,
                 keys uuid[] NOT NULL UNIQUE,
                 docs jsonb[] NOT NULL,
+                labels text[] NOT NULL CHECK (cardinality(labels) > 0),
                 query tsquery NOT NULL,
                 area box NOT NULL,
                 zone circle NOT NULL,

@@ -10,7 +10,8 @@ What the rows look like (``docs/checks/data.md`` says the same, for users):
 * row ``n`` of a table (counting every row generated for it) holds values made from ``n``:
   ``'<column> <n>'`` for text, ``n`` for numbers, ``2024-01-01`` plus ``n - 1`` days for dates
   and timestamps, enum labels in turn, ``n`` in binary for bit strings, ``[n,n+1)`` for
-  ranges, ``'{}'`` for arrays (one element in a unique key), and so on (:func:`value_text`);
+  ranges, ``'{}'`` for arrays (one element in a unique key, or when a row with an empty one
+  is rejected), and so on (:func:`value_text`);
 * a foreign key takes the key of an existing row of the referenced table (NULL when that table
   has none and the columns are nullable);
 * a column that is generated, an identity column, or has a default and is not part of a unique
@@ -228,10 +229,12 @@ def value_text(
     domains: Mapping[str, str],
     rules: Rules | None = None,
     unique: bool = False,
+    filled: bool = False,
 ) -> str | None:
     """The text form of the value row ``n`` gets in ``column`` (the server casts it to the
     column's type), or None when no value of its type can be made.  ``unique``: the column is
-    part of a unique key (an array then holds one element, so rows differ)."""
+    part of a unique key (an array then holds one element, so rows differ); ``filled``: an
+    array holds one element anyway (a CHECK may ask for a non-empty one)."""
     rules = rules or Rules()
     name = column.name
     if name in rules.allowed:
@@ -249,7 +252,7 @@ def value_text(
         if base.startswith("interval "):  # ``interval year to month``: its fields apart
             base = "interval"
     if typed.endswith("]"):
-        return _array_text(column, typed, base, n, enums, domains, unique)
+        return _array_text(column, typed, base, n, enums, domains, unique or filled)
     labels = enums.get(base)
     if labels is not None:
         return labels[(n - 1) % len(labels)] if labels else None
@@ -387,10 +390,11 @@ def _array_text(
     n: int,
     enums: Mapping[str, tuple[str, ...]],
     domains: Mapping[str, str],
-    unique: bool,
+    one: bool,
 ) -> str:
-    """``{}``; in a unique key, the one-element array of the element type's value."""
-    if not unique:
+    """``{}``; with ``one`` (a unique key, or a retry), the one-element array of the element
+    type's value."""
+    if not one:
         return "{}"
     element = Column(column.name, typed[: typed.index("[")], base_type=base.rstrip("[]"))
     text = value_text(element, n, enums=enums, domains=domains)
@@ -588,8 +592,12 @@ class Seeder:
         for i, row in enumerate(rows):
             n = start + i + 1
             ok = self._insert(conn, table, [row])
-            if not ok and any(v == "NULL" for v in row.values()):
-                filled, _ = self._row(table, n, False, references, unique, rules, enums, domains)
+            if not ok and any(v == "NULL" or v.startswith("'{}'::") for v in row.values()):
+                # a NULL or an empty array may be what a CHECK rejects: values in every column
+                # and one element in every array
+                filled, _ = self._row(
+                    table, n, False, references, unique, rules, enums, domains, filled=True
+                )
                 ok = filled is not None and self._insert(conn, table, [filled])
             if ok:
                 added += 1
@@ -649,8 +657,10 @@ class Seeder:
         rules: Rules,
         enums: Mapping[str, tuple[str, ...]],
         domains: Mapping[str, str],
+        filled: bool = False,
     ) -> tuple[dict[str, str] | None, str | None]:
-        """One row as SQL expressions per column (omitted columns take their default)."""
+        """One row as SQL expressions per column (omitted columns take their default);
+        ``filled``: arrays hold one element instead of none."""
         row: dict[str, str] = {}
         by_fk: dict[str, str] = {}
         for fk in table.foreign_keys:
@@ -686,7 +696,13 @@ class Seeder:
                 row[column.name] = "DEFAULT"
                 continue
             text = value_text(
-                column, n, enums=enums, domains=domains, rules=rules, unique=column.name in unique
+                column,
+                n,
+                enums=enums,
+                domains=domains,
+                rules=rules,
+                unique=column.name in unique,
+                filled=filled,
             )
             if text is None:
                 if column.nullable:
