@@ -42,6 +42,7 @@ from pytest_schemaguard.migrations.runner import (
     Layout,
     ServerLike,
     _session_state,
+    left_behind,
 )
 from pytest_schemaguard.migrations.stepper import Stepper
 from pytest_schemaguard.report.findings import Finding
@@ -401,7 +402,7 @@ class DataWalk:
                 """Whether the session differs from the pass's start (a temporary table, a
                 setting): then the next step runs in a new env.py run, as a user would run it
                 after the previous one."""
-                if _session_state(conn) == session:
+                if not left_behind(session, _session_state(conn)):
                     return False
                 self._split = True
                 return True

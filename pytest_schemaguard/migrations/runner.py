@@ -202,6 +202,18 @@ _SESSION_STATE = (
 )
 
 
+def left_behind(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
+    """Whether the session state ``after`` (:func:`_session_state`) shows something a
+    migration left behind since ``before``: another number of temporary tables, or a setting
+    of ``before`` changed or gone (``SET ROLE`` hides some).  A setting that appears only in
+    ``after`` does not count: a library loaded on first use (plpgsql at the first ``DO``
+    block, say) adds its settings at their defaults, and a new session loads it again."""
+    if before[0] != after[0]:
+        return True
+    now = {row[0]: row[1] for row in after[1]}
+    return any(row[0] not in now or now[row[0]] != row[1] for row in before[1])
+
+
 def _session_state(conn: Connection) -> tuple[Any, ...]:
     """What a migration may leave in its session for the next one (:data:`_SESSION_STATE`):
     temporary tables and settings.  A user upgrading from the previous release has none.
@@ -354,6 +366,9 @@ class MigrationRunner:
         from base."""
         self.alone_errors: dict[str, StepError] = {}
         """Why a revision's upgrade failed as its own step (on its parent's schema)."""
+        self.session_leaks: list[str] = []
+        """Revisions after which env.py's session was not as it began (a temporary table or a
+        setting left behind): the pass ended there, and the next revision ran in a new one."""
         self.one_run: set[str] = set()
         """Revisions whose upgrade failed on its own but that one run from base reached (as
         ``alembic upgrade R`` on an empty database does): the checks after them run from
@@ -821,9 +836,12 @@ class MigrationRunner:
             stepped = False  # a checked step ran in this pass (only then may it split)
 
             def split() -> bool:
-                if (seen[0] if seen else _session_state(conn)) == session:
+                if not left_behind(session, seen[0] if seen else _session_state(conn)):
                     return False
                 self._split = True
+                last = phase.get("rev")
+                if last is not None and last not in self.session_leaks:
+                    self.session_leaks.append(last)
                 return True
 
             for rev in replay:
@@ -1050,6 +1068,14 @@ class MigrationRunner:
                         *("  " + e for e in errors),
                         *lines,
                     ]
+            for leak in self.session_leaks:
+                # the items of the revisions after it ran in a new session; the cycle does not
+                lines.append(
+                    f"note: {h.describe(leak)} leaves a temporary table or a changed setting "
+                    "in env.py's session; the cycle runs every revision in one session, as "
+                    "`alembic upgrade head` from base does, so the revisions after it see it "
+                    "(their upgrade and roundtrip items ran in a new session)"
+                )
             self.results[CheckId("cycle")] = CheckResult(
                 "failed", self.title(CheckId("cycle")), lines
             )
