@@ -562,3 +562,18 @@ def test_every_incremental_read_of_a_long_history_is_a_full_read(
     result = run_checks(pytester, inner_dsn, "-q")
     result.assert_outcomes(passed=1 + 2 * 40 + 1)
     result.stdout.no_fnmatch_line("*differs from a full read*")
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+def test_a_connection_in_autocommit_mode_is_refused(database: Database, driver: str) -> None:
+    url = make_url(database.url).set(drivername=f"postgresql+{driver}")
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection, pytest.raises(ValueError) as raised:
+            read_schema(connection)
+        assert str(raised.value) == (
+            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
+            "use a connection with a transaction (the default)"
+        )
+    finally:
+        engine.dispose()

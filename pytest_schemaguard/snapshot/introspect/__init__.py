@@ -50,7 +50,11 @@ from pytest_schemaguard.snapshot.introspect.delta import (
     read_incrementally_sqlalchemy,
 )
 from pytest_schemaguard.snapshot.introspect.queries import DEFAULT_EXCLUDED_TABLES
-from pytest_schemaguard.snapshot.introspect.reading import read_psycopg, read_sqlalchemy
+from pytest_schemaguard.snapshot.introspect.reading import (
+    read_psycopg,
+    read_sqlalchemy,
+    refuse_autocommit,
+)
 from pytest_schemaguard.snapshot.model import Snapshot
 
 __all__ = [
@@ -141,11 +145,7 @@ def read_schema(
             catalog, row = read_incrementally(raw, excluded, base, also)
             printed = catalog.printed
         elif hasattr(conn, "exec_driver_sql"):  # SQLAlchemy on psycopg2, asyncpg, pg8000
-            if conn.get_isolation_level() == "AUTOCOMMIT":
-                raise ValueError(
-                    "read_schema() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
-                    "use a connection with a transaction (the default)"
-                )
+            refuse_autocommit(conn)
             catalog, row = read_incrementally_sqlalchemy(conn, excluded, base, also)
             printed = catalog.printed
         else:
@@ -179,11 +179,7 @@ def _psycopg_of(conn: Any) -> psycopg.Connection[Any] | None:
     raw = conn.connection.driver_connection
     if not isinstance(raw, psycopg.Connection):
         return None
-    if raw.autocommit:
-        raise ValueError(
-            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
-            "use a connection with a transaction (the default)"
-        )
+    refuse_autocommit(conn)
     if not conn.in_transaction():
         conn.begin()  # as any statement through SQLAlchemy would
     return raw

@@ -83,7 +83,6 @@ __all__ = [
     "Also",
     "Catalog",
     "check",
-    "check_sqlalchemy",
     "read_incrementally",
     "read_incrementally_sqlalchemy",
 ]
@@ -562,20 +561,12 @@ def read_incrementally(
     :data:`_CHECK`); when nothing can, ``base``'s rows are the answer and that is all.
     Otherwise the second pins ``search_path``, prepares the catalog query if the session does
     not have it yet, runs it, restores ``search_path`` and sets this read's mark."""
-    with contextlib.ExitStack() as stack:
-        pipeline: contextlib.AbstractContextManager[Any] = (
-            raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
-        )
-
-        def run(sql: str, params: dict[str, Any] | None = None) -> Any:
-            cur = stack.enter_context(raw.cursor())
-            return cur.execute(sql, params, prepare=False)
-
-        with pipeline:
-            catalog, rows = _read(run, raw, raw.info.server_version, exclude_tables, base, also)
-    if base is not None and catalog.shared["roles"] != base.shared.get("roles"):
-        # policies print role names: print everything again
-        return read_incrementally(raw, exclude_tables, None, also)
+    pipeline: contextlib.AbstractContextManager[Any] = (
+        raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
+    )
+    with contextlib.ExitStack() as cursors, pipeline:
+        run = _psycopg_runner(raw, cursors)
+        catalog, rows = _read(run, raw, raw.info.server_version, exclude_tables, base, also)
     if os.environ.get(CHECK_READS_ENV) == "1":
         check(raw, catalog, exclude_tables)
     return catalog, rows
@@ -590,25 +581,43 @@ def read_incrementally_sqlalchemy(
     """:func:`read_incrementally` through a SQLAlchemy connection on another driver (psycopg2,
     asyncpg, pg8000): the same statements, one round trip each.  ``base`` must have been read
     on the same driver connection."""
-    import sqlalchemy
-
+    run, server_version = _sqlalchemy_runner(conn), _server_version(conn)
     session = conn.connection.driver_connection
-    version = conn.dialect.server_version_info or (0, 0)
-    server_version = version[0] * 10000 + (version[1] if len(version) > 1 else 0)
+    catalog, rows = _read(run, session, server_version, exclude_tables, base, also)
+    if os.environ.get(CHECK_READS_ENV) == "1":
+        _check(run, server_version, catalog, exclude_tables)
+    return catalog, rows
+
+
+def _psycopg_runner(
+    raw: psycopg.Connection[Any], cursors: contextlib.ExitStack
+) -> Callable[..., Any]:
+    """Runs one statement on a cursor of its own (in a pipeline, results come in order)."""
+
+    def run(sql: str, params: dict[str, Any] | None = None) -> Any:
+        cur = cursors.enter_context(raw.cursor())
+        return cur.execute(sql, params, prepare=False)
+
+    return run
+
+
+def _sqlalchemy_runner(conn: Any) -> Callable[..., Any]:
+    """Runs one statement through SQLAlchemy: as it is, or with its ``%(name)s`` parameters
+    in each driver's own style (through ``text()``)."""
+    import sqlalchemy
 
     def run(sql: str, params: dict[str, Any] | None = None) -> Any:
         if params is None:
             return conn.exec_driver_sql(sql)
-        # each driver's own parameter style, through SQLAlchemy's text()
-        named = re.sub(r"%\((\w+)\)s", r":\1", sql)
-        return conn.execute(sqlalchemy.text(named), params)
+        return conn.execute(sqlalchemy.text(re.sub(r"%\((\w+)\)s", r":\1", sql)), params)
 
-    catalog, rows = _read(run, session, server_version, exclude_tables, base, also)
-    if base is not None and catalog.shared["roles"] != base.shared.get("roles"):
-        return read_incrementally_sqlalchemy(conn, exclude_tables, None, also)
-    if os.environ.get(CHECK_READS_ENV) == "1":
-        check_sqlalchemy(conn, catalog, exclude_tables)
-    return catalog, rows
+    return run
+
+
+def _server_version(conn: Any) -> int:
+    """``server_version_num`` of a SQLAlchemy connection's server."""
+    version = conn.dialect.server_version_info or (0, 0)
+    return int(version[0]) * 10000 + (int(version[1]) if len(version) > 1 else 0)
 
 
 def _read(
@@ -660,42 +669,37 @@ def _read(
     (text,) = _one(main)
     result = json.loads(text)
     result["settings"] = settings
-    return _merge(result, base, session, stamp, mark), rows
+    catalog = _merge(result, base, session, stamp, mark)
+    if base is not None and catalog.shared["roles"] != base.shared.get("roles"):
+        # policies print role names: print everything again
+        return _read(run, session, server_version, exclude_tables, None, also)
+    return catalog, rows
 
 
 def check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[str, ...]) -> None:
     """Compare ``catalog`` with a full read of the same catalog; raise when they differ."""
-    first, second = query(raw.info.server_version, False, None, exclude_tables)
-    with raw.cursor() as cur:
-        (old_path,) = _one(cur.execute("SELECT current_setting('search_path')"))
-        cur.execute("SELECT set_config('search_path', 'pg_catalog', true)")
-        full = json.loads(_one(cur.execute(first))[0])
-        full.update(json.loads(_one(cur.execute(second))[0]))
-        cur.execute("SELECT set_config('search_path', %(path)s, true)", {"path": old_path})
-    _compare_with_full(catalog, full)
+    with contextlib.ExitStack() as cursors:
+        _check(_psycopg_runner(raw, cursors), raw.info.server_version, catalog, exclude_tables)
 
 
-def _compare_with_full(catalog: Catalog, full: dict[str, Any]) -> None:
+def _check(
+    run: Callable[..., Any],
+    server_version: int,
+    catalog: Catalog,
+    exclude_tables: tuple[str, ...],
+) -> None:
+    first, second = query(server_version, False, None, exclude_tables)
+    (old_path,) = _one(run("SELECT current_setting('search_path')"))
+    run("SELECT set_config('search_path', 'pg_catalog', true)")
+    full = json.loads(_one(run(first))[0])
+    full.update(json.loads(_one(run(second))[0]))
+    run("SELECT set_config('search_path', %(path)s, true)", {"path": old_path})
     mine = catalog.data()
     mine.pop("settings", None)
     mine.pop("roles", None)
     if mine != full:
         wrong = sorted(k for k in full.keys() | mine.keys() if full.get(k) != mine.get(k))
         raise AssertionError(f"incremental catalog read differs from a full read in: {wrong}")
-
-
-def check_sqlalchemy(conn: Any, catalog: Catalog, exclude_tables: tuple[str, ...]) -> None:
-    """:func:`check` through a SQLAlchemy connection on another driver."""
-    import sqlalchemy
-
-    version = conn.dialect.server_version_info or (0, 0)
-    first, second = query(version[0] * 10000 + version[1], False, None, exclude_tables)
-    old_path = conn.exec_driver_sql("SELECT current_setting('search_path')").scalar_one()
-    conn.exec_driver_sql("SELECT set_config('search_path', 'pg_catalog', true)")
-    full = json.loads(conn.exec_driver_sql(first).scalar_one())
-    full.update(json.loads(conn.exec_driver_sql(second).scalar_one()))
-    conn.execute(sqlalchemy.text("SELECT set_config('search_path', :p, true)"), {"p": old_path})
-    _compare_with_full(catalog, full)
 
 
 def _all(cursors: list[Any]) -> Also:

@@ -93,17 +93,26 @@ def read_psycopg(
     return rows
 
 
+def refuse_autocommit(conn: Any) -> None:
+    """Raise the usage error for a SQLAlchemy connection in AUTOCOMMIT mode: a read pins
+    ``search_path`` for its transaction, which such a connection does not keep."""
+    # every driver's DBAPI connection (asyncpg's through SQLAlchemy's adapter) says it
+    dbapi = conn.connection.dbapi_connection
+    autocommit = bool(getattr(dbapi, "autocommit", False))
+    if autocommit or conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        raise ValueError(
+            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
+            "use a connection with a transaction (the default)"
+        )
+
+
 def read_sqlalchemy(
     conn: Any, options: Options, builder: Builder, also: tuple[str, ...] = ()
 ) -> tuple[tuple[tuple[Any, ...], ...], ...] | None:
     """:func:`read_psycopg` through a SQLAlchemy connection, on any PostgreSQL driver."""
+    refuse_autocommit(conn)
     raw = conn.connection.driver_connection
     if isinstance(raw, psycopg.Connection):
-        if raw.autocommit:
-            raise ValueError(
-                "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
-                "use a connection with a transaction (the default)"
-            )
         if not conn.in_transaction():
             # As any statement through SQLAlchemy would; the driver connection then runs in
             # the transaction SQLAlchemy knows about.
@@ -113,11 +122,6 @@ def read_sqlalchemy(
     # Parameters go through SQLAlchemy's text(), which renders each driver's own parameter
     # style (asyncpg rejects the pyformat style); the catalog queries take none and have no
     # "%" or ":name" in them, so they go to the driver as they are.
-    if conn.get_isolation_level() == "AUTOCOMMIT":
-        raise ValueError(
-            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
-            "use a connection with a transaction (the default)"
-        )
     old_path, server_version = conn.execute(_PIN_PATH_TEXT, {"path": _PINNED_SEARCH_PATH}).one()[:2]
     first_sql, second_sql = query(int(server_version), *options)
     builder.add_first(conn.exec_driver_sql(first_sql).scalar_one())
