@@ -41,6 +41,7 @@ from pytest_schemaguard.snapshot.compare import KIND_WORDS, Difference, compare
 from pytest_schemaguard.snapshot.introspect import (
     DEFAULT_EXCLUDED_TABLES,
     Reading,
+    ddl_log,
     read_schema,
     take_snapshot,
 )
@@ -984,10 +985,14 @@ class MigrationRunner:
             return again
 
         def gated(conn: Connection) -> Iterator[Step]:
+            # the DDL each step runs is logged, so that a read knows what changed
+            logged = ddl_log.install(conn)
             for step in plan(conn):
                 seen.clear()  # a step runs: the session state read before it is past
                 self._gate()
                 yield step
+            if logged:
+                ddl_log.remove(conn)
 
         outcome = self._run_env(cfg, state.db, gated)
         if outcome.error is not None:

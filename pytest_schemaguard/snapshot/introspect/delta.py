@@ -56,6 +56,7 @@ incremental read is compared with a full read of the same catalog, and a differe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import json
@@ -68,6 +69,12 @@ from typing import Any
 
 import psycopg
 
+from pytest_schemaguard.snapshot.introspect.ddl_log import (
+    COUNTED_CATALOGS,
+    COUNTER,
+    LOG_SETTINGS,
+    RESET,
+)
 from pytest_schemaguard.snapshot.introspect.queries import (
     FIRST_SECTIONS,
     PER_RELATION_SECTIONS,
@@ -80,6 +87,7 @@ from pytest_schemaguard.snapshot.introspect.reading import statement_name
 
 __all__ = [
     "CHECK_READS_ENV",
+    "COUNTED_CATALOGS",
     "Also",
     "Catalog",
     "check",
@@ -314,69 +322,6 @@ _SETTINGS = r"""pg_catalog.json_build_array(
 #: ... and the role names policies print.
 _ROLES = "(SELECT md5(string_agg(r.oid || ' ' || r.rolname, ',' ORDER BY r.oid)) FROM pg_roles r)"
 
-#: The catalogs whose rows a read prints, or that what it prints names (every catalog but
-#: statistics, large objects and replication state), with their object ids (fixed in
-#: PostgreSQL's sources, the same in every version).
-COUNTED_CATALOGS: dict[str, int] = {
-    "pg_aggregate": 2600,
-    "pg_am": 2601,
-    "pg_amop": 2602,
-    "pg_amproc": 2603,
-    "pg_attrdef": 2604,
-    "pg_attribute": 1249,
-    "pg_auth_members": 1261,
-    "pg_authid": 1260,
-    "pg_cast": 2605,
-    "pg_class": 1259,
-    "pg_collation": 3456,
-    "pg_constraint": 2606,
-    "pg_conversion": 2607,
-    "pg_database": 1262,
-    "pg_db_role_setting": 2964,
-    "pg_default_acl": 826,
-    "pg_depend": 2608,
-    "pg_description": 2609,
-    "pg_enum": 3501,
-    "pg_event_trigger": 3466,
-    "pg_extension": 3079,
-    "pg_foreign_data_wrapper": 2328,
-    "pg_foreign_server": 1417,
-    "pg_foreign_table": 3118,
-    "pg_index": 2610,
-    "pg_inherits": 2611,
-    "pg_init_privs": 3394,
-    "pg_language": 2612,
-    "pg_largeobject_metadata": 2995,
-    "pg_namespace": 2615,
-    "pg_opclass": 2616,
-    "pg_operator": 2617,
-    "pg_opfamily": 2753,
-    "pg_partitioned_table": 3350,
-    "pg_policy": 3256,
-    "pg_proc": 1255,
-    "pg_publication": 6104,
-    "pg_publication_rel": 6106,
-    "pg_range": 3541,
-    "pg_rewrite": 2618,
-    "pg_seclabel": 3596,
-    "pg_sequence": 2224,
-    "pg_shdepend": 1214,
-    "pg_shdescription": 2396,
-    "pg_shseclabel": 3592,
-    "pg_statistic_ext": 3381,
-    "pg_subscription": 6100,
-    "pg_tablespace": 1213,
-    "pg_transform": 3576,
-    "pg_trigger": 2620,
-    "pg_ts_config": 3602,
-    "pg_ts_config_map": 3603,
-    "pg_ts_dict": 3600,
-    "pg_ts_parser": 3601,
-    "pg_ts_template": 3764,
-    "pg_type": 1247,
-    "pg_user_mapping": 1418,
-}
-
 #: The setting each read sets (for the rest of the transaction) to a value of its own.  When the
 #: next read finds it, the transaction is the same and nothing that was under way at the
 #: previous read was rolled back since: a rollback to a savepoint restores the value it had
@@ -391,11 +336,7 @@ READ_MARK = "schemaguard.catalog_read"
 #: the transaction's, the server's WAL insert position (every change of a catalog row writes
 #: WAL; NULL on a standby).
 _STAMP = (
-    "(SELECT CASE WHEN pg_catalog.current_setting('track_counts') = 'on' THEN pg_catalog.sum("
-    "pg_catalog.pg_stat_get_xact_tuples_inserted(c) + pg_catalog.pg_stat_get_xact_tuples_updated(c)"
-    " + pg_catalog.pg_stat_get_xact_tuples_deleted(c)) END FROM pg_catalog.unnest(ARRAY["
-    + ", ".join(map(str, COUNTED_CATALOGS.values()))
-    + "]::pg_catalog.oid[]) c) || ' ' || CASE "
+    f"{COUNTER} || ' ' || CASE "
     "WHEN pg_catalog.current_setting('transaction_isolation') = 'read committed' THEN "
     "pg_catalog.pg_current_snapshot()::pg_catalog.text || ' ' || (SELECT coalesce("
     "pg_catalog.string_agg(i.indexrelid || ' ' || i.indisvalid || i.indisready || i.indislive, "
@@ -419,7 +360,10 @@ _PRESENT = (
 #: The second: whether the catalog can have changed since the previous read (its settings,
 #: stamp and mark).  Prepared, like the catalog query: planning it would cost more than
 #: running it.
-_CHECK = f"SELECT {_SETTINGS}, {_STAMP}, pg_catalog.current_setting('{READ_MARK}', true)"
+_CHECK = (
+    f"SELECT {_SETTINGS}, {_STAMP}, pg_catalog.current_setting('{READ_MARK}', true), "
+    + ", ".join(f"pg_catalog.current_setting('{name}', true)" for name in LOG_SETTINGS)
+)
 
 
 @functools.cache
@@ -449,6 +393,71 @@ def incremental_query(server_version: int, exclude_tables: tuple[str, ...]) -> s
     return fill(sql, server_version, exclude_tables=exclude_tables, row_version=True)
 
 
+#: The relations a logged read prints (see :mod:`~.ddl_log`): those the log names (``$1``),
+#: every relation of their inheritance trees (a column added to a parent is added to its
+#: children; a partition attached changes the partition), and the sequences they own or the
+#: table that owns them (an identity's options, which ``ALTER TABLE`` changes); looked up by
+#: index, with the conditions of ``rel``.  No fingerprint is computed: the relations printed
+#: get an unknown one, which the next read that computes fingerprints prints again.
+_LOGGED = r""",
+logged AS (SELECT pg_catalog.unnest($1::pg_catalog.oid[]) AS oid),
+family(oid) AS (
+    SELECT oid FROM logged
+    UNION
+    SELECT CASE WHEN h.inhparent = f.oid THEN h.inhrelid ELSE h.inhparent END
+    FROM pg_inherits h JOIN family f ON f.oid IN (h.inhparent, h.inhrelid)
+),
+linked(oid) AS (
+    SELECT oid FROM family
+    UNION
+    SELECT d.objid FROM pg_depend d
+    WHERE d.refclassid = 'pg_class'::regclass
+      AND d.refobjid = ANY (ARRAY(SELECT oid FROM family))
+      AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+    UNION
+    SELECT d.refobjid FROM pg_depend d
+    WHERE d.classid = 'pg_class'::regclass AND d.objid = ANY (ARRAY(SELECT oid FROM family))
+      AND d.objsubid = 0 AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+),
+todo AS (%(todo)s)
+"""
+
+#: Marks a relation printed by a logged read, whose fingerprint was not computed.
+UNKNOWN_FINGERPRINT = "?"
+
+
+@functools.cache
+def logged_query(server_version: int, exclude_tables: tuple[str, ...]) -> str:
+    """The catalog query of a logged read: takes the relations the log names (``oid[]``) and
+    whether to read the sections that are not per relation (``boolean``); returns the
+    relations it prints and their rows (and those sections, or nulls), as one JSON
+    document."""
+    start = PRELUDE.index("rel AS (\n") + len("rel AS (\n")
+    rel = PRELUDE[start : PRELUDE.index("\n),\nreldesc", start)]
+    assert rel.rstrip().endswith("c.oid)")
+    todo = rel.rstrip() + "\n      AND c.oid = ANY (ARRAY(SELECT oid FROM linked))\n"
+    keys = [
+        "'server_version', current_setting('server_version_num')::int",
+        f"'roles', {_ROLES}",
+        "'printed', (SELECT coalesce(json_agg(oid), '[]') FROM todo)",
+    ]
+    for name, sql in dict(FIRST_SECTIONS + SECOND_SECTIONS).items():
+        if name in PER_RELATION_SECTIONS:
+            keys.append(f"'{name}', ({fill(sql, server_version, own_rel='todo')})")
+        else:
+            keys.append(f"'{name}', CASE WHEN $2 THEN ({fill(sql, server_version)}) END")
+    assert PRELUDE.startswith("WITH\n")
+    sql = (
+        "WITH RECURSIVE\n"
+        + PRELUDE[len("WITH\n") :]
+        + _LOGGED.replace("%(todo)s", todo)
+        + "\nSELECT json_build_object(\n"
+        + ",\n".join(keys)
+        + "\n)::text\n"
+    )
+    return fill(sql, server_version, exclude_tables=exclude_tables, row_version=True)
+
+
 # ------------------------------------------------------------------------------ the client
 
 
@@ -472,6 +481,8 @@ class Catalog:
     """The quiet-catalog stamp of an incremental read (see :data:`_QUIET`)."""
     mark: str | None = None
     """The value an incremental read gave :data:`READ_MARK`."""
+    logged: bool = False
+    """The relations printed were those the DDL log named (:mod:`~.ddl_log`)."""
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Catalog:
@@ -538,7 +549,7 @@ _PIN_PATH = (
 _RESTORE_PATH = (
     "SELECT set_config('search_path', %(path)s, true), "
     "set_config('plan_cache_mode', %(plans)s, true), "
-    f"set_config('{READ_MARK}', %(mark)s, true)"
+    f"set_config('{READ_MARK}', %(mark)s, true), {RESET}"
 )
 
 #: Numbers the marks of the reads this process makes.
@@ -627,22 +638,27 @@ def _read(
     exclude_tables: tuple[str, ...],
     base: Catalog | None,
     also: tuple[str, ...],
+    *,
+    use_log: bool = True,
 ) -> tuple[Catalog, Also | None]:
     """The statements of an incremental read, through ``run`` (which executes one statement
     and returns its cursor or result; results are fetched in order, so a pipeline may send
-    them together)."""
+    them together).  With ``use_log``, a complete DDL log (:mod:`~.ddl_log`) names the
+    relations to print; without, or when it cannot, fingerprints do."""
     if base is not None and (base.session is not session or base.fingerprints is None):
         base = None
     sql = incremental_query(server_version, exclude_tables)
     name = statement_name(sql)
+    logged_sql = logged_query(server_version, exclude_tables)
+    logged_name = statement_name(logged_sql)
     check_name = statement_name(_CHECK)
     rows: Also | None = None
-    old_path, old_plans, present = _one(run(_PRESENT, {"names": [check_name, name]}))
+    old_path, old_plans, present = _one(run(_PRESENT, {"names": [check_name, name, logged_name]}))
     if check_name not in present:
         run(f"PREPARE {check_name} AS {_CHECK}")
     second = run(f"EXECUTE {check_name}")
     extras = [run(statement) for statement in also]
-    settings, stamp, mark = _one(second)
+    settings, stamp, mark, *log = _one(second)
     if also:
         rows = _all(extras)
     if base is not None and settings != base.shared.get("settings"):
@@ -656,24 +672,158 @@ def _read(
     ):
         # nothing in the catalog can have changed since base was read
         return Catalog(base.rows, base.shared, base.fingerprints, session, 0, stamp, mark), rows
+    todo = _logged(base, stamp, mark, log) if use_log else None
     known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
     mark = f"{os.getpid()}.{next(_MARKS)}"
     run(_PIN_PATH)
-    if name not in present:
-        run(f"PREPARE {name}(oid[], text[]) AS {sql}")
-    main = run(
-        f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
-        f"'{{{','.join(known.values())}}}'::text[])"
-    )
+    if todo is not None:
+        oids, shared = todo
+        if logged_name not in present:
+            run(f"PREPARE {logged_name}(oid[], boolean) AS {logged_sql}")
+        main = run(
+            f"EXECUTE {logged_name}('{{{','.join(map(str, oids))}}}'::oid[], "
+            f"{'true' if shared else 'false'})"
+        )
+    else:
+        if name not in present:
+            run(f"PREPARE {name}(oid[], text[]) AS {sql}")
+        main = run(
+            f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
+            f"'{{{','.join(known.values())}}}'::text[])"
+        )
     run(_RESTORE_PATH, {"path": old_path, "plans": old_plans, "mark": mark})
     (text,) = _one(main)
     result = json.loads(text)
     result["settings"] = settings
-    catalog = _merge(result, base, session, stamp, mark)
+    if todo is not None:
+        assert base is not None
+        logged = _merge_logged(result, base, session, stamp, mark, oids)
+        if logged is None:
+            # a relation the log names was renamed: what names it is printed again too
+            return _read(run, session, server_version, exclude_tables, base, also, use_log=False)
+        catalog = logged
+    else:
+        catalog = _merge(result, base, session, stamp, mark)
     if base is not None and catalog.shared["roles"] != base.shared.get("roles"):
         # policies print role names: print everything again
         return _read(run, session, server_version, exclude_tables, None, also)
     return catalog, rows
+
+
+def _logged(
+    base: Catalog | None, stamp: str | None, mark: str | None, log: list[str | None]
+) -> tuple[list[str], bool] | None:
+    """The relations to print by the DDL log and whether the sections that are not per
+    relation must be read, when the log accounts for every change since ``base``; else None.
+
+    It does when the transaction is the one ``base`` was read in (its mark), the count of
+    catalog writes is the one the last logged command left (nothing else wrote to the
+    catalog), nothing was logged that the log cannot vouch for, and, at ``READ COMMITTED``, no
+    other transaction ended since (its changes would be visible, and its session kept its own
+    log)."""
+    end, flags, relations, indexes = log
+    if (
+        base is None
+        or base.fingerprints is None
+        or base.stamp is None
+        or stamp is None
+        or mark is None
+        or mark != base.mark
+        or not end
+    ):
+        return None
+    counter, _, rest = stamp.partition(" ")
+    if counter != end or "U" in (flags or ""):
+        return None
+    if not rest.startswith("wal ") and rest != base.stamp.partition(" ")[2]:
+        return None
+    # object ids as the JSON documents give them (strings)
+    oids = set((relations or "").split())
+    if indexes:
+        tables = _index_tables(base)
+        for schema, index in json.loads("[" + indexes.lstrip(",") + "]"):
+            # an index that base does not know was made since, and its table logged then
+            table = tables.get((schema, index))
+            if table is not None:
+                oids.add(table)
+    oids |= _children(base, oids)
+    return sorted(oids), "O" in (flags or "")
+
+
+def _children(base: Catalog, oids: set[str]) -> set[str]:
+    """The relations that were children (inheritance, partitions) of ``oids`` in ``base``:
+    ``DETACH PARTITION`` names only the parent, and the catalog no longer links them."""
+    relations = base.rows["relations"]
+    names = {f"{rows[0][1]}.{rows[0][2]}" for oid, rows in relations.items() if oid in oids}
+    if not names:
+        return set()
+    return {
+        oid
+        for oid, rows in relations.items()
+        if rows[0][10] and any(parent in names for parent in rows[0][10])
+    }
+
+
+def _index_tables(base: Catalog) -> dict[tuple[str, str], Any]:
+    """(schema, index name) -> the relation of each index ``base`` read."""
+    relations = base.rows["relations"]
+    tables: dict[tuple[str, str], Any] = {}
+    for oid, rows in base.rows["indexes"].items():
+        if oid in relations:
+            schema = relations[oid][0][1]
+            for row in rows:
+                tables[(schema, row[1])] = oid
+    return tables
+
+
+def _merge_logged(
+    result: dict[str, Any],
+    base: Catalog,
+    session: Any,
+    stamp: str | None,
+    mark: str,
+    logged: list[str],
+) -> Catalog | None:
+    """:func:`_merge` for a logged read of the relations ``logged`` names: every relation of
+    ``base`` the log does not name is as it was.  None when a printed relation or one of its
+    columns has another name (what names it must be printed again, which only the
+    fingerprints of every relation find)."""
+    printed = result.pop("printed")
+    if _renamed(base, result, printed):
+        return None
+    named, fresh = set(logged), set(printed)
+    known = base.fingerprints or {}
+    # a relation the log names and that is not printed is gone (or no longer in a snapshot)
+    fingerprints = {oid: fp for oid, fp in known.items() if oid not in named or oid in fresh}
+    for oid in printed:
+        fingerprints[oid] = UNKNOWN_FINGERPRINT
+    for section, value in list(result.items()):
+        if value is None:  # not read again: as base read it
+            result[section] = base.shared[section]
+    result["fingerprints"] = list(fingerprints.items())
+    result["stale"] = printed
+    catalog = _merge(result, base, session, stamp, mark)
+    return dataclasses.replace(catalog, logged=True)
+
+
+def _renamed(base: Catalog, result: dict[str, Any], printed: list[Any]) -> bool:
+    """Whether a relation printed again has another schema or name than in ``base``, or a
+    column of it (by number) another name: what other relations print of it.  (A column added
+    or dropped changes nothing they print: one they used cannot be dropped without them.)"""
+    named = {**_by_relation(result["sequences"]), **_by_relation(result["relations"])}
+    columns = _by_relation(result["columns"])
+    old_named = {**base.rows["sequences"], **base.rows["relations"]}
+    old_columns = base.rows["columns"]
+    for oid in printed:
+        # (schema, name) of a table, view or sequence
+        old, new = old_named.get(oid), named.get(oid)
+        if old and new and old[0][1:3] != new[0][1:3]:
+            return True
+        names = {row[1]: row[2] for row in old_columns.get(oid, ())}
+        for row in columns.get(oid, ()):
+            if names.get(row[1], row[2]) != row[2]:
+                return True
+    return False
 
 
 def check(raw: psycopg.Connection[Any], catalog: Catalog, exclude_tables: tuple[str, ...]) -> None:

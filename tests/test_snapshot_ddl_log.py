@@ -1,0 +1,222 @@
+"""Reads that follow the DDL log (:mod:`pytest_schemaguard.snapshot.introspect.ddl_log`): the
+relations the logged commands touched are printed, and nothing else is read; whenever the log
+cannot account for a change (a catalog written outside a logged command, a rename, a rollback,
+another session), the read computes fingerprints as without it.  Every read here is compared
+with a full read of the same catalog (``SCHEMAGUARD_CHECK_READS=1``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from test_snapshot_digest import CHANGES, REFERENCES, SCHEMA
+
+from pytest_schemaguard.server import Database, PostgresServer
+from pytest_schemaguard.snapshot.introspect import ddl_log, read_schema, take_snapshot
+from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV
+
+#: Changes the log cannot vouch for: what they rename is printed by relations it does not name.
+NOT_LOGGED = {"enum label order", "column renamed", "domain check"}
+
+#: Of the references, the one that renames nothing: the log names the sequence, and its owner
+#: is printed with it.
+LOGGED_REFERENCES = {"owner of a sequence changed"}
+
+_EVENT_TRIGGERS = "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'schemaguard%%'"
+
+
+@pytest.fixture(scope="module")
+def database(schemaguard_postgres: PostgresServer) -> Iterator[Database]:
+    db = schemaguard_postgres.create_database()
+    try:
+        with psycopg.connect(db.dsn) as conn:
+            conn.execute(SCHEMA)
+        yield db
+    finally:
+        schemaguard_postgres.drop_database(db)
+
+
+@pytest.fixture(autouse=True)
+def checked_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CHECK_READS_ENV, "1")
+
+
+@pytest.fixture
+def conn(database: Database) -> Iterator[psycopg.Connection]:
+    """A connection with the log installed, in a transaction rolled back afterwards (at
+    REPEATABLE READ, so that other tests' transactions ending meanwhile do not matter)."""
+    with psycopg.connect(database.dsn) as connection:
+        connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        assert ddl_log.install(connection)
+        yield connection
+        connection.rollback()
+
+
+def _read_after(conn: psycopg.Connection, change: str, setup: str = "") -> tuple[bool, bool]:
+    """(whether the read after ``change`` followed the log, whether it saw a change)."""
+    if setup:
+        conn.execute(setup)
+    before = read_schema(conn)
+    conn.execute(change)
+    after = read_schema(conn, since=before)
+    assert after.snapshot == take_snapshot(conn)
+    return after.catalog.logged, after.snapshot != before.snapshot
+
+
+@pytest.mark.parametrize("name", list(CHANGES))
+def test_a_logged_change_prints_only_what_the_log_names(
+    conn: psycopg.Connection, name: str
+) -> None:
+    logged, changed = _read_after(conn, CHANGES[name])
+    assert changed
+    assert logged == (name not in NOT_LOGGED)
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_a_renamed_object_is_printed_again_where_it_is_named(
+    conn: psycopg.Connection, name: str
+) -> None:
+    setup, change, _printed_again = REFERENCES[name]
+    logged, changed = _read_after(conn, change, setup)
+    assert changed
+    # a rename: the fingerprints of every relation find what names it
+    assert logged == (name in LOGGED_REFERENCES)
+
+
+def test_the_logged_reads_of_a_chain_of_steps_follow_each_other(conn: psycopg.Connection) -> None:
+    reading = read_schema(conn)
+    steps = [
+        "CREATE TABLE extra (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "t_id integer REFERENCES t, note text DEFAULT 'n')",
+        "CREATE INDEX ix_extra_note ON extra (note)",
+        "ALTER TABLE extra ALTER COLUMN id SET INCREMENT BY 5",  # the identity's sequence
+        "COMMENT ON CONSTRAINT extra_pkey ON extra IS 'key'",
+        "CREATE TYPE colour AS ENUM ('red'); ALTER TABLE extra ADD COLUMN c colour",
+        "ALTER TABLE extra DROP COLUMN c; DROP TYPE colour",
+        "DROP INDEX ix_extra_note",
+        "ALTER TABLE extra DROP CONSTRAINT extra_t_id_fkey",
+        "DROP TABLE extra",
+    ]
+    for step in steps:
+        conn.execute(step)
+        after = read_schema(conn, since=reading)
+        assert after.catalog.logged, step
+        assert after.snapshot == take_snapshot(conn)
+        reading = after
+
+
+def test_a_detached_partition_is_printed_again(conn: psycopg.Connection) -> None:
+    setup = (
+        "CREATE TABLE pt (k integer) PARTITION BY RANGE (k); "
+        "CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (10)"
+    )
+    # DETACH names only the parent, and the catalog no longer links the two
+    logged, changed = _read_after(conn, "ALTER TABLE pt DETACH PARTITION pt1", setup)
+    assert logged and changed
+
+
+def test_a_column_added_to_a_parent_is_printed_in_its_children(conn: psycopg.Connection) -> None:
+    setup = "CREATE TABLE base (id integer); CREATE TABLE heir (n integer) INHERITS (base)"
+    logged, changed = _read_after(conn, "ALTER TABLE base ADD COLUMN z integer", setup)
+    assert logged and changed
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # a catalog written directly, between two logged commands and after the last one
+        "ALTER TABLE t ADD COLUMN z integer; UPDATE pg_attribute SET attnotnull = true "
+        "WHERE attrelid = 'child'::regclass AND attname = 't_id'; CREATE INDEX ON t (z)",
+        "ALTER TABLE t ADD COLUMN z integer; UPDATE pg_attribute SET attnotnull = true "
+        "WHERE attrelid = 'child'::regclass AND attname = 't_id'",
+        # DDL while the triggers do not fire
+        "SET LOCAL session_replication_role = replica; ALTER TABLE child ADD COLUMN z integer; "
+        "SET LOCAL session_replication_role = origin; ALTER TABLE t ADD COLUMN z integer",
+        # a command that fires no trigger but writes the catalog
+        "ALTER TABLE t ADD COLUMN z integer; TRUNCATE child; ALTER TABLE child ADD COLUMN z int",
+        # a command that names no object
+        "GRANT SELECT ON child TO PUBLIC",
+    ],
+    ids=["catalog-between", "catalog-after", "replica-role", "truncate", "grant"],
+)
+def test_a_change_outside_the_log_makes_the_read_compute_fingerprints(
+    conn: psycopg.Connection, change: str
+) -> None:
+    logged, changed = _read_after(conn, change)
+    assert changed or change.startswith("GRANT")
+    assert not logged
+
+
+def test_a_rollback_to_a_savepoint_makes_the_read_compute_fingerprints(
+    conn: psycopg.Connection,
+) -> None:
+    before = read_schema(conn)
+    conn.execute("SAVEPOINT s")
+    conn.execute(CHANGES["column added"])
+    conn.execute("ROLLBACK TO SAVEPOINT s")
+    conn.execute(CHANGES["column default"])
+    after = read_schema(conn, since=before)
+    assert not after.catalog.logged  # the settings went back, the count of writes did not
+    assert after.snapshot == take_snapshot(conn)
+
+
+def test_another_sessions_commit_makes_the_read_compute_fingerprints(database: Database) -> None:
+    with (
+        psycopg.connect(database.dsn) as one,
+        psycopg.connect(database.dsn, autocommit=True) as two,
+    ):
+        assert ddl_log.install(one)  # READ COMMITTED: other sessions' commits are seen
+        before = read_schema(one)
+        two.execute("COMMENT ON TABLE child IS 'from another session'")
+        try:
+            one.execute(CHANGES["column default"])
+            after = read_schema(one, since=before)
+            assert not after.catalog.logged
+            assert {t.name: t.comment for t in after.snapshot.tables}["child"] == (
+                "from another session"
+            )
+        finally:
+            one.rollback()
+            two.execute("COMMENT ON TABLE child IS NULL")
+
+
+def test_removing_the_log_leaves_no_trigger(conn: psycopg.Connection) -> None:
+    assert conn.execute(_EVENT_TRIGGERS).fetchone() == (3,)
+    ddl_log.remove(conn)
+    assert conn.execute(_EVENT_TRIGGERS).fetchone() == (0,)
+    conn.execute(CHANGES["column default"])  # the transaction goes on
+
+
+def test_only_a_superuser_installs_the_log(database: Database) -> None:
+    with psycopg.connect(database.dsn) as conn:
+        conn.execute("CREATE ROLE schemaguard_plain NOSUPERUSER")
+        conn.execute("SET LOCAL ROLE schemaguard_plain")
+        assert not ddl_log.install(conn)
+        conn.execute("RESET ROLE")
+        assert conn.execute(_EVENT_TRIGGERS).fetchone() == (0,)
+        conn.rollback()
+
+
+def test_a_log_that_cannot_be_installed_leaves_the_transaction_as_it_was(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = dict(ddl_log._TRIGGERS)
+    broken["schemaguard_ddl_drop"] = ("sql_drop", "BEGIN not plpgsql at all; END")
+    monkeypatch.setattr(ddl_log, "_TRIGGERS", broken)
+    with psycopg.connect(database.dsn) as conn:
+        conn.execute("CREATE TABLE made_before (id integer)")
+        assert not ddl_log.install(conn)
+        assert conn.execute(_EVENT_TRIGGERS).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM made_before").fetchone() == (0,)
+        conn.rollback()
+
+
+def test_the_log_can_be_turned_off(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ddl_log.DDL_LOG_ENV, "0")
+    with psycopg.connect(database.dsn) as conn:
+        assert not ddl_log.install(conn)
+        before = read_schema(conn)
+        conn.execute(CHANGES["column default"])
+        assert not read_schema(conn, since=before).catalog.logged
+        conn.rollback()
