@@ -107,23 +107,35 @@ COUNTER = (
 )
 
 #: The settings the log is kept in: the count at the end of the last logged command (or at
-#: the last read), what the log cannot vouch for (``U``: incomplete; ``O``: objects that are
-#: not relations were created, changed or dropped), the relations touched (object ids, space
-#: separated) and the dropped indexes (``["schema", "name"]``, comma separated).
-END, FLAGS, RELATIONS, INDEXES = (
+#: the last read) and the server's WAL position then, what the log cannot vouch for (``U``:
+#: incomplete; ``O``: objects that are not relations were created, changed or dropped), the
+#: relations dropped objects belonged to (object ids, space separated), the dropped indexes
+#: (``["schema", "name"]``, comma separated), and what each command created or altered
+#: (``classid objid created``, comma separated: the reader finds their relations).
+END, LSN, FLAGS, RELATIONS, INDEXES, COMMANDS = (
     "schemaguard.ddl_end",
+    "schemaguard.ddl_lsn",
     "schemaguard.ddl_flags",
     "schemaguard.ddl_relations",
     "schemaguard.ddl_indexes",
+    "schemaguard.ddl_commands",
 )
-LOG_SETTINGS = (END, FLAGS, RELATIONS, INDEXES)
+LOG_SETTINGS = (END, FLAGS, RELATIONS, INDEXES, COMMANDS)
+
+#: The server's WAL position ('' on a standby, where there is none to ask for).
+_WAL = (
+    "(CASE WHEN pg_catalog.pg_is_in_recovery() THEN '' "
+    "ELSE pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text END)"
+)
 
 #: The expressions a read resets the log with (a new log starts at the read).
 RESET = (
     f"pg_catalog.set_config('{END}', {COUNTER}::pg_catalog.text, true), "
-    f"pg_catalog.set_config('{FLAGS}', '', true), "
-    f"pg_catalog.set_config('{RELATIONS}', '', true), "
-    f"pg_catalog.set_config('{INDEXES}', '', true)"
+    f"pg_catalog.set_config('{LSN}', {_WAL}, true), "
+    + ", ".join(
+        f"pg_catalog.set_config('{name}', '', true)"
+        for name in (FLAGS, RELATIONS, INDEXES, COMMANDS)
+    )
 )
 
 
@@ -138,69 +150,36 @@ def _append(name: str, value: str) -> str:
 _INCOMPLETE = f"PERFORM pg_catalog.set_config('{FLAGS}', 'U', true);"
 
 #: ``ddl_command_start``: a catalog write since the last logged command makes the log
-#: incomplete.
+#: incomplete.  When nothing at all was written on the server since (its WAL position), the
+#: count need not be asked for.
 _START = f"""
 BEGIN
-    IF pg_catalog.current_setting('{END}', true) IS DISTINCT FROM {COUNTER}::pg_catalog.text
-    THEN
-        {_INCOMPLETE}
+    IF pg_catalog.current_setting('{LSN}', true) IS DISTINCT FROM {_WAL} THEN
+        IF pg_catalog.current_setting('{END}', true)
+           IS DISTINCT FROM {COUNTER}::pg_catalog.text THEN
+            {_INCOMPLETE}
+        END IF;
     END IF;
 EXCEPTION WHEN OTHERS THEN
     {_INCOMPLETE}
 END"""
 
-#: ``ddl_command_end``: the relations of what the command created or altered.
+#: ``ddl_command_end``: what the command created or altered (the reader finds the relations).
 _END = f"""
 DECLARE
-    relations pg_catalog.text;
-    flags pg_catalog.text;
+    commands pg_catalog.text;
 BEGIN
-    SELECT pg_catalog.string_agg(x.rel::pg_catalog.text, ' '),
-           -- a DROP names its objects to sql_drop only
-           CASE WHEN pg_catalog.count(*) = 0 AND NOT pg_catalog.starts_with(TG_TAG, 'DROP ')
-                     OR pg_catalog.bool_or(x.kind = 'U') THEN 'U'
-                WHEN pg_catalog.bool_or(x.kind = 'O') THEN 'O' ELSE '' END
-    INTO relations, flags
-    FROM (
-        SELECT y.rel,
-               CASE WHEN y.rel IS NOT NULL THEN ''
-                    WHEN y.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
-                         AND EXISTS (SELECT FROM pg_catalog.pg_constraint con
-                                     WHERE con.oid = y.objid AND con.contypid <> 0) THEN 'O'
-                    WHEN y.classid IS NULL OR y.classid = ANY (ARRAY[
-                         'pg_catalog.pg_class'::pg_catalog.regclass,
-                         'pg_catalog.pg_attrdef'::pg_catalog.regclass,
-                         'pg_catalog.pg_constraint'::pg_catalog.regclass,
-                         'pg_catalog.pg_trigger'::pg_catalog.regclass,
-                         'pg_catalog.pg_policy'::pg_catalog.regclass,
-                         'pg_catalog.pg_rewrite'::pg_catalog.regclass]::pg_catalog.oid[]) THEN 'U'
-                    WHEN pg_catalog.starts_with(y.command_tag, 'CREATE ')
-                         OR y.command_tag = 'COMMENT' THEN 'O'
-                    ELSE 'U' END AS kind
-        FROM (
-            SELECT c.classid, c.objid, c.command_tag,
-                   CASE c.classid
-                   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN coalesce(
-                       (SELECT i.indrelid FROM pg_catalog.pg_index i
-                        WHERE i.indexrelid = c.objid), c.objid)
-                   WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN
-                       (SELECT ad.adrelid FROM pg_catalog.pg_attrdef ad WHERE ad.oid = c.objid)
-                   WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN
-                       (SELECT NULLIF(con.conrelid, 0::pg_catalog.oid)
-                        FROM pg_catalog.pg_constraint con WHERE con.oid = c.objid)
-                   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
-                       (SELECT tg.tgrelid FROM pg_catalog.pg_trigger tg WHERE tg.oid = c.objid)
-                   WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN
-                       (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = c.objid)
-                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
-                       (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = c.objid)
-                   END AS rel
-            FROM pg_catalog.pg_event_trigger_ddl_commands() c
-        ) y
-    ) x;
-    PERFORM {_append(RELATIONS, "' ' || coalesce(relations, '')")},
-            {_append(FLAGS, "flags")},
-            pg_catalog.set_config('{END}', {COUNTER}::pg_catalog.text, true);
+    SELECT pg_catalog.string_agg(c.classid || ' ' || c.objid || ' ' || CASE
+               WHEN pg_catalog.starts_with(c.command_tag, 'CREATE ') OR c.command_tag = 'COMMENT'
+               THEN '1' ELSE '0' END, ',')
+    INTO commands
+    FROM pg_catalog.pg_event_trigger_ddl_commands() c;
+    IF commands IS NULL AND NOT pg_catalog.starts_with(TG_TAG, 'DROP ') THEN
+        {_INCOMPLETE}  -- names no object (GRANT...); a DROP names its objects to sql_drop
+    END IF;
+    PERFORM {_append(COMMANDS, "coalesce(',' || commands, '')")},
+            pg_catalog.set_config('{END}', {COUNTER}::pg_catalog.text, true),
+            pg_catalog.set_config('{LSN}', {_WAL}, true);
 EXCEPTION WHEN OTHERS THEN
     {_INCOMPLETE}
 END"""

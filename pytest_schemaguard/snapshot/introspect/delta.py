@@ -400,7 +400,31 @@ def incremental_query(server_version: int, exclude_tables: tuple[str, ...]) -> s
 #: index, with the conditions of ``rel``.  No fingerprint is computed: the relations printed
 #: get an unknown one, which the next read that computes fingerprints prints again.
 _LOGGED = r""",
-logged AS (SELECT pg_catalog.unnest($1::pg_catalog.oid[]) AS oid),
+logged AS (
+    SELECT coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = x.oid), x.oid) AS oid
+    FROM pg_catalog.unnest($1::pg_catalog.oid[]) x(oid)
+    UNION ALL
+    SELECT CASE p.classid
+        WHEN 'pg_attrdef'::regclass THEN
+            (SELECT ad.adrelid FROM pg_attrdef ad WHERE ad.oid = p.objid)
+        WHEN 'pg_constraint'::regclass THEN
+            (SELECT con.conrelid FROM pg_constraint con WHERE con.oid = p.objid)
+        WHEN 'pg_trigger'::regclass THEN
+            (SELECT tg.tgrelid FROM pg_trigger tg WHERE tg.oid = p.objid)
+        WHEN 'pg_policy'::regclass THEN
+            (SELECT pol.polrelid FROM pg_policy pol WHERE pol.oid = p.objid)
+        WHEN 'pg_rewrite'::regclass THEN
+            (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = p.objid)
+    END
+    FROM unnest($3::pg_catalog.oid[], $4::pg_catalog.oid[]) p(classid, objid)
+),
+shared(yes) AS (
+    -- a domain's constraint is the types section's
+    SELECT $2 OR EXISTS (
+        SELECT FROM unnest($3::pg_catalog.oid[], $4::pg_catalog.oid[]) p(classid, objid)
+        JOIN pg_constraint con ON con.oid = p.objid
+        WHERE p.classid = 'pg_constraint'::regclass AND con.contypid <> 0)
+),
 family(oid) AS (
     SELECT oid FROM logged
     UNION
@@ -428,8 +452,9 @@ UNKNOWN_FINGERPRINT = "?"
 
 @functools.cache
 def logged_query(server_version: int, exclude_tables: tuple[str, ...]) -> str:
-    """The catalog query of a logged read: takes the relations the log names (``oid[]``) and
-    whether to read the sections that are not per relation (``boolean``); returns the
+    """The catalog query of a logged read: takes the relations (or indexes) the log names
+    (``oid[]``), whether to read the sections that are not per relation (``boolean``), and the
+    objects of relations it names (their catalogs and ids, ``oid[]`` twice); returns the
     relations it prints and their rows (and those sections, or nulls), as one JSON
     document."""
     start = PRELUDE.index("rel AS (\n") + len("rel AS (\n")
@@ -445,7 +470,8 @@ def logged_query(server_version: int, exclude_tables: tuple[str, ...]) -> str:
         if name in PER_RELATION_SECTIONS:
             keys.append(f"'{name}', ({fill(sql, server_version, own_rel='todo')})")
         else:
-            keys.append(f"'{name}', CASE WHEN $2 THEN ({fill(sql, server_version)}) END")
+            section = fill(sql, server_version)
+            keys.append(f"'{name}', CASE WHEN (SELECT yes FROM shared) THEN ({section}) END")
     assert PRELUDE.startswith("WITH\n")
     sql = (
         "WITH RECURSIVE\n"
@@ -677,12 +703,14 @@ def _read(
     mark = f"{os.getpid()}.{next(_MARKS)}"
     run(_PIN_PATH)
     if todo is not None:
-        oids, shared = todo
+        oids, shared, parts = todo
         if logged_name not in present:
-            run(f"PREPARE {logged_name}(oid[], boolean) AS {logged_sql}")
+            run(f"PREPARE {logged_name}(oid[], boolean, oid[], oid[]) AS {logged_sql}")
         main = run(
-            f"EXECUTE {logged_name}('{{{','.join(map(str, oids))}}}'::oid[], "
-            f"{'true' if shared else 'false'})"
+            f"EXECUTE {logged_name}('{{{','.join(oids)}}}'::oid[], "
+            f"{'true' if shared else 'false'}, "
+            f"'{{{','.join(classid for classid, _ in parts)}}}'::oid[], "
+            f"'{{{','.join(objid for _, objid in parts)}}}'::oid[])"
         )
     else:
         if name not in present:
@@ -712,16 +740,17 @@ def _read(
 
 def _logged(
     base: Catalog | None, stamp: str | None, mark: str | None, log: list[str | None]
-) -> tuple[list[str], bool] | None:
-    """The relations to print by the DDL log and whether the sections that are not per
-    relation must be read, when the log accounts for every change since ``base``; else None.
+) -> tuple[list[str], bool, list[tuple[str, str]]] | None:
+    """What the DDL log names, when it accounts for every change since ``base`` (else None):
+    the relations (or indexes) to print, whether the sections that are not per relation must
+    be read, and the objects of relations (catalog and object ids) whose relations to print.
 
-    It does when the transaction is the one ``base`` was read in (its mark), the count of
-    catalog writes is the one the last logged command left (nothing else wrote to the
-    catalog), nothing was logged that the log cannot vouch for, and, at ``READ COMMITTED``, no
-    other transaction ended since (its changes would be visible, and its session kept its own
-    log)."""
-    end, flags, relations, indexes = log
+    The log accounts for every change when the transaction is the one ``base`` was read in
+    (its mark), the count of catalog writes is the one the last logged command left (nothing
+    else wrote to the catalog), the log holds nothing it cannot vouch for, and, at
+    ``READ COMMITTED``, no other transaction ended since (its changes would be visible, and
+    its session kept its own log)."""
+    end, flags, relations, indexes, commands = log
     if (
         base is None
         or base.fingerprints is None
@@ -737,17 +766,37 @@ def _logged(
         return None
     if not rest.startswith("wal ") and rest != base.stamp.partition(" ")[2]:
         return None
+    shared = "O" in (flags or "")
     # object ids as the JSON documents give them (strings)
     oids = set((relations or "").split())
+    parts: list[tuple[str, str]] = []
+    for command in (commands or "").split(","):
+        if not command:
+            continue
+        classid, objid, created = command.split(" ")
+        if classid == _PG_CLASS:
+            oids.add(objid)
+        elif classid in _RELATION_PARTS:
+            parts.append((classid, objid))
+        elif created == "1":
+            shared = True  # a type, function, schema... made or commented on
+        else:
+            return None  # changed (ALTER TYPE...): what names it is printed by fingerprints
     if indexes:
         tables = _index_tables(base)
         for schema, index in json.loads("[" + indexes.lstrip(",") + "]"):
-            # an index that base does not know was made since, and its table logged then
+            # an index that base does not know was made since: it is not there any more
             table = tables.get((schema, index))
             if table is not None:
                 oids.add(table)
     oids |= _children(base, oids)
-    return sorted(oids), "O" in (flags or "")
+    return sorted(oids), shared, parts
+
+
+#: ``pg_class``, and the catalogs of the objects that belong to a relation: defaults,
+#: constraints, triggers, policies, rules (their object ids, as the log gives them).
+_PG_CLASS = "1259"
+_RELATION_PARTS = frozenset({"2604", "2606", "2620", "3256", "2618"})
 
 
 def _children(base: Catalog, oids: set[str]) -> set[str]:
