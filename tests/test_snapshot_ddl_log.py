@@ -10,9 +10,10 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from test_snapshot_digest import CHANGES, REFERENCES, SCHEMA
+from test_snapshot_digest import CHANGES, REFERENCES
+from test_snapshot_digest import database as database  # the same schema, in a database of its own
 
-from pytest_schemaguard.server import Database, PostgresServer
+from pytest_schemaguard.server import Database
 from pytest_schemaguard.snapshot.introspect import ddl_log, read_schema, take_snapshot
 from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV
 
@@ -24,17 +25,6 @@ NOT_LOGGED = {"enum label order", "column renamed", "domain check"}
 LOGGED_REFERENCES = {"owner of a sequence changed"}
 
 _EVENT_TRIGGERS = "SELECT count(*) FROM pg_event_trigger WHERE evtname LIKE 'schemaguard%%'"
-
-
-@pytest.fixture(scope="module")
-def database(schemaguard_postgres: PostgresServer) -> Iterator[Database]:
-    db = schemaguard_postgres.create_database()
-    try:
-        with psycopg.connect(db.dsn) as conn:
-            conn.execute(SCHEMA)
-        yield db
-    finally:
-        schemaguard_postgres.drop_database(db)
 
 
 @pytest.fixture(autouse=True)
