@@ -96,6 +96,22 @@ def test_the_logged_reads_of_a_chain_of_steps_follow_each_other(conn: psycopg.Co
         reading = after
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "CREATE TYPE pair AS (a integer, b text)",
+        "CREATE TYPE pair AS (a integer); CREATE TABLE typed OF pair",
+        "CREATE TYPE pair AS (a integer); DROP TYPE pair",
+    ],
+    ids=["created", "a-typed-table", "created-and-dropped"],
+)
+def test_a_composite_type_is_a_relation_the_log_names(
+    conn: psycopg.Connection, change: str
+) -> None:
+    logged, _changed = _read_after(conn, change)
+    assert logged
+
+
 def test_a_detached_partition_is_printed_again(conn: psycopg.Connection) -> None:
     setup = (
         "CREATE TABLE pt (k integer) PARTITION BY RANGE (k); "

@@ -415,6 +415,8 @@ logged AS (
             (SELECT pol.polrelid FROM pg_policy pol WHERE pol.oid = p.objid)
         WHEN 'pg_rewrite'::regclass THEN
             (SELECT r.ev_class FROM pg_rewrite r WHERE r.oid = p.objid)
+        WHEN 'pg_type'::regclass THEN  -- a composite type's relation
+            (SELECT t.typrelid FROM pg_type t WHERE t.oid = p.objid)
     END
     FROM unnest($3::pg_catalog.oid[], $4::pg_catalog.oid[]) p(classid, objid)
 ),
@@ -778,6 +780,9 @@ def _logged(
             oids.add(objid)
         elif classid in _RELATION_PARTS:
             parts.append((classid, objid))
+        elif classid == _PG_TYPE and created == "1":
+            parts.append((classid, objid))  # a composite type is a relation too
+            shared = True
         elif created == "1":
             shared = True  # a type, function, schema... made or commented on
         else:
@@ -793,9 +798,9 @@ def _logged(
     return sorted(oids), shared, parts
 
 
-#: ``pg_class``, and the catalogs of the objects that belong to a relation: defaults,
-#: constraints, triggers, policies, rules (their object ids, as the log gives them).
-_PG_CLASS = "1259"
+#: ``pg_class`` and ``pg_type``, and the catalogs of the objects that belong to a relation:
+#: defaults, constraints, triggers, policies, rules (their object ids, as the log gives them).
+_PG_CLASS, _PG_TYPE = "1259", "1247"
 _RELATION_PARTS = frozenset({"2604", "2606", "2620", "3256", "2618"})
 
 
