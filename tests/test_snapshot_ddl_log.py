@@ -14,7 +14,7 @@ from test_snapshot_digest import CHANGES, REFERENCES
 from test_snapshot_digest import database as database  # the same schema, in a database of its own
 
 from pytest_schemaguard.server import Database
-from pytest_schemaguard.snapshot.introspect import ddl_log, read_schema, take_snapshot
+from pytest_schemaguard.snapshot.introspect import ddl_log, delta, read_schema, take_snapshot
 from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV
 
 #: Changes the log cannot vouch for: what they rename is printed by relations it does not name.
@@ -110,6 +110,16 @@ def test_a_composite_type_is_a_relation_the_log_names(
 ) -> None:
     logged, _changed = _read_after(conn, change)
     assert logged
+
+
+def test_a_relation_the_log_does_not_name_makes_the_read_compute_fingerprints(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a gap in what the log names, made on purpose: composite types are not taken for relations
+    monkeypatch.setattr(delta, "_PG_TYPE", "no such catalog")
+    logged, changed = _read_after(conn, "CREATE TYPE pair AS (a integer, b text)")
+    assert changed
+    assert not logged  # the relations there are now are not those of the log: fingerprints
 
 
 def test_a_detached_partition_is_printed_again(conn: psycopg.Connection) -> None:

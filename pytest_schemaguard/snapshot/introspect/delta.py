@@ -467,6 +467,7 @@ def logged_query(server_version: int, exclude_tables: tuple[str, ...]) -> str:
         "'server_version', current_setting('server_version_num')::int",
         f"'roles', {_ROLES}",
         "'printed', (SELECT coalesce(json_agg(oid), '[]') FROM todo)",
+        "'relations_now', (SELECT coalesce(json_agg(oid), '[]') FROM rel)",
     ]
     for name, sql in dict(FIRST_SECTIONS + SECOND_SECTIONS).items():
         if name in PER_RELATION_SECTIONS:
@@ -841,14 +842,18 @@ def _merge_logged(
     """:func:`_merge` for a logged read of the relations ``logged`` names: every relation of
     ``base`` the log does not name is as it was.  None when a printed relation or one of its
     columns has another name (what names it must be printed again, which only the
-    fingerprints of every relation find)."""
+    fingerprints of every relation find), or when the relations there are now are not those
+    of ``base`` and the log (a safety net: the log names every relation made or dropped)."""
     printed = result.pop("printed")
+    now = result.pop("relations_now")
     if _renamed(base, result, printed):
         return None
     named, fresh = set(logged), set(printed)
     known = base.fingerprints or {}
     # a relation the log names and that is not printed is gone (or no longer in a snapshot)
     fingerprints = {oid: fp for oid, fp in known.items() if oid not in named or oid in fresh}
+    if set(now) != fingerprints.keys() | fresh:
+        return None  # a relation came or went that the log does not name: never expected
     for oid in printed:
         fingerprints[oid] = UNKNOWN_FINGERPRINT
     for section, value in list(result.items()):
