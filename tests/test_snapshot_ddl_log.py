@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from migration_projects import ENV_CONNECTION, Rev, run_checks, write_project
 from test_snapshot_digest import CHANGES, REFERENCES
 from test_snapshot_digest import database as database  # the same schema, in a database of its own
 
@@ -236,3 +237,44 @@ def test_the_log_can_be_turned_off(database: Database, monkeypatch: pytest.Monke
         conn.execute(CHANGES["column default"])
         assert not read_schema(conn, since=before).catalog.logged
         conn.rollback()
+
+
+def _revisions_watching_the_log(installed: bool) -> list[Rev]:
+    """Five revisions adding a column each; the fifth fails its upgrade unless the DDL log is
+    ``installed`` (or not) at that point of the pass."""
+    check = (
+        'op.execute("DO $$ BEGIN IF {} EXISTS (SELECT FROM pg_event_trigger '
+        "WHERE evtname LIKE 'schemaguard%') THEN RAISE EXCEPTION 'the DDL log is {}'; "
+        'END IF; END $$")'
+    ).format("NOT" if installed else "", "missing" if installed else "still installed")
+    revisions: list[Rev] = []
+    parent = None
+    for i in range(5):
+        revision = f"{i + 1:012d}"
+        upgrade = (
+            "op.create_table('t', sa.Column('id', sa.Integer, primary_key=True))"
+            if i == 0
+            else f"op.add_column('t', sa.Column('c{i}', sa.Integer))"
+        )
+        downgrade = "op.drop_table('t')" if i == 0 else f"op.drop_column('t', 'c{i}')"
+        if i == 4:
+            upgrade += "\n" + check
+        revisions.append(Rev(revision, parent, f"revision {i + 1}", upgrade, downgrade))
+        parent = revision
+    return revisions
+
+
+@pytest.mark.parametrize("per_migration", [False, True], ids=["one-transaction", "per-migration"])
+def test_a_pass_keeps_the_log_only_where_reads_can_follow_it(
+    pytester: pytest.Pytester, inner_dsn: str, per_migration: bool
+) -> None:
+    # one transaction: the log is there at the fifth revision; a commit per revision: no read
+    # could follow it, and it is gone after the first six reads (two revisions)
+    write_project(
+        pytester.path,
+        _revisions_watching_the_log(installed=not per_migration),
+        env=ENV_CONNECTION.format(per_migration=per_migration),
+    )
+    result = run_checks(pytester, inner_dsn)
+    result.assert_outcomes(passed=12)
+    result.stdout.no_fnmatch_line("*the DDL log is*")
