@@ -228,11 +228,6 @@ def _session_state(conn: Connection) -> tuple[Any, ...]:
 # ------------------------------------------------------------------------------ the layout
 
 
-#: How many reads of a pass may go by without one that follows the DDL log before the log is
-#: removed (the first read of a pass never can).
-_LOG_TRIAL_READS = 6
-
-
 @dataclass(frozen=True)
 class Layout:
     """Which checks a history has under the settings (pure; used at collection time)."""
@@ -825,9 +820,8 @@ class MigrationRunner:
         seen: list[tuple[Any, ...]] = []
         # the last reading on this pass's connection: the next one reads only what changed
         latest: list[Reading] = []
-        # the DDL log of this pass (see ddl_log): whether it is installed, and how many reads
-        # since were made, and followed it
-        log = {"on": 0, "reads": 0, "logged": 0}
+        # the DDL log of this pass (see ddl_log), once env.py's connection is there
+        log: list[ddl_log.PassLog] = []
 
         def read(
             conn: Connection, same_as: Reading | None = None, *, session: bool = False
@@ -837,14 +831,8 @@ class MigrationRunner:
             latest[:] = [reading]
             if reading.also is not None:
                 seen[:] = [reading.also]
-            if log["on"]:
-                log["reads"] += 1
-                log["logged"] += reading.catalog.logged
-                if log["reads"] >= _LOG_TRIAL_READS and not log["logged"]:
-                    # no read could follow it (each revision commits its own transaction,
-                    # say): the triggers would only cost every DDL command some time
-                    ddl_log.remove(conn)
-                    log["on"] = 0
+            if log:
+                log[0].read(reading.catalog.logged)
             return reading
 
         def plan(conn: Connection) -> Iterator[Step]:
@@ -1002,13 +990,12 @@ class MigrationRunner:
 
         def gated(conn: Connection) -> Iterator[Step]:
             # the DDL each step runs is logged, so that a read knows what changed
-            log["on"] = int(ddl_log.install(conn))
+            log[:] = [ddl_log.PassLog(conn)]
             for step in plan(conn):
                 seen.clear()  # a step runs: the session state read before it is past
                 self._gate()
                 yield step
-            if log["on"]:
-                ddl_log.remove(conn)
+            log[0].close()
 
         outcome = self._run_env(cfg, state.db, gated)
         if outcome.error is not None:

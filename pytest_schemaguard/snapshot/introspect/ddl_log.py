@@ -5,13 +5,14 @@ Three event triggers, whose functions live in the session's temporary schema (so
 them is ever part of a snapshot or of a dump, and they go away with the session), note what
 each DDL command of the transaction touched, in transaction-local settings:
 
-- ``ddl_command_end``: the relation of each object the command created or altered (a table,
-  the table of an index, constraint, default, trigger, policy or rule); a command on anything
-  else that is not a ``CREATE`` or a ``COMMENT`` (``ALTER TYPE``, ``GRANT``...), or one that
-  names no object, makes the log *incomplete*;
+- ``ddl_command_end``: the catalog and id of each object the command created or altered
+  (the reader finds their relations: a table, the table of an index, constraint, default,
+  trigger, policy or rule, a composite type's); a command that names no object (``GRANT``)
+  makes the log *incomplete*;
 - ``sql_drop``: the relation each dropped object belonged to (its table's name is resolved at
   once; a dropped index is named, and the reader finds its table in the previous read);
-- ``ddl_command_start``: that no catalog row was written since the previous command ended.
+- ``ddl_command_start``: that no catalog row was written since the previous command ended
+  (asked only when the server's WAL moved since).
 
 That last check is what makes the log trustworthy: each read and each logged command record
 this transaction's count of catalog writes (:data:`COUNTER`).  Any write that no logged
@@ -21,16 +22,25 @@ that moved between two commands, or between the last command and the read: the l
 incomplete and the read computes fingerprints as without it.  A rollback to a savepoint
 restores the settings but not the count, so it too makes the log incomplete.
 
-The triggers are only installed by a superuser, on a database the plugin created, and only for
-the duration of a migration pass (:func:`install` and :func:`remove`).
+Only a superuser can install the triggers; the migration runner installs them on its scratch
+database for the duration of a pass (:func:`install` and :func:`remove`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["COUNTED_CATALOGS", "COUNTER", "LOG_SETTINGS", "RESET", "install", "remove"]
+__all__ = [
+    "COUNTED_CATALOGS",
+    "COUNTER",
+    "LOG_SETTINGS",
+    "RESET",
+    "PassLog",
+    "install",
+    "remove",
+]
 
 #: The catalogs whose rows a read prints, or that what it prints names (every catalog but
 #: statistics, large objects and replication state), with their object ids (fixed in
@@ -252,15 +262,13 @@ _TRIGGERS: dict[str, tuple[str, str]] = {
     "schemaguard_ddl_drop": ("sql_drop", _DROP),
 }
 
-_TRIGGER_NAMES = tuple(_TRIGGERS)
-
 #: Whether the log can be installed on this session: a superuser (only one can create event
 #: triggers), PL/pgSQL present, no trigger of this session's name left over.
 _CAN_INSTALL = (
     "SELECT pg_catalog.current_setting('is_superuser') = 'on' "
     "AND EXISTS (SELECT FROM pg_catalog.pg_language WHERE lanname = 'plpgsql') "
     "AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger WHERE evtname IN ("
-    + ", ".join(f"'{name}_' || pg_catalog.pg_backend_pid()" for name in _TRIGGER_NAMES)
+    + ", ".join(f"'{name}_' || pg_catalog.pg_backend_pid()" for name in _TRIGGERS)
     + "))"
 )
 
@@ -274,21 +282,36 @@ def _execute(conn: Any, sql: str) -> Any:
     return conn.execute(sql, prepare=False)
 
 
-def install(conn: Any) -> bool:
-    """Install the log on ``conn`` (a SQLAlchemy or psycopg connection in a transaction) when
-    it can be; True when it was.  Nothing is changed when it cannot be: the statements run in
-    a savepoint of their own, rolled back on any error."""
-    if os.environ.get(DDL_LOG_ENV) == "0":
-        return False
+def _in_savepoint(conn: Any, work: Callable[[], bool]) -> bool:
+    """``work()`` inside a savepoint of its own, rolled back on any error (then False), so that
+    whatever happens, the caller's transaction goes on as it was."""
     try:
         _execute(conn, "SAVEPOINT schemaguard_ddl_log")
     except Exception:  # autocommit: settings would not outlive a statement anyway
         return False
     try:
+        done = work()
+    except Exception:
+        _execute(conn, "ROLLBACK TO SAVEPOINT schemaguard_ddl_log")
+        done = False
+    _execute(conn, "RELEASE SAVEPOINT schemaguard_ddl_log")
+    return done
+
+
+def _backend_pid(conn: Any) -> int:
+    return int(_execute(conn, "SELECT pg_catalog.pg_backend_pid()").fetchone()[0])
+
+
+def install(conn: Any) -> bool:
+    """Install the log on ``conn`` (a SQLAlchemy or psycopg connection in a transaction) when
+    it can be; True when it was.  Nothing is changed when it cannot be."""
+    if os.environ.get(DDL_LOG_ENV) == "0":
+        return False
+
+    def work() -> bool:
         if not _execute(conn, _CAN_INSTALL).fetchone()[0]:
-            _execute(conn, "RELEASE SAVEPOINT schemaguard_ddl_log")
             return False
-        pid = _execute(conn, "SELECT pg_catalog.pg_backend_pid()").fetchone()[0]
+        pid = _backend_pid(conn)
         # the functions first: creating one fires the triggers already made
         for name, (_event, body) in _TRIGGERS.items():
             _execute(
@@ -301,28 +324,53 @@ def install(conn: Any) -> bool:
                 conn,
                 f"CREATE EVENT TRIGGER {name}_{pid} ON {event} EXECUTE FUNCTION pg_temp.{name}()",
             )
-        _execute(conn, "RELEASE SAVEPOINT schemaguard_ddl_log")
-    except Exception:
-        _execute(conn, "ROLLBACK TO SAVEPOINT schemaguard_ddl_log")
-        _execute(conn, "RELEASE SAVEPOINT schemaguard_ddl_log")
-        return False
-    return True
+        return True
+
+    return _in_savepoint(conn, work)
 
 
 def remove(conn: Any) -> None:
-    """Remove the log :func:`install` installed on ``conn`` (in a savepoint: if that fails, the
-    triggers go with the session, whose temporary functions they run)."""
-    try:
-        _execute(conn, "SAVEPOINT schemaguard_ddl_log")
-    except Exception:
-        return
-    try:
-        pid = _execute(conn, "SELECT pg_catalog.pg_backend_pid()").fetchone()[0]
+    """Remove the log :func:`install` installed on ``conn`` (if that fails, the triggers go
+    with the session, whose temporary functions they run)."""
+
+    def work() -> bool:
+        pid = _backend_pid(conn)
         for name in _TRIGGERS:
             _execute(conn, f"DROP EVENT TRIGGER IF EXISTS {name}_{pid}")
         for name in _TRIGGERS:
             _execute(conn, f"DROP FUNCTION IF EXISTS pg_temp.{name}()")
-        _execute(conn, "RELEASE SAVEPOINT schemaguard_ddl_log")
-    except Exception:
-        _execute(conn, "ROLLBACK TO SAVEPOINT schemaguard_ddl_log")
-        _execute(conn, "RELEASE SAVEPOINT schemaguard_ddl_log")
+        return True
+
+    _in_savepoint(conn, work)
+
+
+class PassLog:
+    """The log of one migration pass on ``conn``: installed when made, removed by
+    :meth:`close`, or as soon as :data:`TRIAL_READS` reads went by without one that could
+    follow it (as when each revision commits its own transaction, where the log, which lives in
+    the transaction, never serves, and the triggers would only cost every DDL command time)."""
+
+    #: How many reads may go by without one that follows the log (the first never can).
+    TRIAL_READS = 6
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.on = install(conn)
+        self._trial: int | None = self.TRIAL_READS
+        """Reads left before the log is removed; None once one followed it."""
+
+    def read(self, logged: bool) -> None:
+        """A read was made; ``logged``: it followed the log."""
+        if not self.on or self._trial is None:
+            return
+        if logged:
+            self._trial = None
+            return
+        self._trial -= 1
+        if self._trial == 0:
+            self.close()
+
+    def close(self) -> None:
+        if self.on:
+            remove(self.conn)
+            self.on = False

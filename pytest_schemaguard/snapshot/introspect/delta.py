@@ -702,7 +702,6 @@ def _read(
         # nothing in the catalog can have changed since base was read
         return Catalog(base.rows, base.shared, base.fingerprints, session, 0, stamp, mark), rows
     todo = _logged(base, stamp, mark, log) if use_log else None
-    known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
     mark = f"{os.getpid()}.{next(_MARKS)}"
     run(_PIN_PATH)
     if todo is not None:
@@ -716,6 +715,7 @@ def _read(
             f"'{{{','.join(objid for _, objid in parts)}}}'::oid[])"
         )
     else:
+        known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
         if name not in present:
             run(f"PREPARE {name}(oid[], text[]) AS {sql}")
         main = run(
@@ -730,7 +730,8 @@ def _read(
         assert base is not None
         logged = _merge_logged(result, base, session, stamp, mark, oids)
         if logged is None:
-            # a relation the log names was renamed: what names it is printed again too
+            # a relation the log names was renamed (what names it is printed again too), or
+            # the relations there are now are not those the log accounts for
             return _read(run, session, server_version, exclude_tables, base, also, use_log=False)
         catalog = logged
     else:
