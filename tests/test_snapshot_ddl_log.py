@@ -6,6 +6,7 @@ with a full read of the same catalog (``SCHEMAGUARD_CHECK_READS=1``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import psycopg
@@ -241,12 +242,19 @@ def test_the_log_can_be_turned_off(database: Database, monkeypatch: pytest.Monke
 
 def _revisions_watching_the_log(installed: bool) -> list[Rev]:
     """Five revisions adding a column each; the fifth fails its upgrade unless the DDL log is
-    ``installed`` (or not) at that point of the pass."""
+    ``installed`` at its first and second upgrade and gone at the third (the cycle's), or gone
+    at every one.  Each upgrade of the fifth takes one more session-level advisory lock, which
+    counts them without leaving anything that ends a pass (a setting, a temporary table)."""
     check = (
-        'op.execute("DO $$ BEGIN IF {} EXISTS (SELECT FROM pg_event_trigger '
-        "WHERE evtname LIKE 'schemaguard%') THEN RAISE EXCEPTION 'the DDL log is {}'; "
+        'op.execute("DO $$ DECLARE n integer; BEGIN '
+        "SELECT count(*) + 1 INTO n FROM pg_locks WHERE locktype = 'advisory' "
+        "AND pid = pg_backend_pid() AND classid = 5; "
+        "PERFORM pg_advisory_lock(5, n); "
+        "IF EXISTS (SELECT FROM pg_event_trigger WHERE evtname LIKE 'schemaguard%') "
+        "IS DISTINCT FROM ({} AND n < 3) THEN "
+        "RAISE EXCEPTION 'the DDL log is wrong at upgrade % of the fifth revision', n; "
         'END IF; END $$")'
-    ).format("NOT" if installed else "", "missing" if installed else "still installed")
+    ).format("true" if installed else "false")
     revisions: list[Rev] = []
     parent = None
     for i in range(5):
@@ -268,8 +276,9 @@ def _revisions_watching_the_log(installed: bool) -> list[Rev]:
 def test_a_pass_keeps_the_log_only_where_reads_can_follow_it(
     pytester: pytest.Pytester, inner_dsn: str, per_migration: bool
 ) -> None:
-    # one transaction: the log is there at the fifth revision; a commit per revision: no read
-    # could follow it, and it is gone after the first six reads (two revisions)
+    # one transaction: the log is there at the fifth revision's upgrade and at its round trip's
+    # second upgrade, and gone at the cycle's (no read follows the cycle's steps); a commit per
+    # revision: no read could follow it, and it is gone after the first six reads
     write_project(
         pytester.path,
         _revisions_watching_the_log(installed=not per_migration),
@@ -278,3 +287,70 @@ def test_a_pass_keeps_the_log_only_where_reads_can_follow_it(
     result = run_checks(pytester, inner_dsn)
     result.assert_outcomes(passed=12)
     result.stdout.no_fnmatch_line("*the DDL log is*")
+
+
+def test_revisions_replayed_by_a_new_pass_run_without_the_log(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # the third revision's second upgrade fails, which ends the pass; the next pass replays
+    # the revisions applied so far without checks, before its first read, so without the log:
+    # the second revision sees the log at its first two upgrades, then no more (the replay,
+    # the cycle)
+    revisions = _revisions_watching_the_log(installed=True)[:4]
+    runs = pytester.path / "runs"
+    revisions[1] = dataclasses.replace(
+        revisions[1],
+        upgrade=revisions[1].upgrade
+        + "\n"
+        + _counted(runs / "2")
+        + '\nlogged = op.get_bind().exec_driver_sql("SELECT EXISTS (SELECT FROM pg_event_trigger '
+        "WHERE evtname LIKE 'schemaguard%%')\").scalar()"
+        + "\nif logged != (n <= 2):"
+        + "\n    raise RuntimeError(f'the DDL log is wrong at upgrade {n} of the second revision')",
+    )
+    revisions[2] = dataclasses.replace(
+        revisions[2],
+        upgrade=revisions[2].upgrade
+        + "\n"
+        + _counted(runs / "3")
+        + "\nif n == 2:\n    raise RuntimeError('the second upgrade fails')",
+    )
+    runs.mkdir()
+    write_project(pytester.path, revisions, env=ENV_CONNECTION.format(per_migration=False))
+    result = run_checks(pytester, inner_dsn, "-rf")
+    result.assert_outcomes(passed=9, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *roundtrip[000000000003*"])
+    result.stdout.no_fnmatch_line("*the DDL log is wrong*")
+    assert len((runs / "2").read_text()) == 4  # two in the first pass, the replay, the cycle
+
+
+def _counted(path: object) -> str:
+    """Code counting the runs of an upgrade in a file: ``n`` is this run's number."""
+    return (
+        f"import pathlib\np = pathlib.Path({str(path)!r})\n"
+        "with p.open('a') as f:\n    f.write('x')\nn = len(p.read_text())"
+    )
+
+
+def test_revisions_before_the_first_selected_round_trip_run_without_the_log(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # only the fifth revision's round trip is selected: the four before it are applied without
+    # checks and no read follows them, so the log is made only at the read before the fifth
+    revisions = _revisions_watching_the_log(installed=True)
+    for i in range(4):
+        revisions[i] = dataclasses.replace(
+            revisions[i], upgrade=revisions[i].upgrade + "\n" + _NO_LOG_YET
+        )
+    write_project(pytester.path, revisions, env=ENV_CONNECTION.format(per_migration=False))
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip and 000000000005")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*the DDL log is*")
+
+
+#: Fails a revision's upgrade when the DDL log is there.
+_NO_LOG_YET = (
+    'op.execute("DO $$ BEGIN IF EXISTS (SELECT FROM pg_event_trigger '
+    "WHERE evtname LIKE 'schemaguard%') THEN RAISE EXCEPTION 'the DDL log is there already'; "
+    'END IF; END $$")'
+)

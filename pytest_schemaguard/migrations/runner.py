@@ -820,11 +820,17 @@ class MigrationRunner:
         seen: list[tuple[Any, ...]] = []
         # the last reading on this pass's connection: the next one reads only what changed
         latest: list[Reading] = []
-        # the DDL log of this pass (see ddl_log), once env.py's connection is there
+        # the DDL log of this pass (see ddl_log): made at the first read that another read
+        # follows, so that the steps no read follows (revisions replayed or applied without
+        # checks) do not pay for it; removed before the cycle, whose steps no read follows
         log: list[ddl_log.PassLog] = []
 
         def read(
-            conn: Connection, same_as: Reading | None = None, *, session: bool = False
+            conn: Connection,
+            same_as: Reading | None = None,
+            *,
+            session: bool = False,
+            followed: bool = True,
         ) -> Reading:
             since = latest[0] if latest else None
             reading = self._read(conn, same_as, session=session, since=since)
@@ -833,6 +839,8 @@ class MigrationRunner:
                 seen[:] = [reading.also]
             if log:
                 log[0].read(reading.catalog.logged)
+            elif followed:
+                log.append(ddl_log.PassLog(conn))
             return reading
 
         def plan(conn: Connection) -> Iterator[Step]:
@@ -854,7 +862,8 @@ class MigrationRunner:
                 yield Step(rev, "upgrade")
                 state.applied.append(rev)
             if self._base is None and not replay:
-                last = read(conn)
+                # the next read is before the first round trip
+                last = read(conn, followed=bool(pending) and pending[0] in trips)
                 self._base = last.snapshot
                 if not self.floor:
                     self._floor = self._base
@@ -915,6 +924,8 @@ class MigrationRunner:
             # the cycle: head -> floor -> head
             check = CheckId("cycle")
             head = last.snapshot if last is not None else self._snapshot(conn)
+            if log:
+                log[0].close()  # no read follows the cycle's steps
             top = [r for r in state.applied if r not in self.floor]
             for rev in reversed(top):
                 phase.update(kind="cycle-down", rev=rev)
@@ -989,13 +1000,12 @@ class MigrationRunner:
             return again
 
         def gated(conn: Connection) -> Iterator[Step]:
-            # the DDL each step runs is logged, so that a read knows what changed
-            log[:] = [ddl_log.PassLog(conn)]
             for step in plan(conn):
                 seen.clear()  # a step runs: the session state read before it is past
                 self._gate()
                 yield step
-            log[0].close()
+            if log:
+                log[0].close()
 
         outcome = self._run_env(cfg, state.db, gated)
         if outcome.error is not None:

@@ -324,6 +324,8 @@ def install(conn: Any) -> bool:
                 conn,
                 f"CREATE EVENT TRIGGER {name}_{pid} ON {event} EXECUTE FUNCTION pg_temp.{name}()",
             )
+        # the log starts here: what installing it wrote to the catalog is not a change to read
+        _execute(conn, f"SELECT {RESET}")
         return True
 
     return _in_savepoint(conn, work)
@@ -345,12 +347,15 @@ def remove(conn: Any) -> None:
 
 
 class PassLog:
-    """The log of one migration pass on ``conn``: installed when made, removed by
-    :meth:`close`, or as soon as :data:`TRIAL_READS` reads went by without one that could
-    follow it (as when each revision commits its own transaction, where the log, which lives in
-    the transaction, never serves, and the triggers would only cost every DDL command time)."""
+    """The log of one migration pass on ``conn``: installed when made (the runner makes it
+    right after the pass's first read, so that what runs before, such as revisions replayed
+    without checks, does not pay for it), removed by :meth:`close` (before steps that no read
+    follows, such as the cycle's), or as soon as :data:`TRIAL_READS` reads went by without one
+    that could follow it (as when each revision commits its own transaction, where the log,
+    which lives in the transaction, never serves, and the triggers would only cost every DDL
+    command time)."""
 
-    #: How many reads may go by without one that follows the log (the first never can).
+    #: How many reads may go by without one that follows the log.
     TRIAL_READS = 6
 
     def __init__(self, conn: Any) -> None:
