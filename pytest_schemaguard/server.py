@@ -53,7 +53,7 @@ except ImportError:  # pytest-postgresql < 9
 from pytest_schemaguard.binaries import Binaries, find_binaries, program_version
 from pytest_schemaguard.errors import ServerError
 from pytest_schemaguard.timeouts import connect_timeout
-from pytest_schemaguard.urls import mask_url
+from pytest_schemaguard.urls import host_and_port, mask_url
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -188,6 +188,11 @@ class PostgresServer:
         url = f"{driver}://{quote(self.user, safe=' +')}"
         if self.password is not None:
             url += ":" + quote(self.password, safe=" +")
+        if self.host.startswith("/"):  # the directory of a Unix socket
+            return (
+                f"{url}@/{quote(dbname, safe=' +/')}"
+                f"?host={quote(self.host, safe='/')}&port={self.port}"
+            )
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{url}@{host}:{self.port}/{quote(dbname, safe=' +/')}"
 
@@ -1357,10 +1362,11 @@ def connect_dsn(dsn: str, *, postgres: str, root: Path) -> PostgresServer:
     url = make_url(dsn)
     password = url.password if isinstance(url.password, str) else None
     shown = mask_url(dsn)
+    host, port = host_and_port(url)
     try:
         server = _connect_server(
-            host=url.host or "localhost",
-            port=url.port or 5432,
+            host=host,
+            port=port,
             user=url.username or os.environ.get("PGUSER", "postgres"),
             password=password,
             dbname=url.database or "postgres",

@@ -46,10 +46,13 @@ def conninfo_of(url: str) -> str:
     import psycopg
     from sqlalchemy.engine import make_url
 
+    from pytest_schemaguard.urls import host_and_port
+
     parsed = make_url(url)
+    host, port = host_and_port(parsed)
     parts: dict[str, Any] = {
-        "host": parsed.host or "localhost",
-        "port": str(parsed.port or 5432),
+        "host": host,
+        "port": str(port),
         "dbname": parsed.database or "postgres",
     }
     if parsed.username:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _PASSWORD_IN_URL = re.compile(
     # greedy up to the last "@" of the URL: a password may hold an unescaped "@"
@@ -37,3 +38,19 @@ def mask_url(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret:
             masked = masked.replace(secret, "***")
     return masked
+
+
+def host_and_port(url: Any) -> tuple[str, int]:
+    """The server a parsed SQLAlchemy URL names: its host (a name, an address, or the directory
+    of a Unix socket) and port, from the URL's authority or, as libpq also takes them, from its
+    ``host=`` and ``port=`` query parameters (``postgresql://user@/db?host=/var/run/postgresql``);
+    ``localhost:5432`` when it names none."""
+
+    def first(value: Any) -> str | None:
+        if isinstance(value, tuple):  # a parameter given twice (several hosts): the first
+            value = value[0] if value else None
+        return str(value) if value else None
+
+    host = url.host or first(url.query.get("host")) or "localhost"
+    port = url.port or first(url.query.get("port")) or 5432
+    return host, int(port)

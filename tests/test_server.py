@@ -167,6 +167,30 @@ def test_dsn_mode_touches_no_other_database(
         assert tables == (1,)
 
 
+def test_dsn_with_a_unix_socket_directory(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    schemaguard_postgres: PostgresServer,
+) -> None:
+    # libpq's form for a Unix socket: no host in the authority, the directory as host=
+    with schemaguard_postgres.admin() as conn:
+        (directories,) = conn.execute("show unix_socket_directories").fetchone() or ("",)
+    directory = str(directories).split(",")[0].strip()
+    if not directory.startswith("/"):
+        pytest.skip(f"the suite's server listens on no Unix socket ({directories!r})")
+    dsn = (
+        f"postgresql://{schemaguard_postgres.user}@/{schemaguard_postgres.maintenance_db}"
+        f"?host={directory}&port={schemaguard_postgres.port}"
+    )
+    result, records = _run_recording(pytester, monkeypatch, f"--schemaguard-dsn={dsn}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [f"schemaguard: *external server postgresql://*@/postgres?host={directory}&port=*"]
+    )
+    assert records[0]["source"] == "dsn"
+    assert str(records[0]["db"]).startswith("schemaguard_")
+
+
 def test_xdist_workers_get_their_own_servers(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

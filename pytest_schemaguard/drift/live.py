@@ -100,10 +100,12 @@ def _conninfo(dsn: str) -> tuple[str, str | None]:
     url = make_url(dsn)
     password = url.password if isinstance(url.password, str) else None
     parts: dict[str, Any] = {}
-    if url.host:
-        parts["host"] = url.host
-    if url.port:
-        parts["port"] = str(url.port)
+    host = url.host or url.query.get("host")
+    port = url.port or url.query.get("port")
+    if host:
+        parts["host"] = host if isinstance(host, str) else host[0]
+    if port:
+        parts["port"] = str(port if isinstance(port, (str, int)) else port[0])
     if url.username:
         parts["user"] = url.username
     if password:
