@@ -113,6 +113,55 @@ def test_default_warns_each_finding_at_its_line_and_passes(
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+def test_a_revision_deallocating_every_prepared_statement_is_measured_the_same(
+    pytester: pytest.Pytester, project: Path, inner_dsn: str
+) -> None:
+    # the observer's catalog reads are prepared once per session; a revision that removes
+    # every prepared statement (as psycopg does when it clears its own cache) costs them a new
+    # PREPARE, not a failed migration or another measurement
+    rename = project / V / "5e0000000005_rename_note.py"
+    rename.write_text(
+        rename.read_text().replace(
+            'new_column_name="remark")\n',
+            'new_column_name="remark")\n    op.execute("DEALLOCATE ALL")\n',
+            1,
+        )
+    )
+    result = run_checks(pytester, inner_dsn, "-k", "safety")
+    result.assert_outcomes(passed=7, warnings=8)
+    expected = []
+    for name, lines in FINDINGS.items():
+        for line in lines:
+            where = line.split(", ", 1)[1].split(": ", 1)[0]
+            expected += [esc(f"alembic.ini::{name}"), esc(f"  {where}: SafetyWarning: {line}")]
+    result.stdout.fnmatch_lines(["*warnings summary*", *expected])
+    result.stdout.no_fnmatch_line("*DEALLOCATE*")
+
+
+def test_the_observers_reads_are_prepared_once_per_session(inner_dsn: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from pytest_schemaguard import dbapi
+    from pytest_schemaguard.safety.observe import READ_LOCKED
+
+    engine = create_engine(
+        inner_dsn.replace("postgresql://", "postgresql+psycopg://"), poolclass=NullPool
+    )
+    names = "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'schemaguard_read_%%'"
+    try:
+        with engine.connect() as conn:
+            first = dbapi.read_json(conn, READ_LOCKED, prepared=True)
+            assert dbapi.read_json(conn, READ_LOCKED, prepared=True) == first
+            assert conn.exec_driver_sql(names).scalar() == 1
+            conn.exec_driver_sql("DEALLOCATE ALL")
+            assert dbapi.read_json(conn, READ_LOCKED, prepared=True) == first
+            assert conn.exec_driver_sql(names).scalar() == 1
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
 def test_fail_fails_exactly_the_unsafe_revisions(
     pytester: pytest.Pytester, project: Path, inner_dsn: str
 ) -> None:

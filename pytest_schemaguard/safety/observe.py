@@ -294,7 +294,7 @@ class State:
 
 def read_json(conn: Connection, sql: str) -> Any:
     """Run ``sql`` (one text value) on the DBAPI connection under ``conn`` and parse it."""
-    value = dbapi.read_json(conn, sql)
+    value = dbapi.read_json(conn, sql, prepared=True)
     assert value is not None  # every statement of the observer returns a row
     return value
 
