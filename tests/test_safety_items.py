@@ -97,18 +97,23 @@ def failure_lines(names: list[str]) -> list[str]:
     return lines
 
 
+def warning_lines() -> list[str]:
+    """The warnings summary of a default run: each finding under its item, at its line."""
+    expected = ["*warnings summary*"]
+    for name, lines in FINDINGS.items():
+        for line in lines:
+            where = line.split(", ", 1)[1].split(": ", 1)[0]
+            expected += [esc(f"alembic.ini::{name}"), esc(f"  {where}: SafetyWarning: {line}")]
+    return expected
+
+
 def test_default_warns_each_finding_at_its_line_and_passes(
     pytester: pytest.Pytester, project: Path, inner_dsn: str
 ) -> None:
     result = run_checks(pytester, inner_dsn, "-k", "safety")
     result.assert_outcomes(passed=7, warnings=8)
     assert result.ret == pytest.ExitCode.OK
-    expected = []
-    for name, lines in FINDINGS.items():
-        for line in lines:
-            where = line.split(", ", 1)[1].split(": ", 1)[0]
-            expected += [esc(f"alembic.ini::{name}"), esc(f"  {where}: SafetyWarning: {line}")]
-    result.stdout.fnmatch_lines(["*warnings summary*", *expected])
+    result.stdout.fnmatch_lines(warning_lines())
     result.stdout.no_fnmatch_line("*safety_changes*SafetyWarning*")
     result.stdout.no_fnmatch_line("*Traceback*")
 
@@ -129,12 +134,7 @@ def test_a_revision_deallocating_every_prepared_statement_is_measured_the_same(
     )
     result = run_checks(pytester, inner_dsn, "-k", "safety")
     result.assert_outcomes(passed=7, warnings=8)
-    expected = []
-    for name, lines in FINDINGS.items():
-        for line in lines:
-            where = line.split(", ", 1)[1].split(": ", 1)[0]
-            expected += [esc(f"alembic.ini::{name}"), esc(f"  {where}: SafetyWarning: {line}")]
-    result.stdout.fnmatch_lines(["*warnings summary*", *expected])
+    result.stdout.fnmatch_lines(warning_lines())
     result.stdout.no_fnmatch_line("*DEALLOCATE*")
 
 
