@@ -23,7 +23,8 @@ incomplete and the read computes fingerprints as without it.  A rollback to a sa
 restores the settings but not the count, so it too makes the log incomplete.
 
 Only a superuser can install the triggers; the migration runner installs them on its scratch
-database for the duration of a pass (:func:`install` and :func:`remove`).
+database during a pass, from its first read that another read follows (see :class:`PassLog`;
+:func:`install` and :func:`remove`).
 """
 
 from __future__ import annotations
