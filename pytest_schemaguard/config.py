@@ -24,7 +24,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 from pytest_schemaguard.errors import ConfigError
-from pytest_schemaguard.urls import mask_url
+from pytest_schemaguard.urls import host_and_port, mask_url
 
 POSTGRES_CHOICES = ("auto", "system", "embedded")
 COLUMN_ORDER_CHOICES = ("warn", "fail", "ignore")
@@ -407,7 +407,7 @@ def _validate(settings: Settings) -> None:
 
         try:
             url = make_url(settings.dsn)
-            url.port  # noqa: B018  (a port that is not a number raises here or above)
+            host_and_port(url)  # a port that is not a number (or port=) raises here or above
         except (ArgumentError, ValueError):
             raise ConfigError(
                 f"{where('dsn')} = {mask_url(settings.dsn)!r} is not a database URL: expected "

@@ -146,6 +146,13 @@ def test_help_lists_the_options(pytester: pytest.Pytester) -> None:
             "ERROR: schemaguard: --schemaguard-dsn = 'postgresql://app:***@db.example:abc/app' "
             "is not a database URL: expected postgresql://user:password@host:port/database",
         ),
+        (
+            "",
+            ["--schemaguard-dsn=postgresql://app@/app?host=/var/run/postgresql&port=abc"],
+            "ERROR: schemaguard: --schemaguard-dsn = "
+            "'postgresql://app@/app?host=/var/run/postgresql&port=abc' "
+            "is not a database URL: expected postgresql://user:password@host:port/database",
+        ),
     ],
 )
 def test_usage_errors_stop_the_run_with_one_line(
