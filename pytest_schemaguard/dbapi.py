@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-__all__ = ["read_json"]
+__all__ = ["read_json", "statement_name"]
 
 
 def read_json(conn: Connection, sql: str, *, prepared: bool = False) -> Any:
@@ -36,7 +36,7 @@ def read_json(conn: Connection, sql: str, *, prepared: bool = False) -> Any:
     cursor = dbapi.cursor()
     try:
         if prepared:
-            name = _statement_name(sql)
+            name = statement_name(sql, "schemaguard_read_")
             cursor.execute(
                 "SELECT EXISTS (SELECT FROM pg_catalog.pg_prepared_statements "
                 f"WHERE name = '{name}')"
@@ -54,5 +54,7 @@ def read_json(conn: Connection, sql: str, *, prepared: bool = False) -> Any:
 
 
 @functools.cache
-def _statement_name(sql: str) -> str:
-    return "schemaguard_read_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
+def statement_name(sql: str, prefix: str) -> str:
+    """The name under which ``sql`` is prepared on the server: fixed by its text, so a session
+    never runs a statement prepared from another version of it."""
+    return prefix + hashlib.sha1(sql.encode()).hexdigest()[:16]

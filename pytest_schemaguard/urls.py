@@ -40,17 +40,22 @@ def mask_url(text: str, secrets: tuple[str, ...] = ()) -> str:
     return masked
 
 
-def host_and_port(url: Any) -> tuple[str, int]:
+def named_host_and_port(url: Any) -> tuple[str | None, int | None]:
     """The server a parsed SQLAlchemy URL names: its host (a name, an address, or the directory
     of a Unix socket) and port, from the URL's authority or, as libpq also takes them, from its
     ``host=`` and ``port=`` query parameters (``postgresql://user@/db?host=/var/run/postgresql``);
-    ``localhost:5432`` when it names none."""
+    None for what it does not name.  A port that is not a number raises ``ValueError``."""
 
     def first(value: Any) -> str | None:
         if isinstance(value, tuple):  # a parameter given twice (several hosts): the first
             value = value[0] if value else None
         return str(value) if value else None
 
-    host = url.host or first(url.query.get("host")) or "localhost"
-    port = url.port or first(url.query.get("port")) or 5432
-    return host, int(port)
+    port = url.port or first(url.query.get("port"))
+    return url.host or first(url.query.get("host")), int(port) if port else None
+
+
+def host_and_port(url: Any) -> tuple[str, int]:
+    """:func:`named_host_and_port`, ``localhost:5432`` for what the URL does not name."""
+    host, port = named_host_and_port(url)
+    return host or "localhost", port or 5432

@@ -27,7 +27,7 @@ from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
 from pytest_schemaguard.snapshot.model import Snapshot
 from pytest_schemaguard.timeouts import connect_timeout
-from pytest_schemaguard.urls import mask_url
+from pytest_schemaguard.urls import mask_url, named_host_and_port
 
 __all__ = [
     "APPLICATION_NAME",
@@ -100,12 +100,11 @@ def _conninfo(dsn: str) -> tuple[str, str | None]:
     url = make_url(dsn)
     password = url.password if isinstance(url.password, str) else None
     parts: dict[str, Any] = {}
-    host = url.host or url.query.get("host")
-    port = url.port or url.query.get("port")
+    host, port = named_host_and_port(url)
     if host:
-        parts["host"] = host if isinstance(host, str) else host[0]
+        parts["host"] = host
     if port:
-        parts["port"] = str(port if isinstance(port, (str, int)) else port[0])
+        parts["port"] = str(port)
     if url.username:
         parts["user"] = url.username
     if password:

@@ -9,13 +9,12 @@ are always fully schema-qualified, whatever ``search_path`` the caller's connect
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 from typing import Any
 
 import psycopg
 import sqlalchemy
 
+from pytest_schemaguard import dbapi
 from pytest_schemaguard.snapshot.introspect.builder import Builder
 from pytest_schemaguard.snapshot.introspect.queries import query
 
@@ -36,11 +35,10 @@ _PIN_PATH = (
 _RESTORE_PATH = "SELECT set_config('search_path', %(path)s, true)"
 
 
-@functools.cache
 def statement_name(sql: str) -> str:
-    """The name under which a catalog query is prepared on the server: fixed by its text, so a
-    session never runs a statement prepared from another version of the query."""
-    return "schemaguard_snapshot_" + hashlib.sha1(sql.encode()).hexdigest()[:16]
+    """The name under which a catalog query is prepared on the server (see
+    :func:`~pytest_schemaguard.dbapi.statement_name`)."""
+    return dbapi.statement_name(sql, "schemaguard_snapshot_")
 
 
 def read_psycopg(
