@@ -10,10 +10,14 @@ attribute changed, every round trip failing with its usual message."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -24,7 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from pytest_schemaguard.migrations.runner import compare_snapshots
 from pytest_schemaguard.server import Database, PostgresServer
-from pytest_schemaguard.snapshot.introspect import Reading, read_schema, take_snapshot
+from pytest_schemaguard.snapshot.introspect import Reading, delta, read_schema, take_snapshot
 from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV, COUNTED_CATALOGS
 from pytest_schemaguard.snapshot.introspect.delta import check as check_catalog
 
@@ -404,6 +408,71 @@ def test_the_same_schema_rebuilt_is_built_and_compared(conn: psycopg.Connection)
     after = read_schema(conn, same_as=before)
     assert not after.reused
     assert after.snapshot == before.snapshot
+
+
+_OURS = "SELECT name FROM pg_prepared_statements WHERE name LIKE 'schemaguard_snapshot_%'"
+
+
+@pytest.fixture(params=["at the fetch", "at the next statement"])
+def failure_seen(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where psycopg reports the failed EXECUTE of a pipeline: when its row is fetched, or
+    while a statement sent after it is (the answer was in before that statement)."""
+    if request.param == "at the next statement":
+        runner = delta._psycopg_runner
+
+        def slow_runner(raw: psycopg.Connection, cursors: contextlib.ExitStack) -> Any:
+            run = runner(raw, cursors)
+
+            def slow(sql: str, params: Any = None) -> Any:
+                time.sleep(0.02)  # the server answers what was sent before
+                return run(sql, params)
+
+            return slow
+
+        monkeypatch.setattr(delta, "_psycopg_runner", slow_runner)
+
+
+@pytest.mark.usefixtures("checked_reads", "failure_seen")
+@pytest.mark.parametrize(
+    "deallocate",
+    ["DEALLOCATE ALL", "DO $$BEGIN EXECUTE 'DEALLOCATE ALL'; END$$"],
+    ids=["through the driver", "in a DO block"],
+)
+def test_statements_deallocated_between_two_reads_are_prepared_again(
+    conn: psycopg.Connection, deallocate: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read on a session that prepared its statements before runs them straight away, in a
+    savepoint; when they are gone, the transaction goes on and nothing before the read is
+    undone."""
+    before = read_schema(conn)
+    quiet = read_schema(conn, since=before)
+    prepared = set(conn.execute(_OURS).fetchall())
+    assert prepared
+    conn.execute(CHANGES["column default"])
+    conn.execute(deallocate)
+    assert conn.execute(_OURS).fetchall() == []
+    after = read_schema(conn, since=quiet, also=("SELECT 42",))
+    assert set(conn.execute(_OURS).fetchall()) == prepared
+    assert after.printed == 1
+    assert after.also == (((42,),),)
+    assert after.snapshot == take_snapshot(conn)
+    assert after.snapshot != before.snapshot  # the change made before the read is kept
+    assert _quiet(read_schema(conn, since=after), after)
+    with pytest.raises(psycopg.errors.InvalidSavepointSpecification):
+        conn.execute("RELEASE SAVEPOINT schemaguard_read")  # none is left open
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_search_path_that_needs_quoting_is_given_back(conn: psycopg.Connection) -> None:
+    conn.execute("""CREATE SCHEMA "it's \\ here" """)
+    conn.execute("""SET search_path = "it's \\ here", app, public""")
+    (path,) = conn.execute("SHOW search_path").fetchone()
+    before = read_schema(conn)
+    conn.execute(CHANGES["column default"])
+    after = read_schema(conn, since=before)
+    assert after.printed == 1
+    assert conn.execute("SHOW search_path").fetchone() == (path,)
+    assert conn.execute("SHOW plan_cache_mode").fetchone() == ("auto",)
 
 
 def test_also_runs_with_the_callers_search_path(

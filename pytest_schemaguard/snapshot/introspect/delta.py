@@ -346,24 +346,33 @@ _STAMP = (
     "'wal ' || pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text END"
 )
 
-#: The first statement of an incremental read: the session's ``search_path`` and
-#: ``plan_cache_mode``, and which of
-#: the read's statements are prepared on it.  Every name is schema-qualified: it runs on the
-#: caller's ``search_path``, as does :data:`_CHECK`.
+#: The first statement of a read on a session that may not have prepared :data:`_CHECK`:
+#: whether it has.  Every name is schema-qualified: it runs on the caller's ``search_path``,
+#: as does :data:`_CHECK`.
 _PRESENT = (
-    "SELECT pg_catalog.current_setting('search_path'), "
-    "pg_catalog.current_setting('plan_cache_mode'), "
-    "ARRAY(SELECT name::pg_catalog.text FROM pg_catalog.pg_prepared_statements "
+    "SELECT ARRAY(SELECT name::pg_catalog.text FROM pg_catalog.pg_prepared_statements "
     "WHERE name = ANY (%(names)s))"
 )
 
-#: The second: whether the catalog can have changed since the previous read (its settings,
-#: stamp and mark).  Prepared, like the catalog query: planning it would cost more than
-#: running it.
+#: Whether the catalog can have changed since the previous read (its settings, stamp and
+#: mark).  Prepared, like the catalog query: planning it would cost more than running it.
 _CHECK = (
     f"SELECT {_SETTINGS}, {_STAMP}, pg_catalog.current_setting('{READ_MARK}', true), "
     + ", ".join(f"pg_catalog.current_setting('{name}', true)" for name in LOG_SETTINGS)
+    + ", pg_catalog.current_setting('search_path'), "
+    "pg_catalog.current_setting('plan_cache_mode'), "
+    "ARRAY(SELECT name::pg_catalog.text FROM pg_catalog.pg_prepared_statements "
+    "WHERE name = ANY ($1))"
 )
+"""... and, like :data:`_PRESENT`, the session's ``search_path`` and ``plan_cache_mode`` and
+which of the read's statements (``$1``, ``text[]``) are prepared: a read whose session
+prepared it before runs it straight away (see :data:`_GUARD`)."""
+
+#: The savepoint a read runs :data:`_CHECK` in when the session prepared it at an earlier read:
+#: something may have deallocated it since (``DEALLOCATE ALL`` in a migration, through the
+#: driver or in a ``DO`` block), and a failed ``EXECUTE`` must not end the caller's
+#: transaction.  Rolled back to only then; released in the same round trip otherwise.
+_GUARD = "schemaguard_read"
 
 
 @functools.cache
@@ -572,13 +581,20 @@ def _merge(
 #: plan used from the first run, so that a session that lost the prepared statement (psycopg
 #: deallocates every statement after some ``DROP`` or ``ALTER``) plans it once, not six times.
 _PIN_PATH = (
-    "SELECT set_config('search_path', 'pg_catalog', true), "
-    "set_config('plan_cache_mode', 'force_generic_plan', true)"
+    "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true), "
+    "pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)"
 )
+#: ... and after it: the caller's settings back, this read's mark and a new DDL log.
+#: Prepared (with the catalog query, under the pinned ``search_path``): planning the count of
+#: catalog writes costs several times what running it does.
 _RESTORE_PATH = (
-    "SELECT set_config('search_path', %(path)s, true), "
-    "set_config('plan_cache_mode', %(plans)s, true), "
-    f"set_config('{READ_MARK}', %(mark)s, true), {RESET}"
+    "SELECT pg_catalog.set_config('search_path', $1, true), "
+    "pg_catalog.set_config('plan_cache_mode', $2, true), "
+    f"pg_catalog.set_config('{READ_MARK}', $3, true), {RESET}"
+)
+
+_RESTORE_WITH_PARAMETERS = (
+    _RESTORE_PATH.replace("$1", "%(path)s").replace("$2", "%(plans)s").replace("$3", "%(mark)s")
 )
 
 #: Numbers the marks of the reads this process makes.
@@ -598,15 +614,26 @@ def read_incrementally(
     ``search_path``).
 
     The first round trip asks whether anything can have changed since ``base`` (see
-    :data:`_CHECK`); when nothing can, ``base``'s rows are the answer and that is all.
+    :data:`_CHECK`, prepared when ``base`` was read: it runs in a savepoint, in case something
+    deallocated it since); when nothing can, ``base``'s rows are the answer and that is all.
     Otherwise the second pins ``search_path``, prepares the catalog query if the session does
     not have it yet, runs it, restores ``search_path`` and sets this read's mark."""
-    pipeline: contextlib.AbstractContextManager[Any] = (
-        raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
-    )
-    with contextlib.ExitStack() as cursors, pipeline:
-        run = _psycopg_runner(raw, cursors)
-        catalog, rows = _read(run, raw, raw.info.server_version, exclude_tables, base, also)
+    pipelined = psycopg.Pipeline.is_supported()
+    with (
+        contextlib.ExitStack() as cursors,
+        raw.pipeline() if pipelined else contextlib.nullcontext() as pipeline,
+    ):
+        catalog, rows = _read(
+            _psycopg_runner(raw, cursors),
+            raw,
+            raw.info.server_version,
+            exclude_tables,
+            base,
+            also,
+            # without a pipeline, a savepoint's statements would be round trips of their own
+            sync=pipeline.sync if pipeline is not None else None,
+            psycopg_session=True,
+        )
     if os.environ.get(CHECK_READS_ENV) == "1":
         check(raw, catalog, exclude_tables)
     return catalog, rows
@@ -669,11 +696,22 @@ def _read(
     also: tuple[str, ...],
     *,
     use_log: bool = True,
+    sync: Callable[[], None] | None = None,
+    checked: bool = False,
+    psycopg_session: bool = False,
 ) -> tuple[Catalog, Also | None]:
     """The statements of an incremental read, through ``run`` (which executes one statement
     and returns its cursor or result; results are fetched in order, so a pipeline may send
     them together).  With ``use_log``, a complete DDL log (:mod:`~.ddl_log`) names the
-    relations to print; without, or when it cannot, fingerprints do."""
+    relations to print; without, or when it cannot, fingerprints do.
+
+    :data:`_CHECK` is run straight away when this read just ran it (``checked``), or in the
+    savepoint :data:`_GUARD` when ``base`` was read on the session and ``run`` sends its
+    statements in a pipeline (``sync`` ends a sync point: the savepoint's statements cost no
+    round trip of their own).  Otherwise, or when the session no longer has it, a round trip
+    first asks whether the session has it.  On a
+    ``psycopg_session`` (``run`` sends statements as they are), the statement after the
+    catalog query is prepared too; through SQLAlchemy, it takes its values as parameters."""
     if base is not None and (base.session is not session or base.fingerprints is None):
         base = None
     sql = incremental_query(server_version, exclude_tables)
@@ -681,15 +719,20 @@ def _read(
     logged_sql = logged_query(server_version, exclude_tables)
     logged_name = statement_name(logged_sql)
     check_name = statement_name(_CHECK)
-    rows: Also | None = None
-    old_path, old_plans, present = _one(run(_PRESENT, {"names": [check_name, name, logged_name]}))
-    if check_name not in present:
-        run(f"PREPARE {check_name} AS {_CHECK}")
-    second = run(f"EXECUTE {check_name}")
-    extras = [run(statement) for statement in also]
-    settings, stamp, mark, *log = _one(second)
-    if also:
-        rows = _all(extras)
+    restore_name = statement_name(_RESTORE_PATH)
+    names = (check_name, name, logged_name, restore_name)
+    call_check = f"EXECUTE {check_name}('{{{','.join(names)}}}'::pg_catalog.text[])"
+    first: tuple[tuple[Any, ...], Also | None] | None = None
+    if checked:
+        first = _checked(run, call_check, also)
+    elif sync is not None and base is not None:
+        first = _guarded(run, sync, call_check, also)
+    if first is None:
+        (present,) = _one(run(_PRESENT, {"names": [check_name]}))
+        if check_name not in present:
+            run(f"PREPARE {check_name}(pg_catalog.text[]) AS {_CHECK}")
+        first = _checked(run, call_check, also)
+    (settings, stamp, mark, *log, old_path, old_plans, present), rows = first
     if base is not None and settings != base.shared.get("settings"):
         base = None  # values print differently now: print everything again
     if (
@@ -722,7 +765,14 @@ def _read(
             f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
             f"'{{{','.join(known.values())}}}'::text[])"
         )
-    run(_RESTORE_PATH, {"path": old_path, "plans": old_plans, "mark": mark})
+    if not psycopg_session:
+        # the values as parameters, which SQLAlchemy renders in each driver's own style
+        run(_RESTORE_WITH_PARAMETERS, {"path": old_path, "plans": old_plans, "mark": mark})
+    else:
+        if restore_name not in present:
+            run(f"PREPARE {restore_name}(text, text, text) AS {_RESTORE_PATH}")
+        values = ", ".join(map(_literal, (old_path, old_plans, mark)))
+        run(f"EXECUTE {restore_name}({values})")
     (text,) = _one(main)
     result = json.loads(text)
     result["settings"] = settings
@@ -732,14 +782,71 @@ def _read(
         if logged is None:
             # a relation the log names was renamed (what names it is printed again too), or
             # the relations there are now are not those the log accounts for
-            return _read(run, session, server_version, exclude_tables, base, also, use_log=False)
+            return _read(
+                run,
+                session,
+                server_version,
+                exclude_tables,
+                base,
+                also,
+                use_log=False,
+                checked=True,
+                psycopg_session=psycopg_session,
+            )
         catalog = logged
     else:
         catalog = _merge(result, base, session, stamp, mark)
     if base is not None and catalog.shared["roles"] != base.shared.get("roles"):
         # policies print role names: print everything again
-        return _read(run, session, server_version, exclude_tables, None, also)
+        return _read(
+            run,
+            session,
+            server_version,
+            exclude_tables,
+            None,
+            also,
+            checked=True,
+            psycopg_session=psycopg_session,
+        )
     return catalog, rows
+
+
+def _checked(
+    run: Callable[..., Any], call_check: str, also: tuple[str, ...]
+) -> tuple[tuple[Any, ...], Also | None]:
+    """The row of :data:`_CHECK` and those of ``also``, in one round trip."""
+    second = run(call_check)
+    extras = [run(statement) for statement in also]
+    return _one(second), (_all(extras) if also else None)
+
+
+def _guarded(
+    run: Callable[..., Any], sync: Callable[[], None], call_check: str, also: tuple[str, ...]
+) -> tuple[tuple[Any, ...], Also | None] | None:
+    """:func:`_checked` in the savepoint :data:`_GUARD`, in the same round trip; None when the
+    session no longer has :data:`_CHECK` (rolled back to the savepoint: the caller's
+    transaction goes on as it was)."""
+    try:
+        run(f"SAVEPOINT {_GUARD}")
+        second = run(call_check)
+        run(f"RELEASE SAVEPOINT {_GUARD}")
+        extras = [run(statement) for statement in also]
+        return _one(second), (_all(extras) if also else None)
+    except psycopg.errors.InvalidSqlStatementName:
+        # Deallocated since the last read: by psycopg itself (after an ALTER or DROP, when it
+        # had prepared statements of its own), or by a DEALLOCATE ALL in a migration.  What was
+        # sent after the failed EXECUTE was not run; the pipeline goes on after a sync (which
+        # says so when one of those statements was sent after the failure was seen).
+        with contextlib.suppress(psycopg.errors.PipelineAborted):
+            sync()
+        run(f"ROLLBACK TO SAVEPOINT {_GUARD}")
+        run(f"RELEASE SAVEPOINT {_GUARD}")
+        return None
+
+
+def _literal(value: str) -> str:
+    """``value`` as an SQL string constant (whatever ``standard_conforming_strings`` is)."""
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _logged(
