@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from _pytest._code.code import TerminalRepr  # the base of pytest's own failure reports
@@ -55,6 +55,9 @@ __all__ = [
     "register_provider",
     "report",
 ]
+
+
+_V = TypeVar("_V")
 
 
 class SchemaguardWarning(pytest.PytestWarning):
@@ -412,8 +415,8 @@ class ItemOrder:
     length: int
     positions: dict[int, int]
     """``id(item)`` -> its position."""
-    marked: dict[str, tuple[Any, ...]]
-    """Attribute name -> the values the items carrying it hold, in run order."""
+    marked: dict[Any, tuple[Any, ...]]
+    """Attribute name (and type) -> the values the items carrying it hold, in run order."""
 
     def position(self, item: pytest.Item) -> int | None:
         return self.positions.get(id(item))
@@ -425,6 +428,13 @@ class ItemOrder:
                 getattr(item, attribute) for item in self.items if hasattr(item, attribute)
             )
         return self.marked[attribute]
+
+    def values_of(self, attribute: str, kind: type[_V]) -> tuple[_V, ...]:
+        """:meth:`values` that are instances of ``kind``."""
+        key = (attribute, kind)
+        if key not in self.marked:
+            self.marked[key] = tuple(v for v in self.values(attribute) if isinstance(v, kind))
+        return self.marked[key]
 
     def next_has(self, item: pytest.Item, *attributes: str) -> bool:
         """Whether the item after ``item`` carries one of ``attributes``."""

@@ -110,10 +110,9 @@ def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
     return run_check
 
 
-def _selected_checks(session: pytest.Session) -> list[CheckId]:
+def _selected_checks(session: pytest.Session) -> tuple[CheckId, ...]:
     """The migration checks selected, in run order (worked out once per list of items)."""
-    values = item_order(session).values("schemaguard_check")
-    return [v for v in values if isinstance(v, CheckId)]
+    return item_order(session).values_of("schemaguard_check", CheckId)
 
 
 def _next_is_migration_check(request: pytest.FixtureRequest) -> bool:
