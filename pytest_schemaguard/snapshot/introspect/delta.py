@@ -709,9 +709,10 @@ def _read(
     savepoint :data:`_GUARD` when ``base`` was read on the session and ``run`` sends its
     statements in a pipeline (``sync`` ends a sync point: the savepoint's statements cost no
     round trip of their own).  Otherwise, or when the session no longer has it, a round trip
-    first asks whether the session has it.  On a
-    ``psycopg_session`` (``run`` sends statements as they are), the statement after the
-    catalog query is prepared too; through SQLAlchemy, it takes its values as parameters."""
+    first asks whether the session has it.  On a ``psycopg_session`` (``run`` sends
+    statements as they are), the statement after the catalog query is prepared too; through
+    SQLAlchemy, whose drivers read ``%`` in a statement as a placeholder, it takes its values
+    as parameters."""
     if base is not None and (base.session is not session or base.fingerprints is None):
         base = None
     sql = incremental_query(server_version, exclude_tables)
@@ -812,10 +813,13 @@ def _read(
 
 
 def _checked(
-    run: Callable[..., Any], call_check: str, also: tuple[str, ...]
+    run: Callable[..., Any], call_check: str, also: tuple[str, ...], *, then: str | None = None
 ) -> tuple[tuple[Any, ...], Also | None]:
-    """The row of :data:`_CHECK` and those of ``also``, in one round trip."""
+    """The row of :data:`_CHECK` and those of ``also``, in one round trip (``then`` runs
+    between them)."""
     second = run(call_check)
+    if then is not None:
+        run(then)
     extras = [run(statement) for statement in also]
     return _one(second), (_all(extras) if also else None)
 
@@ -828,10 +832,7 @@ def _guarded(
     transaction goes on as it was)."""
     try:
         run(f"SAVEPOINT {_GUARD}")
-        second = run(call_check)
-        run(f"RELEASE SAVEPOINT {_GUARD}")
-        extras = [run(statement) for statement in also]
-        return _one(second), (_all(extras) if also else None)
+        return _checked(run, call_check, also, then=f"RELEASE SAVEPOINT {_GUARD}")
     except psycopg.errors.InvalidSqlStatementName:
         # Deallocated since the last read: by psycopg itself (after an ALTER or DROP, when it
         # had prepared statements of its own), or by a DEALLOCATE ALL in a migration.  What was
