@@ -77,13 +77,20 @@ class CheckFailure(Exception):
     """An expected failure of a check: reported as its title and lines, without a traceback."""
 
     def __init__(
-        self, title: str, lines: list[str], *, location: tuple[str, int] | None = None
+        self,
+        title: str,
+        lines: list[str],
+        *,
+        location: tuple[str, int] | None = None,
+        cause: str | None = None,
     ) -> None:
         super().__init__(title)
         self.title = title
         self.lines = lines
         self.location = location
         """Where the fix goes (file, 1-based line), reported as the failure's location."""
+        self.cause = cause
+        """The one-line cause shared by every check it fails (:attr:`CheckResult.cause`)."""
 
     def render(self) -> str:
         return "\n".join([self.title, *self.lines])
@@ -172,20 +179,21 @@ def report(result: CheckResult, *, path: str | None = None) -> None:
     if result.outcome == "failed" and result.cause is not None:
         blocker = _first_failed_by(result.cause)
         if blocker is not None:
-            raise pytest.skip.Exception(
-                f"blocked: {blocker} failed ({result.cause})", _use_item_location=True
-            )
+            if running is not None:
+                running.stash[_BLOCKED_BY] = result.cause
+            raise pytest.skip.Exception(_blocked(blocker, result.cause), _use_item_location=True)
     if result.outcome == "skipped":
         # reported at the item's location (its revision file), not at this line
         raise pytest.skip.Exception(result.reason, _use_item_location=True)
     if result.outcome == "failed":
-        raise CheckFailure(result.title, result.lines, location=result.location)
+        raise CheckFailure(result.title, result.lines, location=result.location, cause=result.cause)
 
 
 _running: contextvars.ContextVar[pytest.Item | None] = contextvars.ContextVar(
     "schemaguard_running_item", default=None
 )
 _FAILED_BY: pytest.StashKey[dict[str, str]] = pytest.StashKey()
+_BLOCKED_BY: pytest.StashKey[str] = pytest.StashKey()
 
 
 def _first_failed_by(cause: str) -> str | None:
@@ -257,10 +265,59 @@ def _report_data(item: SchemaguardItem, excinfo: Any) -> dict[str, Any]:
         "revision": revision,
         "findings": item.stash.get(_FINDINGS, []),
     }
+    if _BLOCKED_BY in item.stash:
+        data["blocked_by"] = item.stash[_BLOCKED_BY]
     if excinfo is not None and isinstance(excinfo.value, CheckFailure):
         data["title"] = excinfo.value.title
         data["lines"] = list(excinfo.value.lines)
+        if excinfo.value.cause is not None:
+            path, line = item.reportinfo()[:2]
+            data["cause"] = excinfo.value.cause
+            data["item"] = [item.name, os.fspath(path), (line or 0) + 1]
     return data
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_from_serializable(
+    config: pytest.Config, data: dict[str, Any]
+) -> Generator[None, object, object]:
+    """xdist, on the controller: a check failing with a cause that a check on another worker
+    already failed with is reported as blocked by it, as in a run without xdist (each worker
+    only knows its own failures); so are the checks its worker skipped as blocked by it."""
+    report = yield
+    if isinstance(report, pytest.TestReport) and report.when == "call":
+        ours = getattr(report, REPORT_ATTRIBUTE, None)
+        if isinstance(ours, dict):
+            _reported_once(report, ours, config.stash.setdefault(_FAILED_BY, {}))
+    return report
+
+
+def _reported_once(
+    report: pytest.TestReport, ours: dict[str, Any], failed_by: dict[str, str]
+) -> None:
+    cause = ours.get("cause")
+    if report.failed and isinstance(cause, str):
+        name, path, line = ours["item"]
+        first = failed_by.setdefault(cause, name)
+        if first != name:
+            report.outcome = "skipped"
+            report.longrepr = (path, line, f"Skipped: {_blocked(first, cause)}")
+            # as the report of a check skipped at once: no failure's title and lines
+            for key in ("title", "lines", "cause", "item"):
+                ours.pop(key, None)
+            ours["blocked_by"] = cause
+        return
+    blocked_by = ours.get("blocked_by")
+    if report.skipped and isinstance(blocked_by, str) and isinstance(report.longrepr, tuple):
+        # blocked, on its worker, by a failure that is reported here as blocked by another
+        blocker = failed_by.get(blocked_by)
+        if blocker is not None:
+            path, line, _message = report.longrepr
+            report.longrepr = (path, line, f"Skipped: {_blocked(blocker, blocked_by)}")
+
+
+def _blocked(first: str, cause: str) -> str:
+    return f"blocked: {first} failed ({cause})"
 
 
 class SchemaguardFile(pytest.File):

@@ -110,13 +110,17 @@ def test_verbose_output_names_each_item_in_order(
     assert revisions[::2] == revisions[1::2]  # upgrade then roundtrip of each revision
 
 
-def test_env_py_that_cannot_be_imported_fails_one_item_and_blocks_the_rest(
-    pytester: pytest.Pytester, project: Path, inner_dsn: str
-) -> None:
+def _break_env_py(project: Path) -> None:
     env = project / "migrations" / "env.py"
     source = env.read_text()
     head, sep, rest = source.partition("from __future__ import annotations\n")
     env.write_text(head + sep + "import project_settings_that_do_not_exist\n" + rest)
+
+
+def test_env_py_that_cannot_be_imported_fails_one_item_and_blocks_the_rest(
+    pytester: pytest.Pytester, project: Path, inner_dsn: str
+) -> None:
+    _break_env_py(project)
 
     result = _run(pytester, inner_dsn, "-rs")
 
@@ -142,3 +146,32 @@ def test_env_py_that_cannot_be_imported_fails_one_item_and_blocks_the_rest(
     )
     assert result.stdout.str().count("    ModuleNotFoundError:") == 1
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_under_xdist_one_root_cause_is_one_failure_too(
+    pytester: pytest.Pytester, project: Path, inner_dsn: str
+) -> None:
+    """Each worker fails its own first item; the controller reports the first failure it
+    receives and the other workers' as blocked by it, as a run without xdist does."""
+    _break_env_py(project)
+
+    result = _run(pytester, inner_dsn, "-n", "2", "-rs", "--junitxml=report.xml")
+
+    result.assert_outcomes(passed=1, failed=1, skipped=4 * REVISIONS + 1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    failed = [line for line in result.outlines if re.match(r"^_+ \S+ _+$", line)]
+    assert len(failed) == 1, failed
+    first = failed[0].strip("_ ")
+    cause = (
+        "migrations/env.py: ModuleNotFoundError: No module named "
+        "'project_settings_that_do_not_exist'"
+    )
+    skips = [line for line in result.outlines if line.startswith("SKIPPED [")]
+    assert skips
+    for line in skips:  # every skip names the one failure shown, never another worker's
+        assert line.endswith(f": blocked: {first} failed ({cause})"), line
+    assert result.stdout.str().count("    ModuleNotFoundError:") == 1
+    junit = ET.parse(pytester.path / "report.xml").getroot()
+    assert len(junit.findall(".//failure")) == 1
+    messages = {s.get("message") for s in junit.findall(".//skipped")}
+    assert messages == {f"blocked: {first} failed ({cause})"}
