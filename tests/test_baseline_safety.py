@@ -6,6 +6,7 @@ so the scratch databases sit beside databases the tests create) and a real Postg
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -728,6 +729,25 @@ def break_a_revision(project: Path) -> None:
     revision.write_text(revision.read_text() + "\ndef broken(:\n")
 
 
+def break_the_history(project: Path) -> None:
+    """A revision's parent is one no revision file defines: readable, not migratable."""
+    revision = sorted(
+        (project / "alembic" / "versions").glob("*.py"),
+        key=lambda path: "down_revision = None" in path.read_text(),
+    )[0]
+    text = revision.read_text()
+    found = re.search(r"^down_revision[^=]*= (.+)$", text, re.M)
+    assert found is not None
+    revision.write_text(text.replace(found.group(0), "down_revision = 'feedc0ffee00'"))
+
+
+UNREADABLE = "the migrations could not be read (see history)"
+UNMIGRATABLE = "the migration history cannot be migrated"
+BROKEN_HISTORY = (
+    "blocked: history failed (revision * has down_revision 'feedc0ffee00', which no revision "
+    "file defines)"
+)
+
 DEPENDENT = [
     "orm_parity",
     "baseline",
@@ -737,12 +757,21 @@ DEPENDENT = [
 ]
 
 
-@pytest.mark.parametrize("breakage", [break_script_location, break_a_revision])
+@pytest.mark.parametrize(
+    ("breakage", "skipped", "failed"),
+    [
+        (break_script_location, UNREADABLE, UNREADABLE),
+        (break_a_revision, UNREADABLE, UNREADABLE),
+        (break_the_history, BROKEN_HISTORY, UNMIGRATABLE),
+    ],
+)
 def test_unreadable_migrations_skip_the_checks_that_need_them(
     pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
     schemaguard_postgres: PostgresServer,
     breakage: object,
+    skipped: str,
+    failed: str,
 ) -> None:
     project = copy_project("timetracker", pytester.path)
     breakage(project)  # type: ignore[operator]
@@ -754,9 +783,7 @@ def test_unreadable_migrations_skip_the_checks_that_need_them(
     with_history.stdout.fnmatch_lines(["*::history FAILED*"])
     for name in DEPENDENT:
         with_history.stdout.fnmatch_lines([f"*::{name.replace('[', '[[]')} SKIPPED*"])
-    with_history.stdout.fnmatch_lines(
-        ["SKIPPED [[]*] *: the migrations could not be read (see history)"]
-    )
+    with_history.stdout.fnmatch_lines([f"SKIPPED [[]*] *: {skipped}"])
     assert with_history.ret == pytest.ExitCode.TESTS_FAILED
     with_history.stdout.no_fnmatch_line("*Traceback*")
     with_history.stdout.no_fnmatch_line("*assert anchor*")
@@ -765,8 +792,6 @@ def test_unreadable_migrations_skip_the_checks_that_need_them(
     without_history.assert_outcomes(failed=outcomes["skipped"])
     assert without_history.ret == pytest.ExitCode.TESTS_FAILED
     for name in ("orm_parity", "baseline", "fk_types"):
-        without_history.stdout.fnmatch_lines(
-            [f"{name}: the migrations could not be read (see history)"]
-        )
+        without_history.stdout.fnmatch_lines([f"{name}: {failed}"])
     without_history.stdout.no_fnmatch_line("*Traceback*")
     without_history.stdout.no_fnmatch_line("*assert anchor*")

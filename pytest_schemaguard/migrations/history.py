@@ -241,6 +241,16 @@ class History:
             p not in self.revisions for info in self.revisions.values() for p in info.down_revisions
         )
 
+    @property
+    def unsound_reason(self) -> str | None:
+        """Why the history cannot be migrated at all, in one line (None when it can)."""
+        if self.sound:
+            return None
+        return next(
+            (p.message for p in self.problems() if p.kind in ("missing_parent", "cycle")),
+            "the history has a missing parent or a cycle",
+        )
+
     # ------------------------------------------------------------------ names
     def resolve(self, ref: str) -> str | None:
         """A revision id from an exact id or a unique prefix; None when unknown or ambiguous."""

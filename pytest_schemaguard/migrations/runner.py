@@ -514,8 +514,7 @@ class MigrationRunner:
         if not todo:
             return
         if not self.history.sound:
-            problems = self.history.problems(heads=self.settings.heads)
-            first = next((p.message for p in problems if p.kind in ("missing_parent", "cycle")), "")
+            first = self.history.unsound_reason
             for check in todo:
                 self._blocked(check, f"needs a sound history ({first})", CheckId("history"))
             return

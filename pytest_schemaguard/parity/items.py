@@ -116,19 +116,27 @@ MIGRATIONS_UNREADABLE = "the migrations could not be read (see history)"
 
 def require_migrations(request: pytest.FixtureRequest) -> None:
     """Before a check that needs the migrated schema asks for its fixtures: when the
-    migrations could not be read, skip it if the ``history`` item runs in this session (it
-    says why), else fail it with that reason."""
+    migrations could not be read, or their history cannot be migrated (a missing parent, a
+    cycle), skip it if the ``history`` item runs in this session (it says why), else fail it
+    with that reason."""
     anchor = request.config.stash[schemaguard_items.ANCHOR_KEY]
-    if anchor.project is not None and anchor.history is not None:
+    history = anchor.history
+    unsound = history.unsound_reason if history is not None else None
+    if anchor.project is not None and history is not None and unsound is None:
         return
     history_runs = any(
         isinstance(item, schemaguard_items.SchemaguardItem) and item.originalname == "history"
         for item in request.session.items
     )
+    if unsound is not None:
+        reason, lines = f"blocked: history failed ({unsound})", [unsound]
+    else:
+        reason = MIGRATIONS_UNREADABLE
+        lines = [anchor.load_error] if anchor.load_error else []
     if history_runs:
-        raise pytest.skip.Exception(MIGRATIONS_UNREADABLE, _use_item_location=True)
-    lines = [anchor.load_error] if anchor.load_error else []
-    raise schemaguard_items.CheckFailure(f"{request.node.name}: {MIGRATIONS_UNREADABLE}", lines)
+        raise pytest.skip.Exception(reason, _use_item_location=True)
+    what = "the migration history cannot be migrated" if unsound else MIGRATIONS_UNREADABLE
+    raise schemaguard_items.CheckFailure(f"{request.node.name}: {what}", lines)
 
 
 def _run_orm_parity(request: pytest.FixtureRequest) -> None:
