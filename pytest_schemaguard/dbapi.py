@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-__all__ = ["read_json", "statement_name"]
+__all__ = ["execute_as_is", "read_json", "sql_literal", "statement_name"]
+
+#: SQLAlchemy execution options that send a statement to the driver without parameters.
+_AS_IS = {"no_parameters": True}
 
 
 def read_json(conn: Connection, sql: str, *, prepared: bool = False) -> Any:
@@ -58,3 +61,19 @@ def statement_name(sql: str, prefix: str) -> str:
     """The name under which ``sql`` is prepared on the server: fixed by its text, so a session
     never runs a statement prepared from another version of it."""
     return prefix + hashlib.sha1(sql.encode()).hexdigest()[:16]
+
+
+def execute_as_is(conn: Connection, sql: str) -> Any:
+    """Run ``sql`` through the SQLAlchemy connection ``conn`` exactly as written: without
+    parameters, so that psycopg and psycopg2 read no ``%`` in it (in a value, a name) as a
+    placeholder (asyncpg's adapter and pg8000 take it as it is either way)."""
+    return conn.exec_driver_sql(sql, execution_options=_AS_IS)
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as an SQL string constant that reads the same whatever the session's
+    ``standard_conforming_strings`` (an ``E'…'`` constant when it holds a backslash)."""
+    quoted = text.replace("'", "''")
+    if "\\" in text:
+        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    return "'" + quoted + "'"

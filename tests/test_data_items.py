@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from defects import FIXTURES_DIR
-from migration_projects import CLEAN, Rev, write_project
+from migration_projects import CLEAN, ENV_CONNECTION, Rev, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = Path(__file__).resolve().parent / "data" / "projects"
@@ -481,4 +481,70 @@ def test_tables_of_bit_strings_ranges_and_geometry_are_seeded(
     )
     result.stdout.no_fnmatch_line("*could not be seeded*")
     result.stdout.no_fnmatch_line("*CheckNoteWarning*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+# Values that SQL text mangles: a "%" (a placeholder to psycopg and psycopg2 when parameters
+# are given) and backslashes (escapes when standard_conforming_strings is off), in enum labels,
+# in the values a CHECK allows, and in the referenced keys a foreign key column takes.
+AWKWARD = [
+    Rev(
+        "a4c0de000001",
+        None,
+        "coupons",
+        """
+        op.execute(r"CREATE TYPE coupon_kind AS ENUM ('50% off', 'a\\b')")
+        op.execute(r\"\"\"
+            CREATE TABLE codes (code text PRIMARY KEY CHECK (code IN ('x%y', 'p\\q', 'z')))
+        \"\"\")
+        op.execute(r\"\"\"
+            CREATE TABLE coupons (
+                id integer PRIMARY KEY,
+                kind coupon_kind NOT NULL,
+                discount text NOT NULL CHECK (discount IN ('10%', 'c:\\tmp')),
+                code text NOT NULL REFERENCES codes
+            )
+        \"\"\")
+        """,
+        """
+        op.drop_table("coupons")
+        op.drop_table("codes")
+        op.execute("DROP TYPE coupon_kind")
+        """,
+    ),
+    Rev(
+        "a4c0de000002",
+        "a4c0de000001",
+        "coupon note",
+        'op.execute("ALTER TABLE coupons ADD COLUMN note text NOT NULL")',
+        'op.drop_column("coupons", "note")',
+    ),
+]
+
+ENV_SESSION_SETTING = ENV_CONNECTION.format(per_migration=False).replace(
+    "def run(connection):\n",
+    "def run(connection):\n"
+    "    connection.exec_driver_sql('SET standard_conforming_strings = ' + SCS)\n",
+)
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("conforming", ["on", "off"])
+def test_values_with_percent_signs_and_backslashes_are_seeded(
+    pytester: pytest.Pytester, inner_dsn: str, driver: str, conforming: str
+) -> None:
+    env = f"SCS = {conforming!r}\n" + ENV_SESSION_SETTING
+    write_project(pytester.path, AWKWARD, settings=f'driver = "{driver}"\n', env=env)
+    result = run(pytester, inner_dsn, "-k", "data")
+    result.assert_outcomes(passed=1, failed=1, deselected=result.parseoutcomes()["deselected"])
+    # coupons holds its three rows (their keys from the seeded codes): the NOT NULL column fails
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of a4c0de000002 (coupon note) fails on tables with rows: ALTER TABLE "
+            'coupons ADD COLUMN note text NOT NULL — column "note" of relation "coupons" '
+            "contains null values (seeded: coupons 3 rows); add a server_default or backfill "
+            "before SET NOT NULL",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*could not be seeded*")
     result.stdout.no_fnmatch_line("*Traceback*")

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_schemaguard.dbapi import execute_as_is, sql_literal
 from pytest_schemaguard.snapshot.model import Column, Snapshot, Table
 
 if TYPE_CHECKING:
@@ -68,10 +69,6 @@ def _quote_ident(name: str) -> str:
 def _relation(qualified: str) -> str:
     schema, _, name = qualified.partition(".")
     return f"{_quote_ident(schema)}.{_quote_ident(name)}"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # ---------------------------------------------------------------------------- CHECK rules
@@ -441,7 +438,7 @@ def count_rows(conn: Connection, tables: Iterable[str]) -> dict[str, int]:
     sql = " UNION ALL ".join(
         f"SELECT {i}, count(*) FROM {_relation(name)}" for i, name in enumerate(names)
     )
-    return {names[int(i)]: int(c) for i, c in conn.exec_driver_sql(sql).all()}
+    return {names[int(i)]: int(c) for i, c in execute_as_is(conn, sql).all()}
 
 
 def _fill_order(tables: list[Table]) -> list[Table]:
@@ -617,7 +614,7 @@ class Seeder:
         try:
             with conn.begin_nested():
                 for statement in statements:
-                    conn.exec_driver_sql(statement)
+                    execute_as_is(conn, statement)
         except Exception as exc:
             self.last_error = _first_line(exc)
             return False
@@ -641,7 +638,7 @@ class Seeder:
             )
             try:
                 with conn.begin_nested():
-                    found = conn.exec_driver_sql(sql).all()
+                    found = execute_as_is(conn, sql).all()
             except Exception:
                 found = []
             out[fk.name] = [tuple(str(v) for v in row) for row in found]
@@ -674,7 +671,7 @@ class Seeder:
                     by_fk[col] = "NULL"
                 elif keys:
                     key = keys[(n - 1) % len(keys)]
-                    by_fk[col] = f"{_literal(key[position])}::{column.type}"
+                    by_fk[col] = f"{sql_literal(key[position])}::{column.type}"
                 elif nullable:
                     by_fk[col] = "NULL"
                 else:
@@ -709,7 +706,7 @@ class Seeder:
                     row[column.name] = "NULL"
                     continue
                 return None, f"column {column.name} of type {column.type}: no value to generate"
-            row[column.name] = f"{_literal(text)}::{column.type}"
+            row[column.name] = f"{sql_literal(text)}::{column.type}"
         return row, None
 
 

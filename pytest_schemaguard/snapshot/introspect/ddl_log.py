@@ -33,6 +33,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from pytest_schemaguard.dbapi import execute_as_is
+
 __all__ = [
     "COUNTED_CATALOGS",
     "COUNTER",
@@ -278,8 +280,8 @@ DDL_LOG_ENV = "SCHEMAGUARD_DDL_LOG"
 
 
 def _execute(conn: Any, sql: str) -> Any:
-    if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy: no parameters, so no % is a placeholder
-        return conn.exec_driver_sql(sql, execution_options={"no_parameters": True})
+    if hasattr(conn, "exec_driver_sql"):  # SQLAlchemy
+        return execute_as_is(conn, sql)
     return conn.execute(sql, prepare=False)
 
 

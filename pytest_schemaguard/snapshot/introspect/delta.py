@@ -69,6 +69,7 @@ from typing import Any
 
 import psycopg
 
+from pytest_schemaguard.dbapi import execute_as_is, sql_literal
 from pytest_schemaguard.snapshot.introspect.ddl_log import (
     COUNTED_CATALOGS,
     COUNTER,
@@ -675,7 +676,7 @@ def _sqlalchemy_runner(conn: Any) -> Callable[..., Any]:
 
     def run(sql: str, params: dict[str, Any] | None = None) -> Any:
         if params is None:
-            return conn.exec_driver_sql(sql)
+            return execute_as_is(conn, sql)
         return conn.execute(sqlalchemy.text(re.sub(r"%\((\w+)\)s", r":\1", sql)), params)
 
     return run
@@ -772,7 +773,7 @@ def _read(
     else:
         if restore_name not in present:
             run(f"PREPARE {restore_name}(text, text, text) AS {_RESTORE_PATH}")
-        values = ", ".join(map(_literal, (old_path, old_plans, mark)))
+        values = ", ".join(map(sql_literal, (old_path, old_plans, mark)))
         run(f"EXECUTE {restore_name}({values})")
     (text,) = _one(main)
     result = json.loads(text)
@@ -843,11 +844,6 @@ def _guarded(
         run(f"ROLLBACK TO SAVEPOINT {_GUARD}")
         run(f"RELEASE SAVEPOINT {_GUARD}")
         return None
-
-
-def _literal(value: str) -> str:
-    """``value`` as an SQL string constant (whatever ``standard_conforming_strings`` is)."""
-    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _logged(

@@ -118,16 +118,16 @@ def read_sqlalchemy(
         return read_psycopg(raw, options, builder, also)
     # Another driver (psycopg2, asyncpg, pg8000): the same statements one after the other.
     # Parameters go through SQLAlchemy's text(), which renders each driver's own parameter
-    # style (asyncpg rejects the pyformat style); the catalog queries take none and have no
-    # "%" or ":name" in them, so they go to the driver as they are.
+    # style (asyncpg rejects the pyformat style); the catalog queries take none, and go to the
+    # driver as they are (a "%" in a name they hold is no placeholder).
     old_path, server_version = conn.execute(_PIN_PATH_TEXT, {"path": _PINNED_SEARCH_PATH}).one()[:2]
     first_sql, second_sql = query(int(server_version), *options)
-    builder.add_first(conn.exec_driver_sql(first_sql).scalar_one())
-    builder.add_second(conn.exec_driver_sql(second_sql).scalar_one())
+    builder.add_first(dbapi.execute_as_is(conn, first_sql).scalar_one())
+    builder.add_second(dbapi.execute_as_is(conn, second_sql).scalar_one())
     conn.execute(_RESTORE_PATH_TEXT, {"path": old_path})
     if not also:
         return None
-    return tuple(tuple(tuple(r) for r in conn.exec_driver_sql(a).all()) for a in also)
+    return tuple(tuple(tuple(r) for r in dbapi.execute_as_is(conn, a).all()) for a in also)
 
 
 _PIN_PATH_TEXT = sqlalchemy.text(
