@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-__all__ = ["execute_as_is", "read_json", "sql_literal", "statement_name"]
+__all__ = ["as_written", "execute_as_is", "read_json", "sql_literal", "statement_name"]
 
 #: SQLAlchemy execution options that send a statement to the driver without parameters.
 _AS_IS = {"no_parameters": True}
@@ -77,3 +78,19 @@ def sql_literal(text: str) -> str:
     if "\\" in text:
         return "E'" + quoted.replace("\\", "\\\\") + "'"
     return "'" + quoted + "'"
+
+
+#: The drivers whose SQLAlchemy dialects write each ``%`` of a compiled statement as ``%%``.
+_DOUBLED_PERCENTS = frozenset({"psycopg", "psycopg2"})
+_PERCENT = re.compile(r"%(?:%|s|b|t|\(\w+\)s)|%")
+
+
+def as_written(statement: str, driver: str | None) -> str:
+    """``statement`` as its author wrote it, from the text SQLAlchemy sent the driver: for
+    psycopg and psycopg2 it writes each ``%`` of a compiled statement (``op.execute``, DDL)
+    as ``%%``.  A statement that holds a lone ``%`` was sent as written, and is returned so."""
+    if driver not in _DOUBLED_PERCENTS or "%%" not in statement:
+        return statement
+    if any(m.group() == "%" for m in _PERCENT.finditer(statement)):
+        return statement
+    return statement.replace("%%", "%")

@@ -548,3 +548,57 @@ def test_values_with_percent_signs_and_backslashes_are_seeded(
     )
     result.stdout.no_fnmatch_line("*could not be seeded*")
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+# Types whose names format_type() quotes: mixed case, a space, a quote, in a schema so named.
+QUOTED_TYPES = [
+    Rev(
+        "9e0d00000001",
+        None,
+        "sales",
+        """
+        op.execute('CREATE SCHEMA "Sales Dept"')
+        op.execute('CREATE TYPE "Sales Dept"."OrderStatus" AS ENUM (\\'New\\', \\'Paid\\')')
+        op.execute('''CREATE TYPE public."it's" AS ENUM ('a', 'b')''')
+        op.execute(
+            'CREATE DOMAIN "Sales Dept"."Money" AS numeric(10, 2) CHECK (VALUE >= 0)'
+        )
+        op.execute(\"\"\"
+            CREATE TABLE "Sales Dept"."Orders" (
+                id integer PRIMARY KEY,
+                status "Sales Dept"."OrderStatus" NOT NULL,
+                flavour public."it's" NOT NULL,
+                total "Sales Dept"."Money" NOT NULL,
+                history "Sales Dept"."OrderStatus"[] NOT NULL CHECK (cardinality(history) > 0)
+            )
+        \"\"\")
+        """,
+        """
+        op.execute('DROP SCHEMA "Sales Dept" CASCADE')
+        op.execute('''DROP TYPE public."it's"''')
+        """,
+    ),
+    Rev(
+        "9e0d00000002",
+        "9e0d00000001",
+        "order note",
+        'op.execute(\'ALTER TABLE "Sales Dept"."Orders" ADD COLUMN note text NOT NULL\')',
+        'op.execute(\'ALTER TABLE "Sales Dept"."Orders" DROP COLUMN note\')',
+    ),
+]
+
+
+def test_types_whose_names_are_quoted_are_seeded(pytester: pytest.Pytester, inner_dsn: str) -> None:
+    write_project(pytester.path, QUOTED_TYPES)
+    result = run(pytester, inner_dsn, "-k", "data")
+    result.assert_outcomes(passed=1, failed=1, deselected=result.parseoutcomes()["deselected"])
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of 9e0d00000002 (order note) fails on tables with rows: ALTER TABLE "
+            '"Sales Dept"."Orders" ADD COLUMN note text NOT NULL — column "note" of relation '
+            '"Orders" contains null values (seeded: Sales Dept.Orders 3 rows); add a '
+            "server_default or backfill before SET NOT NULL",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*could not be seeded*")
+    result.stdout.no_fnmatch_line("*Traceback*")

@@ -736,3 +736,60 @@ def test_a_setting_a_revision_leaves_in_its_session_does_not_reach_the_next(
     result.stdout.no_fnmatch_line("note: 5e7a00000002*")
     result.stdout.no_fnmatch_line("*roundtrip*FAILED*")
     result.stdout.no_fnmatch_line("*upgrade*FAILED*")
+
+
+# Statements holding "%": SQLAlchemy sends them to psycopg and psycopg2 with each "%" doubled.
+PERCENT = [
+    Rev(
+        "5e1ec7000001",
+        None,
+        "discounts",
+        "op.execute('CREATE TABLE discounts (id integer PRIMARY KEY, \"rate %\" text)')",
+        'op.drop_table("discounts")',
+    ),
+    Rev(
+        "5e1ec7000002",
+        "5e1ec7000001",
+        "discount cap",
+        "op.execute('ALTER TABLE discounts ADD COLUMN \"max %\" integer NOT NULL DEFAULT 0')",
+        "op.execute('ALTER TABLE discounts DROP COLUMN \"max %\"')",
+    ),
+    Rev(
+        "5e1ec7000003",
+        "5e1ec7000002",
+        "discount label",
+        """op.execute("SELECT 1 / 0 AS \\"100%\\", '50%' AS label")""",
+        "pass",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("driver", "error"),
+    [
+        ("psycopg", "DivisionByZero"),
+        ("psycopg2", "DivisionByZero"),
+        ("asyncpg", "DivisionByZeroError"),  # asyncpg's own class, not SQLAlchemy's adapter's
+        ("pg8000", "ProgrammingError"),  # pg8000 has no class per SQLSTATE
+    ],
+)
+def test_statements_with_percent_signs_are_shown_as_written(
+    pytester: pytest.Pytester, inner_dsn: str, driver: str, error: str
+) -> None:
+    write_project(pytester.path, PERCENT, settings=f'driver = "{driver}"\n')
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade or safety")
+    result.stdout.fnmatch_lines(
+        [
+            "SQL:",
+            "    SELECT 1 / 0 AS \"100%\", '50%' AS label",
+            "error:",
+            f"    {error}: division by zero",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*SafetyWarning: revision 5e1ec7000002 (discount cap), *: ALTER TABLE discounts "
+            'ADD COLUMN "max %" integer NOT NULL DEFAULT 0 took ACCESS EXCLUSIVE*',
+        ]
+    )
+    result.stdout.no_fnmatch_line("*%%*")

@@ -66,6 +66,37 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _type_key(name: str) -> str:
+    """A type's name as ``format_type`` writes it (``public."OrderStatus"``, ``"my schema"."s's"``)
+    in the plain ``schema.name`` form of :func:`~pytest_schemaguard.snapshot.model.qualify`."""
+    if '"' not in name:
+        return name
+    parts: list[str] = []
+    i = 0
+    while i < len(name):
+        if name[i] == '"':
+            j, part = i + 1, []
+            while j < len(name):
+                if name[j] == '"':
+                    if name[j + 1 : j + 2] == '"':
+                        part.append('"')
+                        j += 2
+                        continue
+                    break
+                part.append(name[j])
+                j += 1
+            parts.append("".join(part))
+            i = j + 1
+        else:
+            j = name.find(".", i)
+            j = len(name) if j < 0 else j
+            parts.append(name[i:j])
+            i = j
+        if name[i : i + 1] == ".":
+            i += 1
+    return ".".join(parts)
+
+
 def _relation(qualified: str) -> str:
     schema, _, name = qualified.partition(".")
     return f"{_quote_ident(schema)}.{_quote_ident(name)}"
@@ -242,15 +273,15 @@ def value_text(
     # a domain over a domain: its base type's, in turn
     typed, base = column.type, column.base_type
     for _ in range(8):
-        if base not in domains:
+        if _type_key(base) not in domains:
             break
-        typed = domains[base]
+        typed = domains[_type_key(base)]
         base = _MODIFIERS.sub("", typed).strip()
         if base.startswith("interval "):  # ``interval year to month``: its fields apart
             base = "interval"
     if typed.endswith("]"):
         return _array_text(column, typed, base, n, enums, domains, unique or filled)
-    labels = enums.get(base)
+    labels = enums.get(_type_key(base))
     if labels is not None:
         return labels[(n - 1) % len(labels)] if labels else None
     if base in _NUMBER:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy.engine import Connection
 
+from pytest_schemaguard.dbapi import as_written
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.history import RevisionInfo, read_downgrade
 from pytest_schemaguard.timeouts import StepGuard, backend_pid, conninfo_of
@@ -370,8 +371,9 @@ def _first_failure(exc: BaseException) -> BaseException | None:
     return None
 
 
-def _describe(exc: BaseException) -> tuple[str, str | None]:
-    """(message, statement) of one exception; for a DBAPIError, the server's own message."""
+def _describe(exc: BaseException, driver: str | None = None) -> tuple[str, str | None]:
+    """(message, statement) of one exception; for a DBAPIError, the server's own message.
+    The statement is given as written (see :func:`~pytest_schemaguard.dbapi.as_written`)."""
     from sqlalchemy.exc import DBAPIError, StatementError
 
     if isinstance(exc, DBAPIError) and exc.orig is not None:
@@ -386,10 +388,27 @@ def _describe(exc: BaseException) -> tuple[str, str | None]:
             message = "\n".join(lines)
         else:
             message = str(orig).strip()
-        return f"{type(orig).__name__}: {message}", exc.statement
+        return f"{_error_name(orig)}: {message}", _as_written(exc.statement, driver)
     if isinstance(exc, StatementError):
-        return f"{type(exc).__name__}: {exc.orig or exc}", exc.statement
+        return f"{type(exc).__name__}: {exc.orig or exc}", _as_written(exc.statement, driver)
     return f"{type(exc).__name__}: {exc}", None
+
+
+def _error_name(orig: BaseException) -> str:
+    """The name of a driver's exception: for asyncpg, the class of asyncpg's own exception
+    (``DivisionByZeroError``) rather than that of SQLAlchemy's adapter around it (``Error``)."""
+    cause = orig.__cause__
+    if (
+        type(orig).__module__.startswith("sqlalchemy.dialects.postgresql.asyncpg")
+        and cause is not None
+        and type(cause).__module__.startswith("asyncpg")
+    ):
+        return type(cause).__name__
+    return type(orig).__name__
+
+
+def _as_written(statement: str | None, driver: str | None) -> str | None:
+    return None if statement is None else as_written(statement, driver)
 
 
 _PG8000_AUTOCOMMIT = (
@@ -412,10 +431,10 @@ def _database_error(
     """
     first = _first_failure(exc)
     if first is None:
-        message, statement = _describe(exc)
+        message, statement = _describe(exc, driver)
         return message, statement, exc
-    message, statement = _describe(first)
-    then, _ = _describe(exc)
+    message, statement = _describe(first, driver)
+    then, _ = _describe(exc, driver)
     message += f"\n(the transaction then stayed failed: {then})"
     orig = getattr(first, "orig", None)
     if (

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_schemaguard.dbapi import as_written, execute_as_is
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.hooks import HookError, import_hook, where_raised
 from pytest_schemaguard.parity.migrated import snapshot_database
@@ -193,7 +194,7 @@ def create_models(
                         raise ModelsError(watch.explain(str(exc))) from None
                     raise
             if watch.fired:  # the same statement would hang again: no search for the culprit
-                statement = " ".join((failed.statement or "").split())
+                statement = _statement(failed, engine)
                 raise ModelsError(
                     "creating the models (metadata.create_all) failed: "
                     + watch.explain(f"    {_server_message(failed)}\n    SQL: {statement[:300]}")
@@ -202,7 +203,7 @@ def create_models(
         culprit = _culprit(engine, metadata, preamble_sql, failed)
     finally:
         engine.dispose()
-    statement = " ".join((failed.statement or "").split())
+    statement = _statement(failed, engine)
     at = f" at {culprit[0]}" if culprit else ""
     message = culprit[1] if culprit else _server_message(failed)
     raise ModelsError(
@@ -212,16 +213,20 @@ def create_models(
     ) from None
 
 
+def _statement(exc: Any, engine: Any) -> str:
+    """The statement of a failed ``create_all`` as SQLAlchemy wrote it, on one line."""
+    return " ".join(as_written(exc.statement or "", engine.dialect.driver).split())
+
+
 def _prepare(conn: Any, metadata: MetaData, preamble_sql: Sequence[str]) -> None:
     """The preamble SQL, then the schemas the metadata's tables live in."""
-    from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.schema import CreateSchema
 
     for statement in preamble_sql:
         try:
             with conn.begin_nested():
-                conn.execute(text(statement))
+                execute_as_is(conn, statement)
         except DBAPIError as exc:
             raise ModelsError(
                 f"preamble_sql statement failed: {statement}\n    {_server_message(exc)}"

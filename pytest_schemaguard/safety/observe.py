@@ -462,7 +462,8 @@ class StatementWatch:
             after = self.read(READ_ALL)
             self._start_locks = {}
             self._cur.scans = {}
-        measured = Measured(one_line(statement), line, outside_transaction=outside)
+        written = dbapi.as_written(statement, self.conn.dialect.driver)
+        measured = Measured(one_line(written), line, outside_transaction=outside)
         self.observation.statements.append(measured)
         self._compare(measured, after, outside)
         return measured
