@@ -100,6 +100,27 @@ def test_clean_project_passes(
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+def test_preamble_sql_runs_as_written(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    schemaguard_postgres: PostgresServer,
+) -> None:
+    """A ":name" is no bind parameter and a "%" no placeholder in a preamble statement; one
+    that fails says which, with the server's message."""
+    project = copy_project("timetracker", pytester.path)
+    set_key(project, """preamble_sql = ["SELECT ':tenant', '50%'", 'SELECT 1 / 0 AS "x%"']""")
+    result = run_checks(pytester, monkeypatch, project, schemaguard_postgres, "-k", "orm_parity")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            'preamble_sql statement failed: SELECT 1 / 0 AS "x%"',
+            "    *division by zero*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*SELECT ':tenant'*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
 # ------------------------------------------------------------------------------ the catalogue
 
 
