@@ -319,11 +319,13 @@ def schemaguard_app_templates(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def schemaguard_migrated_database(schemaguard_app_templates: Any) -> Iterator[Database]:
+def schemaguard_migrated_database(
+    schemaguard_app_templates: Any, request: pytest.FixtureRequest
+) -> Iterator[Database]:
     """A fresh database at head for one test (cloned from the template; dropped afterwards)."""
     from pytest_schemaguard.databases import fixtures
 
-    yield from fixtures.migrated_database(schemaguard_app_templates)
+    yield from fixtures.migrated_database(schemaguard_app_templates, request.node.nodeid)
 
 
 @pytest.fixture

@@ -388,7 +388,7 @@ def test_bootstrap_project_and_quiet_alembic_logging(
     drop_templates(schemaguard_postgres, project_templates(schemaguard_postgres, source.stem))
 
 
-def test_a_failing_revision_fails_each_test_with_its_step_statement_and_error(
+def test_a_failing_revision_fails_the_first_test_with_its_step_and_the_others_in_a_line(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:
     broken = list(CLEAN)
@@ -432,6 +432,13 @@ def test_a_failing_revision_fails_each_test_with_its_step_statement_and_error(
             "        alter table orders add column status text default nope",
             "    error:",
             "        FeatureNotSupported: cannot use column reference in DEFAULT expression",
+        ]
+    )
+    assert result.stdout.str().count("    SQL:") == 1
+    result.stdout.fnmatch_lines(
+        [
+            "schemaguard: no database at head: FeatureNotSupported: cannot use column reference "
+            "in DEFAULT expression (see the error of test_app.py::test_a)",
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")

@@ -95,17 +95,34 @@ def templates(request: pytest.FixtureRequest) -> Iterator[AppTemplates]:
         app.close()
 
 
-def _head(app: AppTemplates) -> str:
+def _head(app: AppTemplates, test: str) -> str:
+    """The template at head; when it cannot be built, the first test that asks fails with
+    the whole error and the others with one line naming that test."""
     __tracebackhide__ = True
     try:
         return app.head()
     except SchemaguardError as exc:
-        failure = f"schemaguard: {exc}"
+        if app.head_error_shown is None or app.head_error_shown == test:
+            app.head_error_shown = test
+            failure = f"schemaguard: {exc}"
+        else:
+            failure = (
+                f"schemaguard: no database at head: {_one_line(str(exc))} (see the error of "
+                f"{app.head_error_shown})"
+            )
     _fail(failure)  # outside the except block: no chained traceback
 
 
-def migrated_database(app: AppTemplates) -> Iterator[Database]:
-    name = _head(app)
+def _one_line(error: str) -> str:
+    """The error of a failed migration in one line: the first after its ``error:`` line."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if "error:" in lines and lines.index("error:") + 1 < len(lines):
+        return lines[lines.index("error:") + 1]
+    return lines[0] if lines else "the template could not be built"
+
+
+def migrated_database(app: AppTemplates, test: str) -> Iterator[Database]:
+    name = _head(app, test)
     db = app.clone(name)
     try:
         yield db
