@@ -382,7 +382,7 @@ def _describe(exc: BaseException, driver: str | None = None) -> tuple[str, str |
     from sqlalchemy.exc import DBAPIError, StatementError
 
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        orig = exc.orig
+        orig = _asyncpg_error(exc.orig)
         fields = _server_fields(orig)
         if fields is not None and isinstance(fields.get("M"), str):
             # pg8000: the server's fields, shown as the other drivers show them
@@ -393,23 +393,24 @@ def _describe(exc: BaseException, driver: str | None = None) -> tuple[str, str |
             message = "\n".join(lines)
         else:
             message = str(orig).strip()
-        return f"{_error_name(orig)}: {message}", _as_written(exc.statement, driver)
+        return f"{type(orig).__name__}: {message}", _as_written(exc.statement, driver)
     if isinstance(exc, StatementError):
         return f"{type(exc).__name__}: {exc.orig or exc}", _as_written(exc.statement, driver)
     return f"{type(exc).__name__}: {exc}", None
 
 
-def _error_name(orig: BaseException) -> str:
-    """The name of a driver's exception: for asyncpg, the class of asyncpg's own exception
-    (``DivisionByZeroError``) rather than that of SQLAlchemy's adapter around it (``Error``)."""
+def _asyncpg_error(orig: BaseException) -> BaseException:
+    """For asyncpg, asyncpg's own exception (``DivisionByZeroError``, its message with the
+    server's DETAIL and HINT) rather than SQLAlchemy's adapter around it (``Error``, whose
+    text differs between SQLAlchemy versions); any other driver's as it is."""
     cause = orig.__cause__
     if (
         type(orig).__module__.startswith("sqlalchemy.dialects.postgresql.asyncpg")
         and cause is not None
         and type(cause).__module__.startswith("asyncpg")
     ):
-        return type(cause).__name__
-    return type(orig).__name__
+        return cause
+    return orig
 
 
 _UNAVAILABLE_EXTENSION = re.compile(r'extension "([^"]+)" is not available')
