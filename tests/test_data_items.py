@@ -458,6 +458,23 @@ GADGETS = [
 ]
 
 
+def seeded_and_failed_on_rows(
+    result: pytest.RunResult, revision: str, statement: str, column: str, table: str
+) -> None:
+    """The revision adding a NOT NULL column fails on ``table``'s three seeded rows (so every
+    table it needed was seeded), and no table was left unseeded."""
+    relation = table.rpartition(".")[2]
+    result.stdout.fnmatch_lines(
+        [
+            f"upgrade of {revision} fails on tables with rows: {statement} — column "
+            f'"{column}" of relation "{relation}" contains null values (seeded: {table} 3 '
+            "rows); add a server_default or backfill before SET NOT NULL",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*could not be seeded*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
 def test_tables_of_bit_strings_ranges_and_geometry_are_seeded(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:
@@ -471,17 +488,14 @@ def test_tables_of_bit_strings_ranges_and_geometry_are_seeded(
             esc("*::data[9a5e00000003-gadget_label] FAILED*"),
         ]
     )
-    result.stdout.fnmatch_lines(
-        [
-            "upgrade of 9a5e00000003 (gadget label) fails on tables with rows: ALTER TABLE "
-            'gadgets ADD COLUMN label text NOT NULL — column "label" of relation "gadgets" '
-            "contains null values (seeded: gadgets 3 rows); add a server_default or backfill "
-            "before SET NOT NULL",
-        ]
+    seeded_and_failed_on_rows(
+        result,
+        "9a5e00000003 (gadget label)",
+        "ALTER TABLE gadgets ADD COLUMN label text NOT NULL",
+        "label",
+        "gadgets",
     )
-    result.stdout.no_fnmatch_line("*could not be seeded*")
     result.stdout.no_fnmatch_line("*CheckNoteWarning*")
-    result.stdout.no_fnmatch_line("*Traceback*")
 
 
 # Values that SQL text mangles: a "%" (a placeholder to psycopg and psycopg2 when parameters
@@ -537,17 +551,14 @@ def test_values_with_percent_signs_and_backslashes_are_seeded(
     write_project(pytester.path, AWKWARD, settings=f'driver = "{driver}"\n', env=env)
     result = run(pytester, inner_dsn, "-k", "data")
     result.assert_outcomes(passed=1, failed=1, deselected=result.parseoutcomes()["deselected"])
-    # coupons holds its three rows (their keys from the seeded codes): the NOT NULL column fails
-    result.stdout.fnmatch_lines(
-        [
-            "upgrade of a4c0de000002 (coupon note) fails on tables with rows: ALTER TABLE "
-            'coupons ADD COLUMN note text NOT NULL — column "note" of relation "coupons" '
-            "contains null values (seeded: coupons 3 rows); add a server_default or backfill "
-            "before SET NOT NULL",
-        ]
+    # coupons holds its three rows (their keys from the seeded codes)
+    seeded_and_failed_on_rows(
+        result,
+        "a4c0de000002 (coupon note)",
+        "ALTER TABLE coupons ADD COLUMN note text NOT NULL",
+        "note",
+        "coupons",
     )
-    result.stdout.no_fnmatch_line("*could not be seeded*")
-    result.stdout.no_fnmatch_line("*Traceback*")
 
 
 # Types whose names format_type() quotes: mixed case, a space, a quote, in a schema so named.
@@ -592,13 +603,10 @@ def test_types_whose_names_are_quoted_are_seeded(pytester: pytest.Pytester, inne
     write_project(pytester.path, QUOTED_TYPES)
     result = run(pytester, inner_dsn, "-k", "data")
     result.assert_outcomes(passed=1, failed=1, deselected=result.parseoutcomes()["deselected"])
-    result.stdout.fnmatch_lines(
-        [
-            "upgrade of 9e0d00000002 (order note) fails on tables with rows: ALTER TABLE "
-            '"Sales Dept"."Orders" ADD COLUMN note text NOT NULL — column "note" of relation '
-            '"Orders" contains null values (seeded: Sales Dept.Orders 3 rows); add a '
-            "server_default or backfill before SET NOT NULL",
-        ]
+    seeded_and_failed_on_rows(
+        result,
+        "9e0d00000002 (order note)",
+        'ALTER TABLE "Sales Dept"."Orders" ADD COLUMN note text NOT NULL',
+        "note",
+        "Sales Dept.Orders",
     )
-    result.stdout.no_fnmatch_line("*could not be seeded*")
-    result.stdout.no_fnmatch_line("*Traceback*")
