@@ -66,35 +66,17 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_NAME_PART = re.compile(r'"((?:[^"]|"")*)"|([^."]+)')
+
+
 def _type_key(name: str) -> str:
     """A type's name as ``format_type`` writes it (``public."OrderStatus"``, ``"my schema"."s's"``)
     in the plain ``schema.name`` form of :func:`~pytest_schemaguard.snapshot.model.qualify`."""
     if '"' not in name:
         return name
-    parts: list[str] = []
-    i = 0
-    while i < len(name):
-        if name[i] == '"':
-            j, part = i + 1, []
-            while j < len(name):
-                if name[j] == '"':
-                    if name[j + 1 : j + 2] == '"':
-                        part.append('"')
-                        j += 2
-                        continue
-                    break
-                part.append(name[j])
-                j += 1
-            parts.append("".join(part))
-            i = j + 1
-        else:
-            j = name.find(".", i)
-            j = len(name) if j < 0 else j
-            parts.append(name[i:j])
-            i = j
-        if name[i : i + 1] == ".":
-            i += 1
-    return ".".join(parts)
+    return ".".join(
+        plain or quoted.replace('""', '"') for quoted, plain in _NAME_PART.findall(name)
+    )
 
 
 def _relation(qualified: str) -> str:
