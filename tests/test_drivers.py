@@ -552,6 +552,26 @@ def test_the_report_header_names_the_driver_and_where_it_came_from(
             ("psycopg", "postgresql+psycopg", "the default"),
             id="another-database",
         ),
+        pytest.param(
+            None,
+            [("postgresql+pygresql://a@h/d", "ini")],
+            (
+                "psycopg",
+                "postgresql+psycopg",
+                "the default: ini names pygresql, which the checks do not run on; set driver "
+                "to one of psycopg, psycopg2, asyncpg, pg8000 in [tool.schemaguard] to choose",
+            ),
+            id="a-driver-the-checks-do-not-run-on",
+        ),
+        pytest.param(
+            None,
+            [
+                ("postgresql+pygresql://a@h/d", "$DATABASE_URL"),
+                ("postgresql+pg8000://a@h/d", "ini"),
+            ],
+            ("pg8000", "postgresql+pg8000", "ini"),
+            id="a-later-url-with-a-known-driver",
+        ),
     ],
 )
 def test_resolve_driver(

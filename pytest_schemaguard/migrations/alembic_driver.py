@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import configparser
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import logging
@@ -584,6 +585,7 @@ def resolve_driver(
 
     if setting:
         return Driver(setting, f"postgresql+{setting}", setting_source)
+    unknown: str | None = None  # a driver the URL names that the checks do not run on
     for url, where in urls:
         if not url:
             continue
@@ -596,6 +598,12 @@ def resolve_driver(
             continue
         if name in DRIVERS:
             return Driver(name, f"postgresql+{name}", where)
+        if name and unknown is None:
+            unknown = (
+                f"the default: {where} names {name}, which the checks do not run on; set "
+                f"driver to one of {', '.join(DRIVERS)} in [tool.schemaguard] to choose"
+            )
+            continue
         if not name:
             # what the installed SQLAlchemy connects a plain URL with (2.0: psycopg2,
             # 2.1: psycopg); the project is handed plain URLs as it writes them
@@ -616,6 +624,8 @@ def resolve_driver(
                     "installed",
                 )
             return Driver(default, "postgresql", f"{where} (plain: SQLAlchemy's default)")
+    if unknown is not None:
+        return dataclasses.replace(DEFAULT_DRIVER, source=unknown)
     return DEFAULT_DRIVER
 
 
