@@ -340,12 +340,24 @@ class SchemaguardFile(pytest.File):
             )
             if signature is not None:
                 closures.setdefault(signature, item._fixtureinfo)
+            _parsed_id(item)
             item.originalname = spec.originalname
             item.add_marker(mark)
             item.schemaguard_path = spec.path
             for key, value in spec.attributes.items():
                 setattr(item, key, value)
             yield item
+
+
+def _parsed_id(item: pytest.Item) -> None:
+    """Give ``item`` (named ``roundtrip[<revision>]``) the structured id pytest 9.2 and later
+    parse its node id string into (name ``roundtrip``, parameters ``<revision>``), as they do
+    for the ids they read back (``--lf``, ``--sw``): built from the name alone, the id would
+    hold ``roundtrip[<revision>]`` as its name and match none of them."""
+    node_id = getattr(item, "_id", None)
+    parse = getattr(type(node_id), "parse", None)
+    if callable(parse) and "[" in item.name:
+        item._id = parse(str(node_id))
 
 
 def _fixtures_key(func: Callable[..., None]) -> object | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from defects import DEFECTS, apply_defect, copy_project
-from migration_projects import CLEAN, Rev, run_checks, write_project
+from migration_projects import CLEAN, MIGRATION_ITEMS, Rev, run_checks, write_project
 
 from pytest_schemaguard.migrations.alembic_driver import find_alembic_config
 from pytest_schemaguard.server import PostgresServer
@@ -793,3 +793,20 @@ def test_statements_with_percent_signs_are_shown_as_written(
         ]
     )
     result.stdout.no_fnmatch_line("*%%*")
+
+
+@pytest.mark.parametrize("option", ["--lf", "--sw"])
+def test_last_failed_and_stepwise_find_the_item_that_failed(
+    pytester: pytest.Pytester, inner_dsn: str, option: str
+) -> None:
+    """pytest 9.2 and later match the ids they read back from the cache structurally (name
+    ``roundtrip``, parameters ``<revision>``): the items' own ids must be built the same way."""
+    revisions = with_rev(CLEAN, 2, downgrade="pass")  # the index stays after the downgrade
+    write_project(pytester.path, revisions)
+    args = ("--schemaguard", f"--schemaguard-dsn={inner_dsn}", "-k", MIGRATION_ITEMS)
+    first = pytester.runpytest_subprocess(*args, option)
+    first.stdout.fnmatch_lines(["FAILED alembic.ini::roundtrip[[]d07b4e6c2a15-*"])
+    again = pytester.runpytest_subprocess(*args, option, "-v")
+    again.assert_outcomes(failed=1, deselected=again.parseoutcomes()["deselected"])
+    again.stdout.fnmatch_lines(["*::roundtrip[[]d07b4e6c2a15-* FAILED*"])
+    assert again.parseoutcomes()["deselected"] >= 5  # everything before it, or everything else
