@@ -561,31 +561,36 @@ def test_values_with_percent_signs_and_backslashes_are_seeded(
     )
 
 
-# Types whose names format_type() quotes: mixed case, a space, a quote, in a schema so named.
+# Names format_type() quotes (mixed case, a dot, a quote), in a schema whose name holds a dot:
+# the types are found, and the tables (one referencing the other) seeded and counted.
 QUOTED_TYPES = [
     Rev(
         "9e0d00000001",
         None,
         "sales",
         """
-        op.execute('CREATE SCHEMA "Sales Dept"')
-        op.execute('CREATE TYPE "Sales Dept"."OrderStatus" AS ENUM (\\'New\\', \\'Paid\\')')
+        op.execute('CREATE SCHEMA "Sales.Dept"')
+        op.execute('CREATE TYPE "Sales.Dept"."OrderStatus" AS ENUM (\\'New\\', \\'Paid\\')')
         op.execute('''CREATE TYPE public."it's" AS ENUM ('a', 'b')''')
         op.execute(
-            'CREATE DOMAIN "Sales Dept"."Money" AS numeric(10, 2) CHECK (VALUE >= 0)'
+            'CREATE DOMAIN "Sales.Dept"."Money" AS numeric(10, 2) CHECK (VALUE >= 0)'
         )
         op.execute(\"\"\"
-            CREATE TABLE "Sales Dept"."Orders" (
+            CREATE TABLE "Sales.Dept"."Customers" (id integer PRIMARY KEY)
+        \"\"\")
+        op.execute(\"\"\"
+            CREATE TABLE "Sales.Dept"."Orders" (
                 id integer PRIMARY KEY,
-                status "Sales Dept"."OrderStatus" NOT NULL,
+                customer integer NOT NULL REFERENCES "Sales.Dept"."Customers",
+                status "Sales.Dept"."OrderStatus" NOT NULL,
                 flavour public."it's" NOT NULL,
-                total "Sales Dept"."Money" NOT NULL,
-                history "Sales Dept"."OrderStatus"[] NOT NULL CHECK (cardinality(history) > 0)
+                total "Sales.Dept"."Money" NOT NULL,
+                history "Sales.Dept"."OrderStatus"[] NOT NULL CHECK (cardinality(history) > 0)
             )
         \"\"\")
         """,
         """
-        op.execute('DROP SCHEMA "Sales Dept" CASCADE')
+        op.execute('DROP SCHEMA "Sales.Dept" CASCADE')
         op.execute('''DROP TYPE public."it's"''')
         """,
     ),
@@ -593,20 +598,22 @@ QUOTED_TYPES = [
         "9e0d00000002",
         "9e0d00000001",
         "order note",
-        'op.execute(\'ALTER TABLE "Sales Dept"."Orders" ADD COLUMN note text NOT NULL\')',
-        'op.execute(\'ALTER TABLE "Sales Dept"."Orders" DROP COLUMN note\')',
+        'op.execute(\'ALTER TABLE "Sales.Dept"."Orders" ADD COLUMN note text NOT NULL\')',
+        'op.execute(\'ALTER TABLE "Sales.Dept"."Orders" DROP COLUMN note\')',
     ),
 ]
 
 
-def test_types_whose_names_are_quoted_are_seeded(pytester: pytest.Pytester, inner_dsn: str) -> None:
+def test_types_and_tables_whose_names_are_quoted_are_seeded(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
     write_project(pytester.path, QUOTED_TYPES)
     result = run(pytester, inner_dsn, "-k", "data")
     result.assert_outcomes(passed=1, failed=1, deselected=result.parseoutcomes()["deselected"])
     seeded_and_failed_on_rows(
         result,
         "9e0d00000002 (order note)",
-        'ALTER TABLE "Sales Dept"."Orders" ADD COLUMN note text NOT NULL',
+        'ALTER TABLE "Sales.Dept"."Orders" ADD COLUMN note text NOT NULL',
         "note",
-        "Sales Dept.Orders",
+        "Sales.Dept.Orders",
     )

@@ -56,9 +56,29 @@ _MODIFIERS = re.compile(r"\([^)]*\)")
 _PRECISION = re.compile(r"\((\d+)(?:,\s*(\d+))?\)")
 
 
+class QualifiedName(str):
+    """``schema.name``, remembering which dot separates the two (either may hold dots of its
+    own, as ``"app.v2"."orders"`` does); equal to the plain string, and hashed as it."""
+
+    parts: tuple[str, str]
+
+    def __new__(cls, schema: str, name: str) -> QualifiedName:
+        self = super().__new__(cls, f"{schema}.{name}")
+        self.parts = (schema, name)
+        return self
+
+
+def _parts(qualified: str) -> tuple[str, str]:
+    parts = getattr(qualified, "parts", None)
+    if parts is not None:
+        return parts  # type: ignore[no-any-return]
+    schema, _, name = qualified.partition(".")
+    return schema, name
+
+
 def shown_name(qualified: str) -> str:
     """``orders`` for ``public.orders``, ``billing.invoices`` elsewhere."""
-    schema, _, name = qualified.partition(".")
+    schema, name = _parts(qualified)
     return name if schema == "public" else qualified
 
 
@@ -80,7 +100,7 @@ def _type_key(name: str) -> str:
 
 
 def _relation(qualified: str) -> str:
-    schema, _, name = qualified.partition(".")
+    schema, name = _parts(qualified)
     return f"{_quote_ident(schema)}.{_quote_ident(name)}"
 
 
@@ -491,6 +511,8 @@ class Seeder:
         self.generated: dict[str, int] = {}
         self.last_error = ""
         """The server's message for the last insert it rejected."""
+        self._names: dict[str, str] = {}
+        """The tables of the snapshot being seeded, by qualified name (see :meth:`_name`)."""
 
     def seed(
         self,
@@ -507,6 +529,7 @@ class Seeder:
         domains = {d.qualified_name: d.base_type for d in snapshot.domains}
         domains.update({d.name: d.base_type for d in snapshot.domains if d.schema == "public"})
         tables = [t for t in snapshot.tables if t.partition_of is None]
+        self._names = {t.qualified_name: QualifiedName(t.schema, t.name) for t in snapshot.tables}
         for table in _fill_order(tables):
             name = table.qualified_name
             lacking = self.rows - counts.get(name, 0)
@@ -616,7 +639,7 @@ class Seeder:
         return added, (None if added else error)
 
     def _insert(self, conn: Connection, table: Table, rows: list[dict[str, str]]) -> bool:
-        relation = _relation(table.qualified_name)
+        relation = _relation(QualifiedName(table.schema, table.name))
         columns = list(rows[0])
         if columns:
             values = ", ".join("(" + ", ".join(r[c] for c in columns) + ")" for r in rows)
@@ -633,6 +656,10 @@ class Seeder:
             return False
         return True
 
+    def _name(self, qualified: str) -> str:
+        """A table of the snapshot being seeded, named as :class:`QualifiedName`."""
+        return self._names.get(qualified, qualified)
+
     def _references(self, conn: Connection, table: Table) -> dict[str, list[tuple[str, ...]]]:
         """Per foreign key (by name): keys of existing rows of the referenced table (text)."""
         out: dict[str, list[tuple[str, ...]]] = {}
@@ -643,7 +670,7 @@ class Seeder:
             sql = (
                 "SELECT "
                 + ", ".join(f"{c}::text" for c in cols)
-                + f" FROM {_relation(fk.referenced_table)} WHERE "
+                + f" FROM {_relation(self._name(fk.referenced_table))} WHERE "
                 + " AND ".join(f"{c} IS NOT NULL" for c in cols)
                 + " ORDER BY "
                 + ", ".join(str(i + 1) for i in range(len(cols)))
@@ -688,7 +715,7 @@ class Seeder:
                 elif nullable:
                     by_fk[col] = "NULL"
                 else:
-                    target = shown_name(fk.referenced_table or "")
+                    target = shown_name(self._name(fk.referenced_table or ""))
                     return None, f"foreign key {fk.name}: {target} has no rows to reference"
         for column in table.columns:
             if column.generated is not None or column.identity is not None:

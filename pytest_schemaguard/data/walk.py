@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_schemaguard.config import Settings
-from pytest_schemaguard.data.seed import Hook, Seeder, SeedOutcome, count_rows, shown_name
+from pytest_schemaguard.data.seed import (
+    Hook,
+    QualifiedName,
+    Seeder,
+    SeedOutcome,
+    count_rows,
+    shown_name,
+)
 from pytest_schemaguard.dbapi import execute_as_is
 from pytest_schemaguard.migrations.alembic_driver import (
     AlembicProject,
@@ -738,7 +745,7 @@ def _version_table() -> str:
 def _tables_at(conn: Connection, exclude: tuple[str, ...]) -> list[str]:
     """The tables of the database, without those named in ``exclude`` (the version table)."""
     rows = execute_as_is(conn, f"SELECT n.nspname, c.relname {_TABLES}").all()
-    return [f"{schema}.{name}" for schema, name in rows if name not in exclude]
+    return [QualifiedName(schema, name) for schema, name in rows if name not in exclude]
 
 
 def _fingerprints(conn: Connection, exclude: tuple[str, ...]) -> dict[str, str]:
