@@ -39,6 +39,7 @@ from pytest_schemaguard.migrations.alembic_driver import (
 )
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.runner import CheckResult
+from pytest_schemaguard.report.findings import plain
 from pytest_schemaguard.stash import SETTINGS_KEY
 
 __all__ = [
@@ -268,8 +269,8 @@ def _report_data(item: SchemaguardItem, excinfo: Any) -> dict[str, Any]:
     if _BLOCKED_BY in item.stash:
         data["blocked_by"] = item.stash[_BLOCKED_BY]
     if excinfo is not None and isinstance(excinfo.value, CheckFailure):
-        data["title"] = excinfo.value.title
-        data["lines"] = list(excinfo.value.lines)
+        data["title"] = plain(excinfo.value.title)
+        data["lines"] = plain(list(excinfo.value.lines))
         if excinfo.value.cause is not None:
             path, line = item.reportinfo()[:2]
             data["cause"] = excinfo.value.cause

@@ -22,7 +22,7 @@ from typing import Any
 
 from pytest_schemaguard.snapshot.compare import Difference, format_value
 
-__all__ = ["Finding", "finding_of"]
+__all__ = ["Finding", "finding_of", "plain"]
 
 
 @dataclass(frozen=True)
@@ -86,18 +86,36 @@ class Finding:
             )
             if value is not None
         }
-        return {
-            "kind": self.kind,
-            "object": self.object,
-            "attribute": self.attribute,
-            "category": self.category,
-            "left": {"label": self.left_label, "value": self.left},
-            "right": {"label": self.right_label, "value": self.right},
-            "message": self.message,
-            "file": self.file,
-            "line": self.line,
-            **extra,
-        }
+        data: dict[str, Any] = plain(
+            {
+                "kind": self.kind,
+                "object": self.object,
+                "attribute": self.attribute,
+                "category": self.category,
+                "left": {"label": self.left_label, "value": self.left},
+                "right": {"label": self.right_label, "value": self.right},
+                "message": self.message,
+                "file": self.file,
+                "line": self.line,
+                **extra,
+            }
+        )
+        return data
+
+
+def plain(value: Any) -> Any:
+    """``value`` made of the builtin types alone (a ``str`` subclass such as SQLAlchemy's
+    ``quoted_name`` becomes a ``str``): findings travel in JSON and, under xdist, through
+    execnet, which takes only the builtin types themselves."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(plain(v) for v in value)
+    return value
 
 
 def _value(value: Any) -> str | None:
