@@ -329,12 +329,14 @@ def schemaguard_migrated_database(
 
 
 @pytest.fixture
-def schemaguard_database_at(schemaguard_app_templates: Any) -> Iterator[Any]:
+def schemaguard_database_at(
+    schemaguard_app_templates: Any, request: pytest.FixtureRequest
+) -> Iterator[Any]:
     """``schemaguard_database_at("3f2a9c")``: a fresh database at that revision (an id, a
     unique prefix, ``head`` or ``base``); its template is built once per session."""
     from pytest_schemaguard.databases import fixtures
 
-    yield from fixtures.database_at(schemaguard_app_templates)
+    yield from fixtures.database_at(schemaguard_app_templates, request.node.nodeid)
 
 
 @pytest.fixture

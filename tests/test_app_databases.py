@@ -411,6 +411,11 @@ def test_a_failing_revision_fails_the_first_test_with_its_step_and_the_others_in
             pass
 
 
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_at_head(schemaguard_database_at, n):
+            schemaguard_database_at("head")
+
+
         def test_migrator_knows_where_a_failed_move_left_it(schemaguard_migrator):
             with pytest.raises(MigrationError, match="upgrade of 8c1e5a2f9b63 .* failed"):
                 schemaguard_migrator.migrate_up_to("head")
@@ -420,7 +425,7 @@ def test_a_failing_revision_fails_the_first_test_with_its_step_and_the_others_in
         """
     )
     result = run(pytester, inner_dsn)
-    result.assert_outcomes(errors=2, passed=1)
+    result.assert_outcomes(errors=2, failed=2, passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
@@ -444,4 +449,13 @@ def test_a_failing_revision_fails_the_first_test_with_its_step_and_the_others_in
         ],
         consecutive=True,
     )
+    # the same error, asked for through schemaguard_database_at, is one line too
+    for n in (1, 2):
+        result.stdout.fnmatch_lines(
+            [
+                f"*_ test_at_head[[]{n}[]] _*",
+                "schemaguard_database_at('head'): FeatureNotSupported: cannot use column "
+                "reference in DEFAULT expression (see the error of test_app.py::test_a)",
+            ]
+        )
     result.stdout.no_fnmatch_line("*Traceback*")

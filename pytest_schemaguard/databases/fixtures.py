@@ -102,15 +102,17 @@ def _head(app: AppTemplates, test: str) -> str:
     try:
         return app.head()
     except SchemaguardError as exc:
-        if app.head_error_shown is None or app.head_error_shown == test:
-            app.head_error_shown = test
-            failure = f"schemaguard: {exc}"
-        else:
-            failure = (
-                f"schemaguard: no database at head: {_one_line(str(exc))} (see the error of "
-                f"{app.head_error_shown})"
-            )
+        failure = _once(app, test, str(exc), "schemaguard", "schemaguard: no database at head")
     _fail(failure)  # outside the except block: no chained traceback
+
+
+def _once(app: AppTemplates, test: str, error: str, whole: str, short: str) -> str:
+    """``<whole>: <error>`` at the first test ``error`` fails; at the others, one line that
+    names that test: ``<short>: <the error in one line> (see the error of <that test>)``."""
+    first = app.errors_shown.setdefault(error, test)
+    if first == test:
+        return f"{whole}: {error}"
+    return f"{short}: {_one_line(error)} (see the error of {first})"
 
 
 def _one_line(error: str) -> str:
@@ -130,7 +132,7 @@ def migrated_database(app: AppTemplates, test: str) -> Iterator[Database]:
         app.release(name, db)
 
 
-def database_at(app: AppTemplates) -> Iterator[Callable[[str], Database]]:
+def database_at(app: AppTemplates, test: str) -> Iterator[Callable[[str], Database]]:
     made: list[tuple[str | None, Database]] = []
 
     def at(revision: str) -> Database:
@@ -139,7 +141,8 @@ def database_at(app: AppTemplates) -> Iterator[Callable[[str], Database]]:
         try:
             template, _ = app.template_at(revision)
         except SchemaguardError as exc:
-            failure = f"schemaguard_database_at({revision!r}): {exc}"
+            asked = f"schemaguard_database_at({revision!r})"
+            failure = _once(app, test, str(exc), asked, asked)
         if failure is not None:
             _fail(failure)
         db = app.clone(template)

@@ -89,8 +89,9 @@ class AppTemplates:
         self._head_ready = False
         self.head_error: SchemaguardError | None = None
         """Why the template at head cannot be had (kept: it is not tried again)."""
-        self.head_error_shown: str | None = None
-        """The test whose error shows :attr:`head_error` in full (the others name it)."""
+        self.errors_shown: dict[str, str] = {}
+        """Each template error shown in full, and the test it was shown at (the other tests
+        it fails show one line naming that test)."""
         self.requests: list[Any] = []
         """The fixture requests that asked for these templates (pytest's, for the project's
         own ``schemaguard_alembic_config``)."""
