@@ -347,13 +347,19 @@ _STAMP = (
     "'wal ' || pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text END"
 )
 
+
 #: The first statement of a read on a session that may not have prepared :data:`_CHECK`:
 #: whether it has.  Every name is schema-qualified: it runs on the caller's ``search_path``,
 #: as does :data:`_CHECK`.
-_PRESENT = (
-    "SELECT ARRAY(SELECT name::pg_catalog.text FROM pg_catalog.pg_prepared_statements "
-    "WHERE name = ANY (%(names)s))"
-)
+def _prepared(names: str) -> str:
+    """Which of the statements ``names`` (a ``text[]``) the session has prepared."""
+    return (
+        "ARRAY(SELECT name::pg_catalog.text FROM pg_catalog.pg_prepared_statements "
+        f"WHERE name = ANY ({names}))"
+    )
+
+
+_PRESENT = "SELECT " + _prepared("%(names)s")
 
 #: Whether the catalog can have changed since the previous read (its settings, stamp and
 #: mark).  Prepared, like the catalog query: planning it would cost more than running it.
@@ -361,9 +367,7 @@ _CHECK = (
     f"SELECT {_SETTINGS}, {_STAMP}, pg_catalog.current_setting('{READ_MARK}', true), "
     + ", ".join(f"pg_catalog.current_setting('{name}', true)" for name in LOG_SETTINGS)
     + ", pg_catalog.current_setting('search_path'), "
-    "pg_catalog.current_setting('plan_cache_mode'), "
-    "ARRAY(SELECT name::pg_catalog.text FROM pg_catalog.pg_prepared_statements "
-    "WHERE name = ANY ($1))"
+    "pg_catalog.current_setting('plan_cache_mode'), " + _prepared("$1")
 )
 """... and, like :data:`_PRESENT`, the session's ``search_path`` and ``plan_cache_mode`` and
 which of the read's statements (``$1``, ``text[]``) are prepared: a read whose session
@@ -594,10 +598,6 @@ _RESTORE_PATH = (
     f"pg_catalog.set_config('{READ_MARK}', $3, true), {RESET}"
 )
 
-_RESTORE_WITH_PARAMETERS = (
-    _RESTORE_PATH.replace("$1", "%(path)s").replace("$2", "%(plans)s").replace("$3", "%(mark)s")
-)
-
 #: Numbers the marks of the reads this process makes.
 _MARKS = itertools.count(1)
 
@@ -712,8 +712,8 @@ def _read(
     round trip of their own).  Otherwise, or when the session no longer has it, a round trip
     first asks whether the session has it.  On a ``psycopg_session`` (``run`` sends
     statements as they are), the statement after the catalog query is prepared too; through
-    SQLAlchemy, whose drivers read ``%`` in a statement as a placeholder, it takes its values
-    as parameters."""
+    SQLAlchemy it is sent with its values written in (no ``%`` in them is a placeholder: see
+    :func:`~pytest_schemaguard.dbapi.execute_as_is`)."""
     if base is not None and (base.session is not session or base.fingerprints is None):
         base = None
     sql = incremental_query(server_version, exclude_tables)
@@ -767,14 +767,14 @@ def _read(
             f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
             f"'{{{','.join(known.values())}}}'::text[])"
         )
-    if not psycopg_session:
-        # the values as parameters, which SQLAlchemy renders in each driver's own style
-        run(_RESTORE_WITH_PARAMETERS, {"path": old_path, "plans": old_plans, "mark": mark})
+    values = [sql_literal(value) for value in (old_path, old_plans, mark)]
+    if not psycopg_session:  # its statements one by one: planning costs no round trip
+        # in one pass: a value may hold "$2" itself
+        run(re.sub(r"\$([123])", lambda m: values[int(m.group(1)) - 1], _RESTORE_PATH))
     else:
         if restore_name not in present:
             run(f"PREPARE {restore_name}(text, text, text) AS {_RESTORE_PATH}")
-        values = ", ".join(map(sql_literal, (old_path, old_plans, mark)))
-        run(f"EXECUTE {restore_name}({values})")
+        run(f"EXECUTE {restore_name}({', '.join(values)})")
     (text,) = _one(main)
     result = json.loads(text)
     result["settings"] = settings
