@@ -78,6 +78,10 @@ CHANGES = {
         "ALTER DOMAIN positive DROP CONSTRAINT positive_check; "
         "ALTER DOMAIN positive ADD CONSTRAINT positive_check CHECK (VALUE > 1)"
     ),
+    # a domain's constraint: logged as a constraint, read with the types
+    "domain check renamed": (
+        "ALTER DOMAIN positive RENAME CONSTRAINT positive_check TO positive_ck"
+    ),
     "function body": "CREATE OR REPLACE FUNCTION f() RETURNS integer LANGUAGE sql AS 'SELECT 2'",
     "view definition": "CREATE OR REPLACE VIEW v AS SELECT id, c + 0 AS c FROM t",
     "sequence increment": "ALTER SEQUENCE s INCREMENT BY 2",
@@ -181,7 +185,12 @@ def test_an_incremental_read_prints_only_what_changed(
     after = read_schema(conn, since=before)
     assert after.snapshot == take_snapshot(conn)
     assert after.snapshot != before.snapshot
-    if change in (CHANGES["schema comment"], CHANGES["domain check"], CHANGES["function body"]):
+    if change in (
+        CHANGES["schema comment"],
+        CHANGES["domain check"],
+        CHANGES["domain check renamed"],
+        CHANGES["function body"],
+    ):
         assert after.printed == 0  # not a relation's: the sections read every time show it
     elif change in (CHANGES["column renamed"], CHANGES["column added"]):
         # t, and v, which prints names of t's columns; child's foreign key and t_id_seq name

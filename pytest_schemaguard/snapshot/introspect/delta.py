@@ -407,12 +407,13 @@ def incremental_query(server_version: int, exclude_tables: tuple[str, ...]) -> s
     return fill(sql, server_version, exclude_tables=exclude_tables, row_version=True)
 
 
-#: The relations a logged read prints (see :mod:`~.ddl_log`): those the log names (``$1``),
-#: every relation of their inheritance trees (a column added to a parent is added to its
-#: children; a partition attached changes the partition), and the sequences they own or the
-#: table that owns them (an identity's options, which ``ALTER TABLE`` changes); looked up by
-#: index, with the conditions of ``rel``.  No fingerprint is computed: the relations printed
-#: get an unknown one, which the next read that computes fingerprints prints again.
+#: The relations a logged read prints (see :mod:`~.ddl_log`): those the log names (``$1``) or
+#: whose objects it names (their catalogs and ids, ``$2`` and ``$3``), every relation of their
+#: inheritance trees (a column added to a parent is added to its children; a partition
+#: attached changes the partition), and the sequences they own or the table that owns them (an
+#: identity's options, which ``ALTER TABLE`` changes); looked up by index, with the conditions
+#: of ``rel``.  No fingerprint is computed: the relations printed get an unknown one, which the
+#: next read that computes fingerprints prints again.
 _LOGGED = r""",
 logged AS (
     SELECT coalesce((SELECT i.indrelid FROM pg_index i WHERE i.indexrelid = x.oid), x.oid) AS oid
@@ -432,14 +433,7 @@ logged AS (
         WHEN 'pg_type'::regclass THEN  -- a composite type's relation
             (SELECT t.typrelid FROM pg_type t WHERE t.oid = p.objid)
     END
-    FROM unnest($3::pg_catalog.oid[], $4::pg_catalog.oid[]) p(classid, objid)
-),
-shared(yes) AS (
-    -- a domain's constraint is the types section's
-    SELECT $2 OR EXISTS (
-        SELECT FROM unnest($3::pg_catalog.oid[], $4::pg_catalog.oid[]) p(classid, objid)
-        JOIN pg_constraint con ON con.oid = p.objid
-        WHERE p.classid = 'pg_constraint'::regclass AND con.contypid <> 0)
+    FROM unnest($2::pg_catalog.oid[], $3::pg_catalog.oid[]) p(classid, objid)
 ),
 family(oid) AS (
     SELECT oid FROM logged
@@ -469,10 +463,13 @@ UNKNOWN_FINGERPRINT = "?"
 @functools.cache
 def logged_query(server_version: int, exclude_tables: tuple[str, ...]) -> str:
     """The catalog query of a logged read: takes the relations (or indexes) the log names
-    (``oid[]``), whether to read the sections that are not per relation (``boolean``), and the
-    objects of relations it names (their catalogs and ids, ``oid[]`` twice); returns the
-    relations it prints and their rows (and those sections, or nulls), as one JSON
-    document."""
+    (``oid[]``) and the objects of relations it names (their catalogs and ids, ``oid[]``
+    twice); returns the relations it prints and their rows, as one JSON document.
+
+    It also returns the relations there are now (a safety net: the log names every relation
+    made or dropped).  The sections that are not per relation are another statement
+    (:func:`shared_query`), sent only when the log names such objects: in this one, even
+    unread, they would cost a fifth of the read on a schema of a hundred relations."""
     start = PRELUDE.index("rel AS (\n") + len("rel AS (\n")
     rel = PRELUDE[start : PRELUDE.index("\n),\nreldesc", start)]
     assert rel.rstrip().endswith("c.oid)")
@@ -486,9 +483,6 @@ def logged_query(server_version: int, exclude_tables: tuple[str, ...]) -> str:
     for name, sql in dict(FIRST_SECTIONS + SECOND_SECTIONS).items():
         if name in PER_RELATION_SECTIONS:
             keys.append(f"'{name}', ({fill(sql, server_version, own_rel='todo')})")
-        else:
-            section = fill(sql, server_version)
-            keys.append(f"'{name}', CASE WHEN (SELECT yes FROM shared) THEN ({section}) END")
     assert PRELUDE.startswith("WITH\n")
     sql = (
         "WITH RECURSIVE\n"
@@ -499,6 +493,19 @@ def logged_query(server_version: int, exclude_tables: tuple[str, ...]) -> str:
         + "\n)::text\n"
     )
     return fill(sql, server_version, exclude_tables=exclude_tables, row_version=True)
+
+
+@functools.cache
+def shared_query(server_version: int, exclude_tables: tuple[str, ...]) -> str:
+    """The sections that are not per relation (schemas, types, functions, extensions), as one
+    JSON document: a logged read sends it when the log names objects of theirs."""
+    keys = [
+        f"'{name}', ({fill(sql, server_version)})"
+        for name, sql in FIRST_SECTIONS + SECOND_SECTIONS
+        if name not in PER_RELATION_SECTIONS
+    ]
+    sql = PRELUDE + "\nSELECT json_build_object(\n" + ",\n".join(keys) + "\n)::text\n"
+    return fill(sql, server_version, exclude_tables=exclude_tables)
 
 
 # ------------------------------------------------------------------------------ the client
@@ -720,9 +727,11 @@ def _read(
     name = statement_name(sql)
     logged_sql = logged_query(server_version, exclude_tables)
     logged_name = statement_name(logged_sql)
+    shared_sql = shared_query(server_version, exclude_tables)
+    shared_name = statement_name(shared_sql)
     check_name = statement_name(_CHECK)
     restore_name = statement_name(_RESTORE_PATH)
-    names = (check_name, name, logged_name, restore_name)
+    names = (check_name, name, logged_name, shared_name, restore_name)
     call_check = f"EXECUTE {check_name}('{{{','.join(names)}}}'::pg_catalog.text[])"
     first: tuple[tuple[Any, ...], Also | None] | None = None
     if checked:
@@ -749,16 +758,20 @@ def _read(
     todo = _logged(base, stamp, mark, log) if use_log else None
     mark = f"{os.getpid()}.{next(_MARKS)}"
     run(_PIN_PATH)
+    others = None  # the sections that are not per relation, when a logged read reads them
     if todo is not None:
         oids, shared, parts = todo
         if logged_name not in present:
-            run(f"PREPARE {logged_name}(oid[], boolean, oid[], oid[]) AS {logged_sql}")
+            run(f"PREPARE {logged_name}(oid[], oid[], oid[]) AS {logged_sql}")
         main = run(
             f"EXECUTE {logged_name}('{{{','.join(oids)}}}'::oid[], "
-            f"{'true' if shared else 'false'}, "
             f"'{{{','.join(classid for classid, _ in parts)}}}'::oid[], "
             f"'{{{','.join(objid for _, objid in parts)}}}'::oid[])"
         )
+        if shared:
+            if shared_name not in present:
+                run(f"PREPARE {shared_name} AS {shared_sql}")
+            others = run(f"EXECUTE {shared_name}")
     else:
         known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
         if name not in present:
@@ -777,6 +790,8 @@ def _read(
         run(f"EXECUTE {restore_name}({', '.join(values)})")
     (text,) = _one(main)
     result = json.loads(text)
+    if others is not None:
+        result.update(json.loads(_one(others)[0]))
     result["settings"] = settings
     if todo is not None:
         assert base is not None
@@ -886,6 +901,8 @@ def _logged(
             oids.add(objid)
         elif classid in _RELATION_PARTS:
             parts.append((classid, objid))
+            # a domain's constraint is the types section's
+            shared = shared or classid == _PG_CONSTRAINT
         elif classid == _PG_TYPE and created == "1":
             parts.append((classid, objid))  # a composite type is a relation too
             shared = True
@@ -906,7 +923,7 @@ def _logged(
 
 #: ``pg_class`` and ``pg_type``, and the catalogs of the objects that belong to a relation:
 #: defaults, constraints, triggers, policies, rules (their object ids, as the log gives them).
-_PG_CLASS, _PG_TYPE = "1259", "1247"
+_PG_CLASS, _PG_TYPE, _PG_CONSTRAINT = "1259", "1247", "2606"
 _RELATION_PARTS = frozenset({"2604", "2606", "2620", "3256", "2618"})
 
 
@@ -961,9 +978,8 @@ def _merge_logged(
         return None  # a relation came or went that the log does not name: never expected
     for oid in printed:
         fingerprints[oid] = UNKNOWN_FINGERPRINT
-    for section, value in list(result.items()):
-        if value is None:  # not read again: as base read it
-            result[section] = base.shared[section]
+    for section in base.shared.keys() - result.keys():
+        result[section] = base.shared[section]  # not read again: as base read it
     result["fingerprints"] = list(fingerprints.items())
     result["stale"] = printed
     catalog = _merge(result, base, session, stamp, mark)
