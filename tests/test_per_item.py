@@ -175,3 +175,46 @@ def test_under_xdist_one_root_cause_is_one_failure_too(
     assert len(junit.findall(".//failure")) == 1
     messages = {s.get("message") for s in junit.findall(".//skipped")}
     assert messages == {f"blocked: {first} failed ({cause})"}
+
+
+def _break_bootstrap(project: Path) -> None:
+    """A bootstrap hook that fails (as one needing a role the server lacks would)."""
+    (project / "bootstrap_schema.py").write_text(
+        "def build(conn):\n"
+        "    raise RuntimeError('role app_owner does not exist')\n"
+    )
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'bootstrap = "bootstrap_schema:build"\n')
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_failing_bootstrap_hook_fails_one_item_and_blocks_the_rest(
+    pytester: pytest.Pytester, inner_dsn: str, workers: list[str]
+) -> None:
+    _generate(pytester.path, 3)
+    _break_bootstrap(pytester.path)
+
+    result = _run(pytester, inner_dsn, "-rs", *workers)
+
+    # history and fk_types need no database; every check that does (upgrade, roundtrip, data
+    # and safety of each revision, cycle) is blocked by the first failure
+    result.assert_outcomes(passed=2, failed=1, skipped=4 * 3)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    failed = [line for line in result.outlines if re.match(r"^_+ \S+ _+$", line)]
+    assert len(failed) == 1, failed
+    first = failed[0].strip("_ ")
+    result.stdout.fnmatch_lines(
+        [
+            "the bootstrap hook bootstrap_schema:build failed on the template database:",
+            '    File "bootstrap_schema.py", line 2, in build',
+            "      raise RuntimeError('role app_owner does not exist')",
+            "  RuntimeError: role app_owner does not exist",
+        ]
+    )
+    cause = "bootstrap hook bootstrap_schema:build: RuntimeError: role app_owner does not exist"
+    skips = [line for line in result.outlines if line.startswith("SKIPPED [")]
+    assert skips
+    for line in skips:
+        assert line.endswith(f": blocked: {first} failed ({cause})"), line
+    assert result.stdout.str().count("  RuntimeError: role app_owner") == 1
+    result.stdout.no_fnmatch_line("*runner.py*")  # no traceback through the plugin

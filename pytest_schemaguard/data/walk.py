@@ -46,6 +46,7 @@ from pytest_schemaguard.migrations.alembic_driver import (
 )
 from pytest_schemaguard.migrations.history import History
 from pytest_schemaguard.migrations.runner import (
+    BootstrapError,
     CheckResult,
     Layout,
     ServerLike,
@@ -312,7 +313,11 @@ class DataWalk:
         order = [r for r in self.revisions() if r in needed]
         state = self._state
         if state is None or not state.clean or any(r in state.applied for r in targets):
-            self._new_state()
+            try:
+                self._new_state()
+            except BootstrapError as exc:
+                self._fail(targets, exc.lines, exc.cause)
+                return
         state = self._state
         assert state is not None
         progress = list(state.applied)
@@ -329,11 +334,7 @@ class DataWalk:
                 break
             if outcome.error is not None and outcome.error.step is None:
                 lines = ["env.py failed before the first migration step:", *outcome.error.render()]
-                for rev in targets:
-                    if rev not in self.results:
-                        self.results[rev] = CheckResult(
-                            "failed", self.title(rev), lines, cause=outcome.error.cause()
-                        )
+                self._fail(targets, lines, outcome.error.cause())
                 self._discard()
                 return
             self._new_state()
@@ -360,6 +361,12 @@ class DataWalk:
         return None
 
     # ------------------------------------------------------------------ databases
+    def _fail(self, targets: Iterable[str], lines: list[str], cause: str) -> None:
+        """Every revision of ``targets`` not yet known fails with what stopped them all."""
+        for rev in targets:
+            if rev not in self.results:
+                self.results[rev] = CheckResult("failed", self.title(rev), lines, cause=cause)
+
     def _new_state(self) -> None:
         self._discard()
         self._state = _State(self.server.create_database(template=self.template()))

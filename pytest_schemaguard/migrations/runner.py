@@ -18,6 +18,7 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,30 @@ def check_setup(project: AlembicProject, history: History, settings: Settings) -
         load_bootstrap(settings)
 
 
+class BootstrapError(SchemaguardError):
+    """The ``bootstrap`` hook failed on the template database (or stamping its schema at
+    ``start`` did): no check that needs a database can run.  ``lines`` say what happened (the
+    hook's own traceback), ``cause`` in one line, for the checks it blocks."""
+
+    def __init__(self, lines: list[str], cause: str) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+        self.cause = cause
+
+
+def _hook_traceback(exc: BaseException) -> list[str]:
+    """``exc`` as Python shows it, from the hook's own frame on (not the runner's)."""
+    import traceback
+
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    here = f'File "{Path.cwd()}{os.sep}'
+    lines = [line.replace(here, 'File "') for line in text.rstrip().splitlines()]
+    if lines and lines[0].startswith("Traceback"):
+        lines = lines[1:]
+    return lines
+
+
 def load_bootstrap(settings: Settings) -> Callable[[Any], Any]:
     """The ``bootstrap`` hook, imported relative to the configuration's directory."""
     assert settings.bootstrap is not None
@@ -396,6 +421,7 @@ class MigrationRunner:
         self._state: _State | None = None
         self._template: Any = None
         self._template_ready = False
+        self._template_error: BootstrapError | None = None
         self._base: Snapshot | None = None  # the schema before any revision (after bootstrap)
         self._floor: Snapshot | None = None  # ... after the revisions the cycle never downgrades
         self._version_table = "alembic_version"
@@ -548,7 +574,11 @@ class MigrationRunner:
             or any(r in state.applied for r in trips)
             or (cycle and bool(self.floor) and self._floor is None)
         ):
-            self._new_state()
+            try:
+                self._new_state()
+            except BootstrapError as exc:
+                self._fail(todo, exc.lines, exc.cause)
+                return
         state = self._state
         assert state is not None
         # The revisions this batch has applied (or found applied): what a fresh clone replays.
@@ -572,17 +602,8 @@ class MigrationRunner:
                 break
             if outcome.error is not None and outcome.error.step is None:
                 # env.py itself failed: nothing can run
-                for check in todo:
-                    if check not in self.results:
-                        self.results[check] = CheckResult(
-                            "failed",
-                            self.title(check),
-                            [
-                                "env.py failed before the first migration step:",
-                                *outcome.error.render(),
-                            ],
-                            cause=outcome.error.cause(),
-                        )
+                lines = ["env.py failed before the first migration step:", *outcome.error.render()]
+                self._fail(todo, lines, outcome.error.cause())
                 self._partial.clear()
                 self._discard()
                 return
@@ -605,6 +626,12 @@ class MigrationRunner:
                     self.results[check] = CheckResult(
                         "failed", self.title(check), ["this check was not run (internal error)"]
                     )
+
+    def _fail(self, todo: list[CheckId], lines: list[str], cause: str) -> None:
+        """Every check of ``todo`` not yet known fails with what stopped them all."""
+        for check in todo:
+            if check not in self.results:
+                self.results[check] = CheckResult("failed", self.title(check), lines, cause=cause)
 
     def _settle_upgrade(self, rev: str) -> None:
         check = CheckId("upgrade", rev)
@@ -700,9 +727,17 @@ class MigrationRunner:
                     "schema at that revision: set bootstrap = 'package.module:function'"
                 )
             return None
+        if self._template_error is not None:
+            raise self._template_error  # the hook fails the same way every time
         if not self._template_ready:
             self._template = self.server.create_database()
-            self._bootstrap(self._template)
+            try:
+                self._bootstrap(self._template)
+            except BootstrapError as exc:
+                self._drop(self._template)
+                self._template = None
+                self._template_error = exc
+                raise
             self._template_ready = True
         return str(self._template.name)
 
@@ -711,10 +746,20 @@ class MigrationRunner:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
 
+        hook = self.settings.bootstrap
         engine = create_engine(db.url, poolclass=NullPool)
         try:
             with engine.begin() as conn:
                 target(conn)
+        except Exception as exc:
+            first = next(iter(str(exc).strip().splitlines()), "")
+            raise BootstrapError(
+                [
+                    f"the bootstrap hook {hook} failed on the template database:",
+                    *("  " + line for line in _hook_traceback(exc)),
+                ],
+                f"bootstrap hook {hook}: {type(exc).__name__}: {first}".rstrip(": "),
+            ) from None
         finally:
             engine.dispose()
         if self.start is None:
@@ -723,9 +768,13 @@ class MigrationRunner:
         cfg = self.config_factory(db.url)
         outcome = self._run_env(cfg, db, None, stamp=self.start)
         if outcome.error is not None:
-            raise SchemaguardError(
-                "stamping the bootstrapped database at start failed:\n"
-                + "\n".join(outcome.error.render())
+            raise BootstrapError(
+                [
+                    f"stamping the database built by the bootstrap hook {hook} at start "
+                    f"({self.settings.start}) failed:",
+                    *outcome.error.render(),
+                ],
+                f"stamping the bootstrapped database at start: {outcome.error.cause()}",
             )
 
     def _new_state(self) -> None:
