@@ -180,8 +180,7 @@ def test_under_xdist_one_root_cause_is_one_failure_too(
 def _break_bootstrap(project: Path) -> None:
     """A bootstrap hook that fails (as one needing a role the server lacks would)."""
     (project / "bootstrap_schema.py").write_text(
-        "def build(conn):\n"
-        "    raise RuntimeError('role app_owner does not exist')\n"
+        "def build(conn):\n    raise RuntimeError('role app_owner does not exist')\n"
     )
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text() + 'bootstrap = "bootstrap_schema:build"\n')
