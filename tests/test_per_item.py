@@ -177,43 +177,64 @@ def test_under_xdist_one_root_cause_is_one_failure_too(
     assert messages == {f"blocked: {first} failed ({cause})"}
 
 
-def _break_bootstrap(project: Path) -> None:
-    """A bootstrap hook that fails (as one needing a role the server lacks would)."""
-    (project / "bootstrap_schema.py").write_text(
-        "def build(conn):\n    raise RuntimeError('role app_owner does not exist')\n"
-    )
-    pyproject = project / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + 'bootstrap = "bootstrap_schema:build"\n')
+#: Hooks that fail as a real project's can (a role the server lacks, a variable not set): the
+#: module, the setting naming it, the lines of the one failure shown, and the cause each skip
+#: names.
+FAILING_HOOKS = {
+    "bootstrap": (
+        "def build(conn):\n    raise RuntimeError('role app_owner does not exist')\n",
+        'bootstrap = "project_hook:build"',
+        [
+            "the bootstrap hook project_hook:build failed on the template database:",
+            '    File "project_hook.py", line 2, in build',
+            "      raise RuntimeError('role app_owner does not exist')",
+            "  RuntimeError: role app_owner does not exist",
+        ],
+        "bootstrap hook project_hook:build: RuntimeError: role app_owner does not exist",
+    ),
+    "env_context": (
+        "import contextlib\n\n\n@contextlib.contextmanager\ndef settings(url):\n"
+        "    raise KeyError('APP_DATABASE_URL')\n    yield\n",
+        'env_context = "project_hook:settings"',
+        [
+            "the env_context hook project_hook:settings failed, so env.py did not run:",
+            "file: project_hook.py",
+            "at:   project_hook.py:6: raise KeyError('APP_DATABASE_URL')",
+            "error:",
+            "    KeyError: 'APP_DATABASE_URL'",
+        ],
+        "env_context hook project_hook:settings: KeyError: 'APP_DATABASE_URL'",
+    ),
+}
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_a_failing_bootstrap_hook_fails_one_item_and_blocks_the_rest(
-    pytester: pytest.Pytester, inner_dsn: str, workers: list[str]
+@pytest.mark.parametrize("hook", list(FAILING_HOOKS))
+def test_a_failing_hook_fails_one_item_and_blocks_the_rest(
+    pytester: pytest.Pytester, inner_dsn: str, hook: str, workers: list[str]
 ) -> None:
+    module, setting, shown, cause = FAILING_HOOKS[hook]
     _generate(pytester.path, 3)
-    _break_bootstrap(pytester.path)
+    (pytester.path / "project_hook.py").write_text(module)
+    pyproject = pytester.path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + setting + "\n")
 
     result = _run(pytester, inner_dsn, "-rs", *workers)
 
-    # history and fk_types need no database; every check that does (upgrade, roundtrip, data
-    # and safety of each revision, cycle) is blocked by the first failure
-    result.assert_outcomes(passed=2, failed=1, skipped=4 * 3)
+    # history needs no database; every check that does (upgrade, roundtrip, data and safety
+    # of each revision, cycle, and fk_types when env.py cannot run) is blocked by the first
+    # failure
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == 1
+    assert outcomes["passed"] + outcomes["skipped"] == 4 * 3 + 2
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     failed = [line for line in result.outlines if re.match(r"^_+ \S+ _+$", line)]
     assert len(failed) == 1, failed
     first = failed[0].strip("_ ")
-    result.stdout.fnmatch_lines(
-        [
-            "the bootstrap hook bootstrap_schema:build failed on the template database:",
-            '    File "bootstrap_schema.py", line 2, in build',
-            "      raise RuntimeError('role app_owner does not exist')",
-            "  RuntimeError: role app_owner does not exist",
-        ]
-    )
-    cause = "bootstrap hook bootstrap_schema:build: RuntimeError: role app_owner does not exist"
+    result.stdout.fnmatch_lines(shown)
     skips = [line for line in result.outlines if line.startswith("SKIPPED [")]
-    assert skips
+    assert sum(int(line.split("]")[0][9:]) for line in skips) == outcomes["skipped"] >= 4 * 3
     for line in skips:
         assert line.endswith(f": blocked: {first} failed ({cause})"), line
-    assert result.stdout.str().count("  RuntimeError: role app_owner") == 1
-    result.stdout.no_fnmatch_line("*runner.py*")  # no traceback through the plugin
+    assert result.stdout.str().count(shown[-1]) == 1
+    result.stdout.no_fnmatch_line("*pytest_schemaguard*")  # no traceback through the plugin

@@ -333,7 +333,7 @@ class DataWalk:
                     continue  # the next revision starts in a new session, on this database
                 break
             if outcome.error is not None and outcome.error.step is None:
-                lines = ["env.py failed before the first migration step:", *outcome.error.render()]
+                lines = [outcome.error.headline(), *outcome.error.render()]
                 self._fail(targets, lines, outcome.error.cause())
                 self._discard()
                 return

@@ -168,7 +168,7 @@ class ProjectMigrations:
         if outcome.error is not None:
             error = outcome.error
             step = error.step
-            where = ""
+            where = f": {error.headline().rstrip(':')}"
             if step is not None:
                 where = f": {step.direction} of {self.history.describe(step.revision)} failed"
             raise MigrationError(

@@ -97,7 +97,8 @@ def project_version_table(parity: ParityChecks) -> VersionTable:
         parity.drop(db)
     what = "running env.py to learn its version table failed"
     if outcome.error is not None:
-        raise MigrationFailed(f"{what}: env.py failed", outcome.error)
+        failed = "env.py failed" if outcome.error.hook is None else outcome.error.headline()
+        raise MigrationFailed(f"{what}: {failed.rstrip(':')}", outcome.error)
     if not outcome.configured:
         raise MigrationFailed(f"{what}: env.py never called run_migrations()")
     schema = outcome.version_table_schema

@@ -110,12 +110,22 @@ class StepError:
     """``file:line: code`` of the innermost frame in the revision file, if any."""
     fix: str | None = None
     """What usually fixes this error, when the plugin knows (a missing extension)."""
+    hook: str | None = None
+    """The ``env_context`` hook (``module:factory``) that failed around env.py, if it was."""
 
     def cause(self) -> str:
         """The error in one line, naming where it happened (for checks it blocks)."""
         first = next((line for line in self.error.strip().splitlines() if line.strip()), "")
+        if self.hook is not None:
+            return f"env_context hook {self.hook}: {first.strip()}"
         where = f"{self.step} " if self.step is not None else ""
         return f"{where}{self.path or 'env.py'}: {first.strip()}"
+
+    def headline(self) -> str:
+        """What failed, for an error that came before any step (``step`` is None)."""
+        if self.hook is not None:
+            return f"the env_context hook {self.hook} failed, so env.py did not run:"
+        return "env.py failed before the first migration step:"
 
     def render(self) -> list[str]:
         lines: list[str] = []
@@ -749,6 +759,8 @@ class AlembicProject:
         """The project's driver (set by :meth:`prepare`)."""
         self.env_context: Callable[..., Any] | None = None
         """The ``env_context`` factory (set by :meth:`prepare`)."""
+        self.env_context_spec: str | None = None
+        """... as the settings name it (``module:factory``)."""
         self.url_env: str | None = None
         """The ``database_url_env`` variable set to the scratch URL while env.py runs (set by
         :meth:`prepare`)."""
@@ -781,6 +793,7 @@ class AlembicProject:
                     "function returning a context manager"
                 )
             self.env_context = factory
+            self.env_context_spec = settings.env_context
 
     def _configured_url(self) -> str | None:
         """``sqlalchemy.url`` as the configuration gives it (None when it cannot be read)."""
@@ -953,14 +966,37 @@ class AlembicProject:
             finally:
                 cfg.attributes.pop("connection", None)
 
-        def run() -> PassOutcome:
-            if "connection" in cfg.attributes:
-                return pass_()
-            return self.driver.run_connected(url, lend)
+        escaped: list[BaseException] = []
 
-        with call_env_context(self.env_context, url) as runs_env:
-            # a context that yields a function runs env.py through it (e.g. in a thread)
-            return runs_env(run) if callable(runs_env) else run()
+        def run() -> PassOutcome:
+            try:
+                if "connection" in cfg.attributes:
+                    return pass_()
+                return self.driver.run_connected(url, lend)
+            except BaseException as exc:
+                escaped.append(exc)
+                raise
+
+        try:
+            with call_env_context(self.env_context, url) as runs_env:
+                # a context that yields a function runs env.py through it (e.g. in a thread)
+                return runs_env(run) if callable(runs_env) else run()
+        except Exception as exc:
+            if self.env_context is None or any(exc is e for e in escaped):
+                raise
+            # the hook itself failed (made, entered or left): nothing of env.py ran after it
+            return PassOutcome(error=self._hook_error(exc))
+
+    def _hook_error(self, exc: Exception) -> StepError:
+        """The error of an ``env_context`` hook that raised ``exc``."""
+        try:
+            source = inspect.getsourcefile(inspect.unwrap(self.env_context))  # type: ignore[arg-type]
+        except TypeError:
+            source = None
+        location = _location_in(exc, source)
+        path = self._display(Path(source)) if source else None
+        message = mask_url(f"{type(exc).__name__}: {exc}")
+        return StepError(None, path, message, location=location, hook=self.env_context_spec)
 
     def run_pass(
         self,

@@ -602,7 +602,7 @@ class MigrationRunner:
                 break
             if outcome.error is not None and outcome.error.step is None:
                 # env.py itself failed: nothing can run
-                lines = ["env.py failed before the first migration step:", *outcome.error.render()]
+                lines = [outcome.error.headline(), *outcome.error.render()]
                 self._fail(todo, lines, outcome.error.cause())
                 self._partial.clear()
                 self._discard()

@@ -126,7 +126,7 @@ def migrate_to(
             what = (
                 f"upgrade of {history.describe(step.revision)} failed"
                 if step is not None
-                else "env.py failed before the first migration step"
+                else outcome.error.headline().rstrip(":")
             )
             raise MigrationFailed(f"migrating to {label} failed: {what}", outcome.error)
         if not finished:
