@@ -7,6 +7,7 @@ import importlib.util
 import re
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -177,13 +178,33 @@ def test_under_xdist_one_root_cause_is_one_failure_too(
     assert messages == {f"blocked: {first} failed ({cause})"}
 
 
-#: Hooks that fail as a real project's can (a role the server lacks, a variable not set): the
-#: module, the setting naming it, the lines of the one failure shown, and the cause each skip
-#: names.
-FAILING_HOOKS = {
-    "bootstrap": (
-        "def build(conn):\n    raise RuntimeError('role app_owner does not exist')\n",
-        'bootstrap = "project_hook:build"',
+def _set(setting: str, module: str) -> Callable[[Path], None]:
+    """A hook ``module`` (as project_hook.py) and the ``setting`` naming it."""
+
+    def write(project: Path) -> None:
+        (project / "project_hook.py").write_text(module)
+        pyproject = project / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text() + setting + "\n")
+
+    return write
+
+
+def _exit_in_env_py(project: Path) -> None:
+    env = project / "migrations" / "env.py"
+    source = env.read_text()
+    head, sep, rest = source.partition("from __future__ import annotations\n")
+    check = "import sys\nif True:\n    sys.exit('APP_SECRET is not set')\n"
+    env.write_text(head + sep + check + rest)
+
+
+#: One root cause each, as real projects have them (a role the server lacks, a variable not
+#: set): how to make it, the lines of the one failure shown, and the cause each skip names.
+ROOT_CAUSES: dict[str, tuple[Callable[[Path], None], list[str], str]] = {
+    "bootstrap hook": (
+        _set(
+            'bootstrap = "project_hook:build"',
+            "def build(conn):\n    raise RuntimeError('role app_owner does not exist')\n",
+        ),
         [
             "the bootstrap hook project_hook:build failed on the template database:",
             '    File "project_hook.py", line 2, in build',
@@ -192,10 +213,12 @@ FAILING_HOOKS = {
         ],
         "bootstrap hook project_hook:build: RuntimeError: role app_owner does not exist",
     ),
-    "env_context": (
-        "import contextlib\n\n\n@contextlib.contextmanager\ndef settings(url):\n"
-        "    raise KeyError('APP_DATABASE_URL')\n    yield\n",
-        'env_context = "project_hook:settings"',
+    "env_context hook": (
+        _set(
+            'env_context = "project_hook:settings"',
+            "import contextlib\n\n\n@contextlib.contextmanager\ndef settings(url):\n"
+            "    raise KeyError('APP_DATABASE_URL')\n    yield\n",
+        ),
         [
             "the env_context hook project_hook:settings failed, so env.py did not run:",
             "file: project_hook.py",
@@ -205,19 +228,28 @@ FAILING_HOOKS = {
         ],
         "env_context hook project_hook:settings: KeyError: 'APP_DATABASE_URL'",
     ),
+    "env.py exits": (
+        _exit_in_env_py,
+        [
+            "env.py failed before the first migration step:",
+            "file: migrations/env.py",
+            "at:   env.py:*: sys.exit('APP_SECRET is not set')",
+            "error:",
+            "    SystemExit: APP_SECRET is not set",
+        ],
+        "migrations/env.py: SystemExit: APP_SECRET is not set",
+    ),
 }
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-@pytest.mark.parametrize("hook", list(FAILING_HOOKS))
-def test_a_failing_hook_fails_one_item_and_blocks_the_rest(
-    pytester: pytest.Pytester, inner_dsn: str, hook: str, workers: list[str]
+@pytest.mark.parametrize("root_cause", list(ROOT_CAUSES))
+def test_a_root_cause_before_the_first_step_fails_one_item_and_blocks_the_rest(
+    pytester: pytest.Pytester, inner_dsn: str, root_cause: str, workers: list[str]
 ) -> None:
-    module, setting, shown, cause = FAILING_HOOKS[hook]
+    make, shown, cause = ROOT_CAUSES[root_cause]
     _generate(pytester.path, 3)
-    (pytester.path / "project_hook.py").write_text(module)
-    pyproject = pytester.path / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + setting + "\n")
+    make(pytester.path)
 
     result = _run(pytester, inner_dsn, "-rs", *workers)
 

@@ -981,13 +981,13 @@ class AlembicProject:
             with call_env_context(self.env_context, url) as runs_env:
                 # a context that yields a function runs env.py through it (e.g. in a thread)
                 return runs_env(run) if callable(runs_env) else run()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if self.env_context is None or any(exc is e for e in escaped):
                 raise
             # the hook itself failed (made, entered or left): nothing of env.py ran after it
             return PassOutcome(error=self._hook_error(exc))
 
-    def _hook_error(self, exc: Exception) -> StepError:
+    def _hook_error(self, exc: BaseException) -> StepError:
         """The error of an ``env_context`` hook that raised ``exc``."""
         try:
             source = inspect.getsourcefile(inspect.unwrap(self.env_context))  # type: ignore[arg-type]
@@ -1102,8 +1102,10 @@ class AlembicProject:
         except BaseException as exc:
             if outcome.plan_error is not None:
                 raise outcome.plan_error from None
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, KeyboardInterrupt):
                 raise
+            # SystemExit too is env.py's error (`sys.exit("DATABASE_URL is not set")`): it
+            # would otherwise end the whole run, or fail every check with a traceback
             if isinstance(exc, WrongDatabaseError):
                 outcome.error = StepError(None, "env.py", str(exc))
                 return outcome
