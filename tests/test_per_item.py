@@ -197,6 +197,16 @@ def _exit_in_env_py(project: Path) -> None:
     env.write_text(head + sep + check + rest)
 
 
+def _failing_config_fixture(project: Path) -> None:
+    (project / "conftest.py").write_text(
+        "import pytest\n\n\n@pytest.fixture(scope='session')\n"
+        "def schemaguard_alembic_config():\n"
+        "    def make(url):\n"
+        "        raise LookupError('no settings for this environment')\n\n"
+        "    return make\n"
+    )
+
+
 #: One root cause each, as real projects have them (a role the server lacks, a variable not
 #: set): how to make it, the lines of the one failure shown, and the cause each skip names.
 ROOT_CAUSES: dict[str, tuple[Callable[[Path], None], list[str], str]] = {
@@ -238,6 +248,19 @@ ROOT_CAUSES: dict[str, tuple[Callable[[Path], None], list[str], str]] = {
             "    SystemExit: APP_SECRET is not set",
         ],
         "migrations/env.py: SystemExit: APP_SECRET is not set",
+    ),
+    "config fixture": (
+        _failing_config_fixture,
+        [
+            "the config factory of the schemaguard_alembic_config fixture failed, so env.py "
+            "did not run:",
+            "file: conftest.py",
+            "at:   conftest.py:7: raise LookupError('no settings for this environment')",
+            "error:",
+            "    LookupError: no settings for this environment",
+        ],
+        "config factory of the schemaguard_alembic_config fixture: LookupError: no settings "
+        "for this environment",
     ),
 }
 

@@ -389,7 +389,11 @@ class DataWalk:
         h = self.history
         phase: dict[str, Any] = {"kind": None, "rev": None}
         captured: dict[str, BaseException | None] = {"error": None}
-        cfg = self.config_factory(state.db.url)
+        url = state.db.url
+
+        def cfg() -> Config:
+            return self.config_factory(url)
+
         listening: list[Any] = []
 
         def on_error(context: Any) -> None:
@@ -543,7 +547,7 @@ class DataWalk:
         return tables, counts, seeded
 
     def _run_env(
-        self, cfg: Config, db: Any, plan: Callable[[Connection], Iterator[Step]]
+        self, cfg: Callable[[], Config], db: Any, plan: Callable[[Connection], Iterator[Step]]
     ) -> PassOutcome:
         self.pass_count += 1
         paths = {r: i.path for r, i in self.history.revisions.items()}

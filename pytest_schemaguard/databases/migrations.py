@@ -149,7 +149,9 @@ class ProjectMigrations:
         return frozenset(self.history.closure(known)) | self.floor
 
     def _run(self, db: Database, steps: list[Step], *, what: str, stamp: str | None = None) -> None:
-        cfg = self.make_config(self.project.driver.url(db.url))
+        def cfg() -> Any:
+            return self.make_config(self.project.driver.url(db.url))
+
         paths = {r: i.path for r, i in self.history.revisions.items()}
 
         def plan(conn: Any) -> Iterator[Step]:

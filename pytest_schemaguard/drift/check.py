@@ -91,7 +91,10 @@ def project_version_table(parity: ParityChecks) -> VersionTable:
     project = parity.project
     db = parity.server.create_database(template=parity.template())
     try:
-        cfg = parity.config_factory(project.driver.url(db.url))
+
+        def cfg() -> Any:
+            return parity.config_factory(project.driver.url(db.url))
+
         outcome = project.run_on(cfg, _no_steps, database=db.name, url=db.url, dont_mutate=True)
     finally:
         parity.drop(db)

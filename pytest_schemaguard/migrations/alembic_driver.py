@@ -111,20 +111,21 @@ class StepError:
     fix: str | None = None
     """What usually fixes this error, when the plugin knows (a missing extension)."""
     hook: str | None = None
-    """The ``env_context`` hook (``module:factory``) that failed around env.py, if it was."""
+    """The project's code that failed before env.py could run, if it was that (the
+    ``env_context`` hook, the ``schemaguard_alembic_config`` fixture's factory)."""
 
     def cause(self) -> str:
         """The error in one line, naming where it happened (for checks it blocks)."""
         first = next((line for line in self.error.strip().splitlines() if line.strip()), "")
         if self.hook is not None:
-            return f"env_context hook {self.hook}: {first.strip()}"
+            return f"{self.hook}: {first.strip()}"
         where = f"{self.step} " if self.step is not None else ""
         return f"{where}{self.path or 'env.py'}: {first.strip()}"
 
     def headline(self) -> str:
         """What failed, for an error that came before any step (``step`` is None)."""
         if self.hook is not None:
-            return f"the env_context hook {self.hook} failed, so env.py did not run:"
+            return f"the {self.hook} failed, so env.py did not run:"
         return "env.py failed before the first migration step:"
 
     def render(self) -> list[str]:
@@ -484,6 +485,27 @@ def _database_error(
     ):
         message += "\n" + _PG8000_AUTOCOMMIT
     return message, statement, first
+
+
+#: What the ``schemaguard_alembic_config`` fixture returns, as errors name it.
+CONFIG_FACTORY = "config factory of the schemaguard_alembic_config fixture"
+
+
+def _own_frame(exc: BaseException, root: Path) -> traceback.FrameSummary | None:
+    """The innermost frame of ``exc``'s traceback in a file of the project under ``root``
+    (not the plugin's, nor an installed package's)."""
+    here = os.path.realpath(Path(__file__).parents[1])
+    top = os.path.realpath(root)
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        name = os.path.realpath(frame.filename)
+        if (
+            name.startswith(top + os.sep)
+            and not name.startswith(here + os.sep)
+            and "site-packages" not in name
+        ):
+            found = frame
+    return found
 
 
 def _location_in(exc: BaseException, path: str | None) -> str | None:
@@ -923,7 +945,7 @@ class AlembicProject:
     # ------------------------------------------------------------------ running
     def run_on(
         self,
-        cfg: Config,
+        cfg: Config | Callable[[], Config],
         plan: Callable[[Connection], Iterator[Step]],
         *,
         database: str,
@@ -938,15 +960,23 @@ class AlembicProject:
         with a :class:`LentConnection` in ``config.attributes["connection"]`` unless ``cfg``
         has one.
 
+        ``cfg`` may be the factory of the configuration (the ``schemaguard_alembic_config``
+        fixture's): what it raises is the error of the run, as what ``env_context`` raises.
         With ``commit``, what env.py left uncommitted on the lent connection is committed when
         the pass succeeds (otherwise closing the connection rolls it back).  With
         ``dont_mutate``, Alembic creates no version table (as ``alembic current`` runs env.py).
         """
+        if callable(cfg):
+            try:
+                cfg = cfg()
+            except (Exception, SystemExit) as exc:
+                return PassOutcome(error=self._hook_error(exc, CONFIG_FACTORY))
+        config: Config = cfg
         url = self.driver.url(url)
 
         def pass_() -> PassOutcome:
             return self.run_pass(
-                cfg,
+                config,
                 plan,
                 database=database,
                 url=url,
@@ -957,20 +987,20 @@ class AlembicProject:
             )
 
         def lend(conn: LentConnection) -> PassOutcome:
-            cfg.attributes["connection"] = conn
+            config.attributes["connection"] = conn
             try:
                 outcome = pass_()
                 if commit and outcome.error is None and conn.in_transaction():
                     conn.commit()
                 return outcome
             finally:
-                cfg.attributes.pop("connection", None)
+                config.attributes.pop("connection", None)
 
         escaped: list[BaseException] = []
 
         def run() -> PassOutcome:
             try:
-                if "connection" in cfg.attributes:
+                if "connection" in config.attributes:
                     return pass_()
                 return self.driver.run_connected(url, lend)
             except BaseException as exc:
@@ -985,18 +1015,20 @@ class AlembicProject:
             if self.env_context is None or any(exc is e for e in escaped):
                 raise
             # the hook itself failed (made, entered or left): nothing of env.py ran after it
-            return PassOutcome(error=self._hook_error(exc))
+            return PassOutcome(
+                error=self._hook_error(exc, f"env_context hook {self.env_context_spec}")
+            )
 
-    def _hook_error(self, exc: BaseException) -> StepError:
-        """The error of an ``env_context`` hook that raised ``exc``."""
-        try:
-            source = inspect.getsourcefile(inspect.unwrap(self.env_context))  # type: ignore[arg-type]
-        except TypeError:
-            source = None
-        location = _location_in(exc, source)
-        path = self._display(Path(source)) if source else None
+    def _hook_error(self, exc: BaseException, hook: str) -> StepError:
+        """The error of the project's ``hook`` that raised ``exc``, at the innermost line of
+        the project's own code (not the plugin's, nor an installed package's)."""
+        frame = _own_frame(exc, self.rootdir)
+        path = location = None
+        if frame is not None:
+            path = self._display(Path(frame.filename))
+            location = f"{Path(frame.filename).name}:{frame.lineno}: {(frame.line or '').strip()}"
         message = mask_url(f"{type(exc).__name__}: {exc}")
-        return StepError(None, path, message, location=location, hook=self.env_context_spec)
+        return StepError(None, path, message, location=location, hook=hook)
 
     def run_pass(
         self,

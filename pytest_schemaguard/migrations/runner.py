@@ -765,8 +765,7 @@ class MigrationRunner:
         if self.start is None:
             return  # the revisions run from base on the bootstrapped schema
         # stamp through env.py, so that its version table settings apply
-        cfg = self.config_factory(db.url)
-        outcome = self._run_env(cfg, db, None, stamp=self.start)
+        outcome = self._run_env(lambda: self.config_factory(db.url), db, None, stamp=self.start)
         if outcome.error is not None:
             raise BootstrapError(
                 [
@@ -822,13 +821,14 @@ class MigrationRunner:
 
     def _run_env(
         self,
-        cfg: Config,
+        cfg: Callable[[], Config],
         db: Any,
         plan: Callable[[Connection], Iterator[Step]] | None,
         *,
         stamp: str | None = None,
     ) -> PassOutcome:
-        """One env.py run on ``db``, as the project runs (its driver, its ``env_context``)."""
+        """One env.py run on ``db``, as the project runs (its driver, its ``env_context``);
+        ``cfg`` makes its configuration (what it raises is the run's error)."""
         self.pass_count += 1
         paths = {r: i.path for r, i in self.history.revisions.items()}
         outcome = self.project.run_on(
@@ -862,7 +862,10 @@ class MigrationRunner:
         """
         h = self.history
         phase: dict[str, Any] = {"step": None, "kind": None}
-        cfg = self.config_factory(state.db.url)
+        url = state.db.url
+
+        def cfg() -> Config:
+            return self.config_factory(url)
 
         # the session state read with the last snapshot, while no step has run since
         seen: list[tuple[Any, ...]] = []

@@ -118,7 +118,10 @@ def migrate_to(
         finished.append(True)
 
     try:
-        cfg = config_factory(project.driver.url(db.url))
+
+        def cfg() -> Config:
+            return config_factory(project.driver.url(db.url))
+
         paths = {r: i.path for r, i in history.revisions.items()}
         outcome = _run(project, cfg, db, plan, paths)
         if outcome.error is not None:
@@ -157,7 +160,7 @@ def snapshot_database(url: str, *, exclude_tables: tuple[str, ...] = ()) -> Snap
 
 def _run(
     project: AlembicProject,
-    cfg: Config,
+    cfg: Callable[[], Config],
     db: Any,
     plan: Callable[[Connection], Iterator[Step]],
     paths: dict[str, str],
