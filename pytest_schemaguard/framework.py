@@ -415,15 +415,42 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return lines
 
 
-def collect_items(session: pytest.Session, settings: Settings) -> list[pytest.Item]:
-    """The check items of this run (called from ``pytest_collection_modifyitems``)."""
+def collect_items(
+    session: pytest.Session, settings: Settings, items: list[pytest.Item]
+) -> list[pytest.Item]:
+    """The check items of this run (called from ``pytest_collection_modifyitems``), unless
+    pytest collected them itself (:func:`collect_file`; they are among ``items``): then
+    none."""
+    if any(isinstance(item, SchemaguardItem) for item in items):
+        return []
+    return list(_collector(session, session, settings).collect())
+
+
+def collect_file(
+    file_path: Path, parent: pytest.Collector, settings: Settings
+) -> SchemaguardFile | None:
+    """The collector of the checks, when pytest collects the Alembic configuration file
+    itself: an id on the command line (``alembic.ini::roundtrip[…]``), the file
+    (``pytest alembic.ini``), or the directory holding it.  Other runs get the items at the
+    end of collection (:func:`collect_items`), wherever the tests are."""
+    if file_path.suffix not in (".ini", ".toml", ".cfg") and not settings.alembic_config:
+        return None
+    anchor = project_anchor(parent.config, settings)
+    if file_path.resolve() != anchor.path.resolve():
+        return None
+    return _collector(parent, parent.session, settings)
+
+
+def _collector(
+    parent: pytest.Collector, session: pytest.Session, settings: Settings
+) -> SchemaguardFile:
     anchor = project_anchor(session.config, settings)
     specs: list[CheckSpec] = []
     for provider in _PROVIDERS:
         specs.extend(provider(session, settings, anchor))
-    collector = SchemaguardFile.from_parent(session, path=anchor.path)
+    collector = SchemaguardFile.from_parent(parent, path=anchor.path)
     collector.specs = specs
-    return list(collector.collect())
+    return collector
 
 
 def project_anchor(config: pytest.Config, settings: Settings) -> Anchor:

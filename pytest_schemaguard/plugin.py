@@ -215,20 +215,42 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
             gc.unfreeze()
 
 
+def _items_wanted(config: pytest.Config) -> Settings | None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.enabled:
+        return None
+    return settings if config.pluginmanager.has_plugin("schemaguard-items") else None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    settings = _items_wanted(parent.config)
+    if settings is None:
+        return None
+    from pytest_schemaguard import framework
+
+    try:
+        return framework.collect_file(file_path, parent, settings)
+    except SchemaguardError as exc:
+        raise pytest.UsageError(f"schemaguard: {exc}") from None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    settings = config.stash[SETTINGS_KEY]
-    if not settings.enabled or not config.pluginmanager.has_plugin("schemaguard-items"):
+    settings = _items_wanted(config)
+    if settings is None:
         return
     from pytest_schemaguard import framework
 
     try:
-        generated = framework.collect_items(session, settings)
+        generated = framework.collect_items(session, settings, items)
     except SchemaguardError as exc:
         raise pytest.UsageError(f"schemaguard: {exc}") from None
-    if generated:
+    if not generated:
+        # pytest collected them where it met the configuration file: first, as otherwise
+        items[:] = sorted(items, key=lambda item: not isinstance(item, framework.SchemaguardItem))
+    else:
         items[:0] = generated
         # Count them like collected items ("collected N items", xdist, --lf bookkeeping).
         parent = generated[0].parent

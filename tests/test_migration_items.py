@@ -810,3 +810,42 @@ def test_last_failed_and_stepwise_find_the_item_that_failed(
     again.assert_outcomes(failed=1, deselected=again.parseoutcomes()["deselected"])
     again.stdout.fnmatch_lines(["*::roundtrip[[]d07b4e6c2a15-* FAILED*"])
     assert again.parseoutcomes()["deselected"] >= 5  # everything before it, or everything else
+
+
+@pytest.mark.parametrize(
+    "args,ran",
+    [
+        # one item by its id, as pytest prints it
+        (["alembic.ini::roundtrip[8c1e5a2f9b63-add_status]"], [ALL_CLEAN_IDS[4]]),
+        # every revision's item of one kind, by its name without the revision
+        (["alembic.ini::upgrade"], ALL_CLEAN_IDS[1:7:2]),
+        # an id and a test file: both, and nothing else
+        (
+            ["alembic.ini::cycle", "tests/test_app.py"],
+            [ALL_CLEAN_IDS[7], "tests/test_app.py::test_app"],
+        ),
+        # the configuration file: every check
+        (["alembic.ini"], ALL_CLEAN_IDS),
+        # a test directory only: the checks come first, as always
+        (["tests"], [*ALL_CLEAN_IDS, "tests/test_app.py::test_app"]),
+    ],
+    ids=["one id", "one name", "id and file", "the file", "a directory"],
+)
+def test_ids_on_the_command_line_select_the_items(
+    pytester: pytest.Pytester, inner_dsn: str, args: list[str], ran: list[str]
+) -> None:
+    write_project(pytester.path, CLEAN)
+    pytester.mkpydir("tests").joinpath("test_app.py").write_text("def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "--schemaguard",
+        f"--schemaguard-dsn={inner_dsn}",
+        "-p",
+        "no:cacheprovider",
+        "-v",
+        *args,
+    )
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    passed = [line.split(" PASSED")[0] for line in result.outlines if " PASSED" in line]
+    # (the file and a directory also run the data and safety items, tested elsewhere)
+    assert [p for p in passed if p in ALL_CLEAN_IDS or p.startswith("tests/")] == ran
+    assert result.parseoutcomes()["passed"] == len(passed)
