@@ -230,8 +230,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
     try:
         return framework.collect_file(file_path, parent, settings)
-    except SchemaguardError as exc:
-        raise pytest.UsageError(f"schemaguard: {exc}") from None
+    except SchemaguardError:
+        return None  # a usage error, which the end of collection reports (as one line)
 
 
 @pytest.hookimpl(tryfirst=True)
