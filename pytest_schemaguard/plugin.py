@@ -197,22 +197,26 @@ def describe_server(config: pytest.Config) -> str:
         return f"schemaguard: {exc}"
 
 
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    # The first cleanup registered runs last: after pytest's own, which collect garbage
+    # (several full sweeps, to find unraisable exceptions) and which need not sweep the heap
+    # set aside below.
+    early_config.add_cleanup(gc.unfreeze)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
     settings = session.config.stash.get(SETTINGS_KEY, None)
     # The objects made before the first item (pytest, SQLAlchemy, Alembic, the collected
     # items: most of the heap) are set aside from the collector's full sweeps while the items
-    # run, then handed back, so the collections after the run see everything as usual.
-    freeze = settings is not None and settings.enabled
-    if freeze:
+    # run; they are handed back when the session's last cleanup runs (see above), so that
+    # the collections after it see everything as usual.
+    if settings is not None and settings.enabled:
         gc.freeze()
     try:
         return (yield)
     except StartupFailure as exc:
         raise pytest.UsageError(exc.msg) from None
-    finally:
-        if freeze:
-            gc.unfreeze()
 
 
 def _items_wanted(config: pytest.Config) -> Settings | None:
