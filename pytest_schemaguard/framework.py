@@ -220,6 +220,8 @@ class SchemaguardItem(pytest.Function):
     """A generated check; expected failures print as a message, not a traceback."""
 
     schemaguard_path: str | None = None
+    schemaguard_position: int | None = None
+    """Its place among the check items, as their collector made them (see :func:`run_order`)."""
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException]
@@ -332,7 +334,7 @@ class SchemaguardFile(pytest.File):
         # their fixture closure is worked out once and shared, as pytest shares it between
         # the parametrized items of one test function.
         closures: dict[object, Any] = {}
-        for spec in self.specs:
+        for position, spec in enumerate(self.specs):
             signature = _fixtures_key(spec.func)
             # No `originalname=` here: pytest 9.2 builds a Function's node id from
             # originalname + callspec, which would drop the "[...]" part of the name.
@@ -345,9 +347,17 @@ class SchemaguardFile(pytest.File):
             item.originalname = spec.originalname
             item.add_marker(mark)
             item.schemaguard_path = spec.path
+            item.schemaguard_position = position
             for key, value in spec.attributes.items():
                 setattr(item, key, value)
             yield item
+
+
+def run_order(item: pytest.Item) -> tuple[bool, int]:
+    """A sort key that puts the check items first, in the order their collector made them,
+    and leaves every other item where it was (a stable sort)."""
+    position = getattr(item, "schemaguard_position", None)
+    return (position is None, position or 0)
 
 
 def _parsed_id(item: pytest.Item) -> None:

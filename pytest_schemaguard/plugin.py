@@ -252,8 +252,9 @@ def pytest_collection_modifyitems(
     except SchemaguardError as exc:
         raise pytest.UsageError(f"schemaguard: {exc}") from None
     if not generated:
-        # pytest collected them where it met the configuration file: first, as otherwise
-        items[:] = sorted(items, key=lambda item: not isinstance(item, framework.SchemaguardItem))
+        # pytest collected them where it met the configuration file (and, on some versions,
+        # the items an id without parameters selects in reverse): first, in their order
+        items[:] = sorted(items, key=framework.run_order)
     else:
         items[:0] = generated
         # Count them like collected items ("collected N items", xdist, --lf bookkeeping).
