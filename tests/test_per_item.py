@@ -217,9 +217,10 @@ ROOT_CAUSES: dict[str, tuple[Callable[[Path], None], list[str], str]] = {
         ),
         [
             "the bootstrap hook project_hook:build failed on the template database:",
-            '    File "project_hook.py", line 2, in build',
-            "      raise RuntimeError('role app_owner does not exist')",
-            "  RuntimeError: role app_owner does not exist",
+            "file: project_hook.py",
+            "at:   project_hook.py:2: raise RuntimeError('role app_owner does not exist')",
+            "error:",
+            "    RuntimeError: role app_owner does not exist",
         ],
         "bootstrap hook project_hook:build: RuntimeError: role app_owner does not exist",
     ),

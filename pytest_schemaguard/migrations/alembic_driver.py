@@ -970,7 +970,7 @@ class AlembicProject:
             try:
                 cfg = cfg()
             except (Exception, SystemExit) as exc:
-                return PassOutcome(error=self._hook_error(exc, CONFIG_FACTORY))
+                return PassOutcome(error=self.hook_error(exc, CONFIG_FACTORY))
         config: Config = cfg
         url = self.driver.url(url)
 
@@ -1016,10 +1016,10 @@ class AlembicProject:
                 raise
             # the hook itself failed (made, entered or left): nothing of env.py ran after it
             return PassOutcome(
-                error=self._hook_error(exc, f"env_context hook {self.env_context_spec}")
+                error=self.hook_error(exc, f"env_context hook {self.env_context_spec}")
             )
 
-    def _hook_error(self, exc: BaseException, hook: str) -> StepError:
+    def hook_error(self, exc: BaseException, hook: str) -> StepError:
         """The error of the project's ``hook`` that raised ``exc``, at the innermost line of
         the project's own code (not the plugin's, nor an installed package's)."""
         frame = _own_frame(exc, self.rootdir)

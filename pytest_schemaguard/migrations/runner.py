@@ -18,7 +18,6 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,19 +312,6 @@ class BootstrapError(SchemaguardError):
         super().__init__("\n".join(lines))
         self.lines = lines
         self.cause = cause
-
-
-def _hook_traceback(exc: BaseException) -> list[str]:
-    """``exc`` as Python shows it, from the hook's own frame on (not the runner's)."""
-    import traceback
-
-    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    here = f'File "{Path.cwd()}{os.sep}'
-    lines = [line.replace(here, 'File "') for line in text.rstrip().splitlines()]
-    if lines and lines[0].startswith("Traceback"):
-        lines = lines[1:]
-    return lines
 
 
 def load_bootstrap(settings: Settings) -> Callable[[Any], Any]:
@@ -752,13 +738,10 @@ class MigrationRunner:
             with engine.begin() as conn:
                 target(conn)
         except Exception as exc:
-            first = next(iter(str(exc).strip().splitlines()), "")
+            error = self.project.hook_error(exc, f"bootstrap hook {hook}")
             raise BootstrapError(
-                [
-                    f"the bootstrap hook {hook} failed on the template database:",
-                    *("  " + line for line in _hook_traceback(exc)),
-                ],
-                f"bootstrap hook {hook}: {type(exc).__name__}: {first}".rstrip(": "),
+                [f"the bootstrap hook {hook} failed on the template database:", *error.render()],
+                error.cause(),
             ) from None
         finally:
             engine.dispose()
