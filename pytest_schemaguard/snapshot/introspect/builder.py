@@ -236,7 +236,7 @@ def _relations(
         return [row for oid in oids for row in by_relation.get(oid, ())]
 
     # a foreign key names the columns of the table it references too
-    attnames = {oid: {r[1]: r[2] for r in lists} for oid, lists in rows["columns"].items()}
+    attnames = _AttNames(rows["columns"])
     relation_rows = of("relations")
     relnames = {r[0]: f"{r[1]}.{r[2]}" for r in relation_rows}
     tables, views = read_relations(
@@ -252,6 +252,25 @@ def _relations(
     # read_relations keeps the rows' order within tables and within views
     t, v = iter(tables), iter(views)
     return {row[0]: next(v) if row[3] in ("v", "m") else next(t) for row in relation_rows}
+
+
+class _AttNames(dict[Any, dict[int, str]]):
+    """Each relation's column names by attribute number, made for the relations asked for
+    (``get``, as the readers of constraints and indexes ask): those rebuilt and those their
+    foreign keys reference, not every relation of the catalog at every read."""
+
+    def __init__(self, columns: dict[Any, list[Any]]) -> None:
+        super().__init__()
+        self._columns = columns
+
+    def get(self, oid: Any, default: Any = None) -> Any:
+        made = super().get(oid)
+        if made is None:
+            lists = self._columns.get(oid)
+            if lists is None:
+                return default
+            made = self[oid] = {row[1]: row[2] for row in lists}
+        return made
 
 
 def adopt(catalog: _CatalogLike, source: _CatalogLike) -> None:

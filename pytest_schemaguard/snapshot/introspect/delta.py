@@ -572,19 +572,20 @@ def _merge(
 ) -> Catalog:
     """The catalog a full read would give now: the rows of relations printed again from
     ``result``, the others from ``base``."""
-    fingerprints = {oid: fp for oid, fp in result.pop("fingerprints")}
+    listed = result.pop("fingerprints")
+    fingerprints = listed if isinstance(listed, dict) else dict(listed)
     stale = set(result.pop("stale"))
     rows: dict[str, dict[Any, list[Any]]] = {}
     for section in PER_RELATION_SECTIONS:
         fresh = _by_relation(result.pop(section))
-        old = base.rows[section] if base is not None else {}
-        merged: dict[Any, list[Any]] = {}
-        for oid in fingerprints:
-            if oid in stale:
-                if oid in fresh:
-                    merged[oid] = fresh[oid]
-            elif oid in old:
-                merged[oid] = old[oid]
+        # base's rows of the relations that are still there and not printed again, then the
+        # rows printed (set operations: a read costs what changed, not a loop in Python over
+        # every relation of the schema)
+        merged = dict(base.rows[section]) if base is not None else {}
+        for oid in (merged.keys() - fingerprints.keys()) | (stale & merged.keys()):
+            del merged[oid]
+        for oid in stale & fresh.keys() & fingerprints.keys():
+            merged[oid] = fresh[oid]
         rows[section] = merged
     return Catalog(rows, result, fingerprints, session, len(stale), stamp, mark)
 
@@ -973,14 +974,16 @@ def _merge_logged(
     named, fresh = set(logged), set(printed)
     known = base.fingerprints or {}
     # a relation the log names and that is not printed is gone (or no longer in a snapshot)
-    fingerprints = {oid: fp for oid, fp in known.items() if oid not in named or oid in fresh}
+    fingerprints = dict(known)
+    for oid in named - fresh:
+        fingerprints.pop(oid, None)
     if set(now) != fingerprints.keys() | fresh:
         return None  # a relation came or went that the log does not name: never expected
     for oid in printed:
         fingerprints[oid] = UNKNOWN_FINGERPRINT
     for section in base.shared.keys() - result.keys():
         result[section] = base.shared[section]  # not read again: as base read it
-    result["fingerprints"] = list(fingerprints.items())
+    result["fingerprints"] = fingerprints
     result["stale"] = printed
     catalog = _merge(result, base, session, stamp, mark)
     return dataclasses.replace(catalog, logged=True)
@@ -992,11 +995,11 @@ def _renamed(base: Catalog, result: dict[str, Any], printed: list[Any]) -> bool:
     or dropped changes nothing they print: one they used cannot be dropped without them.)"""
     named = {**_by_relation(result["sequences"]), **_by_relation(result["relations"])}
     columns = _by_relation(result["columns"])
-    old_named = {**base.rows["sequences"], **base.rows["relations"]}
+    old_relations, old_sequences = base.rows["relations"], base.rows["sequences"]
     old_columns = base.rows["columns"]
     for oid in printed:
         # (schema, name) of a table, view or sequence
-        old, new = old_named.get(oid), named.get(oid)
+        old, new = old_relations.get(oid) or old_sequences.get(oid), named.get(oid)
         if old and new and old[0][1:3] != new[0][1:3]:
             return True
         names = {row[1]: row[2] for row in old_columns.get(oid, ())}
