@@ -423,3 +423,30 @@ def test_a_revision_without_downgrade_is_reported_once_by_history(
     result = run_checks(pytester, inner_dsn, "-k", "roundtrip and 0d0e00000002")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["roundtrip of 0d0e00000002 (invoice number) *", NO_DOWNGRADE])
+
+
+@pytest.mark.parametrize(
+    "start,what",
+    [
+        ("deadbeef0000", "is no revision of alembic.ini"),
+        ("b1c0ffee000", "names 2 revisions (b1c0ffee0001, b1c0ffee0002)"),
+    ],
+    ids=["unknown", "ambiguous"],
+)
+def test_a_start_that_names_no_one_revision_is_a_usage_error(
+    pytester: pytest.Pytester, inner_dsn: str, start: str, what: str
+) -> None:
+    """Otherwise every revision would run from base on the schema the hook builds at start."""
+    root = copy_project(pytester, "bootstrap_at_base")
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'start = "{start}"\n')
+    result = run_checks(pytester, inner_dsn)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: schemaguard: [[]tool.schemaguard[]] start in pyproject.toml = '{start}' "
+            f"{esc(what)}: set it to the id (or a unique prefix) of the revision whose schema "
+            "the bootstrap hook builds (`alembic history` lists them)"
+        ]
+    )
+    result.stderr.no_fnmatch_line("*Traceback*")

@@ -299,6 +299,19 @@ def check_setup(project: AlembicProject, history: History, settings: Settings) -
             f"{settings.describe('start')} = {settings.start!r} needs a bootstrap hook that "
             "builds the schema at that revision: set bootstrap = 'package.module:function'"
         )
+    if settings.start is not None and history.revisions and history.resolve(settings.start) is None:
+        # otherwise every revision would run from base on the schema the hook builds at start
+        matches = [r for r in history.order if r.startswith(settings.start)]
+        what = (
+            f"names {len(matches)} revisions ({', '.join(map(history.short, matches))})"
+            if len(matches) > 1
+            else f"is no revision of {project.display_path}"
+        )
+        raise SchemaguardError(
+            f"{settings.describe('start')} = {settings.start!r} {what}: set it to the id (or a "
+            "unique prefix) of the revision whose schema the bootstrap hook builds (`alembic "
+            "history` lists them)"
+        )
     if settings.bootstrap:
         load_bootstrap(settings)
 
