@@ -389,11 +389,6 @@ class DataWalk:
         h = self.history
         phase: dict[str, Any] = {"kind": None, "rev": None}
         captured: dict[str, BaseException | None] = {"error": None}
-        url = state.db.url
-
-        def cfg() -> Config:
-            return self.config_factory(url)
-
         listening: list[Any] = []
 
         def on_error(context: Any) -> None:
@@ -508,7 +503,7 @@ class DataWalk:
             self.results[rev] = self._checked(rev, trip)
 
         try:
-            outcome = self._run_env(cfg, state.db, plan)
+            outcome = self._run_env(state.db, plan)
         finally:
             from sqlalchemy import event
 
@@ -546,13 +541,11 @@ class DataWalk:
         self._tried = (still, counts)
         return tables, counts, seeded
 
-    def _run_env(
-        self, cfg: Callable[[], Config], db: Any, plan: Callable[[Connection], Iterator[Step]]
-    ) -> PassOutcome:
+    def _run_env(self, db: Any, plan: Callable[[Connection], Iterator[Step]]) -> PassOutcome:
         self.pass_count += 1
         paths = {r: i.path for r, i in self.history.revisions.items()}
         return self.project.run_on(
-            cfg,
+            self.config_factory,
             plan,
             database=db.name,
             url=db.url,

@@ -149,16 +149,13 @@ class ProjectMigrations:
         return frozenset(self.history.closure(known)) | self.floor
 
     def _run(self, db: Database, steps: list[Step], *, what: str, stamp: str | None = None) -> None:
-        def cfg() -> Any:
-            return self.make_config(self.project.driver.url(db.url))
-
         paths = {r: i.path for r, i in self.history.revisions.items()}
 
         def plan(conn: Any) -> Iterator[Step]:
             return iter(steps)
 
         outcome = self.project.run_on(
-            cfg,
+            self.make_config,
             plan,
             database=db.name,
             url=db.url,

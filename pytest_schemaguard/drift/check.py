@@ -91,11 +91,9 @@ def project_version_table(parity: ParityChecks) -> VersionTable:
     project = parity.project
     db = parity.server.create_database(template=parity.template())
     try:
-
-        def cfg() -> Any:
-            return parity.config_factory(project.driver.url(db.url))
-
-        outcome = project.run_on(cfg, _no_steps, database=db.name, url=db.url, dont_mutate=True)
+        outcome = project.run_on(
+            parity.config_factory, _no_steps, database=db.name, url=db.url, dont_mutate=True
+        )
     finally:
         parity.drop(db)
     what = "running env.py to learn its version table failed"

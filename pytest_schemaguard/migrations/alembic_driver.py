@@ -945,7 +945,7 @@ class AlembicProject:
     # ------------------------------------------------------------------ running
     def run_on(
         self,
-        cfg: Config | Callable[[], Config],
+        config_factory: Callable[[str], Config],
         plan: Callable[[Connection], Iterator[Step]],
         *,
         database: str,
@@ -957,22 +957,21 @@ class AlembicProject:
     ) -> PassOutcome:
         """:meth:`run_pass` on the scratch database ``database`` at ``url``, as the project
         runs: inside the ``env_context``, on the project's driver, with its ``url_env`` set,
-        with a :class:`LentConnection` in ``config.attributes["connection"]`` unless ``cfg``
-        has one.
+        with a :class:`LentConnection` in ``config.attributes["connection"]`` unless the
+        configuration has one.
 
-        ``cfg`` may be the factory of the configuration (the ``schemaguard_alembic_config``
-        fixture's): what it raises is the error of the run, as what ``env_context`` raises.
+        ``config_factory`` makes the run's configuration from ``url`` in the project's driver
+        (the ``schemaguard_alembic_config`` fixture's factory): what it raises is the error of
+        the run, as what ``env_context`` raises.
         With ``commit``, what env.py left uncommitted on the lent connection is committed when
         the pass succeeds (otherwise closing the connection rolls it back).  With
         ``dont_mutate``, Alembic creates no version table (as ``alembic current`` runs env.py).
         """
-        if callable(cfg):
-            try:
-                cfg = cfg()
-            except (Exception, SystemExit) as exc:
-                return PassOutcome(error=self.hook_error(exc, CONFIG_FACTORY))
-        config: Config = cfg
         url = self.driver.url(url)
+        try:
+            config = config_factory(url)
+        except (Exception, SystemExit) as exc:
+            return PassOutcome(error=self.hook_error(exc, CONFIG_FACTORY))
 
         def pass_() -> PassOutcome:
             return self.run_pass(

@@ -254,10 +254,15 @@ class History:
     # ------------------------------------------------------------------ names
     def resolve(self, ref: str) -> str | None:
         """A revision id from an exact id or a unique prefix; None when unknown or ambiguous."""
-        if ref in self.revisions:
-            return ref
-        found = [r for r in self.revisions if r.startswith(ref)]
+        found = self.matching(ref)
         return found[0] if len(found) == 1 else None
+
+    def matching(self, ref: str) -> list[str]:
+        """The revisions ``ref`` names: itself when it is an id, else those it is a prefix
+        of."""
+        if ref in self.revisions:
+            return [ref]
+        return [r for r in self.revisions if r.startswith(ref)]
 
     def short(self, rev: str) -> str:
         """The id as shown in item names: as given up to 12 characters, else a unique prefix."""

@@ -299,9 +299,9 @@ def check_setup(project: AlembicProject, history: History, settings: Settings) -
             f"{settings.describe('start')} = {settings.start!r} needs a bootstrap hook that "
             "builds the schema at that revision: set bootstrap = 'package.module:function'"
         )
-    if settings.start is not None and history.revisions and history.resolve(settings.start) is None:
+    matches = history.matching(settings.start) if settings.start is not None else []
+    if settings.start is not None and history.revisions and len(matches) != 1:
         # otherwise every revision would run from base on the schema the hook builds at start
-        matches = [r for r in history.order if r.startswith(settings.start)]
         what = (
             f"names {len(matches)} revisions ({', '.join(map(history.short, matches))})"
             if len(matches) > 1
@@ -319,7 +319,8 @@ def check_setup(project: AlembicProject, history: History, settings: Settings) -
 class BootstrapError(SchemaguardError):
     """The ``bootstrap`` hook failed on the template database (or stamping its schema at
     ``start`` did): no check that needs a database can run.  ``lines`` say what happened (the
-    hook's own traceback), ``cause`` in one line, for the checks it blocks."""
+    project's line that raised and the error), ``cause`` in one line, for the checks it
+    blocks."""
 
     def __init__(self, lines: list[str], cause: str) -> None:
         super().__init__("\n".join(lines))
@@ -761,7 +762,7 @@ class MigrationRunner:
         if self.start is None:
             return  # the revisions run from base on the bootstrapped schema
         # stamp through env.py, so that its version table settings apply
-        outcome = self._run_env(lambda: self.config_factory(db.url), db, None, stamp=self.start)
+        outcome = self._run_env(db, None, stamp=self.start)
         if outcome.error is not None:
             raise BootstrapError(
                 [
@@ -817,18 +818,16 @@ class MigrationRunner:
 
     def _run_env(
         self,
-        cfg: Callable[[], Config],
         db: Any,
         plan: Callable[[Connection], Iterator[Step]] | None,
         *,
         stamp: str | None = None,
     ) -> PassOutcome:
-        """One env.py run on ``db``, as the project runs (its driver, its ``env_context``);
-        ``cfg`` makes its configuration (what it raises is the run's error)."""
+        """One env.py run on ``db``, as the project runs (its driver, its ``env_context``)."""
         self.pass_count += 1
         paths = {r: i.path for r, i in self.history.revisions.items()}
         outcome = self.project.run_on(
-            cfg,
+            self.config_factory,
             plan or (lambda conn: iter(())),
             database=db.name,
             url=db.url,
@@ -858,11 +857,6 @@ class MigrationRunner:
         """
         h = self.history
         phase: dict[str, Any] = {"step": None, "kind": None}
-        url = state.db.url
-
-        def cfg() -> Config:
-            return self.config_factory(url)
-
         # the session state read with the last snapshot, while no step has run since
         seen: list[tuple[Any, ...]] = []
         # the last reading on this pass's connection: the next one reads only what changed
@@ -1054,7 +1048,7 @@ class MigrationRunner:
             if log:
                 log[0].close()
 
-        outcome = self._run_env(cfg, state.db, gated)
+        outcome = self._run_env(state.db, gated)
         if outcome.error is not None:
             state.clean = False
             self._record_error(outcome.error, phase)

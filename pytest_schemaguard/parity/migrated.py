@@ -118,12 +118,8 @@ def migrate_to(
         finished.append(True)
 
     try:
-
-        def cfg() -> Config:
-            return config_factory(project.driver.url(db.url))
-
         paths = {r: i.path for r, i in history.revisions.items()}
-        outcome = _run(project, cfg, db, plan, paths)
+        outcome = _run(project, config_factory, db, plan, paths)
         if outcome.error is not None:
             step = outcome.error.step
             what = (
@@ -160,10 +156,12 @@ def snapshot_database(url: str, *, exclude_tables: tuple[str, ...] = ()) -> Snap
 
 def _run(
     project: AlembicProject,
-    cfg: Callable[[], Config],
+    config_factory: Callable[[str], Config],
     db: Any,
     plan: Callable[[Connection], Iterator[Step]],
     paths: dict[str, str],
 ) -> PassOutcome:
     """One env.py pass on ``db``, as the project runs (its driver, its ``env_context``)."""
-    return project.run_on(cfg, plan, database=db.name, url=db.url, paths=paths, commit=True)
+    return project.run_on(
+        config_factory, plan, database=db.name, url=db.url, paths=paths, commit=True
+    )
