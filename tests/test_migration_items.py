@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import textwrap
 from pathlib import Path
 
 import pytest
 from defects import DEFECTS, apply_defect, copy_project
-from migration_projects import CLEAN, MIGRATION_ITEMS, Rev, run_checks, write_project
+from migration_projects import (
+    CLEAN,
+    ENV_CONNECTION,
+    MIGRATION_ITEMS,
+    Rev,
+    run_checks,
+    write_project,
+)
 
 from pytest_schemaguard.migrations.alembic_driver import find_alembic_config
 from pytest_schemaguard.server import PostgresServer
@@ -856,3 +864,64 @@ def test_ids_on_the_command_line_select_the_items(
     # (the file and a directory also run the data and safety items, tested elsewhere)
     assert [p for p in passed if p in ALL_CLEAN_IDS or p.startswith("tests/")] == ran
     assert result.parseoutcomes()["passed"] == len(passed)
+
+
+def _sees_versions(expected: tuple[str, ...]) -> str:
+    """Code for upgrade()/downgrade(): fail unless Alembic's version table holds ``expected``,
+    asked through Alembic and in SQL (as the project's own code would ask)."""
+    return textwrap.dedent(
+        f"""
+        context = op.get_context()
+        assert tuple(sorted(context.get_current_heads())) == {expected!r}
+        rows = op.get_bind().execute(sa.text("SELECT version_num FROM alembic_version"))
+        assert tuple(sorted(r[0] for r in rows)) == {expected!r}
+        rows = op.get_bind().exec_driver_sql("SELECT version_num FROM public.alembic_version")
+        assert tuple(sorted(r[0] for r in rows)) == {expected!r}
+        versions = sa.table("alembic_version", sa.column("version_num"))
+        rows = op.get_bind().execute(sa.select(versions.c.version_num))
+        assert tuple(sorted(r[0] for r in rows)) == {expected!r}
+        """
+    )
+
+
+A, B, C, D, E = (f"{c}{i}000000000{c}" for i, c in enumerate("abcde", 1))
+VERSIONS_SEEN = [
+    Rev(
+        A,
+        None,
+        "create t",
+        'op.create_table("t", sa.Column("id", sa.Integer))',
+        'op.drop_table("t")',
+    ),
+    Rev(
+        B,
+        A,
+        "left",
+        'op.add_column("t", sa.Column("l", sa.Text))' + _sees_versions((A,)),
+        'op.drop_column("t", "l")' + _sees_versions((B,)),
+    ),
+    Rev(C, A, "right", 'op.add_column("t", sa.Column("r", sa.Text))', 'op.drop_column("t", "r")'),
+    Rev(D, (B, C), "merge", _sees_versions((B, C)), _sees_versions((D,))),
+    Rev(
+        E,
+        D,
+        "after the merge",
+        'op.create_index("ix_t_l", "t", ["l"])' + _sees_versions((D,)),
+        'op.drop_index("ix_t_l", table_name="t")' + _sees_versions((E,)),
+    ),
+]
+
+
+@pytest.mark.parametrize("per_migration", [False, True], ids=["one-transaction", "per-migration"])
+def test_revisions_see_the_version_table_as_alembic_leaves_it(
+    pytester: pytest.Pytester, inner_dsn: str, per_migration: bool
+) -> None:
+    """Upgrades and downgrades that read the version table (through Alembic or in SQL) see
+    the revisions applied before them, across a branch and its merge, in every step of the
+    checks, whether the steps share env.py's transaction or each commits."""
+    write_project(
+        pytester.path, VERSIONS_SEEN, env=ENV_CONNECTION.format(per_migration=per_migration)
+    )
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.stdout.no_fnmatch_line("*AssertionError*")
+    result.assert_outcomes(passed=12)  # history, 5 upgrade, 5 roundtrip, cycle

@@ -750,6 +750,161 @@ def run_with_awaits(fn: Callable[[], _T]) -> _T:
         loop.close()
 
 
+class _VersionRows:
+    """Alembic's version table, written once at the end of a pass instead of after every step.
+
+    Alembic updates the table after each step (a statement built and compiled anew, since the
+    revision ids are written into it, and a round trip): over a pass of hundreds of steps that
+    is a tenth of its time, for rows nothing reads until the pass ends.  In a pass whose steps
+    share one transaction (env.py's, or the one it began itself), the steps only change the
+    heads Alembic keeps in memory; the rows are made to match them before the pass gives the
+    transaction back (:meth:`flush`), before a statement that names the table runs on the
+    connection, and the migration context answers ``get_current_heads()`` from memory.  With
+    ``transaction_per_migration`` (each step commits) or non-transactional DDL every step
+    writes the table as Alembic does."""
+
+    def __init__(self, context: MigrationContext, heads: Iterable[str]) -> None:
+        self.context = context
+        self.heads = set(heads)
+        self.written = set(self.heads)
+        self.table_name = context.version_table
+        self._listening = False
+
+    @classmethod
+    def install(cls, context: MigrationContext, heads: Iterable[str]) -> _VersionRows | None:
+        """Defer ``context``'s version-table writes (None when its steps may commit, or when
+        this Alembic does not work as expected)."""
+        if (
+            not _patch_head_maintainer()
+            or context.as_sql
+            or not context.impl.transactional_ddl
+            or getattr(context, "_transaction_per_migration", True)
+            or context.connection is None
+        ):
+            return None
+        rows = cls(context, heads)
+        context._schemaguard_versions = rows  # type: ignore[attr-defined]
+        from sqlalchemy import event
+
+        event.listen(context.connection, "before_execute", rows._before_execute)
+        rows._listening = True
+        return rows
+
+    def step(self, heads: set[str]) -> None:
+        self.heads = set(heads)
+
+    def flush(self) -> None:
+        """Make the table's rows the heads the steps so far left (Alembic's statements, with
+        its check that each matched one row)."""
+        if self.heads == self.written:
+            return
+        from alembic.util import CommandError
+
+        context, table = self.context, self.context._version
+        gone, new = sorted(self.written - self.heads), sorted(self.heads - self.written)
+        self.written = set(self.heads)  # first: the statements below pass _before_execute
+        statements: list[tuple[Any, str]] = []
+        for old in gone:
+            match = table.c.version_num == old
+            if new:
+                to = new.pop(0)
+                statements.append(
+                    (table.update().values(version_num=to).where(match), f"updating {old!r}")
+                )
+            else:
+                statements.append((table.delete().where(match), f"deleting {old!r}"))
+        statements.extend((table.insert().values(version_num=to), "") for to in new)
+        for statement, what in statements:
+            result = context.impl._exec(statement)
+            if what and result is not None and result.rowcount != 1:
+                raise CommandError(
+                    f"Online migration expected to match one row when {what} in "
+                    f"'{context.version_table}'; {result.rowcount} found"
+                )
+
+    def close(self) -> None:
+        if self._listening and self.context.connection is not None:
+            from sqlalchemy import event
+
+            event.remove(self.context.connection, "before_execute", self._before_execute)
+        self._listening = False
+        with contextlib.suppress(AttributeError):
+            del self.context._schemaguard_versions  # type: ignore[attr-defined]
+
+    def _before_execute(self, conn: Any, statement: Any, *args: Any) -> None:
+        # a statement of the project's that may read the table sees it up to date
+        if self.heads != self.written and self._names_table(statement):
+            self.flush()
+
+    def _names_table(self, statement: Any) -> bool:
+        """Whether ``statement`` (SQL text, or a query or DML construct) may use the table."""
+        from sqlalchemy.sql import Select
+        from sqlalchemy.sql.dml import UpdateBase
+
+        text = statement if isinstance(statement, str) else getattr(statement, "text", None)
+        if isinstance(text, str):
+            return self.table_name in text
+        if isinstance(statement, Select):
+            tables: Iterable[Any] = statement.get_final_froms()
+        elif isinstance(statement, UpdateBase):
+            tables = [statement.table]
+        else:
+            return False  # DDL: Alembic's operations
+        return any(self.table_name in str(getattr(t, "name", t)) for t in tables)
+
+
+_HEAD_MAINTAINER_PATCHED: list[bool] = []
+
+
+def _patch_head_maintainer() -> bool:
+    """Route Alembic's version-table writes of a context with :class:`_VersionRows` into memory
+    (once per process; False when this Alembic lacks the methods, which then write as ever)."""
+    if _HEAD_MAINTAINER_PATCHED:
+        return _HEAD_MAINTAINER_PATCHED[0]
+    from alembic.runtime.migration import HeadMaintainer, MigrationContext
+
+    names = ("_insert_version", "_delete_version", "_update_version")
+    ok = all(callable(getattr(HeadMaintainer, n, None)) for n in names) and callable(
+        getattr(MigrationContext, "get_current_heads", None)
+    )
+    if ok:
+
+        def deferred(name: str) -> Any:
+            write = getattr(HeadMaintainer, name)
+
+            def method(self: Any, *args: str) -> None:
+                rows = getattr(self.context, "_schemaguard_versions", None)
+                if rows is None:
+                    write(self, *args)
+                    return
+                if name == "_insert_version":
+                    assert args[0] not in self.heads
+                    self.heads.add(args[0])
+                elif name == "_delete_version":
+                    self.heads.remove(args[0])
+                else:
+                    assert args[1] not in self.heads
+                    self.heads.remove(args[0])
+                    self.heads.add(args[1])
+                rows.step(self.heads)
+
+            return method
+
+        for name in names:
+            setattr(HeadMaintainer, name, deferred(name))
+        current_heads = MigrationContext.get_current_heads
+
+        def get_current_heads(self: Any) -> tuple[str, ...]:
+            rows = getattr(self, "_schemaguard_versions", None)
+            if rows is None:
+                return current_heads(self)
+            return tuple(sorted(rows.heads))
+
+        MigrationContext.get_current_heads = get_current_heads  # type: ignore[method-assign]
+    _HEAD_MAINTAINER_PATCHED.append(ok)
+    return ok
+
+
 def call_env_context(factory: Callable[..., Any] | None, url: str) -> Any:
     """The context manager ``env_context`` names, for one env.py run on ``url``: the factory
     is called with the URL when it takes an argument."""
@@ -1056,6 +1211,7 @@ class AlembicProject:
         revision_map = script.revision_map
         outcome = PassOutcome()
         current: list[Step] = []
+        scripts: dict[str, Any] = {}  # each revision's Script, looked up once per pass
         # step_timeout: one watchdog for the pass, armed for each step, cancels the statement
         # env.py's connection is running (its pid read with plain SQL, whatever the driver)
         watch: list[StepGuard] = []
@@ -1070,6 +1226,17 @@ class AlembicProject:
             if stamp is not None:
                 context.stamp(script, stamp)
                 return
+            versions = _VersionRows.install(context, heads)
+            try:
+                yield from steps(context)
+                if versions is not None:
+                    versions.flush()  # in the transaction the steps ran in
+            finally:
+                if versions is not None:
+                    versions.close()
+
+        def steps(context: MigrationContext) -> Iterator[RevisionStep]:
+            assert context.connection is not None
             gen = plan(context.connection)
             while True:
                 try:
@@ -1079,7 +1246,9 @@ class AlembicProject:
                 except BaseException as exc:
                     outcome.plan_error = exc
                     raise
-                sc = script.get_revision(step.revision)
+                sc = scripts.get(step.revision)
+                if sc is None:
+                    sc = scripts[step.revision] = script.get_revision(step.revision)
                 assert sc is not None
                 current[:] = [step]
                 if self.step_timeout > 0:
