@@ -38,6 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+from sqlalchemy.sql.dml import UpdateBase
 
 from pytest_schemaguard.dbapi import as_written
 from pytest_schemaguard.errors import SchemaguardError
@@ -838,10 +841,11 @@ class _VersionRows:
 
     def _names_table(self, statement: Any) -> bool:
         """Whether ``statement`` (SQL text, or a query or DML construct) may use the table."""
-        from sqlalchemy.sql import Select
-        from sqlalchemy.sql.dml import UpdateBase
-
-        text = statement if isinstance(statement, str) else getattr(statement, "text", None)
+        if isinstance(statement, str):
+            return self.table_name in statement
+        if isinstance(statement, ExecutableDDLElement):
+            return False  # Alembic's operations
+        text = getattr(statement, "text", None)
         if isinstance(text, str):
             return self.table_name in text
         if isinstance(statement, Select):
@@ -849,7 +853,7 @@ class _VersionRows:
         elif isinstance(statement, UpdateBase):
             tables = [statement.table]
         else:
-            return False  # DDL: Alembic's operations
+            return False
         return any(self.table_name in str(getattr(t, "name", t)) for t in tables)
 
 

@@ -209,6 +209,8 @@ def left_behind(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
     of ``before`` changed or gone (``SET ROLE`` hides some).  A setting that appears only in
     ``after`` does not count: a library loaded on first use (plpgsql at the first ``DO``
     block, say) adds its settings at their defaults, and a new session loads it again."""
+    if before == after:
+        return False
     if before[0] != after[0]:
         return True
     now = {row[0]: row[1] for row in after[1]}
