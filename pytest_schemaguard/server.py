@@ -173,7 +173,6 @@ class PostgresServer:
     _token: str = field(default_factory=lambda: secrets.token_hex(3), repr=False)
     _created: list[Database] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _template: str | None = field(default=None, repr=False)
     reaped: list[str] = field(default_factory=list, repr=False)
     """Scratch databases of dead runs dropped when this server was connected (DSN mode)."""
     fsync: bool = True
@@ -276,18 +275,6 @@ class PostgresServer:
             n = next(self._names)
         return f"{DB_PREFIX}{self._token}_{worker}_{kind}{n}"
 
-    def _template_db(self) -> str:
-        if self._template is None:
-            name = self.new_name("template")
-            with self.admin() as conn:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
-                )
-                _mark_owned(conn, name)
-            self._created.append(Database(name, self._url(name), self._dsn(name)))
-            self._template = name
-        return self._template
-
     def create_database(
         self,
         template: str | None = None,
@@ -296,7 +283,7 @@ class PostgresServer:
         conn: psycopg.Connection[Any] | None = None,
         strategy: str | None = None,
     ) -> Database:
-        """A new database, cloned from ``template`` (default: an empty template database).
+        """A new database, cloned from ``template`` (default: ``template0``, which is empty).
 
         ``conn``: an autocommit connection to the maintenance database to use (one kept open
         saves a connection per database: the application-test clones are made this way).
@@ -305,7 +292,7 @@ class PostgresServer:
         name = name or self.new_name()
         if not name.startswith(DB_PREFIX):
             raise ValueError(f"scratch database names start with {DB_PREFIX!r}: {name!r}")
-        source = template or self._template_db()
+        source = template or "template0"  # empty, and never connected to
         if strategy is None and self.file_copy and self.source != "dsn":
             strategy = "FILE_COPY"
         if strategy not in (None, "FILE_COPY", "WAL_LOG"):
@@ -338,8 +325,6 @@ class PostgresServer:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
-        if name == self._template:
-            self._template = None
 
     def drop_all(self) -> None:
         """Drop every database this plugin created (templates last)."""
