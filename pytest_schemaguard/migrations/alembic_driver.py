@@ -785,12 +785,16 @@ class _VersionRows:
             or context.connection is None
         ):
             return None
-        rows = cls(context, heads)
-        context._schemaguard_versions = rows  # type: ignore[attr-defined]
         from sqlalchemy import event
+        from sqlalchemy.exc import InvalidRequestError
 
-        event.listen(context.connection, "before_execute", rows._before_execute)
+        rows = cls(context, heads)
+        try:
+            event.listen(context.connection, "before_execute", rows._before_execute)
+        except InvalidRequestError:  # not a SQLAlchemy connection: Alembic writes as ever
+            return None
         rows._listening = True
+        context._schemaguard_versions = rows  # type: ignore[attr-defined]
         return rows
 
     def step(self, heads: set[str]) -> None:
