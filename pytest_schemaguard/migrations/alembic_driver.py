@@ -23,6 +23,7 @@ import asyncio
 import configparser
 import contextlib
 import dataclasses
+import functools
 import importlib
 import inspect
 import logging
@@ -797,9 +798,6 @@ class _VersionRows:
         context._schemaguard_versions = rows  # type: ignore[attr-defined]
         return rows
 
-    def step(self, heads: set[str]) -> None:
-        self.heads = set(heads)
-
     def flush(self) -> None:
         """Make the table's rows the heads the steps so far left (Alembic's statements, with
         its check that each matched one row)."""
@@ -861,56 +859,52 @@ class _VersionRows:
         return any(self.table_name in str(getattr(t, "name", t)) for t in tables)
 
 
-_HEAD_MAINTAINER_PATCHED: list[bool] = []
-
-
+@functools.cache
 def _patch_head_maintainer() -> bool:
     """Route Alembic's version-table writes of a context with :class:`_VersionRows` into memory
-    (once per process; False when this Alembic lacks the methods, which then write as ever)."""
-    if _HEAD_MAINTAINER_PATCHED:
-        return _HEAD_MAINTAINER_PATCHED[0]
+    (once per process; False when this Alembic lacks the methods, which then write as ever).
+    Alembic's own methods still keep its heads: only the statement is left out, as its offline
+    mode leaves it (no result, so no row count to check)."""
     from alembic.runtime.migration import HeadMaintainer, MigrationContext
 
     names = ("_insert_version", "_delete_version", "_update_version")
-    ok = all(callable(getattr(HeadMaintainer, n, None)) for n in names) and callable(
+    if not all(callable(getattr(HeadMaintainer, n, None)) for n in names) or not callable(
         getattr(MigrationContext, "get_current_heads", None)
-    )
-    if ok:
+    ):
+        return False
 
-        def deferred(name: str) -> Any:
-            write = getattr(HeadMaintainer, name)
-
-            def method(self: Any, *args: str) -> None:
-                rows = getattr(self.context, "_schemaguard_versions", None)
-                if rows is None:
-                    write(self, *args)
-                    return
-                if name == "_insert_version":
-                    assert args[0] not in self.heads
-                    self.heads.add(args[0])
-                elif name == "_delete_version":
-                    self.heads.remove(args[0])
-                else:
-                    assert args[1] not in self.heads
-                    self.heads.remove(args[0])
-                    self.heads.add(args[1])
-                rows.step(self.heads)
-
-            return method
-
-        for name in names:
-            setattr(HeadMaintainer, name, deferred(name))
-        current_heads = MigrationContext.get_current_heads
-
-        def get_current_heads(self: Any) -> tuple[str, ...]:
-            rows = getattr(self, "_schemaguard_versions", None)
+    def deferred(write: Callable[..., None]) -> Callable[..., None]:
+        def method(self: Any, *args: str) -> None:
+            rows = getattr(self.context, "_schemaguard_versions", None)
             if rows is None:
-                return current_heads(self)
-            return tuple(sorted(rows.heads))
+                write(self, *args)
+                return
+            impl = self.context.impl
+            impl._exec = _no_statement  # on the instance, over the class's method
+            try:
+                write(self, *args)
+            finally:
+                del impl._exec
+            rows.heads = self.heads
 
-        MigrationContext.get_current_heads = get_current_heads  # type: ignore[method-assign]
-    _HEAD_MAINTAINER_PATCHED.append(ok)
-    return ok
+        return method
+
+    for name in names:
+        setattr(HeadMaintainer, name, deferred(getattr(HeadMaintainer, name)))
+    current_heads = MigrationContext.get_current_heads
+
+    def get_current_heads(self: Any) -> tuple[str, ...]:
+        rows = getattr(self, "_schemaguard_versions", None)
+        if rows is None:
+            return current_heads(self)
+        return tuple(sorted(rows.heads))
+
+    MigrationContext.get_current_heads = get_current_heads  # type: ignore[method-assign]
+    return True
+
+
+def _no_statement(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def call_env_context(factory: Callable[..., Any] | None, url: str) -> Any:
