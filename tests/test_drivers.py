@@ -729,7 +729,7 @@ SWALLOWED = [
     ("driver", "kind", "then"),
     [
         ("psycopg", "UniqueViolation", "InFailedSqlTransaction"),
-        ("pg8000", "IntegrityError", "ProgrammingError"),
+        ("pg8000", "UniqueViolation", "InFailedSqlTransaction"),
     ],
 )
 def test_the_statement_that_failed_the_transaction_is_reported_not_the_next_one(

@@ -783,7 +783,7 @@ PERCENT = [
         ("psycopg", "DivisionByZero"),
         ("psycopg2", "DivisionByZero"),
         ("asyncpg", "DivisionByZeroError"),  # asyncpg's own class, not SQLAlchemy's adapter's
-        ("pg8000", "ProgrammingError"),  # pg8000 has no class per SQLSTATE
+        ("pg8000", "DivisionByZero"),  # named by its SQLSTATE, as psycopg names it
     ],
 )
 def test_statements_with_percent_signs_are_shown_as_written(

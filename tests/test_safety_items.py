@@ -266,7 +266,7 @@ PG8000_AUTOCOMMIT = [
     "SQL:",
     "    CREATE INDEX CONCURRENTLY ix_orders_shipped ON orders (shipped)",
     "error:",
-    "    ProgrammingError: CREATE INDEX CONCURRENTLY cannot run inside a transaction block",
+    "    ActiveSqlTransaction: CREATE INDEX CONCURRENTLY cannot run inside a transaction block",
     "    (the transaction then stayed failed: InterfaceError: in failed transaction block)",
     "    with pg8000 a statement inside op.get_context().autocommit_block() still runs in a "
     "transaction block: SQLAlchemy's pg8000 dialect begins one to read the isolation level, and "

@@ -407,12 +407,28 @@ def _describe(exc: BaseException, driver: str | None = None) -> tuple[str, str |
                 if isinstance(fields.get(key), str):
                     lines.append(f"{label}:  {fields[key]}")
             message = "\n".join(lines)
+            name = _sqlstate_name(fields.get("C")) or type(orig).__name__
         else:
             message = str(orig).strip()
-        return f"{type(orig).__name__}: {message}", _as_written(exc.statement, driver)
+            name = type(orig).__name__
+        return f"{name}: {message}", _as_written(exc.statement, driver)
     if isinstance(exc, StatementError):
         return f"{type(exc).__name__}: {exc.orig or exc}", _as_written(exc.statement, driver)
     return f"{type(exc).__name__}: {exc}", None
+
+
+def _sqlstate_name(code: Any) -> str | None:
+    """The name psycopg (and psycopg2) give the error of SQLSTATE ``code``
+    (``"42P07"``: ``DuplicateTable``); None for a code they do not know.  pg8000 raises one
+    generic class for every server error, so its errors are named as the other drivers'."""
+    if not isinstance(code, str):
+        return None
+    import psycopg.errors
+
+    try:
+        return psycopg.errors.lookup(code).__name__
+    except KeyError:
+        return None
 
 
 def _asyncpg_error(orig: BaseException) -> BaseException:
