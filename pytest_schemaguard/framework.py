@@ -207,6 +207,17 @@ def _first_failed_by(cause: str) -> str | None:
     return None if first == item.name else first
 
 
+_NEXT: pytest.StashKey[pytest.Item | None] = pytest.StashKey()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Keep the item this process runs after a check item (see :meth:`ItemOrder.following`):
+    under pytest-xdist it is the worker's next one, not the next in the collected order."""
+    if isinstance(item, SchemaguardItem):
+        item.stash[_NEXT] = nextitem
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     token = _running.set(item)
@@ -543,13 +554,21 @@ class ItemOrder:
             self.marked[key] = tuple(v for v in self.values(attribute) if isinstance(v, kind))
         return self.marked[key]
 
-    def next_has(self, item: pytest.Item, *attributes: str) -> bool:
-        """Whether the item after ``item`` carries one of ``attributes``."""
+    def following(self, item: pytest.Item) -> pytest.Item | None:
+        """The item this process runs after ``item`` (None: the last one): pytest's
+        ``nextitem`` (under pytest-xdist the worker's next item, which it knows before it
+        runs this one), else the next in the collected order."""
+        if _NEXT in item.stash:
+            return item.stash[_NEXT]
         position = self.position(item)
         if position is None or position + 1 >= self.length:
-            return False
-        following = self.items[position + 1]
-        return any(hasattr(following, a) for a in attributes)
+            return None
+        return self.items[position + 1]
+
+    def next_has(self, item: pytest.Item, *attributes: str) -> bool:
+        """Whether the item after ``item`` (:meth:`following`) carries one of ``attributes``."""
+        following = self.following(item)
+        return following is not None and any(hasattr(following, a) for a in attributes)
 
 
 _ITEM_ORDER: pytest.StashKey[ItemOrder] = pytest.StashKey()

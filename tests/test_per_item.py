@@ -149,6 +149,50 @@ def test_env_py_that_cannot_be_imported_fails_one_item_and_blocks_the_rest(
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+def _count_env_py_runs(project: Path) -> Path:
+    """Make env.py write one line (the process id) to ``env_runs.log`` each time it runs."""
+    log = project / "env_runs.log"
+    env = project / "migrations" / "env.py"
+    env.write_text(
+        env.read_text() + f"\nimport os as _os\n\nwith open({str(log)!r}, 'a') as _f:\n"
+        "    _f.write(f'{_os.getpid()}\\n')\n"
+    )
+    return log
+
+
+@pytest.mark.parametrize(
+    ("selection", "items"),
+    [("upgrade or roundtrip", 2 * REVISIONS), ("data", REVISIONS)],
+    ids=["migrations", "data"],
+)
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_each_process_goes_on_with_one_pass_from_item_to_item(
+    pytester: pytest.Pytester,
+    project: Path,
+    inner_dsn: str,
+    workers: list[str],
+    selection: str,
+    items: int,
+) -> None:
+    """Under xdist a worker gets every other revision or so: its next item continues the pass
+    it has open (a few steps further), as a serial run does, rather than running env.py again
+    (a new connection, a full read) for each revision it is given."""
+    log = _count_env_py_runs(project)
+    result = _run(pytester, inner_dsn, *workers, "-k", selection, "-v")
+    outcomes = result.parseoutcomes()
+    assert result.ret == pytest.ExitCode.OK, outcomes
+    kinds = selection.replace(" or ", "|")  # serial: "<id> PASSED"; xdist: "PASSED <id>"
+    passed = rf"::(?:{kinds})\[\S+ PASSED|PASSED \S+::(?:{kinds})\["
+    assert len(re.findall(passed, result.stdout.str())) == items
+    runs = log.read_text().split()
+    per_process = {pid: runs.count(pid) for pid in set(runs)}
+    assert len(per_process) == (2 if workers else 1), per_process
+    if workers:  # both workers checked revisions (else this test shows nothing)
+        ran_on = {m.group(1) for m in re.finditer(r"^\[(gw\d+)\]", result.stdout.str(), re.M)}
+        assert ran_on == {"gw0", "gw1"}, ran_on
+    assert max(per_process.values()) <= 2, per_process
+
+
 def test_under_xdist_one_root_cause_is_one_failure_too(
     pytester: pytest.Pytester, project: Path, inner_dsn: str
 ) -> None:

@@ -99,7 +99,11 @@ def data_checks(
 def _check_function(rev: str, path: str) -> Callable[..., None]:
     def run_data(schemaguard_data: DataWalk, request: pytest.FixtureRequest) -> None:
         walk = schemaguard_data
-        batch = [] if framework.is_xdist_worker(request.config) else _selected(request.session)
+        batch = _selected(request.session)
+        if framework.is_xdist_worker(request.config):
+            # the worker goes on as a serial run would, from this revision on (see the
+            # migration checks' _from_here_on): its next data item is a few steps further
+            batch = batch[batch.index(rev) :] if rev in batch else []
         try:
             result = walk.result(rev, batch)
         finally:
@@ -149,7 +153,6 @@ def schemaguard_data(
         hook=load_data_hook(schemaguard_settings),
         selected=lambda kind, rev: CheckId(kind, rev) in selected_checks,  # type: ignore[arg-type]
     )
-    walk.stepwise = not framework.is_xdist_worker(request.config)
     request.config.stash[WALK_KEY] = walk
     try:
         yield walk

@@ -240,9 +240,9 @@ class DataWalk:
         self._state: _State | None = None
         self._stepper = Stepper()
         self._stepper_todo: set[str] = set()
-        self.stepwise = False
+        self.stepwise = True
         """Do each item's share of the walk when its result is asked for (suspended between
-        items), instead of the whole batch at once (an xdist worker)."""
+        items), instead of the whole batch at once."""
         self.pass_count = 0
 
     def title(self, rev: str) -> str:

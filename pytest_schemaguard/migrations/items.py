@@ -99,7 +99,7 @@ def _check_function(check: CheckId, path: str | None) -> Callable[..., None]:
     def run_check(schemaguard_migrations: MigrationRunner, request: pytest.FixtureRequest) -> None:
         runner = schemaguard_migrations
         selected = _selected_checks(request.session)
-        batch = _siblings(check, selected) if is_xdist_worker(request.config) else selected
+        batch = _from_here_on(check, selected) if is_xdist_worker(request.config) else selected
         try:
             result = runner.result(check, batch)
         finally:
@@ -118,26 +118,26 @@ def _selected_checks(session: pytest.Session) -> tuple[CheckId, ...]:
 def _next_is_migration_check(request: pytest.FixtureRequest) -> bool:
     """Whether the item after this one is a migration check too (then a suspended pass may
     wait for it; anything else must not run while a pass is suspended)."""
-    order = item_order(request.session)
-    position = order.position(request.node)
-    if position is None or position + 1 >= order.length:
-        return False
-    return isinstance(getattr(order.items[position + 1], "schemaguard_check", None), CheckId)
+    following = item_order(request.session).following(request.node)
+    return isinstance(getattr(following, "schemaguard_check", None), CheckId)
 
 
-def _siblings(check: CheckId, selected: Sequence[CheckId]) -> list[CheckId]:
-    """Under xdist a worker does not know which items it will get next, so it runs one
-    revision's selected ``upgrade`` and ``roundtrip`` together: one pass up, down and up from
-    the parent, which leaves that revision applied, so the worker's next revision (xdist hands
-    items out in order) continues from there instead of replaying every ancestor in a new clone.
-    """
+def _from_here_on(check: CheckId, selected: Sequence[CheckId]) -> list[CheckId]:
+    """Under xdist a worker does not know which items it will get next (xdist hands them out in
+    order, a few at a time, to whichever worker is free), so it goes on as a serial run would:
+    the ``upgrade`` and ``roundtrip`` checks of this revision and of every selected revision
+    after it, in one pass that waits between items.  The worker's next item is then a few steps
+    further on the same connection, not a new pass that replays its ancestors in a new clone;
+    the checks in between that another worker reports are done here too (cheaper than a new
+    pass).  Any other check (``cycle``) ends that pass first and starts its own."""
     if check.revision is None:
         return []
-    return [
-        c
-        for c in selected
-        if c.revision == check.revision and c.kind in ("upgrade", "roundtrip") and c != check
-    ]
+    kinds = ("upgrade", "roundtrip")
+    try:
+        start = selected.index(check)
+    except ValueError:
+        return []
+    return [c for c in selected[start:] if c.kind in kinds and c.revision is not None]
 
 
 @pytest.fixture(scope="session")

@@ -148,11 +148,9 @@ def pytest_fixture_setup(
 
 def _next_uses_runner(request: pytest.FixtureRequest) -> bool:
     """Whether the next item asks the migration runner too (a suspended pass may wait)."""
-    order = framework.item_order(request.session)
-    position = order.position(request.node)
-    if position is None or position + 1 >= order.length:
+    following = framework.item_order(request.session).following(request.node)
+    if following is None:
         return False
-    following = order.items[position + 1]
     return hasattr(following, "schemaguard_safety") or isinstance(
         getattr(following, "schemaguard_check", None), CheckId
     )
