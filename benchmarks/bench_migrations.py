@@ -302,13 +302,20 @@ MIGRATION_CHECKS_ONLY = ("--schemaguard-safety=off", "--schemaguard-data-rows=0"
 
 
 def run_ours(
-    project: Path, server_url: str, *, own_server: bool = False, every_check: bool = False
+    project: Path,
+    server_url: str,
+    *,
+    own_server: bool = False,
+    every_check: bool = False,
+    workers: int = 0,
 ) -> Run:
     cmd = [sys.executable, "-m", "pytest", "--schemaguard", "-p", "no:cacheprovider", "-q"]
     if not own_server:
         cmd.append(f"--schemaguard-dsn={server_url}")
     if not every_check:
         cmd.extend(MIGRATION_CHECKS_ONLY)
+    if workers:
+        cmd.extend(["-n", str(workers)])  # pytest-xdist
     return timed(cmd, cwd=project)
 
 
@@ -352,12 +359,17 @@ def ratio(a: float | None, b: float | None) -> str:
     return "-" if a is None or b is None or b == 0 else f"{a / b:.1f}x"
 
 
+#: With ``--xdist``: ours and ours with every check again, under ``pytest -n 2``.
+XDIST_COLUMNS = {"ours_n2": "ours, -n 2", "ours_all_n2": "ours, all checks, -n 2"}
+
+
 def render(rows: list[Row], tools: list[str]) -> str:
     head = ["revisions", "pytest-alembic", "ours"]
     if "ours_own" in tools:
         head.append("ours (own server)")
     if "ours_all" in tools:
         head.append("ours, all checks")
+    head += [XDIST_COLUMNS[t] for t in XDIST_COLUMNS if t in tools]
     head += [
         "raw stairway",
         "stairway loop",
@@ -380,6 +392,7 @@ def render(rows: list[Row], tools: list[str]) -> str:
             cells.append(cell("ours_own", row.median("ours_own")))
         if "ours_all" in tools:
             cells.append(cell("ours_all", row.median("ours_all")))
+        cells += [cell(t, row.median(t)) for t in XDIST_COLUMNS if t in tools]
         cells += [
             cell("stairway", raw),
             fmt(loop),
@@ -410,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
         default="pytest_alembic,ours,ours_all,stairway",
         help="subset of pytest_alembic,ours,ours_all,stairway",
     )
+    parser.add_argument(
+        "--xdist",
+        action="store_true",
+        help="also time ours (and ours with every check, if selected) under pytest -n 2",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
     parser.add_argument("--stairway", nargs=2, metavar=("PROJECT", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -423,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if args.own_server:
         tools.append("ours_own")
+    if args.xdist:
+        tools += [f"{t}_n2" for t in ("ours", "ours_all") if t in tools]
     WORK.mkdir(parents=True, exist_ok=True)
     versions: dict[str, str] = {}
     if "pytest_alembic" in tools:
@@ -455,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
                         run = run_ours(project, server_url, own_server=True)
                     elif tool == "ours_all":
                         run = run_ours(project, server_url, every_check=True)
+                    elif tool == "ours_n2":
+                        run = run_ours(project, server_url, workers=2)
+                    elif tool == "ours_all_n2":
+                        run = run_ours(project, server_url, every_check=True, workers=2)
                     elif tool == "stairway":
                         run = run_stairway(project, server_url)
                     else:

@@ -160,24 +160,23 @@ def _count_env_py_runs(project: Path) -> Path:
     return log
 
 
+SMALL = 20
+
+
 @pytest.mark.parametrize(
     ("selection", "items"),
-    [("upgrade or roundtrip", 2 * REVISIONS), ("data", REVISIONS)],
+    [("upgrade or roundtrip", 2 * SMALL), ("data", SMALL)],
     ids=["migrations", "data"],
 )
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_each_process_goes_on_with_one_pass_from_item_to_item(
-    pytester: pytest.Pytester,
-    project: Path,
-    inner_dsn: str,
-    workers: list[str],
-    selection: str,
-    items: int,
+    pytester: pytest.Pytester, inner_dsn: str, workers: list[str], selection: str, items: int
 ) -> None:
     """Under xdist a worker gets every other revision or so: its next item continues the pass
     it has open (a few steps further), as a serial run does, rather than running env.py again
     (a new connection, a full read) for each revision it is given."""
-    log = _count_env_py_runs(project)
+    _generate(pytester.path, SMALL)
+    log = _count_env_py_runs(pytester.path)
     result = _run(pytester, inner_dsn, *workers, "-k", selection, "-v")
     outcomes = result.parseoutcomes()
     assert result.ret == pytest.ExitCode.OK, outcomes
