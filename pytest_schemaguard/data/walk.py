@@ -240,9 +240,6 @@ class DataWalk:
         self._state: _State | None = None
         self._stepper = Stepper()
         self._stepper_todo: set[str] = set()
-        self.stepwise = True
-        """Do each item's share of the walk when its result is asked for (suspended between
-        items), instead of the whole batch at once."""
         self.pass_count = 0
 
     def title(self, rev: str) -> str:
@@ -258,10 +255,7 @@ class DataWalk:
         known."""
         if rev not in self.results:
             todo = [rev, *(r for r in batch if r not in self.results and r != rev)]
-            if self.stepwise:
-                self._run_stepwise(rev, todo)
-            else:
-                self._run(todo)
+            self._run_stepwise(rev, todo)
         result = self.results[rev]
         ancestors = self.history.ancestors(rev)
         for behind in self.history.ordered(r for r in self.one_run if r in ancestors):
