@@ -1071,6 +1071,7 @@ class AlembicProject:
 
         Raises :class:`AlembicSetupError` when a revision file cannot be imported.
         """
+        from alembic.script.revision import RevisionMap
         from alembic.util import to_tuple
 
         script = self.script
@@ -1079,6 +1080,9 @@ class AlembicProject:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 loaded = list(script._load_revisions())
+                # the passes look the revisions up in this map: built from these, so that
+                # each revision file is imported (and its module-level code run) only once
+                script.revision_map = RevisionMap(lambda: iter(loaded))
         except Exception as exc:
             where = ""
             for frame in traceback.extract_tb(exc.__traceback__):
