@@ -177,7 +177,8 @@ def test_each_process_goes_on_with_one_pass_from_item_to_item(
     (a new connection, a full read) for each revision it is given."""
     _generate(pytester.path, SMALL)
     log = _count_env_py_runs(pytester.path)
-    result = _run(pytester, inner_dsn, *workers, "-k", selection, "-v")
+    durations = ("--durations=0", "--durations-min=0")
+    result = _run(pytester, inner_dsn, *workers, "-k", selection, "-v", *durations)
     outcomes = result.parseoutcomes()
     assert result.ret == pytest.ExitCode.OK, outcomes
     kinds = selection.replace(" or ", "|")  # serial: "<id> PASSED"; xdist: "PASSED <id>"
@@ -190,6 +191,10 @@ def test_each_process_goes_on_with_one_pass_from_item_to_item(
         ran_on = {m.group(1) for m in re.finditer(r"^\[(gw\d+)\]", result.stdout.str(), re.M)}
         assert ran_on == {"gw0", "gw1"}, ran_on
     assert max(per_process.values()) <= 2, per_process
+    # ... and each item still does its own share of that pass: not each process's first item
+    # all of it (the two longest items, one per worker, would then be nearly the whole time)
+    calls = sorted(float(m["seconds"]) for m in map(_DURATION.match, result.outlines) if m)
+    assert sum(calls[-2:]) <= sum(calls) / 2, (calls[-2:], sum(calls))
 
 
 def test_under_xdist_one_root_cause_is_one_failure_too(

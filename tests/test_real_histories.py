@@ -181,7 +181,7 @@ def test_a_revision_failing_on_its_own_hides_nothing_that_one_run_reaches(
     # 5e55a0000003 reads it: `alembic upgrade head` from an empty database works (one
     # transaction), a database at 5e55a0000002 cannot be upgraded (the release bug)
     root = copy_project(pytester, "session_state")
-    result = run_checks(pytester, inner_dsn, "-v", *xdist)
+    result = run_checks(pytester, inner_dsn, "-v", "--junitxml=report.xml", *xdist)
     result.assert_outcomes(passed=10, failed=1, skipped=1, warnings=5)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     seen = verdicts(result)
@@ -218,6 +218,10 @@ def test_a_revision_failing_on_its_own_hides_nothing_that_one_run_reaches(
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+    # the item reported once the one-run try was known: its own report says it (the JUnit file
+    # is written from the reports as they come, on a worker too)
+    junit = (root / "report.xml").read_text(encoding="utf-8")
+    assert "in one run (as `alembic upgrade 5e55a0000003` on an empty database does) works" in junit
 
     # planted two revisions later: a downgrade that forgets the CHECK constraint
     plant(

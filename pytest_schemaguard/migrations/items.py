@@ -180,9 +180,9 @@ def schemaguard_migrations(
         schemaguard_alembic_config,
     )
     runner.selected = set(_selected_checks(request.session))
-    # Serially, each item does its own share of one pass, suspended between items; an xdist
-    # worker runs its batch (see _from_here_on) at its first item.
-    runner.stepwise = not is_xdist_worker(request.config)
+    # Each item does its own share of one pass, suspended between items, serially and on an
+    # xdist worker alike (a worker's batch: see _from_here_on).
+    runner.stepwise = True
     request.config.stash[RUNNER_KEY] = runner
     try:
         yield runner

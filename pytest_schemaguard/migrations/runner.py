@@ -460,7 +460,7 @@ class MigrationRunner:
     # ------------------------------------------------------------------ results
     def result(self, check: CheckId, batch: Iterable[CheckId] = ()) -> CheckResult:
         """The result of ``check``, running (with it) the checks in ``batch`` not yet known."""
-        if check not in self.results:
+        if not self._settled(check):
 
             def todo() -> list[CheckId]:
                 return [check, *(c for c in batch if c not in self.results and c != check)]
@@ -476,6 +476,14 @@ class MigrationRunner:
             elif result.outcome == "passed" and note not in result.notes:
                 result.notes.append(note)
         return result
+
+    def _settled(self, check: CheckId) -> bool:
+        """Whether ``check``'s result is final.  A revision whose upgrade failed on its own is
+        tried next in one run from base (:meth:`_record_error`); its ``upgrade`` result is
+        final once that try has said whether one run works, which its report says too."""
+        if check not in self.results:
+            return False
+        return not (check.kind == "upgrade" and check.revision in self._retrying)
 
     def _one_run_notes(self, check: CheckId) -> list[str]:
         """For a check that ran after a revision reached in one run from base: say so."""
@@ -501,13 +509,13 @@ class MigrationRunner:
         stepper = self._stepper
         if stepper.running and check not in self._stepper_todo:
             stepper.finish()  # the pass under way does not lead there: let it end first
-        if check in self.results:
+        if self._settled(check) or (check in self.results and not stepper.running):
             return
         if not stepper.running:
             todo = checks()
             self._stepper_todo = set(todo)
             stepper.start(lambda: self._run(todo))
-        stepper.wait_for(lambda: check in self.results)
+        stepper.wait_for(lambda: self._settled(check))
         if check not in self.results:  # pragma: no cover - the worker always settles it
             self._run([check])
 
