@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 # Imported once for the whole suite: when SQLAlchemy is first imported inside a pytester test,
 # pytester unloads its modules afterwards and the next in-process use fails.
 import sqlalchemy  # noqa: F401
+from forkserver import forked_popen
 
 from pytest_schemaguard.plugin import SETTINGS_KEY, describe_server
 from pytest_schemaguard.server import PostgresServer
@@ -25,3 +28,11 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def inner_dsn(schemaguard_postgres: PostgresServer) -> str:
     """The suite's server as a DSN, so inner runs create scratch databases there."""
     return schemaguard_postgres.url
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester whose ``runpytest_subprocess`` runs fork from a process that has imported the
+    inner runs' dependencies once (see :mod:`forkserver`): still a new process per run."""
+    monkeypatch.setattr(pytester, "popen", functools.partial(forked_popen, pytester.popen))
+    return pytester
