@@ -94,3 +94,20 @@ def as_written(statement: str, driver: str | None) -> str:
     if any(m.group() == "%" for m in _PERCENT.finditer(statement)):
         return statement
     return statement.replace("%%", "%")
+
+
+def sqlstate_of(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a DBAPI exception, whatever the driver (None when it has none): psycopg's
+    ``sqlstate``, psycopg2's ``pgcode``, asyncpg's ``sqlstate``, or the ``C`` field of the dict
+    pg8000 gives as its first argument."""
+    if exc is None:
+        return None
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], dict):  # pg8000
+        value = args[0].get("C")
+        return value if isinstance(value, str) else None
+    for attr in ("sqlstate", "pgcode"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None

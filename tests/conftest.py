@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import compileall
 import functools
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +13,16 @@ import pytest
 import sqlalchemy  # noqa: F401
 from forkserver import forked_popen
 
+import pytest_schemaguard
 from pytest_schemaguard.plugin import SETTINGS_KEY, describe_server
 from pytest_schemaguard.server import PostgresServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the package once: with PYTHONDONTWRITEBYTECODE set (as on some CI machines) an
+    editable install has no bytecode, and every inner pytest run would compile it again."""
+    if not hasattr(config, "workerinput"):  # the xdist controller, or a run without xdist
+        compileall.compile_dir(Path(pytest_schemaguard.__file__).parent, quiet=1)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

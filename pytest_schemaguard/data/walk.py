@@ -36,7 +36,7 @@ from pytest_schemaguard.data.seed import (
     count_rows,
     shown_name,
 )
-from pytest_schemaguard.dbapi import execute_as_is
+from pytest_schemaguard.dbapi import execute_as_is, sqlstate_of
 from pytest_schemaguard.migrations.alembic_driver import (
     AlembicProject,
     PassOutcome,
@@ -132,22 +132,6 @@ class _Trip:
     location: tuple[str, int] | None = None
     findings: list[Finding] = field(default_factory=list)
     """The structured findings behind :attr:`lines` (for the JSON report)."""
-
-
-def sqlstate_of(exc: BaseException | None) -> str | None:
-    """The SQLSTATE of a DBAPI exception, whatever the driver (None when it has none)."""
-    if exc is None:
-        return None
-    for attr in ("sqlstate", "pgcode"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    args = getattr(exc, "args", ())
-    if args and isinstance(args[0], dict):  # pg8000
-        value = args[0].get("C")
-        if isinstance(value, str):
-            return value
-    return None
 
 
 def _one_line(text: str) -> str:

@@ -43,7 +43,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 from sqlalchemy.sql.dml import UpdateBase
 
-from pytest_schemaguard.dbapi import as_written
+from pytest_schemaguard.dbapi import as_written, sqlstate_of
 from pytest_schemaguard.errors import SchemaguardError
 from pytest_schemaguard.migrations.history import RevisionInfo, read_downgrade
 from pytest_schemaguard.timeouts import StepGuard, backend_pid, conninfo_of
@@ -348,16 +348,6 @@ def _server_fields(orig: BaseException) -> dict[str, Any] | None:
     return fields if isinstance(fields, dict) else None
 
 
-def _sqlstate(orig: BaseException) -> str | None:
-    fields = _server_fields(orig)
-    code = (
-        fields.get("C")
-        if fields is not None
-        else getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    )
-    return code if isinstance(code, str) else None
-
-
 def _reports_failed_transaction(exc: BaseException) -> bool:
     """``exc`` only says that the transaction had already failed: the server's "current
     transaction is aborted", or pg8000's "in failed transaction block" (raised before sending)."""
@@ -365,7 +355,7 @@ def _reports_failed_transaction(exc: BaseException) -> bool:
     if not isinstance(orig, BaseException):
         return False
     return (
-        _sqlstate(orig) == _IN_FAILED_TRANSACTION
+        sqlstate_of(orig) == _IN_FAILED_TRANSACTION
         or str(orig).strip() == "in failed transaction block"
     )
 
@@ -496,7 +486,7 @@ def _database_error(
     if (
         driver == "pg8000"
         and isinstance(orig, BaseException)
-        and _sqlstate(orig) == _NOT_IN_A_TRANSACTION_BLOCK
+        and sqlstate_of(orig) == _NOT_IN_A_TRANSACTION_BLOCK
         and any(
             frame.name == "autocommit_block"
             for error in (first, exc)
