@@ -294,3 +294,21 @@ def test_each_revision_is_upgraded_a_bounded_number_of_times(
     workers = 2 if xdist else 1
     # each worker: up, down, up for each revision it meets; the cycle: up to head once more
     assert ups <= workers * 2 * count + count + 2, f"{ups} upgrade steps for {count} revisions"
+
+
+def test_each_revision_file_is_imported_once(pytester: pytest.Pytester, inner_dsn: str) -> None:
+    # module-level code of a revision file (a registry, a logger, a print) runs once per run,
+    # as in `alembic upgrade head`: collecting the items and running the passes share the files
+    revisions = chain(3)
+    for rev in revisions:
+        rev.module = (
+            "from pathlib import Path\n"
+            'with open(Path(__file__).parents[2] / "imports.txt", "a") as seen:\n'
+            "    seen.write(Path(__file__).stem + '\\n')\n"
+        )
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn)
+    result.assert_outcomes(passed=2 * 3 + 2)
+    assert result.ret == pytest.ExitCode.OK
+    imported = (pytester.path / "imports.txt").read_text().split()
+    assert sorted(imported) == sorted(f"{i:04d}_{r.revision}" for i, r in enumerate(revisions))
