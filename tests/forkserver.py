@@ -141,12 +141,13 @@ class ForkServer:
         return ForkedRun(self, int(pid))
 
     def exit_status(self, timeout: float | None, run: ForkedRun) -> int:
-        line = self._line(timeout)
-        if line is None:
-            raise subprocess.TimeoutExpired([run.pid], timeout or 0)
-        pid, _, code = line.partition(" ")
-        assert int(pid) == run.pid, (pid, run.pid)
-        return int(code)
+        while True:
+            line = self._line(timeout)
+            if line is None:
+                raise subprocess.TimeoutExpired([run.pid], timeout or 0)
+            pid, _, code = line.partition(" ")
+            if int(pid) == run.pid:  # (the status of a run left behind by an interrupt: skip it)
+                return int(code)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -158,7 +159,8 @@ class ForkServer:
                 self.proc.kill()
 
 
-_server: list[ForkServer] = []
+_server: list[ForkServer | None] = []
+"""The outer process's fork server, once started (None: it could not start)."""
 
 
 def forked_popen(
@@ -188,14 +190,21 @@ def forked_popen(
         and isinstance(out, str)
         and isinstance(err, str)
     )
-    if usable:
-        if not _server:
+    if usable and not _server:
+        try:
             _server.append(ForkServer())
-        server = _server[0]
-        if server.accepts(args, env, cwd):
-            stdout.flush()
-            stderr.flush()
+        except (OSError, RuntimeError):  # no fork server: a new interpreter for each run
+            usable = False
+            _server.append(None)
+    server = _server[0] if usable else None
+    if server is not None and server.accepts(args, env, cwd):
+        stdout.flush()
+        stderr.flush()
+        try:
             return server.start(args[2:], cwd, env, os.path.abspath(out), os.path.abspath(err))
+        except (OSError, RuntimeError, ValueError):  # the server is gone: start interpreters
+            _server.clear()
+            server.close()
     return original(cmdargs, stdout=stdout, stderr=stderr, stdin=stdin, **kw)
 
 
