@@ -79,9 +79,6 @@ class ForkedRun:
             self.returncode = self.server.exit_status(timeout, self)
         return self.returncode
 
-    def poll(self) -> int | None:
-        return self.returncode
-
     def kill(self) -> None:
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -123,8 +120,7 @@ class ForkServer:
     def accepts(self, cmdargs: list[str], env: dict[str, str], cwd: str) -> bool:
         if cmdargs[:2] != [sys.executable, "-mpytest"] or self.proc.poll() is not None:
             return False
-        extra = env.get("PYTHONPATH", "")
-        if extra not in (cwd, os.getcwd()):
+        if env.get("PYTHONPATH", "") != cwd:  # more than pytester's own entry
             return False
         return _startup_env(env) == _startup_env(self.env)
 
