@@ -98,6 +98,29 @@ def test_the_logged_reads_of_a_chain_of_steps_follow_each_other(conn: psycopg.Co
         reading = after
 
 
+@pytest.mark.parametrize("mode", ["default", "SET", "SET LOCAL"])
+def test_a_logged_read_gives_the_join_settings_back(conn: psycopg.Connection, mode: str) -> None:
+    """The catalog query of a logged read is planned with hash and merge joins and sequential
+    scans off; the session's own values (the defaults, or its own) are given back."""
+    if mode != "default":
+        conn.execute(f"{mode} enable_hashjoin = off")
+        conn.execute(f"{mode} enable_seqscan = off")
+
+    def settings() -> list[str]:
+        names = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan")
+        return [conn.execute(f"SHOW {name}").fetchone()[0] for name in names]
+
+    before = settings()
+    reading = read_schema(conn)
+    for step in ("CREATE TABLE extra (id integer PRIMARY KEY)", "DROP TABLE extra"):
+        conn.execute(step)
+        reading = read_schema(conn, since=reading)
+        assert reading.catalog.logged, step
+        assert reading.printed is not None
+        assert settings() == before
+    assert before == (["on", "on", "on"] if mode == "default" else ["off", "on", "off"])
+
+
 @pytest.mark.parametrize(
     "change",
     [
