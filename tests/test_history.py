@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pytest_schemaguard.migrations.history import (
@@ -92,6 +94,31 @@ def test_branches_and_merge() -> None:
     assert "2 head(s) (b (b), c (c)), expected 1" in problem.message
     assert "alembic merge heads" in problem.message
     assert h2.problems(heads=2) == []
+
+
+def test_ancestors_among_and_descendants_follow_parents_and_depends_on() -> None:
+    """Asked for every revision in turn (as the checks do for failed upgrades), the answers are
+    those of walking each revision's ancestors."""
+    revisions = [
+        rev("a"),
+        rev("b", "a"),
+        rev("c", "a"),
+        rev("m", "b", "c"),
+        dataclasses.replace(rev("x"), depends_on=("b",)),  # another base, depending on b
+        rev("y", "x"),
+        rev("z", "m"),
+    ]
+    h = History.build(revisions)
+    for asked in (set(), {"b"}, {"c", "x"}, {"a", "y", "z"}, {"gone", "c"}):
+        for r in h.order:
+            naive = [o for o in h.order if o in asked and o in h.ancestors(r)]
+            assert h.ancestors_among(r, asked) == naive, (r, asked)
+    for r in h.order:
+        assert h.descendants(r) == {o for o in h.order if r in h.ancestors(o)}
+    assert h.ancestors_among("y", {"c", "b", "a"}) == ["a", "b"]
+    assert h.descendants("b") == {"m", "x", "y", "z"}
+    assert h.children("a") == ("b", "c")
+    assert h.ordered(["z", "a", "gone", "a"]) == ["a", "z"]
 
 
 def test_missing_duplicate_and_cyclic_revisions() -> None:

@@ -241,8 +241,7 @@ class DataWalk:
             todo = [rev, *(r for r in batch if r not in self.results and r != rev)]
             self._run_stepwise(rev, todo)
         result = self.results[rev]
-        ancestors = self.history.ancestors(rev)
-        for behind in self.history.ordered(r for r in self.one_run if r in ancestors):
+        for behind in self.history.ancestors_among(rev, self.one_run):
             note = (
                 f"{self.history.describe(behind)} fails when upgraded on its own (see "
                 f"upgrade[{self.history.label(behind)}]); this check ran after upgrading from "
@@ -332,11 +331,8 @@ class DataWalk:
     def _broken_by(self, rev: str) -> str | None:
         if rev in self.broken:
             return rev
-        ancestors = self.history.ancestors(rev)
-        for failed in self.history.ordered(self.broken):
-            if failed in ancestors:
-                return failed
-        return None
+        failed = self.history.ancestors_among(rev, self.broken)
+        return failed[0] if failed else None
 
     # ------------------------------------------------------------------ databases
     def _fail(self, targets: Iterable[str], lines: list[str], cause: str) -> None:

@@ -8,6 +8,7 @@ parents), and :class:`History` answers every question the checks and the runner 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -187,7 +188,15 @@ class History:
         return tuple(r for r in (*info.down_revisions, *info.depends_on) if r in self.revisions)
 
     def children(self, rev: str) -> tuple[str, ...]:
-        return tuple(r for r in self.order if rev in self.revisions[r].down_revisions)
+        return self._children.get(rev, ())
+
+    @functools.cached_property
+    def _children(self) -> dict[str, tuple[str, ...]]:
+        children: dict[str, list[str]] = {}
+        for r in self.order:
+            for parent in dict.fromkeys(self.revisions[r].down_revisions):
+                children.setdefault(parent, []).append(r)
+        return {parent: tuple(revs) for parent, revs in children.items()}
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -219,7 +228,41 @@ class History:
 
     def descendants(self, rev: str) -> set[str]:
         """Everything that needs ``rev`` (transitively), excluding ``rev``."""
-        return {r for r in self.order if rev in self.ancestors(r)}
+        return {r for r in self._descendants(rev) if r in self._position}
+
+    def ancestors_among(self, rev: str, revs: Iterable[str]) -> list[str]:
+        """Those of ``revs`` that must be applied before ``rev`` (its ancestors), in ``order``.
+
+        Cheap when asked for every revision in turn: each of ``revs`` finds what needs it once
+        (``ancestors`` would walk the history back from each revision asked about)."""
+        return [r for r in self.ordered(revs) if rev in self._descendants(r)]
+
+    def _descendants(self, rev: str) -> frozenset[str]:
+        cache = self._descendants_cache
+        found = cache.get(rev)
+        if found is None:
+            seen: set[str] = set()
+            stack = list(self._dependents.get(rev, ()))
+            while stack:
+                r = stack.pop()
+                if r not in seen:
+                    seen.add(r)
+                    stack.extend(self._dependents.get(r, ()))
+            found = cache[rev] = frozenset(seen)
+        return found
+
+    @functools.cached_property
+    def _descendants_cache(self) -> dict[str, frozenset[str]]:
+        return {}
+
+    @functools.cached_property
+    def _dependents(self) -> dict[str, tuple[str, ...]]:
+        """For each revision, those that require it directly (parents and ``depends_on``)."""
+        dependents: dict[str, list[str]] = {}
+        for r in self.revisions:
+            for required in dict.fromkeys(self.requirements(r)):
+                dependents.setdefault(required, []).append(r)
+        return {required: tuple(revs) for required, revs in dependents.items()}
 
     def closure(self, revs: Iterable[str]) -> set[str]:
         """``revs`` and all their ancestors."""
@@ -230,9 +273,13 @@ class History:
         return out
 
     def ordered(self, revs: Iterable[str]) -> list[str]:
-        """``revs`` in topological order."""
-        wanted = set(revs)
-        return [r for r in self.order if r in wanted]
+        """``revs`` in topological order (those not in it are left out)."""
+        position = self._position
+        return sorted((r for r in set(revs) if r in position), key=position.__getitem__)
+
+    @functools.cached_property
+    def _position(self) -> dict[str, int]:
+        return {r: i for i, r in enumerate(self.order)}
 
     @property
     def sound(self) -> bool:

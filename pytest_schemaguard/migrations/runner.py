@@ -492,8 +492,7 @@ class MigrationRunner:
         if check.kind == "cycle":
             behind = self.history.ordered(self.one_run)
         elif check.kind in ("upgrade", "roundtrip") and check.revision is not None:
-            ancestors = self.history.ancestors(check.revision)
-            behind = [r for r in self.history.ordered(self.one_run) if r in ancestors]
+            behind = self.history.ancestors_among(check.revision, self.one_run)
         else:
             return []
         return [
@@ -667,11 +666,8 @@ class MigrationRunner:
         return f"needs {self.history.label(rev)}, whose upgrade failed"
 
     def _failed_ancestor(self, rev: str) -> str | None:
-        ancestors = self.history.ancestors(rev)
-        for failed in self.history.ordered(self.failed_upgrades):
-            if failed in ancestors:
-                return failed
-        return None
+        failed = self.history.ancestors_among(rev, self.failed_upgrades)
+        return failed[0] if failed else None
 
     def _blocked_by_failed_upgrade(self, rev: str) -> bool:
         return rev in self.failed_upgrades or self._failed_ancestor(rev) is not None

@@ -267,8 +267,7 @@ def _blocked(
         return CheckResult("failed", title, list(upgrade.lines), cause=upgrade.cause)
     failing = rev
     if rev not in runner.failed_upgrades and rev not in runner.alone_errors:
-        ancestors = history.ancestors(rev)
-        failing = next((r for r in history.ordered(runner.failed_upgrades) if r in ancestors), rev)
+        failing = next(iter(history.ancestors_among(rev, runner.failed_upgrades)), rev)
     selected = {
         getattr(item, "schemaguard_check", None)
         for item in session.items
