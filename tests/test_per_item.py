@@ -197,6 +197,89 @@ def test_each_process_goes_on_with_one_pass_from_item_to_item(
     assert sum(calls[-2:]) <= sum(calls) / 2, (calls[-2:], sum(calls))
 
 
+def _log_downgrades(project: Path) -> Path:
+    """Make each revision's ``downgrade()`` write one line (process id, revision) to
+    ``downgrades.log`` before it runs."""
+    log = project / "downgrades.log"
+    for path in (project / "migrations" / "versions").glob("*.py"):
+        path.write_text(
+            path.read_text() + "\n\n_downgrade = downgrade\n\n\ndef downgrade():\n"
+            "    import os\n\n"
+            f"    with open({str(log)!r}, 'a') as f:\n"
+            "        f.write(f'{os.getpid()} {revision}\\n')\n"
+            "    _downgrade()\n"
+        )
+    return log
+
+
+def test_under_xdist_a_worker_leaves_the_round_trips_of_other_workers_items_out(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """A worker's items come in order with runs of the other worker's items in between: it
+    upgrades through those revisions without their round trips (the other worker does them),
+    so the two workers share the round trips instead of both doing most of them."""
+    revisions = 40
+    _generate(pytester.path, revisions)
+    log = _log_downgrades(pytester.path)
+    result = _run(pytester, inner_dsn, "-n", "2", "-k", "upgrade or roundtrip", "-v")
+    assert result.ret == pytest.ExitCode.OK, result.parseoutcomes()
+    result.assert_outcomes(passed=2 * revisions)
+    ran_on = {m.group(1) for m in re.finditer(r"^\[(gw\d+)\]", result.stdout.str(), re.M)}
+    assert ran_on == {"gw0", "gw1"}, ran_on
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert {rev for _, rev in lines} == {
+        p.name.split("_")[1] for p in (pytester.path / "migrations" / "versions").glob("*.py")
+    }  # every revision's round trip ran somewhere
+    per_process = {pid: sum(1 for p, _ in lines if p == pid) for pid, _ in lines}
+    assert len(per_process) == 2, per_process
+    # about once each (41 for 40 revisions when written); going on from its first item, a
+    # worker would do every round trip after it (75 here)
+    assert len(lines) <= 1.25 * revisions, per_process
+
+
+BACKWARDS_SCHEDULER = """
+from xdist.scheduler import LoadScheduling
+
+
+class Backwards(LoadScheduling):
+    \"\"\"Hands the items out last first.\"\"\"
+
+    def _send_tests(self, node, num):
+        tests = self.pending[-num:][::-1]
+        if tests:
+            del self.pending[-num:]
+            self.node2pending[node].extend(tests)
+            node.send_runtest_some(tests)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    return Backwards(config, log)
+"""
+
+
+def test_a_worker_given_a_revision_it_went_past_checks_it_in_a_new_pass(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """xdist's own schedulers hand the items out in order; one that does not (here: last
+    first) still gets every check run and passed: a round trip the pass left out is checked
+    in a new pass when its item comes."""
+    revisions = 12
+    _generate(pytester.path, revisions)
+    pytester.makeconftest(BACKWARDS_SCHEDULER)
+    log = _log_downgrades(pytester.path)
+    result = _run(pytester, inner_dsn, "-n", "2", "-k", "upgrade or roundtrip", "-v")
+    assert result.ret == pytest.ExitCode.OK, result.parseoutcomes()
+    result.assert_outcomes(passed=2 * revisions)
+    first = re.search(r"PASSED \S+::\w+\[(\w+)-", result.stdout.str())
+    assert first is not None
+    files = sorted((pytester.path / "migrations" / "versions").glob("*.py"))
+    last = {path.name.split("_")[1] for path in files[-3:]}
+    assert first.group(1) in last, first.group(0)  # the items came last first
+    assert len({rev for _, rev in (line.split() for line in log.read_text().splitlines())}) == (
+        revisions
+    )
+
+
 def test_under_xdist_one_root_cause_is_one_failure_too(
     pytester: pytest.Pytester, project: Path, inner_dsn: str
 ) -> None:

@@ -277,6 +277,10 @@ class History:
         position = self._position
         return sorted((r for r in set(revs) if r in position), key=position.__getitem__)
 
+    def position(self, rev: str) -> int | None:
+        """``rev``'s index in ``order`` (None when it has no place in it)."""
+        return self._position.get(rev)
+
     @functools.cached_property
     def _position(self) -> dict[str, int]:
         return {r: i for i, r in enumerate(self.order)}

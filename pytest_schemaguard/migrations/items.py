@@ -183,6 +183,8 @@ def schemaguard_migrations(
     # Each item does its own share of one pass, suspended between items, serially and on an
     # xdist worker alike (a worker's batch: see _from_here_on).
     runner.stepwise = True
+    # A worker's items come in order, with runs of other workers' items in between.
+    runner.skip_ahead = is_xdist_worker(request.config)
     request.config.stash[RUNNER_KEY] = runner
     try:
         yield runner

@@ -413,6 +413,13 @@ class MigrationRunner:
         suspended between checks in a worker thread), instead of the whole batch at once."""
         self._stepper = Stepper()
         self._stepper_todo: set[CheckId] = set()
+        self._awaited: CheckId | None = None
+        """The check an item waits for while the suspended pass advances."""
+        self.skip_ahead = False
+        """Leave out the round trips of the revisions before the one whose check is awaited
+        (an xdist worker: the items in between went to other workers, which check them)."""
+        self._left_out: set[CheckId] = set()
+        """Round trips a pass left out (:attr:`skip_ahead`): not run, nor due, in this pass."""
         self.selected: set[CheckId] = set()
         """Checks selected in this session (a skip reason may point at them)."""
         self.pass_count = 0
@@ -506,7 +513,7 @@ class MigrationRunner:
         """Advance the suspended pass until ``check``'s result is known (starting one for
         ``checks()`` when none is under way)."""
         stepper = self._stepper
-        if stepper.running and check not in self._stepper_todo:
+        if stepper.running and (check not in self._stepper_todo or check in self._left_out):
             stepper.finish()  # the pass under way does not lead there: let it end first
         if self._settled(check) or (check in self.results and not stepper.running):
             return
@@ -514,7 +521,11 @@ class MigrationRunner:
             todo = checks()
             self._stepper_todo = set(todo)
             stepper.start(lambda: self._run(todo))
-        stepper.wait_for(lambda: self._settled(check))
+        self._awaited = check
+        try:
+            stepper.wait_for(lambda: self._settled(check))
+        finally:
+            self._awaited = None
         if check not in self.results:  # pragma: no cover - the worker always settles it
             self._run([check])
 
@@ -523,6 +534,21 @@ class MigrationRunner:
         runs (the next pytest item is not a migration check)."""
         if self._stepper.running:
             self._stepper.finish()
+
+    def _leave_out(self, rev: str) -> bool:
+        """With :attr:`skip_ahead`, whether the pass may upgrade ``rev`` without its round
+        trip: the check awaited (once one is) is an ``upgrade`` or ``roundtrip`` of a later
+        revision, so this process's items have gone past ``rev``'s."""
+        if not self.skip_ahead or not self._stepper.in_worker():
+            return False
+        self._gate()  # until an item waits for something: the awaited check is then known
+        awaited = self._awaited
+        if awaited is None or awaited.kind not in ("upgrade", "roundtrip"):
+            return False
+        if awaited.revision is None:
+            return False
+        at, later = self.history.position(rev), self.history.position(awaited.revision)
+        return at is not None and later is not None and later > at
 
     def _gate(self) -> None:
         """Before each migration step: in a stepwise run, wait here until a check needs it."""
@@ -542,6 +568,7 @@ class MigrationRunner:
 
     # ------------------------------------------------------------------ planning
     def _run(self, todo: list[CheckId]) -> None:
+        self._left_out.clear()
         for check in todo:
             if check.kind == "history":
                 self.results[check] = self._history_result()
@@ -626,7 +653,7 @@ class MigrationRunner:
             if check not in self.results and check.kind == "upgrade" and check.revision:
                 self._settle_upgrade(check.revision)
         for check in todo:
-            if check not in self.results:
+            if check not in self.results and check not in self._left_out:
                 rev = check.revision or ""
                 blocker = self._failed_ancestor(rev) if rev else None
                 if blocker is not None:
@@ -921,6 +948,9 @@ class MigrationRunner:
                 if last is None:
                     return
             for rev in pending:
+                if rev in trips and self._leave_out(rev):
+                    trips.discard(rev)
+                    self._left_out.add(CheckId("roundtrip", rev))
                 # a revision known to need its parent's session is applied in the same run
                 known = rev in self._retrying or rev in self.one_run
                 if stepped and not known and split():
@@ -1017,6 +1047,9 @@ class MigrationRunner:
             upgrade is that snapshot (not built again); otherwise both are compared."""
             described = h.describe(rev)
             check = CheckId("roundtrip", rev)
+            if self._leave_out(rev):  # the upgrade was this process's item, the round trip not
+                self._left_out.add(check)
+                return first
             phase.update(kind="down", rev=rev)
             yield Step(rev, "downgrade")
             after_down = read(conn, before)
