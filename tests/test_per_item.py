@@ -237,6 +237,36 @@ def test_under_xdist_a_worker_leaves_the_round_trips_of_other_workers_items_out(
     assert len(lines) <= 1.25 * revisions, per_process
 
 
+def test_under_xdist_a_worker_leaves_the_data_checks_of_other_workers_items_out(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """The same for the ``data`` items: a worker upgrades through the revisions between two of
+    its items without their data checks (seen here through ``data_hook``, asked before each
+    data check for every table still without rows: it leaves them all empty)."""
+    revisions = 30
+    _generate(pytester.path, revisions)
+    log = pytester.path / "seeded.log"
+    _set(
+        'data_hook = "project_hook:rows"',
+        "import os\n\n\ndef rows(request):\n"
+        f"    with open({str(log)!r}, 'a') as f:\n"
+        "        f.write(f'{os.getpid()} {request.upgrading}\\n')\n"
+        "    return []\n",
+    )(pytester.path)
+    result = _run(pytester, inner_dsn, "-n", "2", "-k", "data", "-v")
+    assert result.ret == pytest.ExitCode.OK, result.parseoutcomes()
+    result.assert_outcomes(passed=revisions)
+    checked: dict[str, set[str]] = {}
+    for line in log.read_text().splitlines():
+        pid, rev = line.split()
+        checked.setdefault(rev, set()).add(pid)
+    assert len(checked) >= revisions - 2  # the first revisions have no table yet
+    assert len({pid for pids in checked.values() for pid in pids}) == 2, checked
+    twice = [rev for rev, pids in checked.items() if len(pids) > 1]
+    # going on from its first item, a worker would check every revision after it too
+    assert len(twice) <= revisions // 10, twice
+
+
 BACKWARDS_SCHEDULER = """
 from xdist.scheduler import LoadScheduling
 

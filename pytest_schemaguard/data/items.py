@@ -153,6 +153,8 @@ def schemaguard_data(
         hook=load_data_hook(schemaguard_settings),
         selected=lambda kind, rev: CheckId(kind, rev) in selected_checks,  # type: ignore[arg-type]
     )
+    # A worker's items come in order, with runs of other workers' items in between.
+    walk.skip_ahead = framework.is_xdist_worker(request.config)
     request.config.stash[WALK_KEY] = walk
     try:
         yield walk

@@ -224,6 +224,13 @@ class DataWalk:
         self._state: _State | None = None
         self._stepper = Stepper()
         self._stepper_todo: set[str] = set()
+        self._awaited: str | None = None
+        """The revision whose ``data`` check an item waits for while the pass advances."""
+        self.skip_ahead = False
+        """Upgrade the revisions before the awaited one without their checks (an xdist
+        worker: the items in between went to other workers, which check them)."""
+        self._left_out: set[str] = set()
+        """Checks the pass left out (:attr:`skip_ahead`): not run, nor due, in this pass."""
         self.pass_count = 0
 
     def title(self, rev: str) -> str:
@@ -255,14 +262,18 @@ class DataWalk:
 
     def _run_stepwise(self, rev: str, todo: list[str]) -> None:
         stepper = self._stepper
-        if stepper.running and rev not in self._stepper_todo:
+        if stepper.running and (rev not in self._stepper_todo or rev in self._left_out):
             stepper.finish()
         if rev in self.results:
             return
         if not stepper.running:
             self._stepper_todo = set(todo)
             stepper.start(lambda: self._run(todo), name="schemaguard-data")
-        stepper.wait_for(lambda: rev in self.results)
+        self._awaited = rev
+        try:
+            stepper.wait_for(lambda: rev in self.results)
+        finally:
+            self._awaited = None
         if rev not in self.results:  # pragma: no cover - the worker always settles it
             self._run([rev])
 
@@ -275,6 +286,18 @@ class DataWalk:
         if self._stepper.in_worker():
             self._stepper.gate(released_process_state)
 
+    def _leave_out(self, rev: str) -> bool:
+        """With :attr:`skip_ahead`, whether the pass may upgrade ``rev`` without its check:
+        the revision awaited (once one is) comes later, so this process's items have gone
+        past ``rev``'s."""
+        if not self.skip_ahead or not self._stepper.in_worker():
+            return False
+        self._gate()  # until an item waits for something: the awaited revision is then known
+        if self._awaited is None:
+            return False
+        at, later = self.history.position(rev), self.history.position(self._awaited)
+        return at is not None and later is not None and later > at
+
     def close(self) -> None:
         if self._stepper.running:
             self._stepper.abandon()
@@ -282,6 +305,7 @@ class DataWalk:
 
     # ------------------------------------------------------------------ planning
     def _run(self, todo: list[str]) -> None:
+        self._left_out.clear()
         targets = {r for r in todo if r not in self.results}
         if not targets:
             return
@@ -423,6 +447,9 @@ class DataWalk:
                         yield from finish(conn, rev, trip)
                     done(rev)
                     continue
+                if rev in targets and rev not in self.results and self._leave_out(rev):
+                    targets.discard(rev)
+                    self._left_out.add(rev)
                 if rev not in targets or rev in self.results:
                     yield step(rev, "upgrade", "plain")
                     done(rev)
