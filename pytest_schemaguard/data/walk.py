@@ -224,8 +224,6 @@ class DataWalk:
         self._state: _State | None = None
         self._stepper = Stepper()
         self._stepper_todo: set[str] = set()
-        self._awaited: str | None = None
-        """The revision whose ``data`` check an item waits for while the pass advances."""
         self.skip_ahead = False
         """Upgrade the revisions before the awaited one without their checks (an xdist
         worker: the items in between went to other workers, which check them)."""
@@ -269,11 +267,7 @@ class DataWalk:
         if not stepper.running:
             self._stepper_todo = set(todo)
             stepper.start(lambda: self._run(todo), name="schemaguard-data")
-        self._awaited = rev
-        try:
-            stepper.wait_for(lambda: rev in self.results)
-        finally:
-            self._awaited = None
+        stepper.wait_for(lambda: rev in self.results, key=rev)
         if rev not in self.results:  # pragma: no cover - the worker always settles it
             self._run([rev])
 
@@ -293,10 +287,8 @@ class DataWalk:
         if not self.skip_ahead or not self._stepper.in_worker():
             return False
         self._gate()  # until an item waits for something: the awaited revision is then known
-        if self._awaited is None:
-            return False
-        at, later = self.history.position(rev), self.history.position(self._awaited)
-        return at is not None and later is not None and later > at
+        awaited = self._stepper.awaited_key
+        return isinstance(awaited, str) and self.history.comes_after(awaited, rev)
 
     def close(self) -> None:
         if self._stepper.running:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -192,11 +192,7 @@ class History:
 
     @functools.cached_property
     def _children(self) -> dict[str, tuple[str, ...]]:
-        children: dict[str, list[str]] = {}
-        for r in self.order:
-            for parent in dict.fromkeys(self.revisions[r].down_revisions):
-                children.setdefault(parent, []).append(r)
-        return {parent: tuple(revs) for parent, revs in children.items()}
+        return _inverted(self.order, lambda r: self.revisions[r].down_revisions)
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -258,11 +254,7 @@ class History:
     @functools.cached_property
     def _dependents(self) -> dict[str, tuple[str, ...]]:
         """For each revision, those that require it directly (parents and ``depends_on``)."""
-        dependents: dict[str, list[str]] = {}
-        for r in self.revisions:
-            for required in dict.fromkeys(self.requirements(r)):
-                dependents.setdefault(required, []).append(r)
-        return {required: tuple(revs) for required, revs in dependents.items()}
+        return _inverted(self.revisions, self.requirements)
 
     def closure(self, revs: Iterable[str]) -> set[str]:
         """``revs`` and all their ancestors."""
@@ -277,9 +269,10 @@ class History:
         position = self._position
         return sorted((r for r in set(revs) if r in position), key=position.__getitem__)
 
-    def position(self, rev: str) -> int | None:
-        """``rev``'s index in ``order`` (None when it has no place in it)."""
-        return self._position.get(rev)
+    def comes_after(self, later: str, rev: str) -> bool:
+        """Whether ``later`` comes after ``rev`` in ``order`` (both must have a place)."""
+        at, after = self._position.get(rev), self._position.get(later)
+        return at is not None and after is not None and after > at
 
     @functools.cached_property
     def _position(self) -> dict[str, int]:
@@ -470,3 +463,15 @@ class History:
             "(only pass/docstring), but its upgrade changes the schema; write it, or list "
             "the revision in irreversible"
         )
+
+
+def _inverted(
+    revs: Iterable[str], edges: Callable[[str], Iterable[str]]
+) -> dict[str, tuple[str, ...]]:
+    """For each revision that ``edges`` of ``revs`` name, the revisions naming it (in the order
+    of ``revs``)."""
+    inverse: dict[str, list[str]] = {}
+    for r in revs:
+        for named in dict.fromkeys(edges(r)):
+            inverse.setdefault(named, []).append(r)
+    return {named: tuple(found) for named, found in inverse.items()}

@@ -413,8 +413,6 @@ class MigrationRunner:
         suspended between checks in a worker thread), instead of the whole batch at once."""
         self._stepper = Stepper()
         self._stepper_todo: set[CheckId] = set()
-        self._awaited: CheckId | None = None
-        """The check an item waits for while the suspended pass advances."""
         self.skip_ahead = False
         """Leave out the round trips of the revisions before the one whose check is awaited
         (an xdist worker: the items in between went to other workers, which check them)."""
@@ -521,11 +519,7 @@ class MigrationRunner:
             todo = checks()
             self._stepper_todo = set(todo)
             stepper.start(lambda: self._run(todo))
-        self._awaited = check
-        try:
-            stepper.wait_for(lambda: self._settled(check))
-        finally:
-            self._awaited = None
+        stepper.wait_for(lambda: self._settled(check), key=check)
         if check not in self.results:  # pragma: no cover - the worker always settles it
             self._run([check])
 
@@ -542,13 +536,13 @@ class MigrationRunner:
         if not self.skip_ahead or not self._stepper.in_worker():
             return False
         self._gate()  # until an item waits for something: the awaited check is then known
-        awaited = self._awaited
-        if awaited is None or awaited.kind not in ("upgrade", "roundtrip"):
-            return False
-        if awaited.revision is None:
-            return False
-        at, later = self.history.position(rev), self.history.position(awaited.revision)
-        return at is not None and later is not None and later > at
+        awaited = self._stepper.awaited_key
+        return (
+            isinstance(awaited, CheckId)
+            and awaited.kind in ("upgrade", "roundtrip")
+            and awaited.revision is not None
+            and self.history.comes_after(awaited.revision, rev)
+        )
 
     def _gate(self) -> None:
         """Before each migration step: in a stepwise run, wait here until a check needs it."""

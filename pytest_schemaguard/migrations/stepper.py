@@ -38,6 +38,9 @@ class Stepper:
         self._thread: threading.Thread | None = None
         self._awaited: Callable[[], bool] | None = None
         """True once what the waiting caller needs is known (None: nobody waits)."""
+        self.awaited_key: object = None
+        """What the waiting caller named as what it waits for (None when nobody waits): the
+        worker may read it once a gate let it go on."""
         self._drain = False
         """Run to the end without stopping at gates (the caller needs what comes after)."""
         self._abandon = False
@@ -101,17 +104,20 @@ class Stepper:
         self._thread = threading.Thread(target=main, name=name, daemon=True)
         self._thread.start()
 
-    def wait_for(self, known: Callable[[], bool]) -> None:
+    def wait_for(self, known: Callable[[], bool], *, key: object = None) -> None:
         """Let the worker advance until ``known()`` holds or it has finished; re-raise an
-        exception that ended the worker."""
+        exception that ended the worker.  ``key`` names what is awaited
+        (:attr:`awaited_key`, meanwhile)."""
         with self._cond:
             self._awaited = known
+            self.awaited_key = key
             self._cond.notify_all()
             try:
                 while not known() and self.running:
                     self._cond.wait(0.5)
             finally:
                 self._awaited = None
+                self.awaited_key = None
         self._join_if_finished()
 
     def finish(self) -> None:
