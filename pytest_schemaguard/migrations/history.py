@@ -213,14 +213,7 @@ class History:
 
     def ancestors(self, rev: str) -> set[str]:
         """Everything that must be applied before ``rev`` (transitively), excluding ``rev``."""
-        seen: set[str] = set()
-        stack = list(self.requirements(rev))
-        while stack:
-            r = stack.pop()
-            if r not in seen:
-                seen.add(r)
-                stack.extend(self.requirements(r))
-        return seen
+        return _reachable(rev, self.requirements)
 
     def descendants(self, rev: str) -> set[str]:
         """Everything that needs ``rev`` (transitively), excluding ``rev``."""
@@ -237,14 +230,8 @@ class History:
         cache = self._descendants_cache
         found = cache.get(rev)
         if found is None:
-            seen: set[str] = set()
-            stack = list(self._dependents.get(rev, ()))
-            while stack:
-                r = stack.pop()
-                if r not in seen:
-                    seen.add(r)
-                    stack.extend(self._dependents.get(r, ()))
-            found = cache[rev] = frozenset(seen)
+            dependents = self._dependents
+            found = cache[rev] = frozenset(_reachable(rev, lambda r: dependents.get(r, ())))
         return found
 
     @functools.cached_property
@@ -475,3 +462,16 @@ def _inverted(
         for named in dict.fromkeys(edges(r)):
             inverse.setdefault(named, []).append(r)
     return {named: tuple(found) for named, found in inverse.items()}
+
+
+def _reachable(rev: str, edges: Callable[[str], Iterable[str]]) -> set[str]:
+    """Every revision reached from ``rev`` by following ``edges`` (``rev`` only when a cycle
+    leads back to it)."""
+    seen: set[str] = set()
+    stack = list(edges(rev))
+    while stack:
+        r = stack.pop()
+        if r not in seen:
+            seen.add(r)
+            stack.extend(edges(r))
+    return seen
