@@ -402,6 +402,64 @@ def test_nothing_of_a_refused_file_runs(
     assert not marker.exists()
 
 
+def shadowing_baseline(marker: Path, calls: str) -> str:
+    """A file that defines its own ``setval`` and ``set_config`` (argument types that match a
+    call better than pg_catalog's, schema first in ``search_path``), then ``calls``."""
+    body = f"BEGIN\n  COPY (SELECT 1) TO PROGRAM 'touch {marker}';\n  RETURN NULL;\nEND"
+    return (
+        "SET search_path = public, pg_catalog;\n"
+        "CREATE SEQUENCE public.s;\n"
+        "CREATE FUNCTION public.setval(regclass, integer, boolean) RETURNS bigint\n"
+        f"    LANGUAGE plpgsql AS $$\n{body}\n$$;\n"
+        "CREATE FUNCTION public.set_config(text, text, boolean) RETURNS text\n"
+        f"    LANGUAGE plpgsql AS $$\n{body}\n$$;\n"
+        f"{calls}"
+    )
+
+
+UNQUALIFIED_CALLS = (
+    "SELECT setval('public.s', 42, true);\n"
+    "SELECT set_config('search_path', 'public, pg_catalog', false);\n"
+)
+
+
+def test_a_call_without_a_schema_would_find_the_files_own_function(
+    schemaguard_postgres: PostgresServer, marker_dir: Path
+) -> None:
+    """The next test could fail: run as written, the file's own setval runs its body."""
+    marker = marker_dir / "direct"
+    db = schemaguard_postgres.create_database()
+    try:
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            conn.execute(shadowing_baseline(marker, UNQUALIFIED_CALLS).encode())
+    finally:
+        schemaguard_postgres.drop_database(db)
+    assert marker.exists()
+
+
+def test_setval_and_set_config_without_a_schema_run_as_pg_catalogs(
+    schemaguard_postgres: PostgresServer, marker_dir: Path
+) -> None:
+    marker = marker_dir / "marker"
+    text = shadowing_baseline(marker, UNQUALIFIED_CALLS)
+    plan = plan_replay(text, file="schema.sql")
+    assert [s.sql for s, _tokens in plan.steps][-2:] == [
+        "SELECT pg_catalog.setval('public.s', 42, true)",
+        "SELECT pg_catalog.set_config('search_path', 'public, pg_catalog', false)",
+    ]
+    db = schemaguard_postgres.create_database()
+    try:
+        report = replay_baseline(text, db.dsn, file="schema.sql")
+        (value,) = rows(schemaguard_postgres, db.name, "SELECT last_value FROM public.s")[0]
+    finally:
+        schemaguard_postgres.drop_database(db)
+    assert report.refused == []
+    assert report.problems == []
+    assert report.executed == 6
+    assert value == 42
+    assert not marker.exists()
+
+
 # ------------------------------------------------------------------ classification (pure)
 
 
@@ -525,6 +583,31 @@ def test_real_pg_dump_output_has_nothing_refused(
             "run",
         ),
         ("ALTER TABLE ONLY p ATTACH PARTITION c FOR VALUES IN (public.f())", "refuse"),
+        # an operator is looked up along search_path; a minus sign before a number is not
+        ("CREATE TABLE c PARTITION OF p FOR VALUES FROM (1 + 1) TO (10)", "refuse"),
+        ("CREATE TABLE c PARTITION OF p FOR VALUES FROM (+1) TO (10)", "refuse"),
+        ("CREATE TABLE c PARTITION OF p FOR VALUES FROM (- '1') TO (10)", "refuse"),
+        ("CREATE TABLE c PARTITION OF p FOR VALUES FROM (-1) TO (MAXVALUE)", "run"),
+        ("CREATE TABLE c PARTITION OF p FOR VALUES IN (1, -2, NULL)", "run"),
+        # validating a constraint or computing a column evaluates what no column goes into
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK (public.f(1))", "refuse"),
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((1 + 1) > a)", "refuse"),
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK (public.f(1)) NOT VALID", "run"),
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK (public.valid(email))", "run"),
+        (
+            "ALTER TABLE ONLY public.t ADD CONSTRAINT c "
+            "CHECK ((status = ANY (ARRAY['a'::text, 'b'::text])))",
+            "run",
+        ),
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((d > '2020-01-01'::date))", "run"),
+        ("ALTER DOMAIN public.d ADD CONSTRAINT c CHECK (public.f(1))", "refuse"),
+        ("ALTER DOMAIN public.d ADD CONSTRAINT c CHECK ((VALUE > 0))", "run"),
+        (
+            "ALTER TABLE public.t ADD COLUMN g integer GENERATED ALWAYS AS (public.f(1)) STORED",
+            "refuse",
+        ),
+        ("ALTER TABLE public.t ADD COLUMN g integer GENERATED ALWAYS AS ((a * 2)) STORED", "run"),
+        ("ALTER TABLE public.t ALTER COLUMN c TYPE bigint USING (c + 1)", "refuse"),
         ("CREATE TABLE c PARTITION OF p FOR VALUES FROM (-1) TO (f(1))", "refuse"),
         ("ALTER TABLE public.t ADD COLUMN c integer DEFAULT public.f()", "refuse"),
         ("ALTER TABLE ONLY public.t ALTER COLUMN c SET DEFAULT public.f()", "run"),

@@ -11,7 +11,8 @@ PostgreSQL tokens, never from regular expressions) and sorts every statement int
   ``SELECT pg_catalog.set_config(...)`` of session settings, ``CREATE``/``ALTER``/``COMMENT
   ON`` of schema objects (tables, views, materialized views ``WITH NO DATA``, functions in any
   language but C, triggers, extensions, servers, user mappings...), ``SELECT
-  pg_catalog.setval(...)`` with literal arguments;
+  pg_catalog.setval(...)`` with literal arguments (``set_config`` and ``setval`` written
+  without their schema run as ``pg_catalog``'s: the file could define its own);
 - **skipped silently**, because the comparison does not look at them or the roles rarely exist
   here: owners, ``GRANT``/``REVOKE``, security labels, extension comments, publications and
   subscriptions (never run: a subscription connects out), ``SET ROLE``/``SET SESSION
@@ -26,7 +27,10 @@ PostgreSQL tokens, never from regular expressions) and sorts every statement int
   ``--clean`` (the scratch database starts empty) — and event triggers, which would run their
   function on every later statement of the replay;
 - **refused**: everything else (``COPY``, ``DO``, ``CALL``, DML, ``SELECT`` of any other
-  function, ``CREATE TABLE ... AS``, a materialized view with data, roles, tablespaces, ``ALTER
+  function, ``CREATE TABLE ... AS``, a materialized view with data, an expression PostgreSQL
+  evaluates while it runs the statement (a partition bound that is not literals, a column added
+  with a default, ``USING``, a constraint validated or a column computed at once with a call
+  that no column goes into), roles, tablespaces, ``ALTER
   SYSTEM``, ``LOAD``, C-language functions, ``DROP DATABASE`` of another database, any other
   psql meta-command...).  One refused statement and **nothing** of the file runs
   (:attr:`ReplayReport.refused`).
@@ -47,6 +51,7 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import itertools
@@ -185,6 +190,8 @@ class _Word:
     depth: int
     literal: bool = False
     """A string or a number."""
+    start: int = -1
+    """Offset of its first character in the statement (-1 when read from a command's text)."""
 
 
 @functools.cache
@@ -210,14 +217,16 @@ def _tokens(sql: str) -> list[_Word] | None:
         return None
     words: list[_Word] = []
     depth = 0
-    for token in raw:
+    command = len(raw) > 1 and raw[0].token_type == TokenType.COMMAND
+    for n, token in enumerate(raw):
         if token.token_type == TokenType.R_PAREN:
             depth = max(0, depth - 1)
         quoted = token.token_type == TokenType.IDENTIFIER
         is_string = "STRING" in token.token_type.name
         word = None if quoted or is_string else token.text.upper()
         literal = is_string or token.token_type == TokenType.NUMBER
-        words.append(_Word(word, token.text, quoted, depth, literal))
+        start = token.start if n == 0 or not command else -1
+        words.append(_Word(word, token.text, quoted, depth, literal, start))
         if token.token_type == TokenType.L_PAREN:
             depth += 1
     return words
@@ -469,6 +478,8 @@ class _Verdict:
     """``run``, ``skip`` (``reason`` counted in :attr:`ReplayReport.skipped`), ``aside``
     (``reason`` is the label in the note), ``clean`` (a ``--clean`` drop) or ``refuse``."""
     reason: str = ""
+    call: _Word | None = None
+    """For ``run``: a function called without a schema, run as ``pg_catalog.<name>``."""
 
 
 _RUN = _Verdict("run")
@@ -516,9 +527,9 @@ def _label(tokens: Sequence[_Word], kind: tuple[str, ...]) -> str:
     return " ".join(words[:3])
 
 
-def _literal_call(tokens: Sequence[_Word]) -> tuple[str, list[_Word]] | None:
-    """``SELECT [pg_catalog.]f(literal, ...)`` with nothing else: ``f`` (lower case) and the
-    arguments; ``None`` for any other ``SELECT``."""
+def _literal_call(tokens: Sequence[_Word]) -> tuple[_Word, list[_Word], bool] | None:
+    """``SELECT [pg_catalog.]f(literal, ...)`` with nothing else: ``f``, the arguments and
+    whether ``pg_catalog`` was written; ``None`` for any other ``SELECT``."""
     words = [t.word for t in tokens]
     i = 3 if words[1:3] == ["PG_CATALOG", "."] else 1
     if len(tokens) < i + 3 or words[i + 1] != "(" or words[-1] != ")":
@@ -541,7 +552,7 @@ def _literal_call(tokens: Sequence[_Word]) -> tuple[str, list[_Word]] | None:
             return None
     if expect_value and args:
         return None
-    return tokens[i].text.lower(), args
+    return tokens[i], args, i == 3
 
 
 def _judge_select(tokens: Sequence[_Word]) -> _Verdict:
@@ -550,7 +561,12 @@ def _judge_select(tokens: Sequence[_Word]) -> _Verdict:
         return _Verdict(
             "refuse", "a query; only set_config and setval with literal arguments may be called"
         )
-    function, args = call
+    name, args, qualified = call
+    function = name.text.lower()
+    # Written without a schema, the call would find a function of the file's own (public.setval
+    # with argument types that match better, or a schema put before pg_catalog in search_path)
+    # and run its body: it runs as pg_catalog's.
+    run = _RUN if qualified else _Verdict("run", call=name)
     if function == "set_config" and len(args) == 3:
         parameter = args[0].text.lower()
         if parameter in _ROLE_SETTINGS:
@@ -559,9 +575,9 @@ def _judge_select(tokens: Sequence[_Word]) -> _Verdict:
             return _Verdict("skip", "a setting the replay keeps")
         if parameter not in _SESSION_SETTINGS:
             return _Verdict("skip", f"SET {parameter} (not a setting pg_dump writes)")
-        return _RUN
+        return run
     if function == "setval" and len(args) in (2, 3):
-        return _RUN
+        return run
     return _Verdict("refuse", f"{function}() would run; only set_config and setval may be called")
 
 
@@ -661,8 +677,6 @@ _BOUND_WORDS = frozenset(
         "(",
         ")",
         ",",
-        "-",
-        "+",
         "MINVALUE",
         "MAXVALUE",
         "TRUE",
@@ -679,18 +693,109 @@ def _evaluates_an_expression(tokens: Sequence[_Word], words: list[str | None]) -
     """Why creating this object would evaluate an expression of the file (and so could call a
     function it defines), or ``None``: a partition bound that is not literals (pg_dump writes
     literals), a column added with a default (evaluated once for the table's existing rows;
-    pg_dump writes columns in CREATE TABLE)."""
+    pg_dump writes columns in CREATE TABLE), a change of type ``USING`` an expression, and a
+    constraint validated or a column computed at once with a part that no column goes into
+    (PostgreSQL folds it into a constant first, calling its function, even on an empty
+    table)."""
     for i, token in enumerate(tokens[:-1]):
         if token.depth == 0 and token.word == "FOR" and tokens[i + 1].word == "VALUES":
-            for bound in tokens[i + 2 :]:
+            bounds = tokens[i + 2 :]
+            for j, bound in enumerate(bounds):
                 if bound.depth == 0 and bound.word not in ("IN", "FROM", "TO", "WITH", "(", ")"):
                     break
-                if bound.depth > 0 and not bound.literal and bound.word not in _BOUND_WORDS:
+                # a minus sign before a number is part of the constant; any other operator is
+                # looked up along search_path, where the file may have put one of its own
+                number = j + 1 < len(bounds) and bounds[j + 1].literal and bounds[j + 1].word
+                if (
+                    bound.depth > 0
+                    and not bound.literal
+                    and bound.word not in _BOUND_WORDS
+                    and not (bound.word == "-" and number)
+                ):
                     return "a partition bound that is not literals is evaluated"
     if words[:2] == ["ALTER", "TABLE"] and "DEFAULT" in words:
         for i, word in enumerate(words[:-1]):
             if word == "ADD" and words[i + 1] not in _COLUMN_ADDS:
                 return "a column added with a DEFAULT has the default evaluated"
+    if words[:2] == ["ALTER", "TABLE"] and "USING" in words:
+        # pg_dump writes columns in CREATE TABLE, never a change of type
+        return "ALTER COLUMN ... TYPE ... USING evaluates its expression"
+    if words[:2] in (["ALTER", "TABLE"], ["ALTER", "DOMAIN"]):
+        validated = words[-2:] != ["NOT", "VALID"]
+        for keyword, expression in _added_expressions(tokens):
+            constant = _constant_call(expression) if validated or keyword != "CHECK" else None
+            if constant is not None:
+                what = (
+                    "a CHECK constraint added to an existing table or domain is validated"
+                    if keyword == "CHECK"
+                    else "a generated column added to an existing table is computed"
+                )
+                return (
+                    f"{what} at once, and {constant} (no column in it) is evaluated then: it "
+                    "could run a function of the file"
+                )
+    return None
+
+
+def _added_expressions(tokens: Sequence[_Word]) -> list[tuple[str, str]]:
+    """Each ``CHECK (...)`` and ``GENERATED ... AS (...)`` expression of a statement, with its
+    keyword, written again from its tokens."""
+    found = []
+    for i, token in enumerate(tokens[:-1]):
+        opening = tokens[i + 1]
+        generated = token.word == "AS" and "GENERATED" in [
+            t.word for t in tokens[max(0, i - 3) : i]
+        ]
+        if not (token.word == "CHECK" or generated) or opening.word != "(":
+            continue
+        inner = []
+        for inside in tokens[i + 2 :]:
+            if inside.word == ")" and inside.depth == opening.depth:
+                break
+            inner.append(_written(inside))
+        found.append(("CHECK" if token.word == "CHECK" else "GENERATED", " ".join(inner)))
+    return found
+
+
+def _written(token: _Word) -> str:
+    """A token as SQL: a string or a quoted name quoted again."""
+    if token.quoted:
+        return '"' + token.text.replace('"', '""') + '"'
+    if token.literal and token.word is None:
+        return "'" + token.text.replace("'", "''") + "'"
+    return token.text
+
+
+def _constant_call(expression: str) -> str | None:
+    """A function call or operator of ``expression`` that no column goes into (PostgreSQL
+    folds it into a constant, calling the function, when it prepares the expression); the
+    expression itself when it cannot be read.  A literal cast to a type is a constant."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+
+    try:
+        tree = sqlglot.parse_one(expression, read="postgres")
+    except SqlglotError:
+        return expression.strip()
+    for node in tree.walk():
+        # no function of the file's runs for these (an array of constants is built as it is)
+        if isinstance(node, (exp.And, exp.Or, exp.Not, exp.Paren, exp.Dot, exp.Any, exp.All)):
+            continue
+        if isinstance(node, exp.Array) and all(
+            isinstance(e, exp.Literal)
+            or (isinstance(e, exp.Cast) and isinstance(e.this, exp.Literal))
+            for e in node.expressions
+        ):
+            continue
+        if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
+            continue
+        if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+            continue
+        if not isinstance(node, (exp.Func, exp.Binary, exp.Unary, exp.Predicate)):
+            continue
+        if node.find(exp.Column) is None:
+            return node.sql(dialect="postgres", normalize_functions=False)
     return None
 
 
@@ -764,6 +869,11 @@ def plan_replay(text: str, *, file: str = "baseline") -> ReplayPlan:
                 report.skip(verdict.reason)
         else:
             created = created or (tokens is not None and tokens[0].word == "CREATE")
+            if verdict.call is not None:
+                at = verdict.call.start
+                statement = dataclasses.replace(
+                    statement, sql=f"{statement.sql[:at]}pg_catalog.{statement.sql[at:]}"
+                )
             steps.append((statement, tokens))
     return ReplayPlan(file, steps, report)
 
