@@ -187,17 +187,22 @@ def marker_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def run_directly(server: PostgresServer, text: str) -> None:
+    """``text`` run as it is (no replay) in a new database, dropped after."""
+    db = server.create_database()
+    try:
+        with psycopg.connect(db.dsn, autocommit=True) as conn:
+            conn.execute(text.encode())
+    finally:
+        server.drop_database(db)
+
+
 def test_the_server_could_run_copy_to_program(
     schemaguard_postgres: PostgresServer, marker_dir: Path
 ) -> None:
     """The refusal tests below could fail: run directly, the statement does touch the marker."""
     marker = marker_dir / "direct"
-    db = schemaguard_postgres.create_database()
-    try:
-        with psycopg.connect(db.dsn, autocommit=True) as conn:
-            conn.execute(f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'".encode())
-    finally:
-        schemaguard_postgres.drop_database(db)
+    run_directly(schemaguard_postgres, f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'")
     assert marker.exists()
 
 
@@ -428,12 +433,7 @@ def test_a_call_without_a_schema_would_find_the_files_own_function(
 ) -> None:
     """The next test could fail: run as written, the file's own setval runs its body."""
     marker = marker_dir / "direct"
-    db = schemaguard_postgres.create_database()
-    try:
-        with psycopg.connect(db.dsn, autocommit=True) as conn:
-            conn.execute(shadowing_baseline(marker, UNQUALIFIED_CALLS).encode())
-    finally:
-        schemaguard_postgres.drop_database(db)
+    run_directly(schemaguard_postgres, shadowing_baseline(marker, UNQUALIFIED_CALLS))
     assert marker.exists()
 
 
