@@ -18,6 +18,7 @@ from test_snapshot_digest import database as database  # the same schema, in a d
 from pytest_schemaguard.server import Database
 from pytest_schemaguard.snapshot.introspect import ddl_log, delta, read_schema, take_snapshot
 from pytest_schemaguard.snapshot.introspect.delta import CHECK_READS_ENV
+from pytest_schemaguard.snapshot.introspect.queries import DEFAULT_EXCLUDED_TABLES
 
 #: Changes the log cannot vouch for: what they rename is printed by relations it does not name.
 NOT_LOGGED = {"enum label order", "column renamed", "domain check"}
@@ -100,25 +101,62 @@ def test_the_logged_reads_of_a_chain_of_steps_follow_each_other(conn: psycopg.Co
 
 @pytest.mark.parametrize("mode", ["default", "SET", "SET LOCAL"])
 def test_a_logged_read_gives_the_join_settings_back(conn: psycopg.Connection, mode: str) -> None:
-    """The catalog query of a logged read is planned with hash and merge joins and sequential
-    scans off; the session's own values (the defaults, or its own) are given back."""
+    """The catalog query of a logged read is planned with hash and merge joins, sequential
+    scans and JIT off; the session's own values (the defaults, or its own) are given back."""
     if mode != "default":
         conn.execute(f"{mode} enable_hashjoin = off")
         conn.execute(f"{mode} enable_seqscan = off")
+        conn.execute(f"{mode} jit = on")
 
     def settings() -> list[str]:
-        names = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan")
+        names = ("enable_hashjoin", "enable_mergejoin", "enable_seqscan", "jit")
         return [conn.execute(f"SHOW {name}").fetchone()[0] for name in names]
 
     before = settings()
     reading = read_schema(conn)
+    assert settings() == before
     for step in ("CREATE TABLE extra (id integer PRIMARY KEY)", "DROP TABLE extra"):
         conn.execute(step)
         reading = read_schema(conn, since=reading)
         assert reading.catalog.logged, step
         assert reading.printed is not None
         assert settings() == before
-    assert before == (["on", "on", "on"] if mode == "default" else ["off", "on", "off"])
+    # (the suite's server runs with jit off, as the plugin's own servers do)
+    assert before == (
+        ["on", "on", "on", "off"] if mode == "default" else ["off", "on", "off", "on"]
+    )
+
+
+def test_a_session_with_jit_on_does_not_compile_the_catalog_queries(
+    conn: psycopg.Connection,
+) -> None:
+    """The catalog queries are large, and a logged read's is costed with sequential scans
+    disabled: on a server with JIT, each run compiled it for seconds.  Each read turns JIT off
+    for its statements, so the plans the session keeps for them have none."""
+    conn.execute("SET jit = on")
+    conn.execute("SET jit_above_cost = 0")
+    reading = read_schema(conn)
+    for step in ("CREATE TABLE extra (id integer PRIMARY KEY)", "DROP TABLE extra"):
+        conn.execute(step)
+        reading = read_schema(conn, since=reading)
+        assert reading.catalog.logged, step
+    assert conn.execute("SHOW jit").fetchone() == ("on",)
+    name = delta.statement_name(
+        delta.logged_query(conn.info.server_version, tuple(DEFAULT_EXCLUDED_TABLES))
+    )
+    # The plan the logged read made and keeps (replanned under another search_path)
+    conn.execute("SET LOCAL search_path = pg_catalog")
+    conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    ((plan,),) = conn.execute(
+        f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}('{{}}', '{{}}', '{{}}')"
+    ).fetchall()
+    if conn.execute("SELECT pg_jit_available()").fetchone() == (True,):
+        # a plan made with JIT on would show it (this server can compile)
+        assert "JIT" not in plan[0]
+        ((fresh,),) = conn.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM pg_catalog.pg_class"
+        ).fetchall()
+        assert "JIT" in fresh[0]
 
 
 @pytest.mark.parametrize(

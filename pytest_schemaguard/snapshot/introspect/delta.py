@@ -379,12 +379,12 @@ _CHECK = (
     f"SELECT {_SETTINGS}, {_STAMP}, pg_catalog.current_setting('{READ_MARK}', true), "
     + ", ".join(f"pg_catalog.current_setting('{name}', true)" for name in LOG_SETTINGS)
     + ", pg_catalog.current_setting('search_path'), "
-    "pg_catalog.current_setting('plan_cache_mode'), "
+    "pg_catalog.current_setting('plan_cache_mode'), pg_catalog.current_setting('jit'), "
     + "".join(f"pg_catalog.current_setting('{name}'), " for name in _JOIN_SETTINGS)
     + _prepared("$1")
 )
-"""... and, like :data:`_PRESENT`, the session's ``search_path``, ``plan_cache_mode`` and
-:data:`_JOIN_SETTINGS` and
+"""... and, like :data:`_PRESENT`, the session's ``search_path``, ``plan_cache_mode``, ``jit``
+and :data:`_JOIN_SETTINGS` and
 which of the read's statements (``$1``, ``text[]``) are prepared: a read whose session
 prepared it before runs it straight away (see :data:`_GUARD`)."""
 
@@ -612,9 +612,11 @@ def _merge(
 #: Around the catalog query: ``search_path`` pinned (see :mod:`~.reading`), and its generic
 #: plan used from the first run, so that a session that lost the prepared statement (psycopg
 #: deallocates every statement after some ``DROP`` or ``ALTER``) plans it once, not six times.
+#: ``jit`` is off (see :data:`~.reading.NO_JIT`).
 _PIN_PATH = (
     "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true), "
-    "pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)"
+    "pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true), "
+    "pg_catalog.set_config('jit', 'off', true)"
 )
 #: ... and after it: the caller's settings back, this read's mark and a new DDL log.
 #: Prepared (with the catalog query, under the pinned ``search_path``): planning the count of
@@ -622,7 +624,8 @@ _PIN_PATH = (
 _RESTORE_PATH = (
     "SELECT pg_catalog.set_config('search_path', $1, true), "
     "pg_catalog.set_config('plan_cache_mode', $2, true), "
-    f"pg_catalog.set_config('{READ_MARK}', $3, true), {RESET}"
+    f"pg_catalog.set_config('{READ_MARK}', $3, true), "
+    f"pg_catalog.set_config('jit', $4, true), {RESET}"
 )
 
 #: Numbers the marks of the reads this process makes.
@@ -811,7 +814,7 @@ def _read(
             run(f"PREPARE {check_name}(pg_catalog.text[]) AS {_CHECK}")
         first = _checked(run, call_check, also)
     (settings, stamp, mark, *rest), rows = first
-    *log, old_path, old_plans = rest[: -len(_JOIN_SETTINGS) - 1]
+    *log, old_path, old_plans, old_jit = rest[: -len(_JOIN_SETTINGS) - 1]
     old_joins, present = rest[-len(_JOIN_SETTINGS) - 1 : -1], rest[-1]
     if base is not None and settings != base.shared.get("settings"):
         base = None  # values print differently now: print everything again
@@ -857,13 +860,13 @@ def _read(
             f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
             f"'{{{','.join(known.values())}}}'::text[])"
         )
-    values = [sql_literal(value) for value in (old_path, old_plans, mark)]
+    values = [sql_literal(value) for value in (old_path, old_plans, mark, old_jit)]
     if not psycopg_session:  # its statements one by one: planning costs no round trip
         # in one pass: a value may hold "$2" itself
-        run(re.sub(r"\$([123])", lambda m: values[int(m.group(1)) - 1], _RESTORE_PATH))
+        run(re.sub(r"\$([1234])", lambda m: values[int(m.group(1)) - 1], _RESTORE_PATH))
     else:
         if restore_name not in present:
-            run(f"PREPARE {restore_name}(text, text, text) AS {_RESTORE_PATH}")
+            run(f"PREPARE {restore_name}(text, text, text, text) AS {_RESTORE_PATH}")
         run(f"EXECUTE {restore_name}({', '.join(values)})")
     (text,) = _one(main)
     result = json.loads(text)
@@ -1096,11 +1099,14 @@ def _check(
     exclude_tables: tuple[str, ...],
 ) -> None:
     first, second = query(server_version, False, None, exclude_tables)
-    (old_path,) = _one(run("SELECT current_setting('search_path')"))
-    run("SELECT set_config('search_path', 'pg_catalog', true)")
+    old_path, old_jit = _one(run("SELECT current_setting('search_path'), current_setting('jit')"))
+    run("SELECT set_config('search_path', 'pg_catalog', true), set_config('jit', 'off', true)")
     full = json.loads(_one(run(first))[0])
     full.update(json.loads(_one(run(second))[0]))
-    run("SELECT set_config('search_path', %(path)s, true)", {"path": old_path})
+    run(
+        "SELECT set_config('search_path', %(path)s, true), set_config('jit', %(jit)s, true)",
+        {"path": old_path, "jit": old_jit},
+    )
     mine = catalog.data()
     mine.pop("settings", None)
     mine.pop("roles", None)

@@ -27,12 +27,18 @@ _PINNED_SEARCH_PATH = "pg_catalog"
 Options = tuple[bool, "tuple[str, ...] | None", "tuple[str, ...]"]
 """``(include_grants, schemas, exclude_tables)``, as :func:`~.queries.query` takes them."""
 
+#: ``jit`` is off while the catalog queries run, transaction-local like ``search_path``: they
+#: are large (hundreds of expressions, and a logged read's plan is costed with sequential
+#: scans disabled), so on a server with JIT on (the default wherever PostgreSQL was built with
+#: LLVM) each run compiled them for seconds before running for a millisecond.
+NO_JIT = "set_config('jit', 'off', true)"
+
 _PIN_PATH = (
     "SELECT current_setting('search_path'), set_config('search_path', %(path)s, true), "
     "ARRAY(SELECT name::text FROM pg_catalog.pg_prepared_statements "
-    "WHERE name = ANY (%(names)s))"
+    f"WHERE name = ANY (%(names)s)), current_setting('jit'), {NO_JIT}"
 )
-_RESTORE_PATH = "SELECT set_config('search_path', %(path)s, true)"
+_RESTORE_PATH = "SELECT set_config('search_path', %(path)s, true), set_config('jit', %(jit)s, true)"
 
 
 def statement_name(sql: str) -> str:
@@ -73,14 +79,16 @@ def read_psycopg(
             raw.pipeline() if psycopg.Pipeline.is_supported() else contextlib.nullcontext()
         )
         with pipeline:
-            (old_path, _, present) = _one(pin.execute(_PIN_PATH, pinned, prepare=False).fetchone())
+            (old_path, _, present, old_jit, _) = _one(
+                pin.execute(_PIN_PATH, pinned, prepare=False).fetchone()
+            )
             for name, sql in zip(names, (first_sql, second_sql), strict=True):
                 if name not in present:
                     pin.execute(f"PREPARE {name} AS {sql}", prepare=False)
             first.execute(f"EXECUTE {names[0]}", prepare=False)
             (first_text,) = _one(first.fetchone())
             second.execute(f"EXECUTE {names[1]}", prepare=False)
-            restore.execute(_RESTORE_PATH, {"path": old_path}, prepare=False)
+            restore.execute(_RESTORE_PATH, {"path": old_path, "jit": old_jit}, prepare=False)
             for extra, statement in zip(extras, also, strict=True):
                 extra.execute(statement, prepare=False)
             builder.add_first(first_text)
@@ -120,11 +128,13 @@ def read_sqlalchemy(
     # Parameters go through SQLAlchemy's text(), which renders each driver's own parameter
     # style (asyncpg rejects the pyformat style); the catalog queries take none, and go to the
     # driver as they are (a "%" in a name they hold is no placeholder).
-    old_path, server_version = conn.execute(_PIN_PATH_TEXT, {"path": _PINNED_SEARCH_PATH}).one()[:2]
+    old_path, server_version, old_jit = conn.execute(
+        _PIN_PATH_TEXT, {"path": _PINNED_SEARCH_PATH}
+    ).one()[:3]
     first_sql, second_sql = query(int(server_version), *options)
     builder.add_first(dbapi.execute_as_is(conn, first_sql).scalar_one())
     builder.add_second(dbapi.execute_as_is(conn, second_sql).scalar_one())
-    conn.execute(_RESTORE_PATH_TEXT, {"path": old_path})
+    conn.execute(_RESTORE_PATH_TEXT, {"path": old_path, "jit": old_jit})
     if not also:
         return None
     return tuple(tuple(tuple(r) for r in dbapi.execute_as_is(conn, a).all()) for a in also)
@@ -132,9 +142,11 @@ def read_sqlalchemy(
 
 _PIN_PATH_TEXT = sqlalchemy.text(
     "SELECT current_setting('search_path'), current_setting('server_version_num')::int, "
-    "set_config('search_path', :path, true)"
+    f"current_setting('jit'), set_config('search_path', :path, true), {NO_JIT}"
 )
-_RESTORE_PATH_TEXT = sqlalchemy.text("SELECT set_config('search_path', :path, true)")
+_RESTORE_PATH_TEXT = sqlalchemy.text(
+    "SELECT set_config('search_path', :path, true), set_config('jit', :jit, true)"
+)
 
 
 def _one(row: Any) -> tuple[Any, ...]:
