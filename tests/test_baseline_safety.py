@@ -608,6 +608,11 @@ def test_real_pg_dump_output_has_nothing_refused(
         ),
         ("ALTER TABLE public.t ADD COLUMN g integer GENERATED ALWAYS AS ((a * 2)) STORED", "run"),
         ("ALTER TABLE public.t ALTER COLUMN c TYPE bigint USING (c + 1)", "refuse"),
+        (
+            "ALTER TABLE ONLY public.t ADD CONSTRAINT t_excl "
+            "EXCLUDE USING gist (room WITH =, during WITH &&)",
+            "run",
+        ),
         ("CREATE TABLE c PARTITION OF p FOR VALUES FROM (-1) TO (f(1))", "refuse"),
         ("ALTER TABLE public.t ADD COLUMN c integer DEFAULT public.f()", "refuse"),
         ("ALTER TABLE ONLY public.t ALTER COLUMN c SET DEFAULT public.f()", "run"),

@@ -717,7 +717,7 @@ def _evaluates_an_expression(tokens: Sequence[_Word], words: list[str | None]) -
         for i, word in enumerate(words[:-1]):
             if word == "ADD" and words[i + 1] not in _COLUMN_ADDS:
                 return "a column added with a DEFAULT has the default evaluated"
-    if words[:2] == ["ALTER", "TABLE"] and "USING" in words:
+    if words[:2] == ["ALTER", "TABLE"] and _changes_type_using(tokens):
         # pg_dump writes columns in CREATE TABLE, never a change of type
         return "ALTER COLUMN ... TYPE ... USING evaluates its expression"
     if words[:2] in (["ALTER", "TABLE"], ["ALTER", "DOMAIN"]):
@@ -735,6 +735,22 @@ def _evaluates_an_expression(tokens: Sequence[_Word], words: list[str | None]) -
                     "could run a function of the file"
                 )
     return None
+
+
+def _changes_type_using(tokens: Sequence[_Word]) -> bool:
+    """Whether an ``ALTER TABLE`` action changes a column's type ``USING`` an expression (not
+    ``EXCLUDE USING gist``, ``USING INDEX``: those name a method or an index)."""
+    typed = False
+    for token in tokens:
+        if token.depth != 0:
+            continue
+        if token.word == ",":
+            typed = False
+        elif token.word == "TYPE":
+            typed = True
+        elif token.word == "USING" and typed:
+            return True
+    return False
 
 
 def _added_expressions(tokens: Sequence[_Word]) -> list[tuple[str, str]]:
