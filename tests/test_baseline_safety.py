@@ -600,6 +600,13 @@ def test_real_pg_dump_output_has_nothing_refused(
             "run",
         ),
         ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((d > '2020-01-01'::date))", "run"),
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((p >= (0)::numeric))", "run"),
+        ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((x <> ALL (ARRAY[1, 2])))", "run"),
+        # a cast of a cast may call the function of a CREATE CAST
+        (
+            "ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((a > ('x'::text)::public.t))",
+            "refuse",
+        ),
         ("ALTER DOMAIN public.d ADD CONSTRAINT c CHECK (public.f(1))", "refuse"),
         ("ALTER DOMAIN public.d ADD CONSTRAINT c CHECK ((VALUE > 0))", "run"),
         (

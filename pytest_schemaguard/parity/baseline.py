@@ -724,16 +724,19 @@ def _evaluates_an_expression(tokens: Sequence[_Word], words: list[str | None]) -
         validated = words[-2:] != ["NOT", "VALID"]
         for keyword, expression in _added_expressions(tokens):
             constant = _constant_call(expression) if validated or keyword != "CHECK" else None
-            if constant is not None:
-                what = (
-                    "a CHECK constraint added to an existing table or domain is validated"
-                    if keyword == "CHECK"
-                    else "a generated column added to an existing table is computed"
-                )
-                return (
-                    f"{what} at once, and {constant} (no column in it) is evaluated then: it "
-                    "could run a function of the file"
-                )
+            if constant is None:
+                continue
+            what = (
+                "a CHECK constraint added to an existing table or domain is validated"
+                if keyword == "CHECK"
+                else "a generated column added to an existing table is computed"
+            )
+            if constant == _UNREADABLE:
+                return f"{what} at once, and its expression cannot be read to show what it calls"
+            return (
+                f"{what} at once, and {constant} (no column in it) is evaluated then: it "
+                "could run a function of the file"
+            )
     return None
 
 
@@ -782,10 +785,14 @@ def _written(token: _Word) -> str:
     return token.text
 
 
+#: What :func:`_constant_call` answers for an expression sqlglot cannot parse.
+_UNREADABLE = "\0unreadable"
+
+
 def _constant_call(expression: str) -> str | None:
     """A function call or operator of ``expression`` that no column goes into (PostgreSQL
-    folds it into a constant, calling the function, when it prepares the expression); the
-    expression itself when it cannot be read.  A literal cast to a type is a constant."""
+    folds it into a constant, calling the function, when it prepares the expression), or
+    :data:`_UNREADABLE`.  A literal cast to a type is a constant."""
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
@@ -793,20 +800,28 @@ def _constant_call(expression: str) -> str | None:
     try:
         tree = sqlglot.parse_one(expression, read="postgres")
     except SqlglotError:
-        return expression.strip()
+        return _UNREADABLE
+
+    def literal(node: exp.Expression, *, cast: bool = False) -> bool:
+        """A literal, in parentheses or not, and with ``cast`` cast once to a type: read by the
+        type's input function (``(0)::numeric``). A cast of anything else could call a
+        function of a ``CREATE CAST``."""
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if cast and isinstance(node, exp.Cast):
+            return literal(node.this)
+        return isinstance(node, exp.Literal)
+
     for node in tree.walk():
-        # no function of the file's runs for these (an array of constants is built as it is)
+        # no function of the file's runs for these (an array of constants is built as it is;
+        # ALL (...) reads as a call)
         if isinstance(node, (exp.And, exp.Or, exp.Not, exp.Paren, exp.Dot, exp.Any, exp.All)):
             continue
-        if isinstance(node, exp.Array) and all(
-            isinstance(e, exp.Literal)
-            or (isinstance(e, exp.Cast) and isinstance(e.this, exp.Literal))
-            for e in node.expressions
-        ):
+        if isinstance(node, exp.Anonymous) and node.name.upper() in ("ANY", "ALL", "SOME"):
             continue
-        if isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal):
+        if isinstance(node, exp.Array) and all(literal(e, cast=True) for e in node.expressions):
             continue
-        if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal):
+        if isinstance(node, (exp.Cast, exp.Neg)) and literal(node.this):
             continue
         if not isinstance(node, (exp.Func, exp.Binary, exp.Unary, exp.Predicate)):
             continue
