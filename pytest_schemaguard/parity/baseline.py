@@ -581,10 +581,17 @@ def _judge_select(tokens: Sequence[_Word]) -> _Verdict:
     return _Verdict("refuse", f"{function}() would run; only set_config and setval may be called")
 
 
-def _judge(tokens: Sequence[_Word] | None, *, databases: frozenset[str], created: bool) -> _Verdict:
+def _judge(
+    tokens: Sequence[_Word] | None,
+    *,
+    databases: frozenset[str],
+    created: bool,
+    domains: frozenset[str] = frozenset(),
+) -> _Verdict:
     """What the replay does with one statement.  ``databases``: the databases the file
     creates (``--create``); ``created``: whether a ``CREATE`` statement came before (the drops
-    of ``--clean`` all come first)."""
+    of ``--clean`` all come first); ``domains``: the names of the file's domains that have a
+    default (:func:`_defaulted_domains`)."""
     if tokens is None:
         return _Verdict("refuse", "it cannot be read as SQL")
     if not tokens:
@@ -610,9 +617,13 @@ def _judge(tokens: Sequence[_Word] | None, *, databases: frozenset[str], created
         if why is not None:
             return _Verdict("skip", why)
     if verb == "COMMENT" and words[1:2] == ["ON"]:
-        return _judge_object(tokens, words, 2, databases=databases, created=created)
+        return _judge_object(
+            tokens, words, 2, databases=databases, created=created, domains=domains
+        )
     if verb in ("CREATE", "ALTER", "DROP"):
-        return _judge_object(tokens, words, 1, databases=databases, created=created)
+        return _judge_object(
+            tokens, words, 1, databases=databases, created=created, domains=domains
+        )
     return _Verdict(
         "refuse",
         _REFUSED_VERBS.get(verb, f"{verb or 'it'} is not what pg_dump --schema-only writes"),
@@ -626,6 +637,7 @@ def _judge_object(
     *,
     databases: frozenset[str],
     created: bool,
+    domains: frozenset[str],
 ) -> _Verdict:
     verb = words[0]
     kind = _kind(words, start, create=verb == "CREATE")
@@ -653,7 +665,7 @@ def _judge_object(
         # --clean: ALTER TABLE ... DROP CONSTRAINT / ALTER COLUMN ... DROP DEFAULT, before
         # anything is created
         return _Verdict("clean")
-    evaluated = _evaluates_an_expression(tokens, words)
+    evaluated = _evaluates_an_expression(tokens, words, domains)
     if evaluated is not None:
         return _Verdict("refuse", evaluated)
     if verb != "CREATE":
@@ -686,17 +698,25 @@ _BOUND_WORDS = frozenset(
         "REMAINDER",
     }
 )
-_COLUMN_ADDS = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE"})
+#: What ``ADD`` in ``ALTER TABLE`` may be followed by that is not a column: a constraint, or
+#: ``ALTER COLUMN ... ADD GENERATED {ALWAYS | BY DEFAULT} AS IDENTITY`` (how pg_dump writes an
+#: identity column).
+_COLUMN_ADDS = frozenset(
+    {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE", "GENERATED"}
+)
 
 
-def _evaluates_an_expression(tokens: Sequence[_Word], words: list[str | None]) -> str | None:
+def _evaluates_an_expression(
+    tokens: Sequence[_Word], words: list[str | None], domains: frozenset[str] = frozenset()
+) -> str | None:
     """Why creating this object would evaluate an expression of the file (and so could call a
     function it defines), or ``None``: a partition bound that is not literals (pg_dump writes
-    literals), a column added with a default (evaluated once for the table's existing rows;
-    pg_dump writes columns in CREATE TABLE), a change of type ``USING`` an expression, and a
-    constraint validated or a column computed at once with a part that no column goes into
-    (PostgreSQL folds it into a constant first, calling its function, even on an empty
-    table)."""
+    literals), a column added with a default, its own or that of a domain in ``domains``
+    (evaluated once for the table's existing rows; pg_dump writes columns in CREATE TABLE), a
+    change of type
+    ``USING`` an expression, and a constraint validated or a column computed at once with a
+    part that no column goes into (PostgreSQL folds it into a constant first, calling its
+    function, even on an empty table)."""
     for i, token in enumerate(tokens[:-1]):
         if token.depth == 0 and token.word == "FOR" and tokens[i + 1].word == "VALUES":
             bounds = tokens[i + 2 :]
@@ -713,10 +733,16 @@ def _evaluates_an_expression(tokens: Sequence[_Word], words: list[str | None]) -
                     and not (bound.word == "-" and number)
                 ):
                     return "a partition bound that is not literals is evaluated"
-    if words[:2] == ["ALTER", "TABLE"] and "DEFAULT" in words:
+    if words[:2] == ["ALTER", "TABLE"]:
         for i, word in enumerate(words[:-1]):
-            if word == "ADD" and words[i + 1] not in _COLUMN_ADDS:
+            if word != "ADD" or words[i + 1] in _COLUMN_ADDS:
+                continue
+            if "DEFAULT" in words:
                 return "a column added with a DEFAULT has the default evaluated"
+            named = {_identifier(t.text if not t.quoted else f'"{t.text}"') for t in tokens}
+            if named & domains:
+                # its domain's default is evaluated for it, as a DEFAULT of its own would be
+                return "a column added with a domain that has a DEFAULT has the default evaluated"
     if words[:2] == ["ALTER", "TABLE"] and _changes_type_using(tokens):
         # pg_dump writes columns in CREATE TABLE, never a change of type
         return "ALTER COLUMN ... TYPE ... USING evaluates its expression"
@@ -738,6 +764,45 @@ def _evaluates_an_expression(tokens: Sequence[_Word], words: list[str | None]) -
                 "could run a function of the file"
             )
     return None
+
+
+def _defaulted_domains(statements: Sequence[Sequence[_Word]]) -> frozenset[str]:
+    """The names (without schema, as PostgreSQL folds them) of the domains a file gives a
+    default (``CREATE DOMAIN ... DEFAULT``, ``ALTER DOMAIN ... SET DEFAULT``), and of the
+    domains over them, which inherit it."""
+    found: set[str] = set()
+    bases: dict[str, str] = {}
+    for tokens in statements:
+        words = [t.word for t in tokens]
+        if words[:2] not in (["CREATE", "DOMAIN"], ["ALTER", "DOMAIN"]):
+            continue
+        name, after = _dotted_name(tokens, 2)
+        if "DEFAULT" in _top(tokens) and "DROP" not in _top(tokens):
+            found.add(name)
+        if words[0] == "CREATE" and after < len(tokens) and words[after] == "AS":
+            bases[name] = _dotted_name(tokens, after + 1)[0]
+    grew = True
+    while grew:
+        grew = False
+        for name, base in bases.items():
+            if base in found and name not in found:
+                found.add(name)
+                grew = True
+    return frozenset(found)
+
+
+def _dotted_name(tokens: Sequence[_Word], at: int) -> tuple[str, int]:
+    """The last part of the name ``a.b.c`` that starts at ``tokens[at]``, as PostgreSQL folds
+    it, and the index after the name."""
+    last = ""
+    while at < len(tokens):
+        token = tokens[at]
+        last = _identifier(f'"{token.text}"' if token.quoted else token.text)
+        if at + 1 < len(tokens) and tokens[at + 1].word == ".":
+            at += 2
+            continue
+        return last, at + 1
+    return last, at
 
 
 def _changes_type_using(tokens: Sequence[_Word]) -> bool:
@@ -865,6 +930,7 @@ def plan_replay(text: str, *, file: str = "baseline") -> ReplayPlan:
     entries += [(m.line, m) for m in split.meta_commands]
     entries.sort(key=lambda e: e[0])
     tokens_of = {id(s): tokens for s, tokens in tokenized}
+    domains = _defaulted_domains([tokens for _s, tokens in tokenized if tokens])
     steps: list[tuple[Statement, list[_Word] | None]] = []
     created = False
     for _line, entry in entries:
@@ -886,7 +952,7 @@ def plan_replay(text: str, *, file: str = "baseline") -> ReplayPlan:
             )
             continue
         tokens = tokens_of[id(statement)]
-        verdict = _judge(tokens, databases=databases, created=created)
+        verdict = _judge(tokens, databases=databases, created=created, domains=domains)
         if verdict.action == "refuse":
             report.refused.append(
                 Refusal(statement.line, _first_line(statement.text), verdict.reason)
