@@ -713,10 +713,9 @@ def _evaluates_an_expression(
     function it defines), or ``None``: a partition bound that is not literals (pg_dump writes
     literals), a column added with a default, its own or that of a domain in ``domains``
     (evaluated once for the table's existing rows; pg_dump writes columns in CREATE TABLE), a
-    change of type
-    ``USING`` an expression, and a constraint validated or a column computed at once with a
-    part that no column goes into (PostgreSQL folds it into a constant first, calling its
-    function, even on an empty table)."""
+    change of type ``USING`` an expression, and a constraint validated or a column computed at
+    once with a part that no column goes into (PostgreSQL folds it into a constant first,
+    calling its function, even on an empty table)."""
     for i, token in enumerate(tokens[:-1]):
         if token.depth == 0 and token.word == "FOR" and tokens[i + 1].word == "VALUES":
             bounds = tokens[i + 2 :]
