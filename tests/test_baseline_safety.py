@@ -614,6 +614,16 @@ def test_real_pg_dump_output_has_nothing_refused(
         ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((d > '2020-01-01'::date))", "run"),
         ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((p >= (0)::numeric))", "run"),
         ("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((x <> ALL (ARRAY[1, 2])))", "run"),
+        (
+            "ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK (((status)::text = ANY "
+            "((ARRAY['a'::character varying, 'b'::character varying])::text[])))",
+            "run",
+        ),
+        (
+            "ALTER TABLE ONLY public.t ADD CONSTRAINT c "
+            "CHECK ((x = ANY ((ARRAY['a'::text])::public.t[])))",
+            "refuse",
+        ),
         # a cast of a cast may call the function of a CREATE CAST
         (
             "ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK ((a > ('x'::text)::public.t))",

@@ -876,6 +876,18 @@ def _constant_call(expression: str) -> str | None:
             return literal(node.this)
         return isinstance(node, exp.Literal)
 
+    def built_in_array(cast: exp.Cast) -> bool:
+        """An array of literals cast to an array of a built-in type (pg_dump writes
+        ``(ARRAY['a'::character varying, ...])::text[]`` for ``IN`` on a varchar column)."""
+        inner = cast.this
+        while isinstance(inner, exp.Paren):
+            inner = inner.this
+        return (
+            isinstance(inner, exp.Array)
+            and all(literal(e, cast=True) for e in inner.expressions)
+            and all(t.this != exp.DataType.Type.USERDEFINED for t in cast.to.find_all(exp.DataType))
+        )
+
     for node in tree.walk():
         # no function of the file's runs for these (an array of constants is built as it is;
         # ALL (...) reads as a call)
@@ -886,6 +898,8 @@ def _constant_call(expression: str) -> str | None:
         if isinstance(node, exp.Array) and all(literal(e, cast=True) for e in node.expressions):
             continue
         if isinstance(node, (exp.Cast, exp.Neg)) and literal(node.this):
+            continue
+        if isinstance(node, exp.Cast) and built_in_array(node):
             continue
         if not isinstance(node, (exp.Func, exp.Binary, exp.Unary, exp.Predicate)):
             continue
