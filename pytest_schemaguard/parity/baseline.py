@@ -193,6 +193,11 @@ class _Word:
     start: int = -1
     """Offset of its first character in the statement (-1 when read from a command's text)."""
 
+    @property
+    def folded(self) -> str:
+        """The token as a name, as PostgreSQL folds it: quoted as written, else lower case."""
+        return self.text if self.quoted else self.text.lower()
+
 
 @functools.cache
 def _dialect() -> Any:
@@ -294,7 +299,7 @@ def _set_parameter(tokens: Sequence[_Word] | None) -> str | None:
             continue
         if token.word in ("=", "TO") or (parts and parts[-1] != "."):
             break
-        parts.append(token.text if token.quoted else token.text.lower())
+        parts.append(token.folded)
     return "".join(parts) or None
 
 
@@ -738,7 +743,7 @@ def _evaluates_an_expression(
                 continue
             if "DEFAULT" in words:
                 return "a column added with a DEFAULT has the default evaluated"
-            named = {_identifier(t.text if not t.quoted else f'"{t.text}"') for t in tokens}
+            named = {t.folded for t in tokens}
             if named & domains:
                 # its domain's default is evaluated for it, as a DEFAULT of its own would be
                 return "a column added with a domain that has a DEFAULT has the default evaluated"
@@ -796,7 +801,7 @@ def _dotted_name(tokens: Sequence[_Word], at: int) -> tuple[str, int]:
     last = ""
     while at < len(tokens):
         token = tokens[at]
-        last = _identifier(f'"{token.text}"' if token.quoted else token.text)
+        last = token.folded
         if at + 1 < len(tokens) and tokens[at + 1].word == ".":
             at += 2
             continue

@@ -84,7 +84,7 @@ from pytest_schemaguard.snapshot.introspect.queries import (
     fill,
     query,
 )
-from pytest_schemaguard.snapshot.introspect.reading import statement_name
+from pytest_schemaguard.snapshot.introspect.reading import NO_JIT, statement_name
 
 __all__ = [
     "CHECK_READS_ENV",
@@ -615,8 +615,7 @@ def _merge(
 #: ``jit`` is off (see :data:`~.reading.NO_JIT`).
 _PIN_PATH = (
     "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true), "
-    "pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true), "
-    "pg_catalog.set_config('jit', 'off', true)"
+    f"pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true), {NO_JIT}"
 )
 #: ... and after it: the caller's settings back, this read's mark and a new DDL log.
 #: Prepared (with the catalog query, under the pinned ``search_path``): planning the count of
@@ -1100,7 +1099,7 @@ def _check(
 ) -> None:
     first, second = query(server_version, False, None, exclude_tables)
     old_path, old_jit = _one(run("SELECT current_setting('search_path'), current_setting('jit')"))
-    run("SELECT set_config('search_path', 'pg_catalog', true), set_config('jit', 'off', true)")
+    run(f"SELECT set_config('search_path', 'pg_catalog', true), {NO_JIT}")
     full = json.loads(_one(run(first))[0])
     full.update(json.loads(_one(run(second))[0]))
     run(

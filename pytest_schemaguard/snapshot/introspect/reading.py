@@ -31,7 +31,7 @@ Options = tuple[bool, "tuple[str, ...] | None", "tuple[str, ...]"]
 #: are large (hundreds of expressions, and a logged read's plan is costed with sequential
 #: scans disabled), so on a server with JIT on (the default wherever PostgreSQL was built with
 #: LLVM) each run compiled them for seconds before running for a millisecond.
-NO_JIT = "set_config('jit', 'off', true)"
+NO_JIT = "pg_catalog.set_config('jit', 'off', true)"
 
 _PIN_PATH = (
     "SELECT current_setting('search_path'), set_config('search_path', %(path)s, true), "
