@@ -232,3 +232,137 @@ def test_an_extension_the_server_lacks_says_how_to_get_one_that_has_it(
             ),
         ]
     )
+
+
+PARENT_AND_CHILD = Rev(
+    "e1f2a3b4c5d6",
+    None,
+    "create customers and orders",
+    """
+    op.create_table("customers", sa.Column("id", sa.Integer, primary_key=True))
+    op.create_table(
+        "orders",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id", name="fk_customer")),
+    )
+    """,
+    # the referenced table first: PostgreSQL refuses while the foreign key is there
+    """
+    op.drop_table("customers")
+    op.drop_table("orders")
+    """,
+)
+
+
+def test_a_downgrade_dropping_a_referenced_table_first_says_what_to_drop_before_it(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, [PARENT_AND_CHILD])
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of e1f2a3b4c5d6 (create customers and orders) failed",
+            "file: migrations/versions/0000_e1f2a3b4c5d6.py",
+            '*0000_e1f2a3b4c5d6.py:*: op.drop_table("customers")',
+            "SQL:",
+            "    DROP TABLE customers",
+            "error:",
+            "    DependentObjectsStillExist: cannot drop table customers because other objects "
+            "depend on it",
+            "    DETAIL:  constraint fk_customer on table orders depends on table customers",
+            "    HINT:  Use DROP ... CASCADE to drop the dependent objects too.",
+            "fix:  drop what depends on table customers before this statement: table orders "
+            "(its constraint fk_customer)",
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_cycle_downgrade_blocked_by_a_later_revisions_table_says_whose_downgrade(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # orders' revision forgets to drop it: in the cycle, customers' downgrade meets it
+    revisions = with_rev(CUSTOMERS_AND_ORDERS, 1, downgrade="pass")
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-k", "cycle")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of a1b2c3d4e5f6 (create customers) failed",
+            "file: migrations/versions/0000_a1b2c3d4e5f6.py",
+            '*0000_a1b2c3d4e5f6.py:*: op.drop_table("customers")',
+            "SQL:",
+            "    DROP TABLE customers",
+            "error:",
+            "    DependentObjectsStillExist: cannot drop table customers because other objects "
+            "depend on it",
+            "    DETAIL:  constraint fk_orders_customer on table orders depends on table customers",
+            "    HINT:  Use DROP ... CASCADE to drop the dependent objects too.",
+            "fix:  drop what depends on table customers before this statement: table orders "
+            "(its constraint fk_orders_customer); what a later revision created, its downgrade() "
+            "should have dropped",
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_downgrade_recreating_a_constraint_under_another_name_says_how_to_name_it(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = [
+        CUSTOMERS_AND_ORDERS[0],
+        Rev(
+            "f6a7b8c9d0e1",
+            "a1b2c3d4e5f6",
+            "unique email",
+            """
+            op.add_column("customers", sa.Column("email", sa.Text))
+            op.create_unique_constraint("uq_customers_email", "customers", ["email"])
+            op.create_unique_constraint("uq_customers_id_email", "customers", ["id", "email"])
+            op.drop_constraint("uq_customers_id_email", "customers", type_="unique")
+            """,
+            'op.drop_constraint("uq_customers_email", "customers", type_="unique")',
+        ),
+        Rev(
+            "0a1b2c3d4e5f",
+            "f6a7b8c9d0e1",
+            "email key",
+            """
+            op.drop_constraint("uq_customers_email", "customers", type_="unique")
+            op.create_unique_constraint("customers_email_key", "customers", ["email"])
+            """,
+            # recreated under a name of its own choosing
+            """
+            op.drop_constraint("customers_email_key", "customers", type_="unique")
+            op.create_unique_constraint("uq_email", "customers", ["email"])
+            """,
+        ),
+    ]
+    revisions[1] = dataclasses.replace(
+        revisions[1],
+        downgrade="""
+        op.drop_constraint("uq_customers_email", "customers", type_="unique")
+        op.drop_column("customers", "email")
+        """,
+    )
+    write_project(pytester.path, revisions)
+    revision_file = "migrations/versions/0002_0a1b2c3d4e5f.py"
+    line = downgrade_line(pytester.path / revision_file)
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip and 0a1b2c")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of 0a1b2c3d4e5f (email key) did not restore the schema before it:",
+            "  downgrade of 0a1b2c3d4e5f (email key) changed constraint "
+            "public.customers.uq_customers_email: name uq_customers_email → uq_email (same "
+            "definition)",
+            f"  fix: in downgrade() ({revision_file}:{line}), create it under its name from "
+            'before the upgrade, uq_customers_email (or rename it: op.execute("ALTER TABLE '
+            'customers RENAME CONSTRAINT uq_email TO uq_customers_email"))',
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")

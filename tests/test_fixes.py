@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from pytest_schemaguard.migrations.alembic_driver import dependents_fix, fix_for
 from pytest_schemaguard.migrations.fixes import downgrade_fix
 from pytest_schemaguard.snapshot.compare import Difference
 from pytest_schemaguard.snapshot.model import (
@@ -46,6 +47,25 @@ def changed(attribute: str, before: Any, after: Any) -> Difference:
         message="column public.orders.status: ...",
         parent="public.orders",
         parent_kind="table",
+    )
+
+
+def renamed(
+    kind: str, name: str, parent: str | None, new: str = "uq_experiments_name", old: str = ""
+) -> Difference:
+    """The same object under another name after the downgrade (``old``: the name before the
+    upgrade, by default the last part of ``name``)."""
+    old = old or name.rpartition(".")[2]
+    return Difference(
+        kind=kind,
+        name=name,
+        attribute="name",
+        before=old,
+        after=new,
+        category="name",
+        message=f"{kind} {name}: name {old} → {new} (same definition)",
+        parent=parent,
+        parent_kind="table" if parent else None,
     )
 
 
@@ -186,8 +206,29 @@ def changed(attribute: str, before: Any, after: Any) -> Difference:
             "restore the column's type: "
             'op.execute("ALTER TABLE orders ALTER COLUMN status TYPE integer")',
         ),
+        (
+            renamed("constraint", "public.experiments.experiments_name_key", "public.experiments"),
+            "create it under its name from before the upgrade, experiments_name_key (or rename "
+            'it: op.execute("ALTER TABLE experiments RENAME CONSTRAINT uq_experiments_name TO '
+            'experiments_name_key"))',
+        ),
+        (
+            renamed("index", "billing.orders.ix_orders_status", "billing.orders", "Ix Status"),
+            "create it under its name from before the upgrade, ix_orders_status (or rename it: "
+            "op.execute('ALTER INDEX billing.\"Ix Status\" RENAME TO ix_orders_status'))",
+        ),
+        (
+            renamed("sequence", "public.audit_seq", None, "audit_id_seq", old="audit_seq"),
+            "create it under its name from before the upgrade, audit_seq (or rename it: "
+            'op.execute("ALTER SEQUENCE audit_id_seq RENAME TO audit_seq"))',
+        ),
+        (
+            renamed("domain", "public.email", None, "email_check1", old="email_check"),
+            "create it under its name from before the upgrade, email_check (or rename it: "
+            'op.execute("ALTER DOMAIN email RENAME CONSTRAINT email_check1 TO email_check"))',
+        ),
     ],
-    ids=lambda v: v.kind + ":" + v.name if isinstance(v, Difference) else "",
+    ids=lambda v: f"{v.kind}:{v.category}:{v.name}" if isinstance(v, Difference) else "",
 )
 def test_the_usual_fix_per_kind(diff: Difference, fix: str) -> None:
     assert downgrade_fix(diff) == fix
@@ -210,3 +251,57 @@ def test_what_the_downgrade_dropped_is_recreated_and_grants_have_no_fix() -> Non
     )
     assert downgrade_fix(left("grant", "public.orders.SELECT to app")) is None
     assert downgrade_fix(changed("comment", None, "x")) is None
+
+
+def _refused(target: str, *details: str) -> str:
+    """A step's error as the plugin words PostgreSQL's refusal to drop ``target``."""
+    return "\n".join(
+        [
+            f"DependentObjectsStillExist: cannot drop {target} because other objects depend on it",
+            "DETAIL:  " + "\n".join(details),
+            "HINT:  Use DROP ... CASCADE to drop the dependent objects too.",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "fix"),
+    [
+        (
+            _refused("type st", "column x of table t depends on type st"),
+            "drop what depends on type st before this statement: column t.x",
+        ),
+        (
+            _refused("sequence s", "default value for column id of table t depends on sequence s"),
+            "drop what depends on sequence s before this statement: the default of column t.id",
+        ),
+        (
+            _refused(
+                "table t",
+                "view v depends on table t",
+                "constraint fk_t on table u depends on table t",
+                "constraint fk_t2 on table u depends on table t",
+            ),
+            "drop what depends on table t before this statement: view v, table u (its "
+            "constraint fk_t), table u (its constraint fk_t2)",
+        ),
+        (
+            _refused("function f()", "trigger tr on table t depends on function f()"),
+            "drop what depends on function f() before this statement: trigger tr on table t",
+        ),
+        (
+            _refused("column id of table t", "view v depends on column id of table t"),
+            "drop what depends on column id of table t before this statement: view v",
+        ),
+        ('DuplicateTable: relation "t" already exists', None),
+    ],
+)
+def test_a_drop_that_other_objects_depend_on_says_what_to_drop_first(
+    message: str, fix: str | None
+) -> None:
+    assert fix_for(message) == fix
+    later = dependents_fix(message, later=True)
+    if fix is None:
+        assert later is None
+    else:
+        assert later == fix + "; what a later revision created, its downgrade() should have dropped"

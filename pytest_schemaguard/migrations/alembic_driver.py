@@ -71,6 +71,7 @@ __all__ = [
     "Step",
     "StepError",
     "WrongDatabaseError",
+    "dependents_fix",
     "find_alembic_config",
     "resolve_driver",
     "run_with_awaits",
@@ -438,9 +439,21 @@ def _asyncpg_error(orig: BaseException) -> BaseException:
 _UNAVAILABLE_EXTENSION = re.compile(r'extension "([^"]+)" is not available')
 
 
+#: PostgreSQL's ``cannot drop <object> because other objects depend on it`` (SQLSTATE 2BP01),
+#: whose DETAIL lines read ``<dependent> depends on <object>``.
+_CANNOT_DROP = re.compile(r"cannot drop (.+?) because other objects depend on (?:it|them)")
+_DEPENDS = re.compile(r"(?:DETAIL:\s+)?(.+?) depends on .+")
+_ON_TABLE = re.compile(r"constraint (.+) on table (.+)")
+_DEFAULT_OF = re.compile(r"default value for column (.+) of table (.+)")
+_COLUMN_OF = re.compile(r"column (.+) of table (.+)")
+
+
 def fix_for(message: str) -> str | None:
     """The usual fix of a step's database error, when there is one to give: an extension the
-    server does not have."""
+    server does not have, objects that must be dropped before the one the step drops."""
+    dependents = dependents_fix(message)
+    if dependents is not None:
+        return dependents
     missing = _UNAVAILABLE_EXTENSION.search(message)
     if missing is None:
         return None
@@ -451,6 +464,36 @@ def fix_for(message: str) -> str | None:
         f'(extensions = ["{name}"]) so that the server the plugin starts is one that has '
         f"it{embedded}, or install it on this server"
     )
+
+
+def dependents_fix(message: str, *, later: bool = False) -> str | None:
+    """For a ``DROP`` that other objects still depend on: what to drop first, from the error's
+    DETAIL lines (a foreign key's table, a view, a column of an enum type...).  ``later``:
+    the step is a downgrade after later revisions' downgrades (the cycle's), so what they
+    created may be among them."""
+    target = _CANNOT_DROP.search(message)
+    if target is None:
+        return None
+    first: list[str] = []
+    for line in message.splitlines():
+        found = _DEPENDS.fullmatch(line.strip())
+        if found is None:
+            continue
+        dependent = found.group(1)
+        if m := _ON_TABLE.fullmatch(dependent):  # a foreign key referencing the dropped table
+            dependent = f"table {m.group(2)} (its constraint {m.group(1)})"
+        elif m := _DEFAULT_OF.fullmatch(dependent):
+            dependent = f"the default of column {m.group(2)}.{m.group(1)}"
+        elif m := _COLUMN_OF.fullmatch(dependent):
+            dependent = f"column {m.group(2)}.{m.group(1)}"
+        if dependent not in first:
+            first.append(dependent)
+    if not first:
+        return None
+    fix = f"drop what depends on {target.group(1)} before this statement: {', '.join(first)}"
+    if later:
+        fix += "; what a later revision created, its downgrade() should have dropped"
+    return fix
 
 
 def _as_written(statement: str | None, driver: str | None) -> str | None:

@@ -80,6 +80,8 @@ def downgrade_fix(diff: Difference) -> str | None:
         return f"recreate {word} {diff.name} as it was before the upgrade"
     if diff.category == "changed" and diff.kind == "column":
         return _column_changed(diff)
+    if diff.category == "name":
+        return _renamed(diff)
     return None
 
 
@@ -166,6 +168,33 @@ def _member_left(diff: Difference, obj: Any) -> str | None:
             f"DROP POLICY {_ident(name)} ON {_sql_name(schema, table)}"
         )
     return None
+
+
+def _renamed(diff: Difference) -> str | None:
+    """The same object under another name after the downgrade (``before``: its name before the
+    upgrade, ``after``: the downgrade's): the downgrade recreated it under a new name."""
+    old, new = diff.before, diff.after
+    if not isinstance(old, str) or not isinstance(new, str):
+        return None
+    if diff.kind == "constraint":
+        schema, table, _ = _member(diff)
+        sql = f"ALTER TABLE {_sql_name(schema, table)} RENAME CONSTRAINT {_ident(new)} TO "
+    elif diff.kind == "index":
+        schema, _, _ = _member(diff)
+        sql = f"ALTER INDEX {_sql_name(schema, new)} RENAME TO "
+    elif diff.kind == "sequence":
+        schema, _ = _split(diff.name)
+        sql = f"ALTER SEQUENCE {_sql_name(schema, new)} RENAME TO "
+    elif diff.kind == "domain":  # one of the domain's constraints
+        schema, name = _split(diff.name)
+        sql = f"ALTER DOMAIN {_sql_name(schema, name)} RENAME CONSTRAINT {_ident(new)} TO "
+    else:
+        return None
+    return (
+        f"create it under its name from before the upgrade, {old} (or rename it: "
+        + _execute(sql + _ident(old))
+        + ")"
+    )
 
 
 def _column_changed(diff: Difference) -> str | None:

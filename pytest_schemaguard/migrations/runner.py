@@ -18,6 +18,7 @@ This module does not import pytest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from pytest_schemaguard.migrations.alembic_driver import (
     PassOutcome,
     Step,
     StepError,
+    dependents_fix,
     released_process_state,
 )
 from pytest_schemaguard.migrations.fixes import downgrade_fix
@@ -1149,6 +1151,10 @@ class MigrationRunner:
             )
         elif kind in ("cycle-down", "cycle-up"):
             what = "downgrade" if kind == "cycle-down" else "second upgrade"
+            if kind == "cycle-down" and error.fix is not None:
+                # what depends on the dropped object may come from a later revision
+                fix = dependents_fix(error.error, later=True)
+                error = dataclasses.replace(error, fix=fix) if fix is not None else error
             lines = [f"{what} of {h.describe(rev)} failed", *error.render()]
             down_diff = phase.get("down_diff")
             if kind == "cycle-up" and isinstance(down_diff, Differences):
