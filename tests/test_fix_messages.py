@@ -366,3 +366,67 @@ def test_a_downgrade_recreating_a_constraint_under_another_name_says_how_to_name
         consecutive=True,
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_first_revision_needing_a_table_from_before_alembic_points_at_bootstrap(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # the project's life began with create_all: its first revision alters a table no
+    # revision creates
+    first = Rev(
+        "c0ffee000001",
+        None,
+        "add step",
+        'op.add_column("metrics", sa.Column("step", sa.BigInteger, server_default="0"))',
+        'op.drop_column("metrics", "step")',
+    )
+    write_project(pytester.path, [first])
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "error:",
+            '    UndefinedTable: relation "metrics" does not exist',
+            "fix:  c0ffee000001 (add step) comes first, yet it needs table metrics: when the "
+            "schema begins before Alembic (tables made by create_all, then `alembic stamp`), "
+            'give a hook that builds them: bootstrap = "package.module:function" in '
+            "[[]tool.schemaguard], called with a SQLAlchemy connection (see "
+            "docs/checks/migrations.md)",
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+    # with a hook that builds the table, the revision upgrades; with one that does not, the
+    # error has no such line (the hook is there: it is the hook that is wrong)
+    (pytester.path / "hooks.py").write_text(
+        "import sqlalchemy as sa\n\n\n"
+        "def build(connection):\n"
+        '    connection.execute(sa.text("CREATE TABLE metrics (key text)"))\n\n\n'
+        "def nothing(connection):\n"
+        "    pass\n"
+    )
+    write_project(pytester.path, [first], settings='bootstrap = "hooks:build"\n')
+    run_checks(pytester, inner_dsn, "-k", "upgrade").assert_outcomes(passed=1)
+    write_project(pytester.path, [first], settings='bootstrap = "hooks:nothing"\n')
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['    UndefinedTable: relation "metrics" does not exist'])
+    result.stdout.no_fnmatch_line("fix:*")
+
+
+def test_a_later_revision_needing_a_missing_table_gets_no_bootstrap_hint(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    later = Rev(
+        "c0ffee000002",
+        "3f2a9c1b7d40",
+        "add step",
+        'op.add_column("metrics", sa.Column("step", sa.BigInteger))',
+        'op.drop_column("metrics", "step")',
+    )
+    write_project(pytester.path, [CLEAN[0], later])
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(['    UndefinedTable: relation "metrics" does not exist'])
+    result.stdout.no_fnmatch_line("fix:*")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,9 @@ def compare_snapshots(
             out.errors.append(text)
     return out
 
+
+#: A step's error for a relation that does not exist (psycopg, psycopg2, pg8000; asyncpg).
+_MISSING_TABLE = re.compile(r'UndefinedTable(?:Error)?: relation "([^"]+)" does not exist')
 
 # ------------------------------------------------------------------------------ the session
 
@@ -1095,6 +1099,8 @@ class MigrationRunner:
         h = self.history
         if error.step is None or rev is None:
             return
+        if kind in ("up", "replay"):
+            error = self._pre_alembic_fix(rev, error)
         if kind == "up" and rev not in self._retrying:
             for observer in self.observers:
                 observer.upgrade_failed(rev, error)
@@ -1177,6 +1183,24 @@ class MigrationRunner:
             self.results[CheckId("cycle")] = CheckResult(
                 "failed", self.title(CheckId("cycle")), lines
             )
+
+    def _pre_alembic_fix(self, rev: str, error: StepError) -> StepError:
+        """``error`` with a ``fix`` when ``rev`` is a first revision (no revision comes before
+        it) that fails on a table that does not exist: the schema begins before Alembic, and
+        without a ``bootstrap`` hook nothing builds it."""
+        missing = _MISSING_TABLE.match(error.error)
+        if missing is None or error.fix is not None or self.settings.bootstrap:
+            return error
+        if self.history.requirements(rev):
+            return error
+        fix = (
+            f"{self.history.describe(rev)} comes first, yet it needs table {missing.group(1)}: "
+            "when the schema begins before Alembic (tables made by create_all, then `alembic "
+            'stamp`), give a hook that builds them: bootstrap = "package.module:function" '
+            "in [tool.schemaguard], called with a SQLAlchemy connection (see "
+            "docs/checks/migrations.md)"
+        )
+        return dataclasses.replace(error, fix=fix)
 
     def _downgrade_lines(self, rev: str, errors: list[str], diff: Differences) -> list[str]:
         """What the downgrade of ``rev`` did not restore, each followed by its usual fix in
