@@ -278,6 +278,84 @@ with engine.connect() as connection:
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
+def test_env_py_that_never_runs_the_migrations_fails_one_item_and_blocks_the_rest(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # an env.py that only knows offline mode: `alembic upgrade head` would do nothing either
+    env = """
+from alembic import context
+
+if context.is_offline_mode():
+    context.configure(url="postgresql://", literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+    write_project(pytester.path, CLEAN, env=env)
+    result = run_checks(pytester, inner_dsn, "-k", "", "-rs")
+    # history needs no database; every other check is blocked by the first migration item
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 1, outcomes
+    assert outcomes.get("passed") == 1, outcomes
+    result.stdout.fnmatch_lines(
+        [
+            "*_ upgrade[[]3f2a9c1b7d40-create_orders[]] _*",
+            "upgrade of 3f2a9c1b7d40 (create orders) (migrations/versions/0000_3f2a9c1b7d40.py)",
+            "env.py failed before the first migration step:",
+            "file: migrations/env.py",
+            "error:",
+            "    env.py returned without calling context.run_migrations(): no revision ran "
+            "(`alembic upgrade head` would run none either); configure the context with a "
+            "connection and call it when not in offline mode",
+        ],
+        consecutive=True,
+    )
+    skipped = [line for line in result.outlines if line.startswith("SKIPPED")]
+    assert skipped, result.outlines
+    for line in skipped:
+        assert (
+            "blocked: upgrade[3f2a9c1b7d40-create_orders] failed (migrations/env.py: env.py "
+            "returned without calling context.run_migrations()" in line
+        ), line
+    result.stdout.no_fnmatch_line("*internal error*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_step_error_env_py_catches_is_still_the_steps_failure(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # env.py logs the error and returns: `alembic downgrade` would exit 0 with nothing done
+    env = ENV_CONNECTION.format(per_migration=False).replace(
+        """    with context.begin_transaction():
+        context.run_migrations()""",
+        """    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    except Exception as exc:
+        print("migration failed:", exc)""",
+    )
+    assert "except Exception" in env
+    revisions = with_rev(CLEAN, 1, downgrade='op.drop_column("orders", "nonesuch")')
+    write_project(pytester.path, revisions, env=env)
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip or cycle")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of 8c1e5a2f9b63 (add status) failed",
+            "file: migrations/versions/0001_8c1e5a2f9b63.py",
+            '*0001_8c1e5a2f9b63.py:*: op.drop_column("orders", "nonesuch")',
+            "SQL:",
+            "    ALTER TABLE orders DROP COLUMN nonesuch",
+            "error:",
+            '    UndefinedColumn: column "nonesuch" of relation "orders" does not exist',
+            "    (env.py caught this error and returned normally: `alembic` would exit with "
+            "status 0 and the step not done; let the error through env.py)",
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*internal error*")
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
 def test_an_empty_downgrade_of_a_schema_changing_revision_fails_its_roundtrip(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:

@@ -540,6 +540,34 @@ def _database_error(
     return message, statement, first
 
 
+#: The error of an env.py that returned without running the migrations.
+_NEVER_RAN = (
+    "env.py returned without calling context.run_migrations(): no revision ran (`alembic "
+    "upgrade head` would run none either); configure the context with a connection and call "
+    "it when not in offline mode"
+)
+
+
+def _check_database(connection: Any, database: str, url: str, url_env: str | None) -> None:
+    """Raise :class:`WrongDatabaseError` when env.py's connection is not to ``database``."""
+    actual = connection.exec_driver_sql("select current_database()").scalar()
+    if actual != database:
+        raise WrongDatabaseError(
+            f"env.py connected to database {actual!r}, not to the scratch "
+            f"database {database!r} it was given ({mask_url(url)}); nothing "
+            "was migrated. Make env.py use config.attributes['connection'], "
+            "the sqlalchemy.url option"
+            + (f" or ${url_env}" if url_env else "")
+            + ", or override the schemaguard_alembic_config fixture"
+        )
+
+
+#: Said after the error of a step that env.py caught and went on from.
+_SWALLOWED = (
+    "(env.py caught this error and returned normally: `alembic` would exit with status 0 and "
+    "the step not done; let the error through env.py)"
+)
+
 #: What the ``schemaguard_alembic_config`` fixture returns, as errors name it.
 CONFIG_FACTORY = "config factory of the schemaguard_alembic_config fixture"
 
@@ -1330,40 +1358,29 @@ class AlembicProject:
 
         def run_migrations(**kw: Any) -> None:
             # Installed on the instance: the module proxy `alembic.context` picks it up.
-            connection = environment.get_context().connection
-            if connection is not None:
-                actual = connection.exec_driver_sql("select current_database()").scalar()
-                if actual != database:
-                    raise WrongDatabaseError(
-                        f"env.py connected to database {actual!r}, not to the scratch "
-                        f"database {database!r} it was given ({mask_url(url)}); nothing "
-                        "was migrated. Make env.py use config.attributes['connection'], "
-                        "the sqlalchemy.url option"
-                        + (f" or ${url_env}" if url_env else "")
-                        + ", or override the schemaguard_alembic_config fixture"
-                    )
-            unguarded(**kw)
+            try:
+                connection = environment.get_context().connection
+                if connection is not None:
+                    _check_database(connection, database, url, url_env)
+                unguarded(**kw)
+            except BaseException as exc:
+                raised[:] = [exc]  # env.py may catch it and return as if all went well
+                raise
 
         environment.run_migrations = run_migrations  # type: ignore[method-assign]
+        raised: list[BaseException] = []
 
-        try:
-            with (
-                _in_directory(self.directory),
-                _env_var(url_env, url),
-                _quiet_logging(),
-                environment,
-            ):
-                script.run_env()
-        except BaseException as exc:
+        def failure(exc: BaseException) -> StepError:
+            """The error of the pass that ``exc`` ended (re-raised when it is the plan's own
+            or an interrupt)."""
             if outcome.plan_error is not None:
                 raise outcome.plan_error from None
             if isinstance(exc, KeyboardInterrupt):
-                raise
+                raise exc
             # SystemExit too is env.py's error (`sys.exit("DATABASE_URL is not set")`): it
             # would otherwise end the whole run, or fail every check with a traceback
             if isinstance(exc, WrongDatabaseError):
-                outcome.error = StepError(None, "env.py", str(exc))
-                return outcome
+                return StepError(None, "env.py", str(exc))
             step = current[0] if current else None
             message, statement, source = _database_error(exc, self.driver.name)
             for w in watch:
@@ -1380,7 +1397,27 @@ class AlembicProject:
                 location = _location_in(source, script.env_py_location) or _location_in(
                     exc, script.env_py_location
                 )
-            outcome.error = StepError(step, path, message, statement, location, fix_for(message))
+            return StepError(step, path, message, statement, location, fix_for(message))
+
+        try:
+            with (
+                _in_directory(self.directory),
+                _env_var(url_env, url),
+                _quiet_logging(),
+                environment,
+            ):
+                script.run_env()
+        except BaseException as exc:
+            outcome.error = failure(exc)
+        else:
+            if raised:
+                # env.py caught what run_migrations() raised and returned: `alembic upgrade`
+                # would exit 0 with the revision not applied
+                error = failure(raised[0])
+                outcome.error = dataclasses.replace(error, error=f"{error.error}\n{_SWALLOWED}")
+            elif not outcome.configured:
+                # nothing ran, and nothing failed: every check would be left without a result
+                outcome.error = StepError(None, self._env_py_display(), _NEVER_RAN)
         finally:
             for w in watch:
                 w.close()
