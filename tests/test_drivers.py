@@ -309,9 +309,11 @@ def test_an_async_env_py_connecting_elsewhere_is_stopped_before_migrating(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*env.py connected to database 'postgres', not to the scratch database "
-            "'schemaguard_*' it was given (postgresql+asyncpg://*); nothing was migrated*"
-        ]
+            "    env.py connected to database 'postgres', not to the scratch database it was "
+            "given; nothing was migrated",
+            "    it was given database 'schemaguard_*' (postgresql+asyncpg://*): make env.py use*",
+        ],
+        consecutive=True,
     )
     result.stdout.no_fnmatch_line("*Traceback*")
 

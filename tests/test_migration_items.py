@@ -271,10 +271,45 @@ with engine.connect() as connection:
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*env.py connected to database 'postgres', not to the scratch database*nothing was "
-            "migrated*"
-        ]
+            "    env.py connected to database 'postgres', not to the scratch database it was "
+            "given; nothing was migrated",
+            "    it was given database 'schemaguard_*' (postgresql+psycopg://*): make env.py use "
+            "config.attributes[[]'connection'], the sqlalchemy.url option, or override the "
+            "schemaguard_alembic_config fixture",
+        ],
+        consecutive=True,
     )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_env_py_falling_back_to_sqlite_fails_one_check_and_blocks_every_other(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # an application that also runs on SQLite, whose own setting was not pointed at the
+    # scratch database: every check family (migrations, fk_types, safety, data) meets it
+    env = """
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+engine = create_engine("sqlite:///app.db", poolclass=pool.NullPool)
+with engine.connect() as connection:
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+    write_project(pytester.path, CLEAN, env=env)
+    result = run_checks(pytester, inner_dsn, "-k", "", "-rs")
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("failed"), outcomes.get("passed")) == (1, 1), outcomes
+    cause = (
+        "env.py connected to a sqlite database (sqlite:///app.db), not to the scratch database "
+        "it was given; nothing was migrated"
+    )
+    result.stdout.fnmatch_lines(["error:", f"    {cause}"], consecutive=True)
+    skipped = [line for line in result.outlines if line.startswith("SKIPPED")]
+    assert len(skipped) >= 4, skipped  # upgrade/roundtrip, cycle and fk_types, safety, data
+    for line in skipped:
+        assert f"blocked: upgrade[3f2a9c1b7d40-create_orders] failed (migrations/env.py: {cause})" in line
     result.stdout.no_fnmatch_line("*Traceback*")
 
 

@@ -550,16 +550,27 @@ _NEVER_RAN = (
 
 def _check_database(connection: Any, database: str, url: str, url_env: str | None) -> None:
     """Raise :class:`WrongDatabaseError` when env.py's connection is not to ``database``."""
-    actual = connection.exec_driver_sql("select current_database()").scalar()
-    if actual != database:
-        raise WrongDatabaseError(
-            f"env.py connected to database {actual!r}, not to the scratch "
-            f"database {database!r} it was given ({mask_url(url)}); nothing "
-            "was migrated. Make env.py use config.attributes['connection'], "
-            "the sqlalchemy.url option"
-            + (f" or ${url_env}" if url_env else "")
-            + ", or override the schemaguard_alembic_config fixture"
-        )
+    dialect = getattr(getattr(connection, "dialect", None), "name", "postgresql")
+    if dialect != "postgresql":
+        # an application that also runs on SQLite falls back to it when its own setting is
+        # not pointed at the scratch database
+        where = f"a {dialect} database"
+        engine_url = getattr(getattr(connection, "engine", None), "url", None)
+        if engine_url is not None:
+            where += f" ({mask_url(str(engine_url))})"
+    else:
+        actual = connection.exec_driver_sql("select current_database()").scalar()
+        if actual == database:
+            return
+        where = f"database {actual!r}"
+    # the first line is the cause every check it blocks names: the same for every pass
+    raise WrongDatabaseError(
+        f"env.py connected to {where}, not to the scratch database it was given; nothing was "
+        f"migrated\nit was given database {database!r} ({mask_url(url)}): make env.py use "
+        "config.attributes['connection'], the sqlalchemy.url option"
+        + (f" or ${url_env}" if url_env else "")
+        + ", or override the schemaguard_alembic_config fixture"
+    )
 
 
 #: Said after the error of a step that env.py caught and went on from.
@@ -1380,7 +1391,7 @@ class AlembicProject:
             # SystemExit too is env.py's error (`sys.exit("DATABASE_URL is not set")`): it
             # would otherwise end the whole run, or fail every check with a traceback
             if isinstance(exc, WrongDatabaseError):
-                return StepError(None, "env.py", str(exc))
+                return StepError(None, self._env_py_display(), str(exc))
             step = current[0] if current else None
             message, statement, source = _database_error(exc, self.driver.name)
             for w in watch:
