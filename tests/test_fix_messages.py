@@ -430,3 +430,72 @@ def test_a_later_revision_needing_a_missing_table_gets_no_bootstrap_hint(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(['    UndefinedTable: relation "metrics" does not exist'])
     result.stdout.no_fnmatch_line("fix:*")
+
+
+def test_an_index_recreated_otherwise_and_an_enum_value_left_say_how_to_restore_them(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = [
+        *CLEAN,
+        Rev(
+            "e5e5e5e5e5e5",
+            "d07b4e6c2a15",
+            "unique total",
+            'op.create_index("ix_orders_total", "orders", ["total"], unique=True)',
+            'op.drop_index("ix_orders_total", table_name="orders")',
+        ),
+        Rev(
+            "f6f6f6f6f6f6",
+            "e5e5e5e5e5e5",
+            "widen total index",
+            """
+            op.drop_index("ix_orders_total", table_name="orders")
+            op.create_index("ix_orders_total", "orders", ["total", "id"], unique=True)
+            """,
+            # recreated without unique=True
+            """
+            op.drop_index("ix_orders_total", table_name="orders")
+            op.create_index("ix_orders_total", "orders", ["total"])
+            """,
+        ),
+        Rev(
+            "a7a7a7a7a7a7",
+            "f6f6f6f6f6f6",
+            "refunded status",
+            "op.execute(\"ALTER TYPE order_status ADD VALUE 'refunded'\")",
+            "pass",
+        ),
+    ]
+    write_project(pytester.path, revisions)
+    index_file = "migrations/versions/0004_f6f6f6f6f6f6.py"
+    enum_file = "migrations/versions/0005_a7a7a7a7a7a7.py"
+    index_line = downgrade_line(pytester.path / index_file)
+    enum_line = downgrade_line(pytester.path / enum_file)
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip and (f6f6f6 or a7a7a7)")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of f6f6f6f6f6f6 (widen total index) did not restore the schema before it:",
+            "  downgrade of f6f6f6f6f6f6 (widen total index) changed index "
+            "public.orders.ix_orders_total: unique true → false",
+            f"  fix: in downgrade() ({index_file}:{index_line}), recreate the index as it was "
+            'before the upgrade: op.drop_index("ix_orders_total", table_name="orders"), then '
+            'op.execute("CREATE UNIQUE INDEX ix_orders_total ON public.orders USING btree '
+            '(total)")',
+        ],
+        consecutive=True,
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of a7a7a7a7a7a7 (refunded status) did not restore the schema before it:",
+            "  downgrade of a7a7a7a7a7a7 (refunded status) changed type public.order_status: "
+            "labels new, paid → new, paid, refunded (added refunded)",
+            f"  fix: in downgrade() ({enum_file}:{enum_line}), PostgreSQL cannot drop a value "
+            "from an enum (refunded): rename the type, create order_status again with the values "
+            "it had before the upgrade, change each column that uses it to it (USING "
+            "<column>::text::order_status) and drop the renamed type; or list the revision in "
+            "irreversible",
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")

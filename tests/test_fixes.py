@@ -15,6 +15,7 @@ from pytest_schemaguard.snapshot.model import (
     Function,
     Index,
     Sequence,
+    Snapshot,
     Table,
     Trigger,
     View,
@@ -305,3 +306,98 @@ def test_a_drop_that_other_objects_depend_on_says_what_to_drop_first(
         assert later is None
     else:
         assert later == fix + "; what a later revision created, its downgrade() should have dropped"
+
+
+BEFORE = Snapshot(
+    tables=(
+        Table(
+            "billing",
+            "orders",
+            constraints=(
+                Constraint(
+                    "fk_orders_customer",
+                    "foreign_key",
+                    "FOREIGN KEY (customer_id) REFERENCES billing.customers(id) ON DELETE CASCADE",
+                ),
+            ),
+            indexes=(
+                Index(
+                    "ix_orders_number",
+                    "billing.orders",
+                    "CREATE UNIQUE INDEX ix_orders_number ON billing.orders USING btree (number)",
+                    unique=True,
+                ),
+            ),
+        ),
+    )
+)
+
+
+def member_changed(kind: str, name: str, attribute: str, before: Any, after: Any) -> Difference:
+    return Difference(
+        kind=kind,
+        name=f"billing.orders.{name}",
+        attribute=attribute,
+        before=before,
+        after=after,
+        category="changed",
+        message="...",
+        parent="billing.orders",
+        parent_kind="table",
+    )
+
+
+def enum_changed(before: tuple[str, ...], after: tuple[str, ...]) -> Difference:
+    return Difference(
+        kind="enum",
+        name="public.state_type",
+        attribute="labels",
+        before=before,
+        after=after,
+        category="changed",
+        message="...",
+    )
+
+
+@pytest.mark.parametrize(
+    ("diff", "fix"),
+    [
+        (
+            member_changed("index", "ix_orders_number", "unique", True, False),
+            "recreate the index as it was before the upgrade: op.drop_index("
+            '"ix_orders_number", table_name="orders", schema="billing"), then op.execute('
+            '"CREATE UNIQUE INDEX ix_orders_number ON billing.orders USING btree (number)")',
+        ),
+        (
+            member_changed("constraint", "fk_orders_customer", "on_delete", "cascade", "no action"),
+            "recreate the constraint as it was before the upgrade: op.drop_constraint("
+            '"fk_orders_customer", "orders", schema="billing", type_="foreignkey"), then '
+            'op.execute("ALTER TABLE billing.orders ADD CONSTRAINT fk_orders_customer FOREIGN KEY '
+            '(customer_id) REFERENCES billing.customers(id) ON DELETE CASCADE")',
+        ),
+        # not in the schema before the upgrade (as when the caller has none): no fix
+        (member_changed("index", "ix_other", "unique", True, False), None),
+        (
+            enum_changed(("NEW", "DONE"), ("NEW", "DONE", "CRASHED")),
+            "PostgreSQL cannot drop a value from an enum (CRASHED): rename the type, create "
+            "state_type again with the values it had before the upgrade, change each column "
+            "that uses it to it (USING <column>::text::state_type) and drop the renamed type; "
+            "or list the revision in irreversible",
+        ),
+        (
+            enum_changed(("NEW", "IT'S DONE"), ("NEW",)),
+            "add the values back: op.execute(\"ALTER TYPE state_type ADD VALUE 'IT''S DONE'\")",
+        ),
+        (enum_changed(("NEW", "DONE"), ("DONE", "NEW")), None),
+    ],
+    ids=["index", "constraint", "absent", "enum-added", "enum-removed", "enum-reordered"],
+)
+def test_what_the_downgrade_changed_is_recreated_as_it_was(
+    diff: Difference, fix: str | None
+) -> None:
+    assert downgrade_fix(diff, BEFORE) == fix
+
+
+def test_a_changed_index_without_the_schema_before_has_no_fix() -> None:
+    diff = member_changed("index", "ix_orders_number", "unique", True, False)
+    assert downgrade_fix(diff) is None

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from pytest_schemaguard.snapshot.compare import KIND_WORDS, Difference
-from pytest_schemaguard.snapshot.model import DEFAULT_SCHEMA
+from pytest_schemaguard.snapshot.model import DEFAULT_SCHEMA, Snapshot
 
 __all__ = ["downgrade_fix"]
 
@@ -70,9 +70,10 @@ def _member(diff: Difference) -> tuple[str, str, str]:
     return schema, table, name
 
 
-def downgrade_fix(diff: Difference) -> str | None:
+def downgrade_fix(diff: Difference, before: Snapshot | None = None) -> str | None:
     """What ``downgrade()`` usually does about ``diff`` (a difference of the schema after the
-    downgrade against the schema before the upgrade), or None when there is no usual fix."""
+    downgrade against the schema before the upgrade, ``before``), or None when there is no
+    usual fix."""
     if diff.category == "only_right":
         return _left_behind(diff, diff.after)
     if diff.category == "only_left":
@@ -80,9 +81,72 @@ def downgrade_fix(diff: Difference) -> str | None:
         return f"recreate {word} {diff.name} as it was before the upgrade"
     if diff.category == "changed" and diff.kind == "column":
         return _column_changed(diff)
+    if diff.category == "changed" and diff.kind == "enum" and diff.attribute == "labels":
+        return _labels_changed(diff)
+    if diff.category == "changed" and diff.kind in ("index", "constraint") and before is not None:
+        return _recreated(diff, before)
     if diff.category == "name":
         return _renamed(diff)
     return None
+
+
+def _labels_changed(diff: Difference) -> str | None:
+    old, new = diff.before, diff.after
+    if not isinstance(old, tuple) or not isinstance(new, tuple):
+        return None
+    schema, name = _split(diff.name)
+    added = [label for label in new if label not in old]
+    gone = [label for label in old if label not in new]
+    if added:
+        # ALTER TYPE ... DROP VALUE does not exist
+        return (
+            f"PostgreSQL cannot drop a value from an enum ({', '.join(added)}): rename the type, "
+            f"create {_sql_name(schema, name)} again with the values it had before the upgrade, "
+            f"change each column that uses it to it (USING <column>::text::"
+            f"{_sql_name(schema, name)}) and drop the renamed type; or list the revision in "
+            "irreversible"
+        )
+    if gone:
+        return "add the values back: " + " and ".join(
+            _execute(f"ALTER TYPE {_sql_name(schema, name)} ADD VALUE {_quote(label)}")
+            for label in gone
+        )
+    return None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _recreated(diff: Difference, before: Snapshot) -> str | None:
+    """An index or constraint the downgrade left changed: drop it and create it again as it
+    was before the upgrade (its definition then, as PostgreSQL prints it)."""
+    schema, table, name = _member(diff)
+    parent = before.get_table(f"{schema}.{table}")
+    if parent is None:
+        return None
+    table_kw = f"{_py(table)}{_schema_kw(schema)}"
+    if diff.kind == "index":
+        index = next((i for i in parent.indexes if i.name == name), None)
+        if index is None:
+            return None
+        return (
+            f"recreate the index as it was before the upgrade: op.drop_index({_py(name)}, "
+            f"table_name={table_kw}), then {_execute(index.definition)}"
+        )
+    constraint = next((c for c in parent.constraints if c.name == name), None)
+    if constraint is None:
+        return None
+    type_ = _CONSTRAINT_TYPES.get(str(constraint.kind))
+    type_kw = f", type_={_py(type_)}" if type_ else ""
+    add = (
+        f"ALTER TABLE {_sql_name(schema, table)} ADD CONSTRAINT {_ident(name)} "
+        f"{constraint.definition}"
+    )
+    return (
+        f"recreate the constraint as it was before the upgrade: op.drop_constraint({_py(name)}, "
+        f"{table_kw}{type_kw}), then {_execute(add)}"
+    )
 
 
 def _left_behind(diff: Difference, obj: Any) -> str | None:

@@ -146,6 +146,8 @@ class Differences:
     """The difference behind each sentence (for the fix a sentence is followed by)."""
     labels: tuple[str, str] = ("", "")
     """How the two sides were named (expected, actual)."""
+    expected: Snapshot | None = None
+    """The expected side (for a fix that restores an object as it was there)."""
 
     def __bool__(self) -> bool:
         return bool(self.errors or self.column_order)
@@ -175,7 +177,7 @@ def compare_snapshots(
     (add status) left type public.order_status``), one only in ``expected`` reads ``<action>
     <missing> <object>``, a changed one ``<action> changed <object>: <what>``.
     """
-    out = Differences(labels=(expected_name, actual_name))
+    out = Differences(labels=(expected_name, actual_name), expected=expected)
     if expected == actual:
         return out
     for diff in compare(expected, actual, left_label=expected_name, right_label=actual_name):
@@ -1211,7 +1213,7 @@ class MigrationRunner:
         for error in errors:
             lines.append("  " + error)
             found = diff.found.get(error)
-            fix = downgrade_fix(found) if found is not None else None
+            fix = downgrade_fix(found, diff.expected) if found is not None else None
             if fix is not None:
                 lines.append(f"  fix: in downgrade() ({place}), {fix}")
         return lines
