@@ -499,3 +499,30 @@ def test_an_index_recreated_otherwise_and_an_enum_value_left_say_how_to_restore_
         consecutive=True,
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_downgrade_that_raises_on_purpose_points_at_irreversible(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    revisions = with_rev(CLEAN, 2, downgrade='raise NotImplementedError("no way back")')
+    write_project(pytester.path, revisions)
+    result = run_checks(pytester, inner_dsn, "-k", "roundtrip")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "downgrade of d07b4e6c2a15 (index status) failed",
+            "file: migrations/versions/0002_d07b4e6c2a15.py",
+            '*0002_d07b4e6c2a15.py:*: raise NotImplementedError("no way back")',
+            "error:",
+            "    NotImplementedError: no way back",
+            "fix:  if the revision is not meant to be downgraded, list it in irreversible "
+            '(irreversible = [[]"d07b4e6c2a15"] in [[]tool.schemaguard]): its upgrade is still '
+            "checked, and no check downgrades it",
+        ],
+        consecutive=True,
+    )
+    # listed there, the project passes: no round trip, and the cycle stops above it
+    write_project(pytester.path, revisions, settings='irreversible = ["d07b4e6c2a15"]\n')
+    result = run_checks(pytester, inner_dsn)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    result.stdout.no_fnmatch_line("*roundtrip[[]d07b4e6c2a15*")

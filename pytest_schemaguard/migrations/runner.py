@@ -1103,6 +1103,8 @@ class MigrationRunner:
             return
         if kind in ("up", "replay"):
             error = self._pre_alembic_fix(rev, error)
+        elif kind in ("down", "cycle-down"):
+            error = self._irreversible_fix(rev, error)
         if kind == "up" and rev not in self._retrying:
             for observer in self.observers:
                 observer.upgrade_failed(rev, error)
@@ -1201,6 +1203,19 @@ class MigrationRunner:
             'stamp`), give a hook that builds them: bootstrap = "package.module:function" '
             "in [tool.schemaguard], called with a SQLAlchemy connection (see "
             "docs/checks/migrations.md)"
+        )
+        return dataclasses.replace(error, fix=fix)
+
+    def _irreversible_fix(self, rev: str, error: StepError) -> StepError:
+        """``error`` with a ``fix`` when ``downgrade()`` of ``rev`` raised an exception of its
+        own (``raise NotImplementedError(...)``): a revision meant not to be downgraded."""
+        code = (error.location or "").partition(": ")[2]
+        if error.fix is not None or error.statement is not None or not code.startswith("raise"):
+            return error
+        fix = (
+            "if the revision is not meant to be downgraded, list it in irreversible "
+            f'(irreversible = ["{self.history.short(rev)}"] in [tool.schemaguard]): its upgrade '
+            "is still checked, and no check downgrades it"
         )
         return dataclasses.replace(error, fix=fix)
 
