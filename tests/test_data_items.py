@@ -617,3 +617,42 @@ def test_types_and_tables_whose_names_are_quoted_are_seeded(
         "note",
         "Sales.Dept.Orders",
     )
+
+
+def test_a_revisions_code_meeting_a_null_says_where_the_none_comes_from(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # a data migration that looks rows up by a nullable column and does not expect a NULL
+    backfill = Rev(
+        "b0b0b0b0b0b0",
+        "d07b4e6c2a15",
+        "backfill totals",
+        """
+        rows = op.get_bind().execute(sa.text("SELECT id, total FROM orders")).all()
+        for row in rows:
+            kept = {r.id: r for r in rows if r.total is not None}.get(row.id)
+            op.execute(sa.text("SELECT :v").bindparams(v=kept.total * 2))
+        """,
+        "pass",
+    )
+    write_project(pytester.path, [*CLEAN, backfill])
+    # orders.total nullable, so that the seeded rows hold a NULL there
+    first = pytester.path / "migrations" / "versions" / "0000_3f2a9c1b7d40.py"
+    first.write_text(
+        first.read_text().replace(
+            'sa.Column("total", sa.Numeric(10, 2), nullable=False, server_default="0")',
+            'sa.Column("total", sa.Numeric(10, 2))',
+        )
+    )
+    result = run(pytester, inner_dsn, "-k", "data and b0b0b0")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of b0b0b0b0b0b0 (backfill totals) fails on tables with rows: "
+            "op.execute(sa.text(*)) — 'NoneType' object has no attribute 'total' (seeded: "
+            "orders 3 rows); the None is likely a NULL of the seeded rows (the last row of each "
+            "table holds NULL in every nullable column): make the revision's code expect it, or "
+            "make the column NOT NULL",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")

@@ -74,6 +74,11 @@ values (a boolean, an enum or a foreign key repeats values among three rows)."""
 _FIXES = {
     "23502": "add a server_default or backfill before SET NOT NULL",
 }
+#: After an error of the revision's own Python code about a ``None``.
+_NONE_FIX = (
+    "the None is likely a NULL of the seeded rows (the last row of each table holds NULL in "
+    "every nullable column): make the revision's code expect it, or make the column NOT NULL"
+)
 
 _TABLES = (
     "FROM pg_catalog.pg_class c "
@@ -611,6 +616,8 @@ class DataWalk:
             )
             return CheckResult("passed", self.title(rev), notes=[note])
         fix = _FIXES.get(state)
+        if fix is None and not state and error.statement is None and "NoneType" in error.error:
+            fix = _NONE_FIX  # the revision's own code met a None
         if fix:
             sentence += f"; {fix}"
         line = _line_of(error.location)
