@@ -37,16 +37,24 @@ def left(kind: str, name: str, obj: Any = None, parent: str | None = None) -> Di
     )
 
 
-def changed(attribute: str, before: Any, after: Any) -> Difference:
+def changed(
+    attribute: str,
+    before: Any,
+    after: Any,
+    kind: str = "column",
+    name: str = "public.orders.status",
+) -> Difference:
+    """A difference in one attribute of an object of a table (by default a column of
+    ``public.orders``)."""
     return Difference(
-        kind="column",
-        name="public.orders.status",
+        kind=kind,
+        name=name,
         attribute=attribute,
         before=before,
         after=after,
         category="changed",
-        message="column public.orders.status: ...",
-        parent="public.orders",
+        message=f"{kind} {name}: ...",
+        parent=name.rpartition(".")[0],
         parent_kind="table",
     )
 
@@ -334,17 +342,7 @@ BEFORE = Snapshot(
 
 
 def member_changed(kind: str, name: str, attribute: str, before: Any, after: Any) -> Difference:
-    return Difference(
-        kind=kind,
-        name=f"billing.orders.{name}",
-        attribute=attribute,
-        before=before,
-        after=after,
-        category="changed",
-        message="...",
-        parent="billing.orders",
-        parent_kind="table",
-    )
+    return changed(attribute, before, after, kind, f"billing.orders.{name}")
 
 
 def enum_changed(before: tuple[str, ...], after: tuple[str, ...]) -> Difference:
