@@ -492,8 +492,8 @@ def test_an_index_recreated_otherwise_and_an_enum_value_left_say_how_to_restore_
             "labels new, paid → new, paid, refunded (added refunded)",
             f"  fix: in downgrade() ({enum_file}:{enum_line}), PostgreSQL cannot drop a value "
             "from an enum (refunded): rename the type, create order_status again with the values "
-            "it had before the upgrade, change each column that uses it to it (USING "
-            "<column>::text::order_status) and drop the renamed type; or list the revision in "
+            "it had before the upgrade, alter each column that uses it to the new type (USING "
+            "<column>::text::order_status), then drop the renamed type; or list the revision in "
             "irreversible",
         ],
         consecutive=True,

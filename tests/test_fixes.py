@@ -378,9 +378,9 @@ def enum_changed(before: tuple[str, ...], after: tuple[str, ...]) -> Difference:
         (
             enum_changed(("NEW", "DONE"), ("NEW", "DONE", "CRASHED")),
             "PostgreSQL cannot drop a value from an enum (CRASHED): rename the type, create "
-            "state_type again with the values it had before the upgrade, change each column "
-            "that uses it to it (USING <column>::text::state_type) and drop the renamed type; "
-            "or list the revision in irreversible",
+            "state_type again with the values it had before the upgrade, alter each column "
+            "that uses it to the new type (USING <column>::text::state_type), then drop the "
+            "renamed type; or list the revision in irreversible",
         ),
         (
             enum_changed(("NEW", "IT'S DONE"), ("NEW",)),

@@ -102,8 +102,8 @@ def _labels_changed(diff: Difference) -> str | None:
         return (
             f"PostgreSQL cannot drop a value from an enum ({', '.join(added)}): rename the type, "
             f"create {_sql_name(schema, name)} again with the values it had before the upgrade, "
-            f"change each column that uses it to it (USING <column>::text::"
-            f"{_sql_name(schema, name)}) and drop the renamed type; or list the revision in "
+            f"alter each column that uses it to the new type (USING <column>::text::"
+            f"{_sql_name(schema, name)}), then drop the renamed type; or list the revision in "
             "irreversible"
         )
     if gone:
