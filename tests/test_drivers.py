@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -755,3 +757,121 @@ def test_the_statement_that_failed_the_transaction_is_reported_not_the_next_one(
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")
+
+
+# ------------------------------------------------------------------------ Flask-Migrate
+
+FLASK_APP = """
+import os
+
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+db = SQLAlchemy()
+migrate = Migrate()
+
+
+class Note(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    title = db.Column(db.String(200), nullable=False)
+
+
+def create_app(config=None):
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get("DATABASE_URL", "sqlite:///notes.db")
+    app.config.update(config or {})
+    db.init_app(app)
+    migrate.init_app(app, db)
+    return app
+"""
+
+FLASK_HOOKS = '''
+import contextlib
+
+from app import create_app
+
+
+@contextlib.contextmanager
+def flask_app(url):
+    """env.py runs inside an application on the scratch database."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        yield
+'''
+
+
+def flask_migrate_project(pytester: pytest.Pytester) -> Path:
+    """A Flask application whose migrations directory `flask db init` wrote (Flask-Migrate's
+    template: `migrations/alembic.ini` names no script_location, env.py reads current_app), with
+    one revision."""
+    pytest.importorskip("flask_migrate")
+    root = pytester.path
+    (root / "app.py").write_text(FLASK_APP.lstrip())
+    made = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "db", "init"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    note = Rev(
+        "f1a5c0000001",
+        None,
+        "create notes",
+        """
+        op.create_table(
+            "note",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("title", sa.String(200), nullable=False),
+        )
+        """,
+        'op.drop_table("note")',
+    )
+    (root / "migrations" / "versions" / "f1a5c0000001_create_notes.py").write_text(note.source())
+    return root
+
+
+def test_flask_migrate_without_an_application_says_how_to_give_it_one(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    root = flask_migrate_project(pytester)
+    assert not (root / "alembic.ini").exists() and not (root / "pyproject.toml").exists()
+    result = run_checks(pytester, inner_dsn, "-k", "", "-rs")
+    # migrations/alembic.ini is found and its directory is the script location
+    result.stdout.fnmatch_lines(["*_ upgrade[[]f1a5c0000001-create_notes[]] _*"])
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("failed"), outcomes.get("passed")) == (1, 1), outcomes
+    result.stdout.fnmatch_lines(
+        [
+            "    RuntimeError: Working outside of application context.",
+            "*",
+            "fix:  env.py reads the Flask application (current_app): give an env_context hook "
+            "that creates the application on the scratch database's URL and pushes its context "
+            "(see docs/recipes/env_py.md, Flask-Migrate)",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["SKIPPED * migrations/alembic.ini:1: blocked: upgrade[[]f1a5c0000001-create_notes[]] *"]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_flask_migrate_with_an_application_hook_passes(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    root = flask_migrate_project(pytester)
+    (root / "schemaguard_hooks.py").write_text(FLASK_HOOKS.lstrip())
+    (root / "pyproject.toml").write_text(
+        '[tool.schemaguard]\nenv_context = "schemaguard_hooks:flask_app"\n'
+    )
+    result = run_checks(pytester, inner_dsn, "-v")
+    assert_clean(
+        result,
+        [
+            "migrations/alembic.ini::history PASSED*",
+            "migrations/alembic.ini::upgrade[[]f1a5c0000001-create_notes[]] PASSED*",
+            "migrations/alembic.ini::roundtrip[[]f1a5c0000001-create_notes[]] PASSED*",
+            "migrations/alembic.ini::cycle PASSED*",
+        ],
+    )

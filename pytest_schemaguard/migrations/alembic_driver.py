@@ -200,6 +200,11 @@ def find_alembic_config(root: Path, configured: str | None) -> Path:
     toml_state = _toml_script_location(pyproject)
     if toml_state is None:
         return pyproject
+    # Flask-Migrate's layout: migrations/alembic.ini beside env.py, the directory being the
+    # script location (`flask db upgrade` passes it; the file names none)
+    flask = root / "migrations" / "alembic.ini"
+    if flask.is_file() and _ini_script_location(flask) is None:
+        return flask
     raise AlembicSetupError(
         f"no Alembic script_location found: {ini.name} {ini_state}, {pyproject.name} "
         f"{toml_state} (in {root}); set alembic_config = 'path/to/alembic.ini' in "
@@ -208,18 +213,26 @@ def find_alembic_config(root: Path, configured: str | None) -> Path:
 
 
 def _ini_script_location(path: Path) -> str | None:
-    """None when ``path`` has an ``[alembic]`` script_location, else what it lacks."""
+    """None when ``path`` has an ``[alembic]`` script_location, or lies beside ``env.py``
+    (:func:`_beside_env_py`); else what it lacks."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         if not parser.read(path, encoding="utf-8"):
             return "does not exist"
     except configparser.Error as exc:
         return f"cannot be read ({type(exc).__name__})"
+    if parser.get("alembic", "script_location", fallback="").strip() or _beside_env_py(path):
+        return None
     if not parser.has_section("alembic"):
         return "has no [alembic] section"
-    if not parser.get("alembic", "script_location", fallback="").strip():
-        return "has no script_location in [alembic]"
-    return None
+    return "has no script_location in [alembic]"
+
+
+def _beside_env_py(path: Path) -> bool:
+    """Whether the ini file ``path`` lies in the directory holding ``env.py``: the script
+    location when the file names none, as Flask-Migrate lays a project out
+    (``migrations/alembic.ini``, ``migrations/env.py``)."""
+    return path.suffix != ".toml" and (path.parent / "env.py").is_file()
 
 
 def _toml_script_location(path: Path) -> str | None:
@@ -439,6 +452,15 @@ def _asyncpg_error(orig: BaseException) -> BaseException:
 _UNAVAILABLE_EXTENSION = re.compile(r'extension "([^"]+)" is not available')
 
 
+#: Flask's error for ``current_app`` outside an application context (Flask-Migrate's env.py
+#: reads the database from it).
+_NO_FLASK_APP = "Working outside of application context"
+_FLASK_FIX = (
+    "env.py reads the Flask application (current_app): give an env_context hook that creates "
+    "the application on the scratch database's URL and pushes its context (see "
+    "docs/recipes/env_py.md, Flask-Migrate)"
+)
+
 #: PostgreSQL's ``cannot drop <object> because other objects depend on it`` (SQLSTATE 2BP01),
 #: whose DETAIL lines read ``<dependent> depends on <object>``.
 _CANNOT_DROP = re.compile(r"cannot drop (.+?) because other objects depend on (?:it|them)")
@@ -450,10 +472,13 @@ _COLUMN_OF = re.compile(r"column (.+) of table (.+)")
 
 def fix_for(message: str) -> str | None:
     """The usual fix of a step's database error, when there is one to give: an extension the
-    server does not have, objects that must be dropped before the one the step drops."""
+    server does not have, objects that must be dropped before the one the step drops, the
+    Flask application an env.py of Flask-Migrate needs."""
     dependents = dependents_fix(message)
     if dependents is not None:
         return dependents
+    if _NO_FLASK_APP in message:
+        return _FLASK_FIX
     missing = _UNAVAILABLE_EXTENSION.search(message)
     if missing is None:
         return None
@@ -1116,6 +1141,8 @@ class AlembicProject:
             try:
                 with _in_directory(self.directory):
                     location = cfg.get_alembic_option("script_location")
+                    if location is None and _beside_env_py(self.config_path):
+                        location = str(self.directory)
                     if location is None:
                         raise AlembicSetupError(
                             f"{self.display_path} has no script_location: set it to the "
