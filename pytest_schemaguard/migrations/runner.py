@@ -1101,10 +1101,7 @@ class MigrationRunner:
         h = self.history
         if error.step is None or rev is None:
             return
-        if kind in ("up", "replay"):
-            error = self._pre_alembic_fix(rev, error)
-        elif kind in ("down", "cycle-down"):
-            error = self._irreversible_fix(rev, error)
+        error = self._with_fix(str(kind), rev, error)
         if kind == "up" and rev not in self._retrying:
             for observer in self.observers:
                 observer.upgrade_failed(rev, error)
@@ -1161,10 +1158,6 @@ class MigrationRunner:
             )
         elif kind in ("cycle-down", "cycle-up"):
             what = "downgrade" if kind == "cycle-down" else "second upgrade"
-            if kind == "cycle-down" and error.fix is not None:
-                # what depends on the dropped object may come from a later revision
-                fix = dependents_fix(error.error, later=True)
-                error = dataclasses.replace(error, fix=fix) if fix is not None else error
             lines = [f"{what} of {h.describe(rev)} failed", *error.render()]
             down_diff = phase.get("down_diff")
             if kind == "cycle-up" and isinstance(down_diff, Differences):
@@ -1188,36 +1181,47 @@ class MigrationRunner:
                 "failed", self.title(CheckId("cycle")), lines
             )
 
-    def _pre_alembic_fix(self, rev: str, error: StepError) -> StepError:
-        """``error`` with a ``fix`` when ``rev`` is a first revision (no revision comes before
-        it) that fails on a table that does not exist: the schema begins before Alembic, and
-        without a ``bootstrap`` hook nothing builds it."""
+    def _with_fix(self, kind: str, rev: str, error: StepError) -> StepError:
+        """``error`` with the ``fix`` that only the step's place in the history can give (the
+        driver gives the ones its message alone does, :func:`fix_for`)."""
+        fix: str | None = None
+        if kind in ("up", "replay"):
+            fix = self._pre_alembic_fix(rev, error)
+        elif kind in ("down", "cycle-down"):
+            fix = self._irreversible_fix(rev, error)
+            if kind == "cycle-down" and error.fix is not None:
+                # what depends on the dropped object may come from a later revision
+                fix = dependents_fix(error.error, later=True)
+        return error if fix is None else dataclasses.replace(error, fix=fix)
+
+    def _pre_alembic_fix(self, rev: str, error: StepError) -> str | None:
+        """When ``rev`` is a first revision (no revision comes before it) that fails on a table
+        that does not exist: the schema begins before Alembic, and without a ``bootstrap``
+        hook nothing builds it."""
         missing = _MISSING_TABLE.match(error.error)
         if missing is None or error.fix is not None or self.settings.bootstrap:
-            return error
+            return None
         if self.history.requirements(rev):
-            return error
-        fix = (
+            return None
+        return (
             f"{self.history.describe(rev)} comes first, yet it needs table {missing.group(1)}: "
             "when the schema begins before Alembic (tables made by create_all, then `alembic "
             'stamp`), give a hook that builds them: bootstrap = "package.module:function" '
             "in [tool.schemaguard], called with a SQLAlchemy connection (see "
             "docs/checks/migrations.md)"
         )
-        return dataclasses.replace(error, fix=fix)
 
-    def _irreversible_fix(self, rev: str, error: StepError) -> StepError:
-        """``error`` with a ``fix`` when ``downgrade()`` of ``rev`` raised an exception of its
-        own (``raise NotImplementedError(...)``): a revision meant not to be downgraded."""
+    def _irreversible_fix(self, rev: str, error: StepError) -> str | None:
+        """When ``downgrade()`` of ``rev`` raised an exception of its own (``raise
+        NotImplementedError(...)``): a revision meant not to be downgraded."""
         code = (error.location or "").partition(": ")[2]
         if error.fix is not None or error.statement is not None or not code.startswith("raise"):
-            return error
-        fix = (
+            return None
+        return (
             "if the revision is not meant to be downgraded, list it in irreversible "
             f'(irreversible = ["{self.history.short(rev)}"] in [tool.schemaguard]): its upgrade '
             "is still checked, and no check downgrades it"
         )
-        return dataclasses.replace(error, fix=fix)
 
     def _downgrade_lines(self, rev: str, errors: list[str], diff: Differences) -> list[str]:
         """What the downgrade of ``rev`` did not restore, each followed by its usual fix in
