@@ -1039,3 +1039,80 @@ def test_revisions_see_the_version_table_as_alembic_leaves_it(
     result = run_checks(pytester, inner_dsn, "-v")
     result.stdout.no_fnmatch_line("*AssertionError*")
     result.assert_outcomes(passed=12)  # history, 5 upgrade, 5 roundtrip, cycle
+
+
+# A bug of the plugin's own, simulated: the comparison raises (with a password in its text).
+BROKEN_COMPARISON = """
+import pytest_schemaguard.{module} as module
+
+calls = []
+original = module.{function}
+
+
+def broken(*args, **kwargs):
+    calls.append(1)
+    raise RuntimeError("boom at postgresql://app:s3cret@db/app")
+
+
+module.{function} = broken
+
+
+def pytest_sessionfinish(session):
+    print(f"\\nCALLS {{len(calls)}}")
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "function", "selection", "first", "checks"),
+    [
+        (
+            "migrations.runner",
+            "compare_snapshots",
+            MIGRATION_ITEMS,
+            "roundtrip[3f2a9c1b7d40-create_orders]",
+            "migration checks",
+        ),
+        (
+            "data.walk",
+            "take_snapshot",
+            "data",
+            "data[8c1e5a2f9b63-add_status]",  # the first revision seeds no rows: no snapshot
+            "data checks",
+        ),
+    ],
+)
+def test_an_internal_error_fails_one_item_and_blocks_the_rest_without_running_again(
+    pytester: pytest.Pytester,
+    inner_dsn: str,
+    module: str,
+    function: str,
+    selection: str,
+    first: str,
+    checks: str,
+) -> None:
+    """An exception of the plugin's own code is reported once, with its traceback; the checks
+    after it are skipped as blocked by it, and no later item runs a pass to meet it again."""
+    conftest = BROKEN_COMPARISON.format(module=module, function=function)
+    write_project(pytester.path, CLEAN, conftest=conftest)
+    result = run_checks(pytester, inner_dsn, "-k", selection, "-s")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 1, outcomes
+    assert outcomes.get("skipped", 0) >= 1, outcomes
+    cause = "internal error: RuntimeError: boom at postgresql://app:***@db/app"
+    result.stdout.fnmatch_lines(
+        [
+            f"*_ {esc(first)} _*",
+            f"* (migrations/versions/000?_{first.split('[')[1].split('-')[0]}.py)",
+            f"pytest-schemaguard failed while running the {checks}: its own code raised "
+            "RuntimeError: boom at postgresql://app:***@db/app; this is a bug of "
+            "pytest-schemaguard: please report it with the traceback below",
+            "Traceback (most recent call last):",
+        ],
+        consecutive=True,
+    )
+    skipped = [line for line in result.outlines if line.startswith("SKIPPED")]
+    assert skipped, result.outlines
+    for line in skipped:
+        assert line.endswith(f"blocked: {first} failed ({cause})"), line
+    result.stdout.fnmatch_lines(["CALLS 1"])  # not once more for each item after it
+    result.stdout.no_fnmatch_line("*s3cret*")

@@ -37,6 +37,7 @@ from pytest_schemaguard.data.seed import (
     shown_name,
 )
 from pytest_schemaguard.dbapi import execute_as_is, sqlstate_of
+from pytest_schemaguard.errors import stopped_by
 from pytest_schemaguard.migrations.alembic_driver import (
     AlembicProject,
     PassOutcome,
@@ -220,6 +221,8 @@ class DataWalk:
         self._partial: dict[str, _Trip] = {}
         """Round trips that go on in the next env.py run (the session changed)."""
         self._split = False
+        self._stopped: tuple[list[str], str] | None = None
+        """What stopped every check when a pass raised (see :meth:`_run`)."""
         self.one_run: set[str] = set()
         """Revisions that fail on their own, without rows, applied in the same env.py run as
         the revisions before them (as ``alembic upgrade`` from base does)."""
@@ -302,6 +305,20 @@ class DataWalk:
 
     # ------------------------------------------------------------------ planning
     def _run(self, todo: list[str]) -> None:
+        """Run the data checks of ``todo`` not yet known; an exception of this plugin's own
+        code fails them all with one cause (see ``MigrationRunner._run``)."""
+        if self._stopped is not None:
+            self._fail({r for r in todo if r not in self.results}, *self._stopped)
+            return
+        try:
+            self._run_batch(todo)
+        except Exception as exc:
+            self._stopped = stopped_by(exc, "data checks")
+            self._partial.clear()
+            self._discard()
+            self._fail({r for r in todo if r not in self.results}, *self._stopped)
+
+    def _run_batch(self, todo: list[str]) -> None:
         self._left_out.clear()
         targets = {r for r in todo if r not in self.results}
         if not targets:

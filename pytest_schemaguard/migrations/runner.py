@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from pytest_schemaguard.config import Settings
-from pytest_schemaguard.errors import SchemaguardError
+from pytest_schemaguard.errors import SchemaguardError, stopped_by
 from pytest_schemaguard.hooks import HookError, import_hook
 from pytest_schemaguard.migrations.alembic_driver import (
     AlembicProject,
@@ -437,6 +437,9 @@ class MigrationRunner:
         self._template: Any = None
         self._template_ready = False
         self._template_error: BootstrapError | None = None
+        self._stopped: tuple[list[str], str] | None = None
+        """What stopped every check when a pass raised instead of failing a check (see
+        :meth:`_run`): its lines and its one-line cause."""
         self._base: Snapshot | None = None  # the schema before any revision (after bootstrap)
         self._floor: Snapshot | None = None  # ... after the revisions the cycle never downgrades
         self._version_table = "alembic_version"
@@ -570,6 +573,23 @@ class MigrationRunner:
 
     # ------------------------------------------------------------------ planning
     def _run(self, todo: list[CheckId]) -> None:
+        """Run the checks of ``todo`` not yet known.  An exception that ends a pass instead of
+        failing a check (a :class:`SchemaguardError`, or this plugin's own code raising: a bug,
+        or a schema it cannot read) fails them all with one cause: the first check reported
+        shows the whole message, the others are skipped as blocked by it, and no later batch
+        starts a pass again only to meet it once more."""
+        if self._stopped is not None:
+            self._fail(todo, *self._stopped)
+            return
+        try:
+            self._run_batch(todo)
+        except Exception as exc:
+            self._stopped = stopped_by(exc, "migration checks")
+            self._partial.clear()
+            self._discard()
+            self._fail(todo, *self._stopped)
+
+    def _run_batch(self, todo: list[CheckId]) -> None:
         self._left_out.clear()
         for check in todo:
             if check.kind == "history":
