@@ -1116,3 +1116,84 @@ def test_an_internal_error_fails_one_item_and_blocks_the_rest_without_running_ag
         assert line.endswith(f"blocked: {first} failed ({cause})"), line
     result.stdout.fnmatch_lines(["CALLS 1"])  # not once more for each item after it
     result.stdout.no_fnmatch_line("*s3cret*")
+
+
+# A second table created with an enum type an earlier revision created (optuna's v2.4.0.a):
+# `alembic upgrade head` from an empty database works, because SQLAlchemy remembers in the
+# run that it created the type and skips its CREATE TYPE; upgrading from the parent in a run
+# of its own fails.
+SHARED_ENUM = [
+    Rev(
+        "5a1f00000001",
+        None,
+        "create studies",
+        """
+        op.create_table(
+            "studies",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("direction", sa.Enum("MIN", "MAX", name="direction"), nullable=False),
+        )
+        """,
+        """
+        op.drop_table("studies")
+        sa.Enum(name="direction").drop(op.get_bind())
+        """,
+    ),
+    Rev(
+        "5a1f00000002",
+        "5a1f00000001",
+        "create directions",
+        """
+        op.create_table(
+            "directions",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("direction", sa.Enum("MIN", "MAX", name="direction"), nullable=False),
+        )
+        """,
+        'op.drop_table("directions")',
+    ),
+    Rev(
+        "5a1f00000003",
+        "5a1f00000002",
+        "index directions",
+        'op.create_index("ix_directions_direction", "directions", ["direction"])',
+        'op.drop_index("ix_directions_direction", table_name="directions")',
+    ),
+]
+
+
+def test_a_revision_only_one_run_from_base_reaches_fails_alone_and_the_rest_is_checked(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """The try of one run from base is one `alembic upgrade`: SQLAlchemy's memo of the types
+    the run created carries from step to step, so the revision after it is reached and
+    checked (before, each step of that run had the memo cleared, and it failed too); so is the
+    cycle's upgrade from base to head."""
+    write_project(pytester.path, SHARED_ENUM)
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade or roundtrip or cycle")
+    # its roundtrip is skipped (its upgrade failed); the revision after it and the cycle pass
+    result.assert_outcomes(failed=1, passed=5, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ upgrade[[]5a1f00000002-create_directions[]] _*",
+            "upgrade of 5a1f00000002 (create directions) "
+            "(migrations/versions/0001_5a1f00000002.py)",
+            "upgrade of 5a1f00000002 (create directions) failed",
+            "file: migrations/versions/0001_5a1f00000002.py",
+            "at:   0001_5a1f00000002.py:*: op.create_table(",
+            "SQL:",
+            "    CREATE TYPE direction AS ENUM ('MIN', 'MAX')",
+            "error:",
+            '    DuplicateObject: type "direction" already exists',
+            "fix:  type direction exists already at the parent (an earlier revision created it);"
+            " `alembic upgrade head` on an empty database skips this CREATE TYPE, as SQLAlchemy "
+            "remembers the types it created in the run, but an upgrade from the parent does not:"
+            ' use the type without creating it, postgresql.ENUM(name="direction", '
+            "create_type=False)",
+            "upgrading from base to 5a1f00000002 (create directions) in one run (as `alembic "
+            "upgrade 5a1f00000002` on an empty database does) works: the checks after it ran "
+            "from there",
+        ],
+        consecutive=True,
+    )
+    result.stdout.no_fnmatch_line("*in one run failed too*")

@@ -95,6 +95,11 @@ class Step:
 
     revision: str
     direction: Direction
+    in_run: bool = False
+    """Applied as part of one ``alembic upgrade`` with the steps before it in this env.py run:
+    SQLAlchemy's memo of the named types those steps created is kept, so a type created by an
+    earlier step is not created again.  Otherwise the step runs as its own ``alembic upgrade``
+    or ``downgrade`` would, with the memo empty."""
 
     def __str__(self) -> str:
         return f"{self.direction} {self.revision}"
@@ -1377,11 +1382,12 @@ class AlembicProject:
                         pid = backend_pid(context.connection)
                         watch.append(StepGuard(self.step_timeout, conninfo_of(url), pid=pid))
                     watch[0].arm()
-                # Each step runs as its own `alembic upgrade/downgrade` would: SQLAlchemy
-                # remembers the named types it created in the DDL runner's memo (Alembic's
-                # impl), which would make a second upgrade skip CREATE TYPE.
+                # Each step runs as its own `alembic upgrade/downgrade` would, unless it is
+                # part of one run: SQLAlchemy remembers the named types it created in the DDL
+                # runner's memo (Alembic's impl), which makes a later `create_table` of the
+                # same run skip their CREATE TYPE (and a second upgrade after a downgrade).
                 memo = getattr(context.impl, "memo", None)
-                if isinstance(memo, dict):
+                if isinstance(memo, dict) and not step.in_run:
                     memo.clear()
                 yield RevisionStep(revision_map, sc, step.direction == "upgrade")
                 for w in watch:

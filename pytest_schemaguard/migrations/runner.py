@@ -198,6 +198,7 @@ def compare_snapshots(
 
 #: A step's error for a relation that does not exist (psycopg, psycopg2, pg8000; asyncpg).
 _MISSING_TABLE = re.compile(r'UndefinedTable(?:Error)?: relation "([^"]+)" does not exist')
+_EXISTING_TYPE = re.compile(r'DuplicateObject(?:Error)?: type "([^"]+)" already exists')
 
 # ------------------------------------------------------------------------------ the session
 
@@ -953,9 +954,15 @@ class MigrationRunner:
                     self.session_leaks.append(last)
                 return True
 
+            # One `alembic upgrade` from the clone's start (SQLAlchemy's memo of the types
+            # created kept from step to step): the try of a revision that failed on its own,
+            # and every replay through a revision that only such a run reaches.
+            in_run = any(r in self.one_run for r in replay) or (
+                bool(pending) and pending[0] in self._retrying
+            )
             for rev in replay:
                 phase.update(kind="replay", rev=rev)
-                yield Step(rev, "upgrade")
+                yield Step(rev, "upgrade", in_run=in_run)
                 state.applied.append(rev)
             if self._base is None and not replay:
                 # the next read is before the first round trip
@@ -985,7 +992,7 @@ class MigrationRunner:
                 if watched:
                     for observer in self.observers:
                         observer.before_upgrade(conn, rev)
-                yield Step(rev, "upgrade")
+                yield Step(rev, "upgrade", in_run=in_run and not watched)
                 if watched:
                     for observer in self.observers:
                         observer.after_upgrade(conn, rev)
@@ -1039,10 +1046,11 @@ class MigrationRunner:
                 expected_name=f"at {floor_name} before the first upgrade",
                 actual_name="after downgrading from head",
             )
-            for rev in top:
+            for position, rev in enumerate(top):
                 # if upgrading again fails, what the downgrades left usually says why
                 phase.update(kind="cycle-up", rev=rev, down_diff=down_diff)
-                yield Step(rev, "upgrade")
+                # one `alembic upgrade head` from the floor (see Step.in_run)
+                yield Step(rev, "upgrade", in_run=position > 0)
             again = self._snapshot(conn)
             up_diff = compare_snapshots(
                 head,
@@ -1207,6 +1215,8 @@ class MigrationRunner:
         fix: str | None = None
         if kind in ("up", "replay"):
             fix = self._pre_alembic_fix(rev, error)
+            if kind == "up" and fix is None:
+                fix = self._existing_type_fix(error)
         elif kind in ("down", "cycle-down"):
             fix = self._irreversible_fix(rev, error)
             if kind == "cycle-down" and error.fix is not None:
@@ -1229,6 +1239,25 @@ class MigrationRunner:
             'stamp`), give a hook that builds them: bootstrap = "package.module:function" '
             "in [tool.schemaguard], called with a SQLAlchemy connection (see "
             "docs/checks/migrations.md)"
+        )
+
+    @staticmethod
+    def _existing_type_fix(error: StepError) -> str | None:
+        """When the upgrade from the parent creates a type the parent's schema has (an earlier
+        revision created it): ``alembic upgrade head`` from an empty database skips that
+        ``CREATE TYPE`` (SQLAlchemy remembers the types created in the run), an upgrade from
+        the parent does not."""
+        existing = _EXISTING_TYPE.match(error.error)
+        statement = (error.statement or "").lstrip().upper()
+        if existing is None or error.fix is not None or not statement.startswith("CREATE TYPE"):
+            return None
+        name = existing.group(1)
+        return (
+            f"type {name} exists already at the parent (an earlier revision created it); "
+            "`alembic upgrade head` on an empty database skips this CREATE TYPE, as SQLAlchemy "
+            "remembers the types it created in the run, but an upgrade from the parent does "
+            f'not: use the type without creating it, postgresql.ENUM(name="{name}", '
+            "create_type=False)"
         )
 
     def _irreversible_fix(self, rev: str, error: StepError) -> str | None:
