@@ -212,6 +212,16 @@ _SESSION_STATE = (
 )
 
 
+def _same_error(first: StepError | None, second: StepError) -> bool:
+    """Whether two failures of a step are one: the same error, statement and place."""
+    return first is not None and (first.error, first.statement, first.location, first.fix) == (
+        second.error,
+        second.statement,
+        second.location,
+        second.fix,
+    )
+
+
 def left_behind(before: tuple[Any, ...], after: tuple[Any, ...]) -> bool:
     """Whether the session state ``after`` (:func:`_session_state`) shows something a
     migration left behind since ``before``: another number of temporary tables, or a setting
@@ -438,6 +448,8 @@ class MigrationRunner:
         self._template: Any = None
         self._template_ready = False
         self._template_error: BootstrapError | None = None
+        self._down_errors: dict[str, StepError] = {}
+        """Why a revision's downgrade failed in its round trip."""
         self._stopped: tuple[list[str], str] | None = None
         """What stopped every check when a pass raised instead of failing a check (see
         :meth:`_run`): its lines and its one-line cause."""
@@ -1177,12 +1189,18 @@ class MigrationRunner:
                         *self._downgrade_lines(rev, errors, down_diff),
                         *lines,
                     ]
+            cause = None
+            if kind == "down":
+                # the cycle meets the very same error when it downgrades this revision
+                self._down_errors[rev] = error
+                cause = error.cause()
             self.results[CheckId("roundtrip", rev)] = CheckResult(
                 "failed",
                 self.title(CheckId("roundtrip", rev)),
                 lines,
                 location=self._downgrade_location(rev) if errors else None,
                 findings=down_diff.findings(errors) if isinstance(down_diff, Differences) else [],
+                cause=cause,
             )
         elif kind in ("cycle-down", "cycle-up"):
             what = "downgrade" if kind == "cycle-down" else "second upgrade"
@@ -1205,8 +1223,14 @@ class MigrationRunner:
                     "`alembic upgrade head` from base does, so the revisions after it see it "
                     "(their upgrade and roundtrip items ran in a new session)"
                 )
+            # one root cause, one failure: the downgrade failed in the round trip with the
+            # same error (a cycle that meets more, or other, is reported in full)
+            same = kind == "cycle-down" and _same_error(self._down_errors.get(rev), error)
             self.results[CheckId("cycle")] = CheckResult(
-                "failed", self.title(CheckId("cycle")), lines
+                "failed",
+                self.title(CheckId("cycle")),
+                lines,
+                cause=error.cause() if same and not self.session_leaks else None,
             )
 
     def _with_fix(self, kind: str, rev: str, error: StepError) -> StepError:
