@@ -1277,11 +1277,11 @@ class MigrationRunner:
             return None
         name = existing.group(1)
         return (
-            f"type {name} exists already at the parent (an earlier revision created it); "
-            "`alembic upgrade head` on an empty database skips this CREATE TYPE, as SQLAlchemy "
-            "remembers the types it created in the run, but an upgrade from the parent does "
-            f'not: use the type without creating it, postgresql.ENUM(name="{name}", '
-            "create_type=False)"
+            f"type {name} exists already at the parent (an earlier revision created it), and "
+            f'this upgrade creates it again: use it without creating it, postgresql.ENUM(name="'
+            f'{name}", create_type=False) (`alembic upgrade head` on an empty database may '
+            "still work: SQLAlchemy skips the CREATE TYPE of a type it created earlier in the "
+            "same run; an upgrade from the parent does not)"
         )
 
     def _irreversible_fix(self, rev: str, error: StepError) -> str | None:
