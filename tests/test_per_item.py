@@ -388,13 +388,15 @@ ROOT_CAUSES: dict[str, tuple[Callable[[Path], None], list[str], str]] = {
     "env_context hook": (
         _set(
             'env_context = "project_hook:settings"',
-            "import contextlib\n\n\n@contextlib.contextmanager\ndef settings(url):\n"
-            "    raise KeyError('APP_DATABASE_URL')\n    yield\n",
+            # the KeyError is raised in the standard library (<frozen os>): the line shown is
+            # the project's own that read the variable
+            "import contextlib\nimport os\n\n\n@contextlib.contextmanager\n"
+            "def settings(url):\n    os.environ['APP_DATABASE_URL']\n    yield\n",
         ),
         [
             "the env_context hook project_hook:settings failed, so env.py did not run:",
             "file: project_hook.py",
-            "at:   project_hook.py:6: raise KeyError('APP_DATABASE_URL')",
+            "at:   project_hook.py:7: os.environ['APP_DATABASE_URL']",
             "error:",
             "    KeyError: 'APP_DATABASE_URL'",
         ],

@@ -620,6 +620,8 @@ def _own_frame(exc: BaseException, root: Path) -> traceback.FrameSummary | None:
     top = os.path.realpath(root)
     found = None
     for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<"):
+            continue  # <frozen os>, <string>: no file of the project (nor under root)
         name = os.path.realpath(frame.filename)
         if (
             name.startswith(top + os.sep)
