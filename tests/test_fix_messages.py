@@ -565,6 +565,4 @@ def test_a_type_of_an_extension_no_revision_creates_says_where_to_create_it(
         "    conn.exec_driver_sql('CREATE EXTENSION IF NOT EXISTS \"hstore\"')\n"
     )
     write_project(pytester.path, [first], settings='bootstrap = "hooks:extensions"\n')
-    run_checks(pytester, inner_dsn, "-k", "upgrade or roundtrip or cycle").assert_outcomes(
-        passed=3
-    )
+    run_checks(pytester, inner_dsn, "-k", "upgrade or roundtrip or cycle").assert_outcomes(passed=3)
