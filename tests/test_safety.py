@@ -444,7 +444,7 @@ def test_a_killed_dsn_run_leaves_databases_that_the_next_run_drops(
     )
     try:
         deadline = time.monotonic() + 60
-        while not marker.exists():
+        while not (marker.exists() and marker.read_text()):  # written, not just created
             assert proc.poll() is None, "the inner run ended early"
             assert time.monotonic() < deadline, "the inner run never created its database"
             time.sleep(0.1)

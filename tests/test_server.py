@@ -318,7 +318,7 @@ def test_interrupt_stops_the_server(
         preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 60
-    while not marker.exists():
+    while not (marker.exists() and marker.read_text()):  # written, not just created
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "the inner run never started its server"
         time.sleep(0.1)
@@ -495,7 +495,7 @@ def test_next_run_reaps_a_server_left_by_a_killed_run(
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while not marker.exists():
+    while not (marker.exists() and marker.read_text()):  # written, not just created
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.1)
     proc.kill()  # SIGKILL: no cleanup can run in that process
@@ -641,14 +641,20 @@ def test_sigterm_in_dsn_mode_drops_the_scratch_databases(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline, "the inner run never created its database"
-        time.sleep(0.1)
-    assert marker.read_text() in _databases(schemaguard_postgres)
-    proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        # write_text() creates the file before it writes the name: wait for the name
+        while not (marker.exists() and marker.read_text()):
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the inner run never created its database"
+            time.sleep(0.1)
+        assert marker.read_text() in _databases(schemaguard_postgres)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed assertion above: no run left behind
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
     assert set(_databases(schemaguard_postgres)) == before, "scratch databases left behind"
 
