@@ -1215,3 +1215,20 @@ def test_a_revision_only_one_run_from_base_reaches_fails_alone_and_the_rest_is_c
         consecutive=True,
     )
     result.stdout.no_fnmatch_line("*in one run failed too*")
+
+
+def test_the_data_checks_after_a_revision_only_one_run_from_base_reaches_still_run(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, SHARED_ENUM)
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade or data")
+    # upgrade[5a1f00000002] fails; its data item is skipped, pointing at it; the data item of
+    # the revision after it runs, after one run from base through it
+    result.assert_outcomes(failed=1, passed=4, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] *0001_5a1f00000002.py:1: upgrade of 5a1f00000002 (create "
+            "directions) fails without rows too (see upgrade[[]5a1f00000002-create_directions[]])"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*whose upgrade failed*")

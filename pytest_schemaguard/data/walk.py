@@ -406,11 +406,17 @@ class DataWalk:
         def on_error(context: Any) -> None:
             captured["error"] = context.original_exception
 
-        def step(rev: str, direction: Literal["upgrade", "downgrade"], kind: str) -> Step:
+        # One `alembic upgrade` from the clone's start (see Step.in_run) when the pass goes
+        # through a revision that only such a run reaches.
+        in_run = any(r in self.one_run for r in (*replay, *pending[:1]))
+
+        def step(
+            rev: str, direction: Literal["upgrade", "downgrade"], kind: str, *, run: bool = False
+        ) -> Step:
             self._gate()
             phase.update(kind=kind, rev=rev, seeded=state.seeded)
             captured["error"] = None
-            return Step(rev, direction)
+            return Step(rev, direction, in_run=run and in_run)
 
         def done(rev: str) -> None:
             state.applied.append(rev)
@@ -434,7 +440,7 @@ class DataWalk:
                 return True
 
             for rev in replay:
-                yield step(rev, "upgrade", "replay")
+                yield step(rev, "upgrade", "replay", run=True)
                 state.applied.append(rev)
             exclude = (*DEFAULT_EXCLUDED_TABLES, _version_table())
             for rev, trip in list(self._partial.items()):
@@ -465,7 +471,7 @@ class DataWalk:
                     targets.discard(rev)
                     self._left_out.add(rev)
                 if rev not in targets or rev in self.results:
-                    yield step(rev, "upgrade", "plain")
+                    yield step(rev, "upgrade", "plain", run=rev in self.one_run)
                     done(rev)
                     continue
                 if rev not in self.one_run and split():
