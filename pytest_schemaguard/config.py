@@ -134,7 +134,8 @@ OPTIONS: tuple[Option, ...] = (
         "irreversible",
         "list",
         (),
-        "Revisions that are upgraded but never downgraded (no downgrade is required).",
+        "Revisions that are upgraded but never downgraded (no downgrade is required); "
+        '["*"]: every revision (migrations that only go forward).',
     ),
     Option(
         "start",

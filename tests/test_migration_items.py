@@ -444,10 +444,11 @@ def test_an_empty_downgrade_of_a_schema_changing_revision_fails_its_roundtrip(
     write_project(pytester.path, revisions, settings='irreversible = ["d07b4e"]\n')
     result = run_checks(pytester, inner_dsn, "-v")
     # no roundtrip item for an irreversible revision (its upgrade item stays); the cycle stops
-    # above it
-    result.assert_outcomes(passed=7)
+    # above it, and with the head irreversible nothing is above it: no cycle item
+    result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines([esc("alembic.ini::upgrade[d07b4e6c2a15-index_status] PASSED*")])
     result.stdout.no_fnmatch_line(esc("*roundtrip[[]d07b4e6c2a15*"))
+    result.stdout.no_fnmatch_line("*::cycle*")
 
 
 @pytest.mark.parametrize(
@@ -1232,3 +1233,46 @@ def test_the_data_checks_after_a_revision_only_one_run_from_base_reaches_still_r
         ]
     )
     result.stdout.no_fnmatch_line("*whose upgrade failed*")
+
+
+def _without_downgrades(project: Path) -> None:
+    """Remove the downgrade() function of every revision file of ``project``."""
+    for path in (project / "migrations" / "versions").glob("*.py"):
+        source = path.read_text()
+        path.write_text(source[: source.index("\n\ndef downgrade():")] + "\n")
+
+
+def test_irreversible_star_checks_migrations_that_only_go_forward(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """A project whose revisions have no downgrade() by policy (OpenStack's, say): every
+    upgrade is checked, nothing is downgraded, and there is no cycle item that could not
+    fail."""
+    write_project(pytester.path, CLEAN, settings='irreversible = ["*"]\n')
+    _without_downgrades(pytester.path)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*::history PASSED*",
+            esc("*::upgrade[3f2a9c1b7d40-create_orders] PASSED*"),
+            esc("*::upgrade[8c1e5a2f9b63-add_status] PASSED*"),
+            esc("*::upgrade[d07b4e6c2a15-index_status] PASSED*"),
+        ]
+    )
+    result.stdout.no_fnmatch_line("*roundtrip*")
+    result.stdout.no_fnmatch_line("*cycle*")
+
+    # without the setting, history names each revision without a downgrade() (their round
+    # trips are skipped, pointing at it); there is no cycle item either
+    write_project(pytester.path, CLEAN)
+    _without_downgrades(pytester.path)
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=3, failed=1, skipped=3)
+    result.stdout.fnmatch_lines(
+        [
+            "migrations/versions/0000_3f2a9c1b7d40.py (3f2a9c1b7d40 (create orders)) has no "
+            "downgrade() function; write it, or list the revision in irreversible"
+        ]
+    )
+    result.stdout.no_fnmatch_line("*cycle*")

@@ -405,6 +405,9 @@ class History:
             )
 
         resolved_irreversible: set[str] = set()
+        if "*" in irreversible:  # every revision only goes forward
+            irreversible = ()
+            resolved_irreversible = set(self.revisions)
         for ref in irreversible:
             found = self.resolve(ref)
             if found is None:
