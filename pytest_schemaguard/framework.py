@@ -469,9 +469,24 @@ def _collector(
     specs: list[CheckSpec] = []
     for provider in _PROVIDERS:
         specs.extend(provider(session, settings, anchor))
-    collector = SchemaguardFile.from_parent(parent, path=anchor.path)
+    collector = SchemaguardFile.from_parent(
+        parent, path=anchor.path, nodeid=_nodeid(anchor.path, session)
+    )
     collector.specs = specs
     return collector
+
+
+def _nodeid(path: Path, session: pytest.Session) -> str | None:
+    """The collector's node id: pytest's (the path from the rootdir) when the Alembic
+    configuration is under the rootdir; else the relative path to it from the rootdir
+    (``../venv/lib/…/alembic.ini``), which pytest would make ``::alembic.ini``, an id that
+    names no file."""
+    root = session.config.rootpath
+    try:
+        path.relative_to(root)
+    except ValueError:
+        return Path(os.path.relpath(path, root)).as_posix()
+    return None
 
 
 def project_anchor(config: pytest.Config, settings: Settings) -> Anchor:

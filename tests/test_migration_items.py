@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -1276,3 +1277,24 @@ def test_irreversible_star_checks_migrations_that_only_go_forward(
         ]
     )
     result.stdout.no_fnmatch_line("*cycle*")
+
+
+def test_an_alembic_configuration_given_by_an_absolute_path_outside_the_rootdir(
+    pytester: pytest.Pytester, inner_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The migrations an application ships in an installed package (its alembic.ini in
+    site-packages, given by its absolute path): the items are named by the path to it from the
+    rootdir, not ``::alembic.ini::…`` (pytest's id for a file outside the rootdir)."""
+    shipped = write_project(tmp_path_factory.mktemp("site-packages") / "shipped", CLEAN)
+    (shipped / "pyproject.toml").unlink()
+    (pytester.path / "pyproject.toml").write_text(
+        f'[tool.schemaguard]\nalembic_config = "{(shipped / "alembic.ini").as_posix()}"\n'
+    )
+    relative = Path(os.path.relpath(shipped / "alembic.ini", pytester.path)).as_posix()
+    assert relative.startswith("../")
+    result = run_checks(pytester, inner_dsn, "-v")
+    result.assert_outcomes(passed=len(ALL_CLEAN_IDS))
+    result.stdout.fnmatch_lines(
+        [esc(node.replace("alembic.ini", relative, 1)) + " PASSED*" for node in ALL_CLEAN_IDS]
+    )
+    result.stdout.no_fnmatch_line("::*")
