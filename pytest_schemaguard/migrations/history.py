@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "ALL_REVISIONS",
     "DowngradeKind",
     "History",
     "HistoryProblem",
@@ -28,6 +29,11 @@ __all__ = [
 DowngradeKind = Literal["ok", "empty", "missing", "unknown"]
 """What a revision's ``downgrade()`` looks like: real code, only ``pass``/docstring/``...``,
 no ``downgrade`` function at all, or the file could not be parsed."""
+
+
+ALL_REVISIONS = "*"
+"""``irreversible = ["*"]``: every revision is upgraded and never downgraded (a project whose
+migrations only go forward)."""
 
 
 def analyse_downgrade(source: str) -> DowngradeKind:
@@ -405,7 +411,7 @@ class History:
             )
 
         resolved_irreversible: set[str] = set()
-        if "*" in irreversible:  # every revision only goes forward
+        if ALL_REVISIONS in irreversible:  # every revision only goes forward
             irreversible = ()
             resolved_irreversible = set(self.revisions)
         for ref in irreversible:

@@ -37,7 +37,7 @@ from pytest_schemaguard.migrations.alembic_driver import (
     released_process_state,
 )
 from pytest_schemaguard.migrations.fixes import downgrade_fix
-from pytest_schemaguard.migrations.history import History
+from pytest_schemaguard.migrations.history import ALL_REVISIONS, History
 from pytest_schemaguard.migrations.stepper import Stepper
 from pytest_schemaguard.report.findings import Finding, finding_of
 from pytest_schemaguard.snapshot.compare import KIND_WORDS, Difference, compare
@@ -247,11 +247,6 @@ def _session_state(conn: Connection) -> tuple[Any, ...]:
 
 
 # ------------------------------------------------------------------------------ the layout
-
-
-ALL_REVISIONS = "*"
-"""``irreversible = ["*"]``: every revision is upgraded and never downgraded (a project whose
-migrations only go forward)."""
 
 
 @dataclass(frozen=True)
