@@ -566,3 +566,47 @@ def test_a_type_of_an_extension_no_revision_creates_says_where_to_create_it(
     )
     write_project(pytester.path, [first], settings='bootstrap = "hooks:extensions"\n')
     run_checks(pytester, inner_dsn, "-k", "upgrade or roundtrip or cycle").assert_outcomes(passed=3)
+
+
+def test_a_revision_dropping_mysqls_primary_name_says_postgresqls(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # written against MySQL, whose primary keys are all named PRIMARY (octavia's 9bf4d21caaea)
+    first = Rev(
+        "c0ffee0000b1",
+        None,
+        "create stats",
+        'op.create_table("stats", sa.Column("listener_id", sa.String(36), primary_key=True))',
+        'op.drop_table("stats")',
+    )
+    second = Rev(
+        "c0ffee0000b2",
+        "c0ffee0000b1",
+        "widen the key",
+        """
+        op.add_column("stats", sa.Column("amphora_id", sa.String(36), nullable=False))
+        op.drop_constraint("PRIMARY", "stats", type_="primary")
+        op.create_primary_key("pk_stats", "stats", ["listener_id", "amphora_id"])
+        """,
+        """
+        op.drop_constraint("pk_stats", "stats", type_="primary")
+        op.drop_column("stats", "amphora_id")
+        op.create_primary_key("stats_pkey", "stats", ["listener_id"])
+        """,
+    )
+    write_project(pytester.path, [first, second])
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "SQL:",
+            '    ALTER TABLE stats DROP CONSTRAINT "PRIMARY"',
+            "error:",
+            '    UndefinedObject: constraint "PRIMARY" of relation "stats" does not exist',
+            "fix:  PRIMARY is MySQL's name for a table's primary key; PostgreSQL names it "
+            "stats_pkey unless it was given a name: use that name, or the one "
+            'sa.inspect(op.get_bind()).get_pk_constraint("stats")[[]"name"[]] gives, where the '
+            "revision drops or alters it",
+        ],
+        consecutive=True,
+    )

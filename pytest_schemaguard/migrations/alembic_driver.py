@@ -469,6 +469,8 @@ _EXTENSION_OF: dict[str, str] = {
     **dict.fromkeys(("uuid_generate_v1", "uuid_generate_v4"), "uuid-ossp"),
     **dict.fromkeys(("crypt", "gen_salt", "digest", "hmac"), "pgcrypto"),
 }
+#: MySQL's name for every primary key, which PostgreSQL does not know.
+_MYSQL_PRIMARY = re.compile(r'constraint "PRIMARY" of relation "([^"]+)" does not exist')
 _UNDEFINED_NAME = re.compile(r'(?:type "([^"]+)"|function ([\w.]+)\(.*?\)) does not exist')
 
 
@@ -499,6 +501,15 @@ def fix_for(message: str) -> str | None:
         return dependents
     if _NO_FLASK_APP in message:
         return _FLASK_FIX
+    primary = _MYSQL_PRIMARY.search(message)
+    if primary is not None:
+        table = primary.group(1)
+        return (
+            "PRIMARY is MySQL's name for a table's primary key; PostgreSQL names it "
+            f"{table}_pkey unless it was given a name: use that name, or the one "
+            f'sa.inspect(op.get_bind()).get_pk_constraint("{table}")["name"] gives, where '
+            "the revision drops or alters it"
+        )
     undefined = _UNDEFINED_NAME.search(message)
     if undefined is not None:
         name = (undefined.group(1) or undefined.group(2)).rpartition(".")[2]
