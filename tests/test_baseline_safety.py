@@ -200,21 +200,23 @@ def run_directly(server: PostgresServer, text: str) -> None:
 def test_the_server_could_run_copy_to_program(
     schemaguard_postgres: PostgresServer, marker_dir: Path
 ) -> None:
-    """The refusal tests below could fail: run directly, the statement does touch the marker."""
+    """The refusal tests below could fail: run directly, the statement does write the marker
+    (``cat``, which reads what COPY sends: a program that exits without reading it, ``touch``,
+    makes COPY fail now and then with a broken pipe)."""
     marker = marker_dir / "direct"
-    run_directly(schemaguard_postgres, f"COPY (SELECT 1) TO PROGRAM 'touch {marker}'")
+    run_directly(schemaguard_postgres, f"COPY (SELECT 1) TO PROGRAM 'cat > {marker}'")
     assert marker.exists()
 
 
 # (statement, how its first line reads, why); {marker} and {other} are filled in.
 REFUSED = {
     "copy_to_program": (
-        "COPY public.areas TO PROGRAM 'touch {marker}'",
-        "COPY public.areas TO PROGRAM 'touch {marker}'",
+        "COPY public.areas TO PROGRAM 'cat > {marker}'",
+        "COPY public.areas TO PROGRAM 'cat > {marker}'",
         "COPY moves data and can run programs on the database server",
     ),
     "do": (
-        "DO $$\nBEGIN\n  EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {marker}''';\nEND\n$$",
+        "DO $$\nBEGIN\n  EXECUTE 'COPY (SELECT 1) TO PROGRAM ''cat > {marker}''';\nEND\n$$",
         "DO $$",
         "DO runs code",
     ),
@@ -387,7 +389,7 @@ def test_nothing_of_a_refused_file_runs(
     marker = marker_dir / "marker"
     text = (
         "CREATE TABLE public.before_refusal (id integer);\n"
-        f"COPY public.before_refusal TO PROGRAM 'touch {marker}';\n"
+        f"COPY public.before_refusal TO PROGRAM 'cat > {marker}';\n"
         "CREATE TABLE public.after_refusal (id integer);\n"
     )
     db = schemaguard_postgres.create_database()
@@ -400,7 +402,7 @@ def test_nothing_of_a_refused_file_runs(
     finally:
         schemaguard_postgres.drop_database(db)
     assert [(r.line, r.first_line) for r in report.refused] == [
-        (2, f"COPY public.before_refusal TO PROGRAM 'touch {marker}'")
+        (2, f"COPY public.before_refusal TO PROGRAM 'cat > {marker}'")
     ]
     assert report.executed == 0
     assert tables == []
@@ -410,7 +412,7 @@ def test_nothing_of_a_refused_file_runs(
 def shadowing_baseline(marker: Path, calls: str) -> str:
     """A file that defines its own ``setval`` and ``set_config`` (argument types that match a
     call better than pg_catalog's, schema first in ``search_path``), then ``calls``."""
-    body = f"BEGIN\n  COPY (SELECT 1) TO PROGRAM 'touch {marker}';\n  RETURN NULL;\nEND"
+    body = f"BEGIN\n  COPY (SELECT 1) TO PROGRAM 'cat > {marker}';\n  RETURN NULL;\nEND"
     return (
         "SET search_path = public, pg_catalog;\n"
         "CREATE SEQUENCE public.s;\n"
