@@ -466,10 +466,23 @@ def test_statements_deallocated_between_two_reads_are_prepared_again(
     assert after.also == (((42,),),)
     assert after.snapshot == take_snapshot(conn)
     assert after.snapshot != before.snapshot  # the change made before the read is kept
-    assert _quiet(read_schema(conn, since=after), after)
+    assert _quiet_soon(conn, after)
+
     with pytest.raises(psycopg.errors.InvalidSavepointSpecification):
         conn.execute("RELEASE SAVEPOINT schemaguard_read")  # none is left open
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def _quiet_soon(conn: psycopg.Connection, since: Reading) -> bool:
+    """Whether a read after ``since`` is answered by the first statement alone within twenty
+    tries: another transaction ending on the server between two reads (another test's, under
+    xdist) rightly makes one compute fingerprints (see the test above)."""
+    for _ in range(20):
+        following = read_schema(conn, since=since)
+        if _quiet(following, since):
+            return True
+        since = following
+    return False
 
 
 def test_a_search_path_that_needs_quoting_is_given_back(conn: psycopg.Connection) -> None:
