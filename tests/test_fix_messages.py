@@ -610,3 +610,146 @@ def test_a_revision_dropping_mysqls_primary_name_says_postgresqls(
         ],
         consecutive=True,
     )
+
+
+# `alembic upgrade head` on an empty database fails where each revision upgraded on its own
+# works: the first revision's Enum makes SQLAlchemy remember, for the rest of the run, that it
+# created the type; the second drops it with plain SQL; the third creates a table with the same
+# Enum, whose CREATE TYPE SQLAlchemy then skips.
+TYPE_DROPPED_BY_SQL = [
+    Rev(
+        "6b2e00000001",
+        None,
+        "create jobs",
+        """
+        op.create_table(
+            "jobs",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("kind", sa.Enum("A", "B", name="kind"), nullable=False),
+        )
+        """,
+        """
+        op.drop_table("jobs")
+        op.execute("DROP TYPE kind")
+        """,
+    ),
+    Rev(
+        "6b2e00000002",
+        "6b2e00000001",
+        "drop jobs",
+        """
+        op.drop_table("jobs")
+        op.execute("DROP TYPE kind")
+        """,
+        """
+        op.execute("CREATE TYPE kind AS ENUM ('A', 'B')")
+        op.create_table(
+            "jobs",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("kind", postgresql.ENUM(name="kind", create_type=False), nullable=False),
+        )
+        """,
+    ),
+    Rev(
+        "6b2e00000003",
+        "6b2e00000002",
+        "create tasks",
+        """
+        op.create_table(
+            "tasks",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("kind", sa.Enum("A", "B", name="kind"), nullable=False),
+        )
+        """,
+        """
+        op.drop_table("tasks")
+        op.execute("DROP TYPE kind")
+        """,
+    ),
+]
+
+
+def test_a_cycle_failing_only_as_one_run_from_base_says_so_and_how_to_fix_it(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    write_project(pytester.path, TYPE_DROPPED_BY_SQL)
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade or roundtrip or cycle")
+    # every revision upgrades and round-trips on its own; only the cycle's one run fails
+    result.assert_outcomes(passed=6, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ cycle _*",
+            "cycle base -> head -> base -> head of alembic.ini",
+            "second upgrade of 6b2e00000003 (create tasks) failed",
+            "its first upgrade (from its parent, in a run of its own) passed; this one is part "
+            "of one run from base to head, as `alembic upgrade head` on an empty database runs "
+            "it: that fails at this revision",
+            "file: migrations/versions/0002_6b2e00000003.py",
+            "at:   0002_6b2e00000003.py:*: op.create_table(",
+            "SQL:",
+            "    CREATE TABLE tasks (",
+            "*",
+            "*kind kind NOT NULL,*",
+            "*",
+            "    )",
+            "error:",
+            '    UndefinedObject: type "kind" does not exist',
+            "*",
+            "*",
+            "fix:  type kind was created earlier in this run by SQLAlchemy, which then skips its "
+            "CREATE TYPE for the rest of the run, and it is gone now (dropped by SQL that "
+            'SQLAlchemy does not track, such as op.execute("DROP TYPE kind")): create it in '
+            'this revision whatever ran before, postgresql.ENUM(..., name="kind").create('
+            "op.get_bind(), checkfirst=True), and use it without creating it, postgresql.ENUM("
+            'name="kind", create_type=False) (upgraded on its own, the revision works; '
+            "`alembic upgrade head` on an empty database fails here)",
+        ],
+        consecutive=True,
+    )
+    # as the line says: the type created with checkfirst, the cycle passes too
+    fixed = dataclasses.replace(
+        TYPE_DROPPED_BY_SQL[2],
+        upgrade="""
+        postgresql.ENUM("A", "B", name="kind").create(op.get_bind(), checkfirst=True)
+        op.create_table(
+            "tasks",
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("kind", postgresql.ENUM(name="kind", create_type=False), nullable=False),
+        )
+        """,
+    )
+    write_project(pytester.path, [*TYPE_DROPPED_BY_SQL[:2], fixed])
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade or roundtrip or cycle")
+    result.assert_outcomes(passed=7)
+
+
+def test_a_type_missing_in_one_run_that_sqlalchemy_never_created_gets_no_memo_fix(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # the cycle's second upgrade fails on a type no Enum of the run created: the first
+    # revision creates it in a DO block unless its marker table exists, and its downgrade
+    # leaves that table, so the cycle's upgrade skips the type; SQLAlchemy's memo is not why
+    first = Rev(
+        "6b2e000000a1",
+        None,
+        "maybe create kind",
+        """
+        op.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_tables WHERE tablename = 'marker') "
+            "THEN CREATE TYPE kind AS ENUM ('A'); CREATE TABLE marker (id int); END IF; END $$"
+        )
+        """,
+        'op.execute("DROP TYPE IF EXISTS kind")',
+    )
+    second = Rev(
+        "6b2e000000a2",
+        "6b2e000000a1",
+        "use kind",
+        'op.create_table("t", sa.Column("k", postgresql.ENUM(name="kind", create_type=False)))',
+        'op.drop_table("t")',
+    )
+    write_project(pytester.path, [first, second])
+    result = run_checks(pytester, inner_dsn, "-k", "cycle")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(['    UndefinedObject: type "kind" does not exist'])
+    result.stdout.no_fnmatch_line("*was created earlier in this run by SQLAlchemy*")

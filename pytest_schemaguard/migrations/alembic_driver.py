@@ -123,6 +123,10 @@ class StepError:
     hook: str | None = None
     """The project's code that failed before env.py could run, if it was that (the
     ``env_context`` hook, the ``schemaguard_alembic_config`` fixture's factory)."""
+    remembered: tuple[str, ...] = ()
+    """The named types SQLAlchemy remembered creating earlier in the same run when the step
+    began (part of one ``alembic upgrade``, :attr:`Step.in_run`): it skips their
+    ``CREATE TYPE``."""
 
     def cause(self) -> str:
         """The error in one line, naming where it happened (for checks it blocks)."""
@@ -263,6 +267,20 @@ def _has_toml_table(path: Path) -> bool:
             return "alembic" in tomllib.load(f).get("tool", {})
     except (OSError, tomllib.TOMLDecodeError):
         return False
+
+
+def _remembered_types(memo: dict[str, Any]) -> list[str]:
+    """The named types (enums, domains) in SQLAlchemy's DDL memo of a run: those it created
+    in the run, as ``(schema, name)`` pairs under ``pg_enum`` / ``pg_DOMAIN`` (the type's
+    visit name)."""
+    names: list[str] = []
+    for key, entries in memo.items():
+        if isinstance(key, str) and key.startswith("pg_") and isinstance(entries, set):
+            for entry in entries:
+                if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], str):
+                    schema, name = entry
+                    names.append(f"{schema}.{name}" if schema else name)
+    return sorted(names)
 
 
 _PROCESS_STATE: list[tuple[Callable[[], None], Callable[[], None]]] = []
@@ -1390,6 +1408,7 @@ class AlembicProject:
         revision_map = script.revision_map
         outcome = PassOutcome()
         current: list[Step] = []
+        remembered: list[str] = []  # the step's StepError.remembered
         scripts: dict[str, Any] = {}  # each revision's Script, looked up once per pass
         # step_timeout: one watchdog for the pass, armed for each step, cancels the statement
         # env.py's connection is running (its pid read with plain SQL, whatever the driver)
@@ -1440,8 +1459,12 @@ class AlembicProject:
                 # runner's memo (Alembic's impl), which makes a later `create_table` of the
                 # same run skip their CREATE TYPE (and a second upgrade after a downgrade).
                 memo = getattr(context.impl, "memo", None)
-                if isinstance(memo, dict) and not step.in_run:
-                    memo.clear()
+                remembered[:] = []
+                if isinstance(memo, dict):
+                    if step.in_run:
+                        remembered.extend(_remembered_types(memo))
+                    else:
+                        memo.clear()
                 yield RevisionStep(revision_map, sc, step.direction == "upgrade")
                 for w in watch:
                     w.disarm()
@@ -1494,7 +1517,15 @@ class AlembicProject:
                 location = _location_in(source, script.env_py_location) or _location_in(
                     exc, script.env_py_location
                 )
-            return StepError(step, path, message, statement, location, fix_for(message))
+            return StepError(
+                step,
+                path,
+                message,
+                statement,
+                location,
+                fix_for(message),
+                remembered=tuple(remembered) if step is not None else (),
+            )
 
         try:
             with (

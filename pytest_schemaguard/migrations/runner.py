@@ -199,6 +199,7 @@ def compare_snapshots(
 #: A step's error for a relation that does not exist (psycopg, psycopg2, pg8000; asyncpg).
 _MISSING_TABLE = re.compile(r'UndefinedTable(?:Error)?: relation "([^"]+)" does not exist')
 _EXISTING_TYPE = re.compile(r'DuplicateObject(?:Error)?: type "([^"]+)" already exists')
+_MISSING_TYPE = re.compile(r'UndefinedObject(?:Error)?: type "([^"]+)" does not exist')
 
 # ------------------------------------------------------------------------------ the session
 
@@ -1066,7 +1067,7 @@ class MigrationRunner:
             )
             for position, rev in enumerate(top):
                 # if upgrading again fails, what the downgrades left usually says why
-                phase.update(kind="cycle-up", rev=rev, down_diff=down_diff)
+                phase.update(kind="cycle-up", rev=rev, down_diff=down_diff, floor=floor_name)
                 # one `alembic upgrade head` from the floor (see Step.in_run)
                 yield Step(rev, "upgrade", in_run=position > 0)
             again = self._snapshot(conn)
@@ -1221,6 +1222,10 @@ class MigrationRunner:
                         *("  " + e for e in errors),
                         *lines,
                     ]
+                elif rev not in self.one_run:
+                    # nothing was left behind: what differs is that the first upgrade ran
+                    # revision by revision, and this one is one run
+                    lines.insert(1, self._one_run_only(rev, str(phase.get("floor", "base"))))
             for leak in self.session_leaks:
                 # the items of the revisions after it ran in a new session; the cycle does not
                 lines.append(
@@ -1239,6 +1244,18 @@ class MigrationRunner:
                 cause=error.cause() if same and not self.session_leaks else None,
             )
 
+    def _one_run_only(self, rev: str, floor: str) -> str:
+        """Why the cycle's upgrade of ``rev`` may fail where its first upgrade passed."""
+        command = (
+            "`alembic upgrade head` on an empty database"
+            if floor == "base"
+            else ("`alembic upgrade head` from there")
+        )
+        return (
+            f"its first upgrade (from its parent, in a run of its own) passed; this one is part "
+            f"of one run from {floor} to head, as {command} runs it: that fails at this revision"
+        )
+
     def _with_fix(self, kind: str, rev: str, error: StepError) -> StepError:
         """``error`` with the ``fix`` that only the step's place in the history can give (the
         driver gives the ones its message alone does, :func:`fix_for`)."""
@@ -1247,7 +1264,9 @@ class MigrationRunner:
             fix = self._pre_alembic_fix(rev, error)
             if kind == "up" and fix is None:
                 fix = self._existing_type_fix(error)
-        elif kind in ("down", "cycle-down"):
+        if fix is None and kind in ("up", "replay", "cycle-up"):
+            fix = self._remembered_type_fix(error)
+        if kind in ("down", "cycle-down"):
             fix = self._irreversible_fix(rev, error)
             if kind == "cycle-down" and error.fix is not None:
                 # what depends on the dropped object may come from a later revision
@@ -1288,6 +1307,29 @@ class MigrationRunner:
             f'{name}", create_type=False) (`alembic upgrade head` on an empty database may '
             "still work: SQLAlchemy skips the CREATE TYPE of a type it created earlier in the "
             "same run; an upgrade from the parent does not)"
+        )
+
+    @staticmethod
+    def _remembered_type_fix(error: StepError) -> str | None:
+        """When a step of one run (``alembic upgrade head`` from base) needs a type that
+        SQLAlchemy created earlier in the run and that is gone since: SQLAlchemy remembers it
+        created the type and skips its ``CREATE TYPE``, while each step run on its own (the
+        memo empty) creates it."""
+        missing = _MISSING_TYPE.match(error.error)
+        if missing is None or error.fix is not None:
+            return None
+        name = missing.group(1)
+        if not any(r == name or r.rpartition(".")[2] == name for r in error.remembered):
+            return None
+        short = name.rpartition(".")[2]
+        return (
+            f"type {name} was created earlier in this run by SQLAlchemy, which then skips its "
+            "CREATE TYPE for the rest of the run, and it is gone now (dropped by SQL that "
+            f'SQLAlchemy does not track, such as op.execute("DROP TYPE {short}")): create it '
+            f'in this revision whatever ran before, postgresql.ENUM(..., name="{short}").create('
+            "op.get_bind(), checkfirst=True), and use it without creating it, postgresql.ENUM("
+            f'name="{short}", create_type=False) (upgraded on its own, the revision works; '
+            "`alembic upgrade head` on an empty database fails here)"
         )
 
     def _irreversible_fix(self, rev: str, error: StepError) -> str | None:
