@@ -123,6 +123,9 @@ class StepError:
     hook: str | None = None
     """The project's code that failed before env.py could run, if it was that (the
     ``env_context`` hook, the ``schemaguard_alembic_config`` fixture's factory)."""
+    value_error: bool = False
+    """The step's Python code raised a ``ValueError`` (a value it could not parse or convert:
+    ``json.loads`` of text that is not JSON, ``int("x")``), not a database error."""
     remembered: tuple[str, ...] = ()
     """The named types SQLAlchemy remembered creating earlier in the same run when the step
     began (part of one ``alembic upgrade``, :attr:`Step.in_run`): it skips their
@@ -1524,6 +1527,7 @@ class AlembicProject:
                 statement,
                 location,
                 fix_for(message),
+                value_error=statement is None and isinstance(source, ValueError),
                 remembered=tuple(remembered) if step is not None else (),
             )
 
