@@ -415,6 +415,36 @@ def test_a_first_revision_needing_a_table_from_before_alembic_points_at_bootstra
     result.stdout.no_fnmatch_line("fix:*")
 
 
+def test_a_revision_after_an_empty_base_revision_needing_a_table_points_at_bootstrap(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # JupyterHub's layout: an empty "base revision" marks where the project adopted Alembic
+    # (its tables came from create_all); the next revision alters one of them
+    base = Rev("c0ffee0000c1", None, "base revision for 0.5", "pass", "pass")
+    later = Rev(
+        "c0ffee0000c2",
+        "c0ffee0000c1",
+        "add step",
+        'op.add_column("metrics", sa.Column("step", sa.BigInteger))',
+        'op.drop_column("metrics", "step")',
+    )
+    write_project(pytester.path, [base, later])
+    result = run_checks(pytester, inner_dsn, "-k", "upgrade")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            '    UndefinedTable: relation "metrics" does not exist',
+            "fix:  c0ffee0000c2 (add step) is the first revision that changes the schema (the "
+            "upgrade() of c0ffee0000c1 (base revision for 0.5) does nothing), yet it needs "
+            "table metrics: when the schema begins before Alembic (tables made by create_all, "
+            "then `alembic stamp`), give a hook that builds them: bootstrap = "
+            '"package.module:function" in [[]tool.schemaguard], called with a SQLAlchemy '
+            "connection (see docs/checks/migrations.md)",
+        ],
+        consecutive=True,
+    )
+
+
 def test_a_later_revision_needing_a_missing_table_gets_no_bootstrap_hint(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:

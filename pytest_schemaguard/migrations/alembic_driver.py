@@ -45,7 +45,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from pytest_schemaguard.dbapi import as_written, sqlstate_of
 from pytest_schemaguard.errors import SchemaguardError
-from pytest_schemaguard.migrations.history import RevisionInfo, read_downgrade
+from pytest_schemaguard.migrations.history import RevisionInfo, read_downgrade, read_function
 from pytest_schemaguard.timeouts import StepGuard, backend_pid, conninfo_of
 from pytest_schemaguard.urls import mask_url
 
@@ -1293,6 +1293,7 @@ class AlembicProject:
                     path=shown,
                     downgrade=facts[0],
                     downgrade_line=facts[1],
+                    upgrade=read_function(source, "upgrade")[0] if source else "unknown",
                 )
             )
         return infos

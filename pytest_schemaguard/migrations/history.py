@@ -23,6 +23,7 @@ __all__ = [
     "analyse_downgrade",
     "downgrade_line",
     "read_downgrade",
+    "read_function",
     "slugify",
 ]
 
@@ -50,13 +51,19 @@ def downgrade_line(source: str) -> int | None:
 
 def read_downgrade(source: str) -> tuple[DowngradeKind, int | None]:
     """:func:`analyse_downgrade` and :func:`downgrade_line` of a source, parsed once."""
+    return read_function(source, "downgrade")
+
+
+def read_function(source: str, name: str) -> tuple[DowngradeKind, int | None]:
+    """What the module-level function ``name`` (``upgrade``, ``downgrade``) of a revision
+    file's source does ("empty": only ``pass`` or a docstring), and the line it starts on."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return "unknown", None
     func: ast.FunctionDef | ast.AsyncFunctionDef | None = None
     for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "downgrade":
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
             func = node  # the last definition wins, as at import time
     if func is None:
         return "missing", None
@@ -100,6 +107,9 @@ class RevisionInfo:
     downgrade: DowngradeKind = "ok"
     downgrade_line: int | None = None
     """The line of ``def downgrade`` in the file (None when unknown)."""
+    upgrade: DowngradeKind = "ok"
+    """What ``upgrade()`` does: "empty" for a revision that only marks a point of the history
+    (only ``pass`` or a docstring), as a base revision for a schema made before Alembic."""
 
     @property
     def downgrade_place(self) -> str:

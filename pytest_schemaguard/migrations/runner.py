@@ -1274,16 +1274,28 @@ class MigrationRunner:
         return error if fix is None else dataclasses.replace(error, fix=fix)
 
     def _pre_alembic_fix(self, rev: str, error: StepError) -> str | None:
-        """When ``rev`` is a first revision (no revision comes before it) that fails on a table
-        that does not exist: the schema begins before Alembic, and without a ``bootstrap``
-        hook nothing builds it."""
+        """When ``rev`` is the first revision that does something (those before it, if any,
+        have an empty ``upgrade()``: a base revision marking where the project adopted
+        Alembic) and it fails on a table that does not exist: the schema begins before
+        Alembic, and without a ``bootstrap`` hook nothing builds it."""
         missing = _MISSING_TABLE.match(error.error)
         if missing is None or error.fix is not None or self.settings.bootstrap:
             return None
-        if self.history.requirements(rev):
+        h = self.history
+        before = h.ancestors(rev)
+        if any(h.info(r).upgrade != "empty" for r in before):
             return None
+        empty = [h.describe(r) for r in h.ordered(before)]
+        if len(empty) > 3:
+            empty[2:] = [f"{len(empty) - 2} more"]
+        first = (
+            f"{h.describe(rev)} comes first"
+            if not before
+            else f"{h.describe(rev)} is the first revision that changes the schema (the "
+            f"upgrade() of {' and '.join(empty)} does nothing)"
+        )
         return (
-            f"{self.history.describe(rev)} comes first, yet it needs table {missing.group(1)}: "
+            f"{first}, yet it needs table {missing.group(1)}: "
             "when the schema begins before Alembic (tables made by create_all, then `alembic "
             'stamp`), give a hook that builds them: bootstrap = "package.module:function" '
             "in [tool.schemaguard], called with a SQLAlchemy connection (see "
