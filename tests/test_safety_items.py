@@ -345,6 +345,40 @@ def test_ending_the_stray_transaction_first_in_autocommit_block_passes(
     )
 
 
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2", "asyncpg"])
+def test_an_env_py_in_autocommit_mode_gets_the_same_findings(
+    pytester: pytest.Pytester, project: Path, inner_dsn: str, driver: str
+) -> None:
+    # env.py puts its connection in AUTOCOMMIT mode (privacyIDEA's does, so that each step
+    # commits on its own): each statement's locks end with it, so each measured statement
+    # runs in a transaction block of its own where they are read; CREATE INDEX CONCURRENTLY
+    # (safe_changes) still runs alone.  One more finding, a true one: safe_changes sets its
+    # lock_timeout with SET LOCAL, which in autocommit mode ends with its own statement
+    env = project / "migrations" / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            "    context.configure(connection=connection, target_metadata=None)",
+            '    connection = connection.execution_options(isolation_level="AUTOCOMMIT")\n'
+            "    context.configure(connection=connection, target_metadata=None)",
+        )
+    )
+    result = run_checks(
+        pytester, inner_dsn, "-o", f"schemaguard_driver={driver}", "-k", "safety or upgrade"
+    )
+    result.assert_outcomes(passed=14, warnings=9)
+    result.stdout.fnmatch_lines(warning_lines())
+    result.stdout.fnmatch_lines(
+        [
+            esc("alembic.ini::safety[7a0000000007-safe_changes]"),
+            f"  {V}{SAFE_CHANGES}:18: SafetyWarning: revision 7a0000000007 (safe changes), "
+            f"{V}{SAFE_CHANGES}:18: ALTER TABLE orders ADD COLUMN shipped BOOLEAN DEFAULT false "
+            "took ACCESS EXCLUSIVE on table orders with no lock_timeout set: "
+            "*[[]no-lock-timeout[]]",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
 def test_a_failed_upgrade_blocks_its_safety_item(
     pytester: pytest.Pytester, project: Path, inner_dsn: str
 ) -> None:

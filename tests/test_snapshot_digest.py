@@ -655,16 +655,57 @@ def test_every_incremental_read_of_a_long_history_is_a_full_read(
     result.stdout.no_fnmatch_line("*differs from a full read*")
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
-def test_a_connection_in_autocommit_mode_is_refused(database: Database, driver: str) -> None:
-    url = make_url(database.url).set(drivername=f"postgresql+{driver}")
-    engine = sqlalchemy.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection, pytest.raises(ValueError) as raised:
-            read_schema(connection)
-        assert str(raised.value) == (
-            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
-            "use a connection with a transaction (the default)"
-        )
-    finally:
-        engine.dispose()
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2", "pg8000", "asyncpg"])
+def test_a_connection_in_autocommit_mode_reads_in_a_transaction_of_its_own(
+    database: Database, driver: str
+) -> None:
+    """env.py may put its connection in AUTOCOMMIT mode (each migration step commits on its
+    own): a read then runs in a short transaction of its own, and leaves the connection as it
+    was (in autocommit, its search_path, nothing of the read's settings)."""
+    dialect = {"asyncpg": "asyncpg"}.get(driver, driver)
+    url = make_url(database.url).set(drivername=f"postgresql+{dialect}")
+    if driver == "asyncpg":
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        async_engine = create_async_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        import asyncio
+
+        async def go() -> tuple[Any, Any, Any, Any]:
+            async with async_engine.connect() as conn:
+                result = await conn.run_sync(_autocommit_reads)
+            await async_engine.dispose()
+            return result
+
+        first, again, after, state = asyncio.run(go())
+    else:
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                first, again, after, state = _autocommit_reads(connection)
+        finally:
+            engine.dispose()
+    assert again.snapshot == first.snapshot
+    assert after.snapshot != first.snapshot
+    assert "autocommit_t" in {t.name for t in after.snapshot.tables}
+    assert after.printed == 1  # incremental: only the new table was printed
+    # the table the connection created (committed at once) is read; the connection is still
+    # in autocommit, outside any transaction, with its own search_path
+    assert state == ("idle", "public, pg_catalog", "on")
+
+
+def _autocommit_reads(connection: Any) -> tuple[Any, Any, Any, Any]:
+    connection.exec_driver_sql("SET search_path = public, pg_catalog")
+    connection.exec_driver_sql("SET jit = on")
+    first = read_schema(connection)
+    again = read_schema(connection, since=first)
+    connection.exec_driver_sql("CREATE TABLE autocommit_t (id int)")
+    after = read_schema(connection, since=again)
+    assert take_snapshot(connection) == after.snapshot
+    (in_transaction,) = connection.exec_driver_sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = pg_backend_pid() "
+        "AND state = 'idle in transaction'"
+    ).one()
+    path = connection.exec_driver_sql("SHOW search_path").scalar_one()
+    jit = connection.exec_driver_sql("SHOW jit").scalar_one()
+    connection.exec_driver_sql("DROP TABLE autocommit_t")
+    return first, again, after, ("idle" if in_transaction == 0 else "in transaction", path, jit)

@@ -57,6 +57,7 @@ from pytest_schemaguard.migrations.runner import (
 from pytest_schemaguard.migrations.stepper import Stepper
 from pytest_schemaguard.report.findings import Finding
 from pytest_schemaguard.snapshot.introspect import DEFAULT_EXCLUDED_TABLES, take_snapshot
+from pytest_schemaguard.snapshot.introspect.reading import own_transaction
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -556,7 +557,10 @@ class DataWalk:
         if self.seeder.hook is None and self._tried == (lacking, counts):
             return tables, counts, SeedOutcome()
         before = take_snapshot(conn, exclude_tables=exclude)
-        seeded = self.seeder.seed(conn, before, upgrading=rev, counts=counts)
+        # each row is tried in a savepoint: in a transaction of its own when env.py put the
+        # connection in AUTOCOMMIT mode
+        with own_transaction(conn):
+            seeded = self.seeder.seed(conn, before, upgrading=rev, counts=counts)
         if seeded.added:
             counts = count_rows(conn, tables)
         still = frozenset((t, prints.get(t, "")) for t in tables if counts[t] < wanted)

@@ -24,7 +24,9 @@ This module does not import pytest.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_schemaguard import dbapi
 from pytest_schemaguard.safety.rules import Finding
+from pytest_schemaguard.snapshot.introspect.reading import in_autocommit
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -189,6 +192,42 @@ def changes_nothing_existing(statement: str) -> bool:
     if words[0] in _DATA_WORDS:
         return True
     return words[0] == "CREATE" and len(words) > 1 and words[1] in _NEW_OBJECTS
+
+
+#: The first words of statements that a transaction block would change or refuse
+#: (transaction control, ``DO`` / ``CALL`` that may commit, ``VACUUM``, ``CLUSTER``,
+#: ``REINDEX``), and words that make a statement refuse one wherever they appear.
+_OWN_TRANSACTION_FIRST = frozenset(
+    {
+        "BEGIN",
+        "START",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "ABORT",
+        "SAVEPOINT",
+        "RELEASE",
+        "PREPARE",
+        "CALL",
+        "VACUUM",
+        "CLUSTER",
+        "REINDEX",
+        "CHECKPOINT",
+    }
+)
+_OWN_TRANSACTION_WORDS = re.compile(
+    r"\b(CONCURRENTLY|DATABASE|TABLESPACE|SUBSCRIPTION|SYSTEM|COMMIT|ROLLBACK)\b", re.IGNORECASE
+)
+
+
+def fits_a_transaction(statement: str) -> bool:
+    """Whether running ``statement`` in a transaction block of its own, then committing,
+    does what running it alone in autocommit mode does (conservatively: ``CREATE INDEX
+    CONCURRENTLY``, ``VACUUM``, ``CREATE DATABASE``, a ``DO`` block that commits... do not)."""
+    words = leading_words(statement, 1)
+    if not words or words[0] in _OWN_TRANSACTION_FIRST:
+        return False
+    return _OWN_TRANSACTION_WORDS.search(statement) is None
 
 
 def one_line(statement: str, limit: int = 160) -> str:
@@ -368,6 +407,12 @@ class StatementWatch:
         self._line: int | None = None
         self._reading = False
         self._timeout_candidate: tuple[Measured, Rel] | None = None
+        self._autocommit = in_autocommit(conn)
+        """env.py put the connection in AUTOCOMMIT mode: each statement commits on its own,
+        and its locks end with it, before they can be read.  Each measured statement then runs
+        in a transaction block of its own (committed at once, rolled back when it fails), in
+        which its locks are read (:func:`fits_a_transaction`)."""
+        self._wrapped = False
 
     # -------------------------------------------------------------- events
     def listen(self) -> None:
@@ -375,10 +420,14 @@ class StatementWatch:
 
         event.listen(self.conn, "before_cursor_execute", self._before)
         event.listen(self.conn, "after_cursor_execute", self._after)
+        if self._autocommit:
+            event.listen(self.conn.engine, "handle_error", self._failed)
 
     def stop(self) -> None:
         from sqlalchemy import event
 
+        if event.contains(self.conn.engine, "handle_error", self._failed):
+            event.remove(self.conn.engine, "handle_error", self._failed)
         for name, fn in (
             ("before_cursor_execute", self._before),
             ("after_cursor_execute", self._after),
@@ -395,9 +444,36 @@ class StatementWatch:
         context: Any,
         executemany: bool,
     ) -> None:
+        if self._reading:
+            return  # this watch's own statement
         self._line = self._caller_line()
-        if not self._read_before and not self._reading and not changes_nothing_existing(statement):
+        if changes_nothing_existing(statement):
+            return
+        if not self._read_before:
             self.read_before()
+        if self._autocommit and fits_a_transaction(statement):
+            self._control("BEGIN")
+            self._wrapped = True
+
+    def _control(self, statement: str) -> None:
+        self._reading = True
+        try:
+            dbapi.execute_as_is(self.conn, statement)
+        finally:
+            self._reading = False
+
+    def _failed(self, context: Any) -> None:
+        """A statement failed: end the transaction block it ran in (see :attr:`_autocommit`),
+        so that the connection is as autocommit mode leaves it after a failed statement."""
+        if not self._wrapped or context.connection is not self.conn:
+            return
+        self._wrapped = False
+        with contextlib.suppress(Exception):  # the error being raised is the one to report
+            cursor = self.conn.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute("ROLLBACK")
+            finally:
+                cursor.close()
 
     def read_before(self) -> None:
         """Read the relations that existed before the revision, as they still are."""
@@ -421,10 +497,17 @@ class StatementWatch:
         context: Any,
         executemany: bool,
     ) -> None:
-        line, self._line = self._line, None
-        if self._reading or changes_nothing_existing(statement):
+        if self._reading:
             return
-        self.measure(statement, line)
+        line, self._line = self._line, None
+        if changes_nothing_existing(statement):
+            return
+        try:
+            self.measure(statement, line)
+        finally:
+            if self._wrapped:
+                self._wrapped = False
+                self._control("COMMIT")
 
     def _caller_line(self) -> int | None:
         """The line of the revision file in the current stack (innermost), if any."""

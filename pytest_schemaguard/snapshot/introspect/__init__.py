@@ -51,9 +51,9 @@ from pytest_schemaguard.snapshot.introspect.delta import (
 )
 from pytest_schemaguard.snapshot.introspect.queries import DEFAULT_EXCLUDED_TABLES
 from pytest_schemaguard.snapshot.introspect.reading import (
+    own_transaction,
     read_psycopg,
     read_sqlalchemy,
-    refuse_autocommit,
 )
 from pytest_schemaguard.snapshot.model import Snapshot
 
@@ -135,6 +135,19 @@ def read_schema(
     incremental one; nothing the read does is visible to them.  Their rows are
     :attr:`Reading.also`.
     """
+    if hasattr(conn, "exec_driver_sql"):
+        with own_transaction(conn):  # a SQLAlchemy connection in AUTOCOMMIT mode
+            return _read_schema(conn, exclude_tables, same_as, also, since)
+    return _read_schema(conn, exclude_tables, same_as, also, since)
+
+
+def _read_schema(
+    conn: Any,
+    exclude_tables: SequenceABC[str],
+    same_as: Reading | None,
+    also: tuple[str, ...],
+    since: Reading | None,
+) -> Reading:
     excluded = tuple(exclude_tables)
     raw = _psycopg_of(conn)
     collecting = gc.isenabled()
@@ -145,7 +158,6 @@ def read_schema(
             catalog, row = read_incrementally(raw, excluded, base, also)
             printed = catalog.printed
         elif hasattr(conn, "exec_driver_sql"):  # SQLAlchemy on psycopg2, asyncpg, pg8000
-            refuse_autocommit(conn)
             catalog, row = read_incrementally_sqlalchemy(conn, excluded, base, also)
             printed = catalog.printed
         else:
@@ -179,7 +191,6 @@ def _psycopg_of(conn: Any) -> psycopg.Connection[Any] | None:
     raw = conn.connection.driver_connection
     if not isinstance(raw, psycopg.Connection):
         return None
-    refuse_autocommit(conn)
     if not conn.in_transaction():
         conn.begin()  # as any statement through SQLAlchemy would
     return raw

@@ -9,6 +9,7 @@ are always fully schema-qualified, whatever ``search_path`` the caller's connect
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -18,7 +19,7 @@ from pytest_schemaguard import dbapi
 from pytest_schemaguard.snapshot.introspect.builder import Builder
 from pytest_schemaguard.snapshot.introspect.queries import query
 
-__all__ = ["Options", "read_psycopg", "read_sqlalchemy"]
+__all__ = ["Options", "in_autocommit", "own_transaction", "read_psycopg", "read_sqlalchemy"]
 
 #: ``search_path`` during a snapshot: nothing user-defined is visible, so every user object the
 #: server prints is schema-qualified (as in ``pg_dump`` output).
@@ -99,24 +100,51 @@ def read_psycopg(
     return rows
 
 
-def refuse_autocommit(conn: Any) -> None:
-    """Raise the usage error for a SQLAlchemy connection in AUTOCOMMIT mode: a read pins
-    ``search_path`` for its transaction, which such a connection does not keep."""
+def in_autocommit(conn: Any) -> bool:
+    """Whether a SQLAlchemy connection is in AUTOCOMMIT mode (each statement its own
+    transaction: env.py may ask for it, ``isolation_level="AUTOCOMMIT"``)."""
     # every driver's DBAPI connection (asyncpg's through SQLAlchemy's adapter) says it
-    dbapi = conn.connection.dbapi_connection
-    autocommit = bool(getattr(dbapi, "autocommit", False))
-    if autocommit or conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-        raise ValueError(
-            "take_snapshot() cannot run on a SQLAlchemy connection in AUTOCOMMIT mode; "
-            "use a connection with a transaction (the default)"
-        )
+    dbapi_connection = conn.connection.dbapi_connection
+    return bool(getattr(dbapi_connection, "autocommit", False)) or (
+        conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    )
+
+
+@contextlib.contextmanager
+def own_transaction(conn: Any) -> Iterator[None]:
+    """On a SQLAlchemy connection in AUTOCOMMIT mode, a short transaction for a read (which
+    pins ``search_path`` for its transaction, and needs one snapshot of the catalog), as an
+    autocommit psycopg connection gets; on any other connection, nothing."""
+    if not in_autocommit(conn):
+        yield
+        return
+    raw = conn.connection.driver_connection
+    if isinstance(raw, psycopg.Connection):
+        with raw.transaction():
+            yield
+        return
+    dbapi.execute_as_is(conn, "BEGIN")
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            dbapi.execute_as_is(conn, "ROLLBACK")
+        raise
+    dbapi.execute_as_is(conn, "COMMIT")
 
 
 def read_sqlalchemy(
     conn: Any, options: Options, builder: Builder, also: tuple[str, ...] = ()
 ) -> tuple[tuple[tuple[Any, ...], ...], ...] | None:
-    """:func:`read_psycopg` through a SQLAlchemy connection, on any PostgreSQL driver."""
-    refuse_autocommit(conn)
+    """:func:`read_psycopg` through a SQLAlchemy connection, on any PostgreSQL driver (in a
+    transaction of its own when the connection is in AUTOCOMMIT mode)."""
+    with own_transaction(conn):
+        return _read_sqlalchemy(conn, options, builder, also)
+
+
+def _read_sqlalchemy(
+    conn: Any, options: Options, builder: Builder, also: tuple[str, ...] = ()
+) -> tuple[tuple[tuple[Any, ...], ...], ...] | None:
     raw = conn.connection.driver_connection
     if isinstance(raw, psycopg.Connection):
         if not conn.in_transaction():
