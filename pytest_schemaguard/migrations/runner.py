@@ -1246,10 +1246,8 @@ class MigrationRunner:
 
     def _one_run_only(self, rev: str, floor: str) -> str:
         """Why the cycle's upgrade of ``rev`` may fail where its first upgrade passed."""
-        command = (
-            "`alembic upgrade head` on an empty database"
-            if floor == "base"
-            else ("`alembic upgrade head` from there")
+        command = "`alembic upgrade head` " + (
+            "on an empty database" if floor == "base" else "from there"
         )
         return (
             f"its first upgrade (from its parent, in a run of its own) passed; this one is part "
@@ -1264,7 +1262,7 @@ class MigrationRunner:
             fix = self._pre_alembic_fix(rev, error)
             if kind == "up" and fix is None:
                 fix = self._existing_type_fix(error)
-        if fix is None and kind in ("up", "replay", "cycle-up"):
+        if kind == "cycle-up":  # one run, whose revisions each passed on their own
             fix = self._remembered_type_fix(error)
         if kind in ("down", "cycle-down"):
             fix = self._irreversible_fix(rev, error)

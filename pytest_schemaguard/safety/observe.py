@@ -195,8 +195,9 @@ def changes_nothing_existing(statement: str) -> bool:
 
 
 #: The first words of statements that a transaction block would change or refuse
-#: (transaction control, ``DO`` / ``CALL`` that may commit, ``VACUUM``, ``CLUSTER``,
-#: ``REINDEX``), and words that make a statement refuse one wherever they appear.
+#: (transaction control, ``CALL`` of a procedure that may commit, ``VACUUM``, ``CLUSTER``,
+#: ``REINDEX``), and words that make a statement refuse one wherever they appear (``CREATE
+#: INDEX CONCURRENTLY``, ``CREATE DATABASE``, a ``DO`` block that commits).
 _OWN_TRANSACTION_FIRST = frozenset(
     {
         "BEGIN",
