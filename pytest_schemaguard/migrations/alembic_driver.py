@@ -124,8 +124,9 @@ class StepError:
     """The project's code that failed before env.py could run, if it was that (the
     ``env_context`` hook, the ``schemaguard_alembic_config`` fixture's factory)."""
     value_error: bool = False
-    """The step's Python code raised a ``ValueError`` (a value it could not parse or convert:
-    ``json.loads`` of text that is not JSON, ``int("x")``), not a database error."""
+    """The step's Python code could not parse, decode or convert a value (:func:`value_errors`:
+    ``json.loads`` of text that is not JSON, ``int("x")``, ``zlib.decompress`` of bytes that
+    are not compressed, ``pickle.loads``), not a database error."""
     remembered: tuple[str, ...] = ()
     """The named types SQLAlchemy remembered creating earlier in the same run when the step
     began (part of one ``alembic upgrade``, :attr:`Step.in_run`): it skips their
@@ -270,6 +271,28 @@ def _has_toml_table(path: Path) -> bool:
             return "alembic" in tomllib.load(f).get("tool", {})
     except (OSError, tomllib.TOMLDecodeError):
         return False
+
+
+def value_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions of Python code that could not parse, decode or convert a value it read:
+    ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``, ``binascii.Error``,
+    ``int("x")``), and what decompressing or unpickling bytes that are not what was expected
+    raises (imported when a step fails, not before)."""
+    import gzip
+    import lzma
+    import pickle
+    import struct
+    import zlib
+
+    return (
+        ValueError,
+        zlib.error,
+        lzma.LZMAError,
+        gzip.BadGzipFile,
+        pickle.UnpicklingError,
+        struct.error,
+        EOFError,
+    )
 
 
 def _remembered_types(memo: dict[str, Any]) -> list[str]:
@@ -1528,7 +1551,7 @@ class AlembicProject:
                 statement,
                 location,
                 fix_for(message),
-                value_error=statement is None and isinstance(source, ValueError),
+                value_error=statement is None and isinstance(source, value_errors()),
                 remembered=tuple(remembered) if step is not None else (),
             )
 
