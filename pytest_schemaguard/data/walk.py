@@ -71,8 +71,9 @@ VALUE_DEPENDENT = ("22", "23503", "23505", "23514", "23P01")
 """SQLSTATEs (or their class) of failures that depend on the values in the rows, not on there
 being rows: data exceptions (a cast of generated text, a value out of range or too long), and a
 foreign key, unique, CHECK or exclusion constraint added over columns that hold generated
-values (a boolean, an enum or a foreign key repeats values among three rows).  A ``ValueError``
-of the revision's own code (:attr:`StepError.value_error`) counts as a data exception."""
+values (a boolean, an enum or a foreign key repeats values among three rows).  An error of the
+revision's own code that could not parse, decode or convert a value (:attr:`StepError.value_error`)
+counts as a data exception."""
 
 _FIXES = {
     "23502": "add a server_default or backfill before SET NOT NULL",
@@ -637,8 +638,8 @@ class DataWalk:
             sentence += f"{statement} — "
         sentence += f"{_server_message(error.error)} (seeded: {listed or 'no rows'})"
         state = failure.sqlstate or ""
-        # the revision's own code could not parse or convert a generated value (json.loads of
-        # text that is not JSON): Python's counterpart of a data exception (class 22)
+        # the revision's own code could not parse, decode or convert a generated value
+        # (json.loads of text that is not JSON): Python's counterpart of a data exception
         value_error = not state and error.value_error
         if state[:2] in VALUE_DEPENDENT or state in VALUE_DEPENDENT or value_error:
             note = (
