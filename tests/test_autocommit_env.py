@@ -41,7 +41,7 @@ def run(pytester: pytest.Pytester, dsn: str, *args: str) -> pytest.RunResult:
     )
 
 
-@pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
+@pytest.mark.parametrize("driver", ["psycopg", "psycopg2", "asyncpg", "pg8000"])
 def test_every_check_finds_its_defects_on_an_autocommit_connection(
     pytester: pytest.Pytester, inner_dsn: str, driver: str
 ) -> None:
