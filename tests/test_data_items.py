@@ -732,6 +732,42 @@ def test_a_revisions_code_that_cannot_decompress_a_generated_value_gets_a_note(
     )
 
 
+def test_a_revisions_code_looking_up_a_null_as_a_key_says_where_the_none_comes_from(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    # Neutron's 3b935b28e7a0: a dict of the rows' keys, looked up with a nullable column
+    lookup = Rev(
+        "b5b5b5b5b5b5",
+        "d07b4e6c2a15",
+        "lookup totals",
+        """
+        rows = op.get_bind().execute(sa.text("SELECT id, total FROM orders")).all()
+        by_total = {r.total: r.id for r in rows if r.total is not None}
+        for row in rows:
+            op.execute(sa.text("SELECT :v").bindparams(v=by_total[row.total]))
+        """,
+        "pass",
+    )
+    write_project(pytester.path, [*CLEAN, lookup])
+    first = pytester.path / "migrations" / "versions" / "0000_3f2a9c1b7d40.py"
+    first.write_text(
+        first.read_text().replace(
+            'sa.Column("total", sa.Numeric(10, 2), nullable=False, server_default="0")',
+            'sa.Column("total", sa.Numeric(10, 2))',
+        )
+    )
+    result = run(pytester, inner_dsn, "-k", "data and b5b5b5")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "upgrade of b5b5b5b5b5b5 (lookup totals) fails on tables with rows: "
+            "op.execute(sa.text(*)) — KeyError: None (seeded: orders 3 rows); the None is "
+            "likely a NULL of the seeded rows (the last row of each table holds NULL in every "
+            "nullable column): make the revision's code expect it, or make the column NOT NULL",
+        ]
+    )
+
+
 def test_a_revisions_code_meeting_a_null_says_where_the_none_comes_from(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:

@@ -1264,19 +1264,40 @@ def test_irreversible_star_checks_migrations_that_only_go_forward(
     result.stdout.no_fnmatch_line("*roundtrip*")
     result.stdout.no_fnmatch_line("*cycle*")
 
-    # without the setting, history names each revision without a downgrade() (their round
-    # trips are skipped, pointing at it); there is no cycle item either
+    # without the setting, history says in one line that no revision has a downgrade() and
+    # names the setting (their round trips are skipped, pointing at it); no cycle item either
     write_project(pytester.path, CLEAN)
     _without_downgrades(pytester.path)
     result = run_checks(pytester, inner_dsn, "-v")
     result.assert_outcomes(passed=3, failed=1, skipped=3)
     result.stdout.fnmatch_lines(
         [
-            "migrations/versions/0000_3f2a9c1b7d40.py (3f2a9c1b7d40 (create orders)) has no "
-            "downgrade() function; write it, or list the revision in irreversible"
-        ]
+            "history of alembic.ini",
+            "none of the 3 revisions has a downgrade() function (a history that only goes "
+            'forward, as OpenStack\'s): irreversible = [[]"*"[]] in [[]tool.schemaguard[]] checks '
+            "each upgrade and downgrades nothing; or write them",
+        ],
+        consecutive=True,
     )
+    result.stdout.no_fnmatch_line("*has no downgrade() function*")
     result.stdout.no_fnmatch_line("*cycle*")
+
+    # when some revisions have one, each of those without is named
+    write_project(pytester.path, CLEAN)
+    _without_downgrades(pytester.path)
+    first = pytester.path / "migrations" / "versions" / "0000_3f2a9c1b7d40.py"
+    first.write_text(first.read_text() + '\n\ndef downgrade():\n    op.drop_table("orders")\n')
+    result = run_checks(pytester, inner_dsn, "-k", "history")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "migrations/versions/0001_8c1e5a2f9b63.py (8c1e5a2f9b63 (add status)) has no "
+            "downgrade() function; write it, or list the revision in irreversible",
+            "migrations/versions/0002_d07b4e6c2a15.py (d07b4e6c2a15 (index status)) has no "
+            "downgrade() function; write it, or list the revision in irreversible",
+        ],
+        consecutive=True,
+    )
 
 
 def test_an_alembic_configuration_given_by_an_absolute_path_outside_the_rootdir(

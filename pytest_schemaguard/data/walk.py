@@ -84,6 +84,14 @@ _NONE_FIX = (
     "every nullable column): make the revision's code expect it, or make the column NOT NULL"
 )
 
+
+def _met_a_none(error: str) -> bool:
+    """Whether an error of the revision's own code is about a ``None``: ``'NoneType' object has
+    no attribute …``, ``… not NoneType``, or a ``None`` looked up as a key (``KeyError: None``,
+    Neutron's 3b935b28e7a0 looking up a seeded NULL in a dict)."""
+    return "NoneType" in error or error.strip().startswith("KeyError: None")
+
+
 _TABLES = (
     "FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -151,6 +159,8 @@ def _server_message(error: str) -> str:
     """``column "x" ... contains null values`` from ``NotNullViolation: column "x" ...``."""
     first = next((line.strip() for line in error.strip().splitlines() if line.strip()), "")
     head, sep, rest = first.partition(": ")
+    if head == "KeyError":
+        return first  # the message is the key alone: "None" would say nothing
     if sep and head.replace(".", "").replace("_", "").isalnum() and " " not in head:
         first = rest
     if first.startswith("{"):  # pg8000: the server's fields, the message under 'M'
@@ -648,7 +658,7 @@ class DataWalk:
             )
             return CheckResult("passed", self.title(rev), notes=[note])
         fix = _FIXES.get(state)
-        if fix is None and not state and error.statement is None and "NoneType" in error.error:
+        if fix is None and not state and error.statement is None and _met_a_none(error.error):
             fix = _NONE_FIX  # the revision's own code met a None
         if fix:
             sentence += f"; {fix}"

@@ -441,23 +441,34 @@ class History:
                 out.append(HistoryProblem("unknown_revision", f"start = {start!r} is no revision"))
             else:
                 skipped = self.closure([start_rev])
-        for rev in self.order:
-            info = self.revisions[rev]
-            if rev in resolved_irreversible or rev in skipped:
-                continue
-            # An empty downgrade() is a finding only when the upgrade changes the schema, which
-            # only the migration pass can tell: the revision's roundtrip item reports it
-            # (see empty_downgrade_message).
-            if info.downgrade == "missing":
-                out.append(
-                    HistoryProblem(
-                        "missing_downgrade",
-                        f"{info.path} ({self.describe(rev)}) has no downgrade() function; "
-                        "write it, or list the revision in irreversible",
-                        rev,
-                        info.path,
-                    )
+        checked = [r for r in self.order if r not in resolved_irreversible and r not in skipped]
+        # An empty downgrade() is a finding only when the upgrade changes the schema, which
+        # only the migration pass can tell: the revision's roundtrip item reports it
+        # (see empty_downgrade_message).
+        missing = [r for r in checked if self.revisions[r].downgrade == "missing"]
+        if len(missing) > 1 and len(missing) == len(checked):
+            # a history that only goes forward by policy: one line, not one per revision
+            out.append(
+                HistoryProblem(
+                    "missing_downgrade",
+                    f"none of the {len(missing)} revisions has a downgrade() function (a "
+                    'history that only goes forward, as OpenStack\'s): irreversible = ["*"] in '
+                    "[tool.schemaguard] checks each upgrade and downgrades nothing; or write "
+                    "them",
                 )
+            )
+            return out
+        for rev in missing:
+            info = self.revisions[rev]
+            out.append(
+                HistoryProblem(
+                    "missing_downgrade",
+                    f"{info.path} ({self.describe(rev)}) has no downgrade() function; "
+                    "write it, or list the revision in irreversible",
+                    rev,
+                    info.path,
+                )
+            )
         return out
 
     def empty_downgrade_message(self, rev: str) -> str:
