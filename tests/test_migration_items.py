@@ -1300,6 +1300,60 @@ def test_irreversible_star_checks_migrations_that_only_go_forward(
     )
 
 
+ENV_APP_SETTINGS = """
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+config = context.config
+engine = create_engine(config.app_settings["database_url"], poolclass=pool.NullPool)
+with engine.connect() as connection:
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
+APP_SETTINGS_FIXTURE = """
+import pytest
+from alembic.config import Config
+
+
+@pytest.fixture(scope="session")
+def schemaguard_alembic_config():
+    def make(url):
+        config = Config("alembic.ini")
+        config.app_settings = {"database_url": url}  # an attribute env.py reads
+        return config
+
+    return make
+"""
+
+
+def test_version_locations_in_the_file_and_an_attribute_from_the_fixture(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """The recipe of docs/recipes/env_py.md for a project whose tool sets an attribute of its
+    own on the Config and several version locations (OpenStack's neutron-db-manage): the
+    locations in alembic.ini, the attribute from the overridden fixture."""
+    write_project(pytester.path, CLEAN, env=ENV_APP_SETTINGS, conftest=APP_SETTINGS_FIXTURE)
+    # the last revision lives in a second version location
+    expand = pytester.path / "migrations" / "expand"
+    expand.mkdir()
+    (pytester.path / "migrations" / "versions" / "0002_d07b4e6c2a15.py").rename(
+        expand / "0002_d07b4e6c2a15.py"
+    )
+    ini = pytester.path / "alembic.ini"
+    ini.write_text(
+        ini.read_text().replace(
+            "path_separator = os\n",
+            "path_separator = space\nversion_locations = %(here)s/migrations/versions "
+            "%(here)s/migrations/expand\n",
+        )
+    )
+    result = run_checks(pytester, inner_dsn)
+    result.assert_outcomes(passed=8)  # history, 3 upgrades, 3 round trips, the cycle
+    result.stdout.fnmatch_lines(["schemaguard: migrations alembic.ini: 3 revisions, head *"])
+
+
 def test_an_alembic_configuration_given_by_an_absolute_path_outside_the_rootdir(
     pytester: pytest.Pytester, inner_dsn: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
