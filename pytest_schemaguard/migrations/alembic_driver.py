@@ -45,7 +45,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from pytest_schemaguard.dbapi import as_written, sqlstate_of
 from pytest_schemaguard.errors import SchemaguardError
-from pytest_schemaguard.migrations.history import RevisionInfo, read_downgrade, read_function
+from pytest_schemaguard.migrations.history import DowngradeKind, RevisionInfo, read_functions
 from pytest_schemaguard.timeouts import StepGuard, backend_pid, conninfo_of
 from pytest_schemaguard.urls import mask_url
 
@@ -1305,7 +1305,10 @@ class AlembicProject:
                 shown = Path(path).resolve().relative_to(rootdir).as_posix()
             except ValueError:
                 shown = path
-            facts = read_downgrade(source) if source else ("unknown", None)
+            unknown: tuple[DowngradeKind, int | None] = ("unknown", None)
+            facts = read_functions(source) if source else {}
+            down_kind, down_line = facts.get("downgrade", unknown)
+            up_kind = facts.get("upgrade", unknown)[0]
             infos.append(
                 RevisionInfo(
                     revision=sc.revision,
@@ -1314,9 +1317,9 @@ class AlembicProject:
                     branch_labels=tuple(sorted(sc.branch_labels)),
                     message=(sc.doc or "").strip().splitlines()[0] if sc.doc else "",
                     path=shown,
-                    downgrade=facts[0],
-                    downgrade_line=facts[1],
-                    upgrade=read_function(source, "upgrade")[0] if source else "unknown",
+                    downgrade=down_kind,
+                    downgrade_line=down_line,
+                    upgrade=up_kind,
                 )
             )
         return infos

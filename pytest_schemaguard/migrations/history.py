@@ -23,7 +23,7 @@ __all__ = [
     "analyse_downgrade",
     "downgrade_line",
     "read_downgrade",
-    "read_function",
+    "read_functions",
     "slugify",
 ]
 
@@ -51,16 +51,21 @@ def downgrade_line(source: str) -> int | None:
 
 def read_downgrade(source: str) -> tuple[DowngradeKind, int | None]:
     """:func:`analyse_downgrade` and :func:`downgrade_line` of a source, parsed once."""
-    return read_function(source, "downgrade")
+    return read_functions(source)["downgrade"]
 
 
-def read_function(source: str, name: str) -> tuple[DowngradeKind, int | None]:
-    """What the module-level function ``name`` (``upgrade``, ``downgrade``) of a revision
-    file's source does ("empty": only ``pass`` or a docstring), and the line it starts on."""
+def read_functions(source: str) -> dict[str, tuple[DowngradeKind, int | None]]:
+    """What the module-level ``upgrade`` and ``downgrade`` functions of a revision file's
+    source do ("empty": only ``pass`` or a docstring), and the line each starts on; the
+    source is parsed once."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return "unknown", None
+        return {name: ("unknown", None) for name in ("upgrade", "downgrade")}
+    return {name: _function_facts(tree, name) for name in ("upgrade", "downgrade")}
+
+
+def _function_facts(tree: ast.Module, name: str) -> tuple[DowngradeKind, int | None]:
     func: ast.FunctionDef | ast.AsyncFunctionDef | None = None
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
