@@ -617,6 +617,8 @@ _PIN_PATH = (
     "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true), "
     f"pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true), {NO_JIT}"
 )
+#: :data:`_PIN_PATH` and :data:`_INDEXED_JOINS` in one statement (a logged read).
+_PIN_INDEXED = _PIN_PATH + ", " + _INDEXED_JOINS.removeprefix("SELECT ")
 #: ... and after it: the caller's settings back, this read's mark and a new DDL log.
 #: Prepared (with the catalog query, under the pinned ``search_path``): planning the count of
 #: catalog writes costs several times what running it does.
@@ -625,6 +627,11 @@ _RESTORE_PATH = (
     "pg_catalog.set_config('plan_cache_mode', $2, true), "
     f"pg_catalog.set_config('{READ_MARK}', $3, true), "
     f"pg_catalog.set_config('jit', $4, true), {RESET}"
+)
+#: ... and the caller's :data:`_JOIN_SETTINGS` back (``$5`` to ``$7``), in the same statement.
+_RESTORE_JOINS = _RESTORE_PATH + "".join(
+    f", pg_catalog.set_config('{name}', ${number}, true)"
+    for number, name in enumerate(_JOIN_SETTINGS, 5)
 )
 
 #: Numbers the marks of the reads this process makes.
@@ -682,6 +689,9 @@ def read_incrementally_sqlalchemy(
     return catalog, rows
 
 
+_ROWS = psycopg.pq.ExecStatus.TUPLES_OK
+
+
 class _Batch:
     """Runs statements without parameters together, as one simple query (one message, one
     round trip, one cursor), when the first of their results is needed; a statement with
@@ -710,7 +720,9 @@ class _Batch:
         with self._raw.cursor() as cur:
             cur.execute(";\n".join(sql for sql, _ in pending))
             for _, rows in pending:
-                rows.rows = cur.fetchall() if cur.description is not None else []
+                # the result's status, not cur.description (which makes a Column per field)
+                result = cur.pgresult
+                rows.rows = cur.fetchall() if result is not None and result.status == _ROWS else []
                 cur.nextset()
 
 
@@ -800,7 +812,8 @@ def _read(
     shared_name = statement_name(shared_sql)
     check_name = statement_name(_CHECK)
     restore_name = statement_name(_RESTORE_PATH)
-    names = (check_name, name, logged_name, shared_name, restore_name)
+    restore_joins_name = statement_name(_RESTORE_JOINS)
+    names = (check_name, name, logged_name, shared_name, restore_name, restore_joins_name)
     call_check = f"EXECUTE {check_name}('{{{','.join(names)}}}'::pg_catalog.text[])"
     first: tuple[tuple[Any, ...], Also | None] | None = None
     if checked:
@@ -828,30 +841,35 @@ def _read(
         return Catalog(base.rows, base.shared, base.fingerprints, session, 0, stamp, mark), rows
     todo = _logged(base, stamp, mark, log) if use_log else None
     mark = f"{os.getpid()}.{next(_MARKS)}"
-    run(_PIN_PATH)
     others = None  # the sections that are not per relation, when a logged read reads them
+    # the caller's join settings, when the statement that restores its search_path restores
+    # them too (a logged read that reads nothing else: the others are planned as usual)
+    joins_back: list[str] = []
     if todo is not None:
         oids, shared, parts = todo
+        run(_PIN_INDEXED)  # only (re)planning the logged query reads the join settings
         if logged_name not in present:
             run(f"PREPARE {logged_name}(oid[], oid[], oid[]) AS {logged_sql}")
-        run(_INDEXED_JOINS)  # only (re)planning reads them
         main = run(
             f"EXECUTE {logged_name}('{{{','.join(oids)}}}'::oid[], "
             f"'{{{','.join(classid for classid, _ in parts)}}}'::oid[], "
             f"'{{{','.join(objid for _, objid in parts)}}}'::oid[])"
         )
-        run(
-            "SELECT "
-            + ", ".join(
-                f"pg_catalog.set_config('{name}', {sql_literal(value)}, true)"
-                for name, value in zip(_JOIN_SETTINGS, old_joins, strict=True)
-            )
-        )
         if shared:
+            run(
+                "SELECT "
+                + ", ".join(
+                    f"pg_catalog.set_config('{name}', {sql_literal(value)}, true)"
+                    for name, value in zip(_JOIN_SETTINGS, old_joins, strict=True)
+                )
+            )
             if shared_name not in present:
                 run(f"PREPARE {shared_name} AS {shared_sql}")
             others = run(f"EXECUTE {shared_name}")
+        else:
+            joins_back = list(old_joins)
     else:
+        run(_PIN_PATH)
         known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
         if name not in present:
             run(f"PREPARE {name}(oid[], text[]) AS {sql}")
@@ -859,13 +877,17 @@ def _read(
             f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
             f"'{{{','.join(known.values())}}}'::text[])"
         )
-    values = [sql_literal(value) for value in (old_path, old_plans, mark, old_jit)]
+    values = [sql_literal(value) for value in (old_path, old_plans, mark, old_jit, *joins_back)]
+    restore, restore_name = (
+        (_RESTORE_JOINS, restore_joins_name) if joins_back else (_RESTORE_PATH, restore_name)
+    )
     if not psycopg_session:  # its statements one by one: planning costs no round trip
         # in one pass: a value may hold "$2" itself
-        run(re.sub(r"\$([1234])", lambda m: values[int(m.group(1)) - 1], _RESTORE_PATH))
+        run(re.sub(r"\$([1-7])", lambda m: values[int(m.group(1)) - 1], restore))
     else:
         if restore_name not in present:
-            run(f"PREPARE {restore_name}(text, text, text, text) AS {_RESTORE_PATH}")
+            types = ", ".join("text" for _ in values)
+            run(f"PREPARE {restore_name}({types}) AS {restore}")
         run(f"EXECUTE {restore_name}({', '.join(values)})")
     (text,) = _one(main)
     result = json.loads(text)
