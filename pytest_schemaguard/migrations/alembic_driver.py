@@ -1078,34 +1078,32 @@ class _VersionRows:
 def _patch_head_maintainer() -> bool:
     """Route Alembic's version-table writes of a context with :class:`_VersionRows` into memory
     (once per process; False when this Alembic lacks the methods, which then write as ever).
-    Alembic's own methods still keep its heads: only the statement is left out, as its offline
-    mode leaves it (no result, so no row count to check)."""
+    The heads are kept as Alembic's own methods keep them, with their checks; only the
+    statement is left out (it is not even built: building it cost more than the rest of a
+    small step's bookkeeping), as Alembic's offline mode leaves it out (no result, so no row
+    count to check)."""
     from alembic.runtime.migration import HeadMaintainer, MigrationContext
 
-    names = ("_insert_version", "_delete_version", "_update_version")
-    if not all(callable(getattr(HeadMaintainer, n, None)) for n in names) or not callable(
+    if not all(callable(getattr(HeadMaintainer, n, None)) for n in _HEAD_CHANGES) or not callable(
         getattr(MigrationContext, "get_current_heads", None)
     ):
         return False
 
-    def deferred(write: Callable[..., None]) -> Callable[..., None]:
+    def deferred(name: str, write: Callable[..., None]) -> Callable[..., None]:
+        change = _HEAD_CHANGES[name]
+
         def method(self: Any, *args: str) -> None:
             rows = getattr(self.context, "_schemaguard_versions", None)
             if rows is None:
                 write(self, *args)
                 return
-            impl = self.context.impl
-            impl._exec = _no_statement  # on the instance, over the class's method
-            try:
-                write(self, *args)
-            finally:
-                del impl._exec
+            change(self.heads, *args)
             rows.heads = self.heads
 
         return method
 
-    for name in names:
-        setattr(HeadMaintainer, name, deferred(getattr(HeadMaintainer, name)))
+    for name in _HEAD_CHANGES:
+        setattr(HeadMaintainer, name, deferred(name, getattr(HeadMaintainer, name)))
     current_heads = MigrationContext.get_current_heads
 
     def get_current_heads(self: Any) -> tuple[str, ...]:
@@ -1118,8 +1116,30 @@ def _patch_head_maintainer() -> bool:
     return True
 
 
-def _no_statement(*args: Any, **kwargs: Any) -> None:
-    return None
+def _insert_head(heads: set[str], version: str) -> None:
+    if version in heads:
+        raise AssertionError(f"{version} is already a head")
+    heads.add(version)
+
+
+def _delete_head(heads: set[str], version: str) -> None:
+    heads.remove(version)
+
+
+def _update_head(heads: set[str], old: str, new: str) -> None:
+    if new in heads:
+        raise AssertionError(f"{new} is already a head")
+    heads.remove(old)
+    heads.add(new)
+
+
+#: What each of Alembic's version-table writes (``HeadMaintainer``) does to its heads (as its
+#: own methods do, with their checks), without the statement.
+_HEAD_CHANGES: dict[str, Callable[..., None]] = {
+    "_insert_version": _insert_head,
+    "_delete_version": _delete_head,
+    "_update_version": _update_head,
+}
 
 
 def call_env_context(factory: Callable[..., Any] | None, url: str) -> Any:
