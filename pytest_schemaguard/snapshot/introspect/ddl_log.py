@@ -141,15 +141,23 @@ _WAL = (
     "ELSE pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text END)"
 )
 
-#: The expressions a read resets the log with (a new log starts at the read).
-RESET = (
-    f"pg_catalog.set_config('{END}', {COUNTER}::pg_catalog.text, true), "
-    f"pg_catalog.set_config('{LSN}', {_WAL}, true), "
-    + ", ".join(
-        f"pg_catalog.set_config('{name}', '', true)"
-        for name in (FLAGS, RELATIONS, INDEXES, COMMANDS)
+
+def reset_with(count: str) -> str:
+    """The expressions a read resets the log with (a new log starts at the read), given the
+    count of catalog writes as the SQL ``text`` expression ``count`` (:data:`COUNTER` is
+    worked out where it is NULL)."""
+    return (
+        f"pg_catalog.set_config('{END}', coalesce({count}, {COUNTER}::pg_catalog.text), true), "
+        f"pg_catalog.set_config('{LSN}', {_WAL}, true), "
+        + ", ".join(
+            f"pg_catalog.set_config('{name}', '', true)"
+            for name in (FLAGS, RELATIONS, INDEXES, COMMANDS)
+        )
     )
-)
+
+
+#: :func:`reset_with` the count worked out.
+RESET = reset_with("NULL")
 
 
 def _setting(name: str) -> str:

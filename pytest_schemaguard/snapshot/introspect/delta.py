@@ -74,7 +74,7 @@ from pytest_schemaguard.snapshot.introspect.ddl_log import (
     COUNTED_CATALOGS,
     COUNTER,
     LOG_SETTINGS,
-    RESET,
+    reset_with,
 )
 from pytest_schemaguard.snapshot.introspect.queries import (
     FIRST_SECTIONS,
@@ -621,17 +621,20 @@ _PIN_PATH = (
 _PIN_INDEXED = _PIN_PATH + ", " + _INDEXED_JOINS.removeprefix("SELECT ")
 #: ... and after it: the caller's settings back, this read's mark and a new DDL log.
 #: Prepared (with the catalog query, under the pinned ``search_path``): planning the count of
-#: catalog writes costs several times what running it does.
+#: catalog writes costs several times what running it does.  The count is ``$5``, the one
+#: :data:`_CHECK` gave in the read's first round trip (nothing a read runs writes to a catalog,
+#: and working it out again after the catalog query cost more than the rest of the
+#: statement); NULL: work it out.
 _RESTORE_PATH = (
     "SELECT pg_catalog.set_config('search_path', $1, true), "
     "pg_catalog.set_config('plan_cache_mode', $2, true), "
     f"pg_catalog.set_config('{READ_MARK}', $3, true), "
-    f"pg_catalog.set_config('jit', $4, true), {RESET}"
+    f"pg_catalog.set_config('jit', $4, true), {reset_with('$5')}"
 )
-#: ... and the caller's :data:`_JOIN_SETTINGS` back (``$5`` to ``$7``), in the same statement.
+#: ... and the caller's :data:`_JOIN_SETTINGS` back (``$6`` to ``$8``), in the same statement.
 _RESTORE_JOINS = _RESTORE_PATH + "".join(
     f", pg_catalog.set_config('{name}', ${number}, true)"
-    for number, name in enumerate(_JOIN_SETTINGS, 5)
+    for number, name in enumerate(_JOIN_SETTINGS, 6)
 )
 
 #: Numbers the marks of the reads this process makes.
@@ -877,13 +880,18 @@ def _read(
             f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
             f"'{{{','.join(known.values())}}}'::text[])"
         )
-    values = [sql_literal(value) for value in (old_path, old_plans, mark, old_jit, *joins_back)]
+    # the count of catalog writes the stamp begins with (None when it counts none)
+    count = stamp.partition(" ")[0] if stamp is not None else None
+    values = [
+        sql_literal(value) if value is not None else "NULL"
+        for value in (old_path, old_plans, mark, old_jit, count, *joins_back)
+    ]
     restore, restore_name = (
         (_RESTORE_JOINS, restore_joins_name) if joins_back else (_RESTORE_PATH, restore_name)
     )
     if not psycopg_session:  # its statements one by one: planning costs no round trip
         # in one pass: a value may hold "$2" itself
-        run(re.sub(r"\$([1-7])", lambda m: values[int(m.group(1)) - 1], restore))
+        run(re.sub(r"\$([1-8])", lambda m: values[int(m.group(1)) - 1], restore))
     else:
         if restore_name not in present:
             types = ", ".join("text" for _ in values)
