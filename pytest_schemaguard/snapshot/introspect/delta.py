@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import psycopg.generators
 
 from pytest_schemaguard.dbapi import execute_as_is, sql_literal
 from pytest_schemaguard.snapshot.introspect.ddl_log import (
@@ -637,6 +638,22 @@ _RESTORE_JOINS = _RESTORE_PATH + "".join(
     for number, name in enumerate(_JOIN_SETTINGS, 6)
 )
 
+
+@functools.cache
+def logged_and_restore(logged_sql: str) -> str:
+    """The logged catalog query and :data:`_RESTORE_JOINS` in one statement (its parameters
+    after the query's three), for a read on a psycopg session whose first round trip pinned
+    the settings: executed through the protocol with its values as parameters, it costs
+    less on the server than ``EXECUTE`` of each (a statement whose ``EXECUTE`` must be
+    parsed).  The query's row is made first (``OFFSET 0`` keeps it a subquery), the
+    settings are restored after it."""
+    restore = re.sub(r"\$(\d)", lambda m: f"${int(m.group(1)) + 3}", _RESTORE_JOINS)
+    return f"SELECT main.j, {restore.removeprefix('SELECT ')} FROM ({logged_sql} OFFSET 0) main(j)"
+
+
+#: The parameter types of :func:`logged_and_restore`.
+_LOGGED_AND_RESTORE_TYPES = "oid[], oid[], oid[], " + ", ".join(["text"] * 8)
+
 #: Numbers the marks of the reads this process makes.
 _MARKS = itertools.count(1)
 
@@ -669,6 +686,7 @@ def read_incrementally(
             also,
             sync=batch.flush,  # a savepoint's statements go with the others: no round trip
             psycopg_session=True,
+            run_prepared=batch.run_prepared,
         )
     if os.environ.get(CHECK_READS_ENV) == "1":
         check(raw, catalog, exclude_tables)
@@ -714,6 +732,23 @@ class _Batch:
             return cur.execute(sql, params, prepare=False)
         rows = _Rows(self)
         self._pending.append((sql, rows))
+        return rows
+
+    def run_prepared(self, name: str, params: list[str | None]) -> _Rows:
+        """Execute the prepared statement ``name`` with ``params`` (text; None: NULL) through
+        the protocol, after the statements pending; its rows are the first value of its row."""
+        self.flush()
+        raw = self._raw
+        encoding = raw.info.encoding
+        values = [None if value is None else value.encode(encoding) for value in params]
+        with raw.lock:
+            raw.pgconn.send_query_prepared(name.encode(encoding), values)
+            (result,) = raw.wait(psycopg.generators.execute(raw.pgconn))
+        if result.status != _ROWS:
+            raise psycopg.errors.error_from_result(result, encoding=encoding)
+        value = result.get_value(0, 0) if result.ntuples else None
+        rows = _Rows(self)
+        rows.rows = [(None if value is None else value.decode(encoding),)]
         return rows
 
     def flush(self) -> None:
@@ -791,6 +826,7 @@ def _read(
     sync: Callable[[], None] | None = None,
     checked: bool = False,
     psycopg_session: bool = False,
+    run_prepared: Callable[[str, list[str | None]], Any] | None = None,
 ) -> tuple[Catalog, Also | None]:
     """The statements of an incremental read, through ``run`` (which executes one statement
     and returns its cursor or result; results are fetched in order, so a :class:`_Batch` may
@@ -804,7 +840,11 @@ def _read(
     first asks whether the session has it.  On a ``psycopg_session`` (``run`` sends
     statements as they are), the statement after the catalog query is prepared too; through
     SQLAlchemy it is sent with its values written in (no ``%`` in them is a placeholder: see
-    :func:`~pytest_schemaguard.dbapi.execute_as_is`)."""
+    :func:`~pytest_schemaguard.dbapi.execute_as_is`).
+
+    With ``run_prepared`` (a psycopg session), the first round trip also pins the settings
+    the catalog query runs under, and a logged read that reads nothing else runs
+    :func:`logged_and_restore` through it: the second round trip is one statement."""
     if base is not None and (base.session is not session or base.fingerprints is None):
         base = None
     sql = incremental_query(server_version, exclude_tables)
@@ -816,18 +856,30 @@ def _read(
     check_name = statement_name(_CHECK)
     restore_name = statement_name(_RESTORE_PATH)
     restore_joins_name = statement_name(_RESTORE_JOINS)
-    names = (check_name, name, logged_name, shared_name, restore_name, restore_joins_name)
+    combined_sql = logged_and_restore(logged_sql)
+    combined_name = statement_name(combined_sql)
+    names = (
+        check_name,
+        name,
+        logged_name,
+        shared_name,
+        restore_name,
+        restore_joins_name,
+        combined_name,
+    )
+    # pinned in the first round trip (the statements after it run under it)
+    pin = _PIN_INDEXED if run_prepared is not None else None
     call_check = f"EXECUTE {check_name}('{{{','.join(names)}}}'::pg_catalog.text[])"
     first: tuple[tuple[Any, ...], Also | None] | None = None
     if checked:
-        first = _checked(run, call_check, also)
+        first = _checked(run, call_check, also, after=pin)
     elif sync is not None and base is not None:
-        first = _guarded(run, sync, call_check, also)
+        first = _guarded(run, sync, call_check, also, after=pin)
     if first is None:
         (present,) = _one(run(_PRESENT, {"names": [check_name]}))
         if check_name not in present:
             run(f"PREPARE {check_name}(pg_catalog.text[]) AS {_CHECK}")
-        first = _checked(run, call_check, also)
+        first = _checked(run, call_check, also, after=pin)
     (settings, stamp, mark, *rest), rows = first
     *log, old_path, old_plans, old_jit = rest[: -len(_JOIN_SETTINGS) - 1]
     old_joins, present = rest[-len(_JOIN_SETTINGS) - 1 : -1], rest[-1]
@@ -841,6 +893,8 @@ def _read(
         and mark == base.mark
     ):
         # nothing in the catalog can have changed since base was read
+        if pin is not None:
+            _one(run(_unpin(old_path, old_plans, old_jit, old_joins)))
         return Catalog(base.rows, base.shared, base.fingerprints, session, 0, stamp, mark), rows
     todo = _logged(base, stamp, mark, log) if use_log else None
     mark = f"{os.getpid()}.{next(_MARKS)}"
@@ -848,31 +902,43 @@ def _read(
     # the caller's join settings, when the statement that restores its search_path restores
     # them too (a logged read that reads nothing else: the others are planned as usual)
     joins_back: list[str] = []
+    # the count of catalog writes the stamp begins with (None when it counts none)
+    count = stamp.partition(" ")[0] if stamp is not None else None
+    restored = False  # by the statement that ran the catalog query
     if todo is not None:
         oids, shared, parts = todo
-        run(_PIN_INDEXED)  # only (re)planning the logged query reads the join settings
-        if logged_name not in present:
-            run(f"PREPARE {logged_name}(oid[], oid[], oid[]) AS {logged_sql}")
-        main = run(
-            f"EXECUTE {logged_name}('{{{','.join(oids)}}}'::oid[], "
-            f"'{{{','.join(classid for classid, _ in parts)}}}'::oid[], "
-            f"'{{{','.join(objid for _, objid in parts)}}}'::oid[])"
+        arrays = (
+            "{" + ",".join(oids) + "}",
+            "{" + ",".join(classid for classid, _ in parts) + "}",
+            "{" + ",".join(objid for _, objid in parts) + "}",
         )
-        if shared:
-            run(
-                "SELECT "
-                + ", ".join(
-                    f"pg_catalog.set_config('{name}', {sql_literal(value)}, true)"
-                    for name, value in zip(_JOIN_SETTINGS, old_joins, strict=True)
-                )
+        if pin is None:
+            run(_PIN_INDEXED)  # only (re)planning the logged query reads the join settings
+        if run_prepared is not None and not shared:
+            if combined_name not in present:
+                run(f"PREPARE {combined_name}({_LOGGED_AND_RESTORE_TYPES}) AS {combined_sql}")
+            main = run_prepared(
+                combined_name,
+                [*arrays, old_path, old_plans, mark, old_jit, count, *old_joins],
             )
+            restored = True
+        else:
+            if logged_name not in present:
+                run(f"PREPARE {logged_name}(oid[], oid[], oid[]) AS {logged_sql}")
+            main = run(
+                f"EXECUTE {logged_name}('{arrays[0]}'::oid[], '{arrays[1]}'::oid[], "
+                f"'{arrays[2]}'::oid[])"
+            )
+        if shared:
+            run(_joins_back(old_joins))
             if shared_name not in present:
                 run(f"PREPARE {shared_name} AS {shared_sql}")
             others = run(f"EXECUTE {shared_name}")
         else:
             joins_back = list(old_joins)
     else:
-        run(_PIN_PATH)
+        # planned, when it is, as usual: not under the join settings of a logged read
+        run(_joins_back(old_joins) if pin is not None else _PIN_PATH)
         known: dict[Any, str] = (base.fingerprints or {}) if base is not None else {}
         if name not in present:
             run(f"PREPARE {name}(oid[], text[]) AS {sql}")
@@ -880,8 +946,6 @@ def _read(
             f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
             f"'{{{','.join(known.values())}}}'::text[])"
         )
-    # the count of catalog writes the stamp begins with (None when it counts none)
-    count = stamp.partition(" ")[0] if stamp is not None else None
     values = [
         sql_literal(value) if value is not None else "NULL"
         for value in (old_path, old_plans, mark, old_jit, count, *joins_back)
@@ -889,7 +953,9 @@ def _read(
     restore, restore_name = (
         (_RESTORE_JOINS, restore_joins_name) if joins_back else (_RESTORE_PATH, restore_name)
     )
-    if not psycopg_session:  # its statements one by one: planning costs no round trip
+    if restored:
+        pass
+    elif not psycopg_session:  # its statements one by one: planning costs no round trip
         # in one pass: a value may hold "$2" itself
         run(re.sub(r"\$([1-8])", lambda m: values[int(m.group(1)) - 1], restore))
     else:
@@ -917,7 +983,9 @@ def _read(
                 also,
                 use_log=False,
                 checked=True,
+                sync=sync,
                 psycopg_session=psycopg_session,
+                run_prepared=run_prepared,
             )
         catalog = logged
     else:
@@ -932,32 +1000,65 @@ def _read(
             None,
             also,
             checked=True,
+            sync=sync,
             psycopg_session=psycopg_session,
+            run_prepared=run_prepared,
         )
     return catalog, rows
 
 
+def _joins_back(old_joins: list[Any]) -> str:
+    """The caller's :data:`_JOIN_SETTINGS` back."""
+    return "SELECT " + ", ".join(
+        f"pg_catalog.set_config('{name}', {sql_literal(value)}, true)"
+        for name, value in zip(_JOIN_SETTINGS, old_joins, strict=True)
+    )
+
+
+def _unpin(old_path: str, old_plans: str, old_jit: str, old_joins: list[Any]) -> str:
+    """Every setting the first round trip pinned back as the caller had it (a read that found
+    nothing to read)."""
+    return (
+        f"{_joins_back(old_joins)}, "
+        f"pg_catalog.set_config('search_path', {sql_literal(old_path)}, true), "
+        f"pg_catalog.set_config('plan_cache_mode', {sql_literal(old_plans)}, true), "
+        f"pg_catalog.set_config('jit', {sql_literal(old_jit)}, true)"
+    )
+
+
 def _checked(
-    run: Callable[..., Any], call_check: str, also: tuple[str, ...], *, then: str | None = None
+    run: Callable[..., Any],
+    call_check: str,
+    also: tuple[str, ...],
+    *,
+    then: str | None = None,
+    after: str | None = None,
 ) -> tuple[tuple[Any, ...], Also | None]:
     """The row of :data:`_CHECK` and those of ``also``, in one round trip (``then`` runs
-    between them)."""
+    between them, ``after`` after them)."""
     second = run(call_check)
     if then is not None:
         run(then)
     extras = [run(statement) for statement in also]
+    if after is not None:
+        run(after)
     return _one(second), (_all(extras) if also else None)
 
 
 def _guarded(
-    run: Callable[..., Any], sync: Callable[[], None], call_check: str, also: tuple[str, ...]
+    run: Callable[..., Any],
+    sync: Callable[[], None],
+    call_check: str,
+    also: tuple[str, ...],
+    *,
+    after: str | None = None,
 ) -> tuple[tuple[Any, ...], Also | None] | None:
     """:func:`_checked` in the savepoint :data:`_GUARD`, in the same round trip; None when the
     session no longer has :data:`_CHECK` (rolled back to the savepoint: the caller's
     transaction goes on as it was)."""
     try:
         run(f"SAVEPOINT {_GUARD}")
-        return _checked(run, call_check, also, then=f"RELEASE SAVEPOINT {_GUARD}")
+        return _checked(run, call_check, also, then=f"RELEASE SAVEPOINT {_GUARD}", after=after)
     except psycopg.errors.InvalidSqlStatementName:
         # Deallocated since the last read: by psycopg itself (after an ALTER or DROP, when it
         # had prepared statements of its own), or by a DEALLOCATE ALL in a migration.  What was
