@@ -6,6 +6,7 @@ with a full read of the same catalog (``SCHEMAGUARD_CHECK_READS=1``)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 
@@ -125,6 +126,54 @@ def test_a_logged_read_gives_the_join_settings_back(conn: psycopg.Connection, mo
     assert before == (
         ["on", "on", "on", "off"] if mode == "default" else ["off", "on", "off", "on"]
     )
+
+
+def test_every_kind_of_read_gives_the_sessions_settings_back(conn: psycopg.Connection) -> None:
+    """A read's first round trip pins the settings its catalog query runs under; whatever the
+    read then finds (nothing changed, a change the log names, one it cannot vouch for, a
+    change to the sections that are not per relation), the session's own are given back."""
+    conn.execute("SET LOCAL search_path = public, pg_temp")
+    conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    conn.execute("SET LOCAL enable_hashjoin = off")
+
+    def settings() -> list[str]:
+        names = ("search_path", "plan_cache_mode", "jit", "enable_hashjoin", "enable_seqscan")
+        return [conn.execute(f"SHOW {name}").fetchone()[0] for name in names]
+
+    before = settings()
+    assert before == ["public, pg_temp", "force_custom_plan", "off", "off", "on"]
+    reading = read_schema(conn)
+    assert settings() == before
+    # reads with nothing changed since: one that finds so in its first round trip (the server's
+    # WAL moving meanwhile, which other sessions may cause, makes it read on instead)
+    for _ in range(100):
+        reading = read_schema(conn, since=reading)
+        assert settings() == before
+        if reading.printed == 0 and not reading.catalog.logged:
+            break
+    else:
+        pytest.fail("no read found that nothing could have changed")
+    kinds = {
+        "a logged change": ("CREATE TABLE extra (id integer PRIMARY KEY)", True),
+        "a change the log cannot vouch for": (CHANGES["column renamed"], False),
+        "a new type": ("CREATE TYPE colour AS ENUM ('red')", True),
+    }
+    for kind, (change, logged) in kinds.items():
+        conn.execute(change)
+        after = read_schema(conn, since=reading)
+        assert settings() == before, kind
+        assert after.snapshot == take_snapshot(conn), kind
+        assert after.catalog.logged == logged, kind
+        reading = after
+
+
+def test_an_error_of_a_statement_run_through_the_protocol_is_raised(
+    conn: psycopg.Connection,
+) -> None:
+    with contextlib.ExitStack() as cursors:
+        batch = delta._Batch(conn, cursors)
+        with pytest.raises(psycopg.errors.InvalidSqlStatementName):
+            batch.run_prepared("schemaguard_no_such_statement", ["1"])
 
 
 def test_a_session_with_jit_on_does_not_compile_the_catalog_queries(

@@ -643,10 +643,10 @@ _RESTORE_JOINS = _RESTORE_PATH + "".join(
 def logged_and_restore(logged_sql: str) -> str:
     """The logged catalog query and :data:`_RESTORE_JOINS` in one statement (its parameters
     after the query's three), for a read on a psycopg session whose first round trip pinned
-    the settings: executed through the protocol with its values as parameters, it costs
-    less on the server than ``EXECUTE`` of each (a statement whose ``EXECUTE`` must be
-    parsed).  The query's row is made first (``OFFSET 0`` keeps it a subquery), the
-    settings are restored after it."""
+    the settings: executed through the protocol with its values as parameters, it costs the
+    server less than an ``EXECUTE`` of each (see docs/performance.md, "At 0.8.1").  The
+    query's row is made first (``OFFSET 0`` keeps it a subquery), the settings are restored
+    after it."""
     restore = re.sub(r"\$(\d)", lambda m: f"${int(m.group(1)) + 3}", _RESTORE_JOINS)
     return f"SELECT main.j, {restore.removeprefix('SELECT ')} FROM ({logged_sql} OFFSET 0) main(j)"
 
@@ -953,12 +953,10 @@ def _read(
     restore, restore_name = (
         (_RESTORE_JOINS, restore_joins_name) if joins_back else (_RESTORE_PATH, restore_name)
     )
-    if restored:
-        pass
-    elif not psycopg_session:  # its statements one by one: planning costs no round trip
+    if not restored and not psycopg_session:  # one by one: planning costs no round trip
         # in one pass: a value may hold "$2" itself
         run(re.sub(r"\$([1-8])", lambda m: values[int(m.group(1)) - 1], restore))
-    else:
+    elif not restored:
         if restore_name not in present:
             types = ", ".join("text" for _ in values)
             run(f"PREPARE {restore_name}({types}) AS {restore}")
