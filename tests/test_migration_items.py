@@ -885,6 +885,52 @@ def test_a_setting_a_revision_leaves_in_its_session_does_not_reach_the_next(
     result.stdout.no_fnmatch_line("*upgrade*FAILED*")
 
 
+def test_a_temporary_table_a_revision_leaves_in_its_session_does_not_reach_the_next(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """A temporary table one revision leaves ends the pass after it: the next revision runs in
+    a new session, where the table does not exist, as a user's next ``alembic upgrade``."""
+    leaks = Rev(
+        "7e3900000001",
+        None,
+        "stages rows",
+        """
+        op.execute("CREATE TEMPORARY TABLE staged (id integer)")
+        op.create_table("a", sa.Column("id", sa.Integer, primary_key=True))
+        """,
+        'op.drop_table("a")',
+    )
+    checks = Rev(
+        "7e3900000002",
+        "7e3900000001",
+        "needs a fresh session",
+        """
+        op.execute(
+            "DO $$ BEGIN IF to_regclass('pg_temp.staged') IS NOT NULL THEN "
+            "RAISE EXCEPTION 'staged leaked from the previous revision'; END IF; END $$"
+        )
+        op.create_table("b", sa.Column("id", sa.Integer, primary_key=True))
+        """,
+        'op.drop_table("b")',
+    )
+    write_project(pytester.path, [leaks, checks])
+    result = run_checks(pytester, inner_dsn)
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ cycle _*",
+            "second upgrade of 7e3900000002 (needs a fresh session) failed",
+            "*staged leaked from the previous revision*",
+            "note: 7e3900000001 (stages rows) leaves a temporary table or a changed setting in "
+            "env.py's session; the cycle runs every revision in one session, as `alembic "
+            "upgrade head` from base does, so the revisions after it see it (their upgrade and "
+            "roundtrip items ran in a new session)",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*roundtrip*FAILED*")
+    result.stdout.no_fnmatch_line("*upgrade*FAILED*")
+
+
 # Statements holding "%": SQLAlchemy sends them to psycopg and psycopg2 with each "%" doubled.
 PERCENT = [
     Rev(

@@ -203,12 +203,17 @@ _MISSING_TYPE = re.compile(r'UndefinedObject(?:Error)?: type "([^"]+)" does not 
 
 # ------------------------------------------------------------------------------ the session
 
-#: What a migration may leave in its session for the next one: temporary tables, and settings
-#: (``SET``, ``set_config``; ``SHOW ALL`` gives every setting the role may see, at a fraction of
-#: the cost of ``pg_settings``, which also works out each setting's bounds, units and
-#: descriptions).
+#: What a migration may leave in its session for the next one: temporary tables (views,
+#: sequences: the relations of the session's temporary schema that depend on it, found
+#: through an index, where counting its rows of ``pg_class`` scans the whole catalog), and
+#: settings (``SET``, ``set_config``; ``SHOW ALL`` gives every setting the role may see, at a
+#: fraction of the cost of ``pg_settings``, which also works out each setting's bounds, units
+#: and descriptions).
 _SESSION_STATE = (
-    "SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()",
+    "SELECT count(*) FROM pg_catalog.pg_depend "
+    "WHERE refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass "
+    "AND refobjid = pg_catalog.pg_my_temp_schema() "
+    "AND classid = 'pg_catalog.pg_class'::pg_catalog.regclass",
     "SHOW ALL",
 )
 
