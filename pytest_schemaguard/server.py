@@ -179,6 +179,8 @@ class PostgresServer:
     """The server's ``fsync`` setting (off on the plugin's own server)."""
     probe: Callable[[], Binaries | None] | None = field(default=None, repr=False)
     """DSN mode: finds the local binaries on first use (they serve only pg_dump there)."""
+    _template0_sql_ascii: bool | None = field(default=None, repr=False)
+    """Whether ``template0`` is in ``SQL_ASCII`` (asked once; see :meth:`create_database`)."""
 
     # -- addresses
     def _url(self, dbname: str, driver: str = "postgresql+psycopg") -> str:
@@ -253,7 +255,10 @@ class PostgresServer:
     # -- admin
     @contextlib.contextmanager
     def admin(self) -> Iterator[psycopg.Connection[Any]]:
-        with psycopg.connect(self._dsn(self.maintenance_db), autocommit=True) as conn:
+        # UTF8 whatever the database's encoding: in SQL_ASCII, psycopg would return bytes
+        with psycopg.connect(
+            self._dsn(self.maintenance_db), autocommit=True, client_encoding="utf8"
+        ) as conn:
             yield conn
 
     def _admin(
@@ -297,17 +302,31 @@ class PostgresServer:
             strategy = "FILE_COPY"
         if strategy not in (None, "FILE_COPY", "WAL_LOG"):
             raise ValueError(f"unknown clone strategy {strategy!r}")
-        clause = sql.SQL(" STRATEGY " + strategy) if strategy else sql.SQL("")
+        clause = " STRATEGY " + strategy if strategy else ""
         with self._admin(conn) as conn:
+            if template is None and self._sql_ascii(conn):
+                # A cluster made by initdb in the C locale without -E: its databases hold bytes
+                # (psycopg returns text as bytes there, which no catalog read expects). A
+                # scratch database is UTF8 instead; the C locale suits any encoding.
+                clause = " ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'" + clause
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}{}").format(
-                    sql.Identifier(name), sql.Identifier(source), clause
+                    sql.Identifier(name), sql.Identifier(source), sql.SQL(clause)
                 )
             )
             _mark_owned(conn, name)
         db = Database(name, self._url(name), self._dsn(name))
         self._created.append(db)
         return db
+
+    def _sql_ascii(self, conn: psycopg.Connection[Any]) -> bool:
+        if self._template0_sql_ascii is None:
+            row = conn.execute(
+                "SELECT encoding = pg_catalog.pg_char_to_encoding('SQL_ASCII') "
+                "FROM pg_catalog.pg_database WHERE datname = 'template0'"
+            ).fetchone()
+            self._template0_sql_ascii = bool(row and row[0])
+        return self._template0_sql_ascii
 
     def drop_database(
         self, db: Database | str, *, conn: psycopg.Connection[Any] | None = None
@@ -1126,7 +1145,12 @@ def _wait_until_ready(
             continue
         try:
             with psycopg.connect(
-                host="127.0.0.1", port=port, user="postgres", dbname="postgres", connect_timeout=5
+                host="127.0.0.1",
+                port=port,
+                user="postgres",
+                dbname="postgres",
+                connect_timeout=5,
+                client_encoding="utf8",  # text, not bytes, from a cluster in SQL_ASCII
             ) as conn:
                 row = conn.execute(
                     "select current_setting('data_directory'), "

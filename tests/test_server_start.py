@@ -10,7 +10,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from migration_projects import CUSTOMERS_AND_ORDERS, run_checks, write_project
 
 from pytest_schemaguard import binaries
 from pytest_schemaguard.databases.templates import faster_strategy
@@ -25,6 +27,7 @@ from pytest_schemaguard.server import (
     process_start,
     trim_wal,
 )
+from pytest_schemaguard.snapshot.introspect import read_schema, take_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +179,59 @@ def test_clone_strategy(version: int, fsync: bool, file_copy: bool) -> None:
         fsync=fsync,
     )
     assert server.file_copy is file_copy
+
+
+def test_scratch_databases_on_a_server_in_sql_ascii_are_utf8(
+    runtime: Path, pytester: pytest.Pytester
+) -> None:
+    """A cluster made by initdb in the C locale without -E holds its databases in SQL_ASCII,
+    where psycopg returns text as bytes; the plugin's scratch databases there are UTF8, so
+    that every catalog read works (it failed with a TypeError at the first read)."""
+    found = binaries.find_binaries("auto", root=runtime)
+    run_as = choose_run_as()
+    work = runtime / "ascii"
+    work.mkdir(mode=0o777)
+    os.chmod(work, 0o777)
+    data = work / "data"
+    if run_as.kind == "runuser" and run_as.user:
+        shutil.chown(work, user=run_as.user)
+    subprocess.run(
+        [
+            *run_as.prefix,
+            str(found.program("initdb")),
+            *("-D", str(data), "-U", "postgres", "-A", "trust", "--locale=C", "--no-sync"),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    local = LocalServer(found, cluster=data)
+    try:
+        server = local.start()
+        with server.admin() as conn:
+            (template0,) = conn.execute(
+                "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'template0'"
+            ).fetchone()
+        assert template0 == "SQL_ASCII"
+        db = server.create_database()
+        with psycopg.connect(db.dsn) as conn:
+            assert conn.execute("SHOW server_encoding").fetchone() == ("UTF8",)
+            conn.execute('CREATE TABLE "café" (id integer PRIMARY KEY, "crème" text)')
+            before = read_schema(conn)
+            conn.execute('ALTER TABLE "café" ADD COLUMN "brûlée" integer')
+            after = read_schema(conn, since=before)
+            assert [c.name for c in after.snapshot.get_table("public.café").columns] == [
+                "id",
+                "crème",
+                "brûlée",
+            ]
+            assert after.snapshot == take_snapshot(conn)
+            conn.rollback()
+        server.drop_database(db)
+        # and as a user meets it: the checks on a project, given the server as a DSN
+        write_project(pytester.path, CUSTOMERS_AND_ORDERS)
+        result = run_checks(pytester, server.url)
+        result.assert_outcomes(passed=6)
+        assert result.ret == pytest.ExitCode.OK
+    finally:
+        local.stop()
