@@ -353,6 +353,35 @@ def test_schemaguard_drift_exits_0_on_an_unchanged_database(
     assert PASSWORD not in run.stdout + run.stderr
 
 
+def test_a_live_database_in_sql_ascii_is_read(
+    newsbot: Path, schemaguard_postgres: PostgresServer, inner_dsn: str
+) -> None:
+    """A live database in SQL_ASCII (made in the C locale without an encoding), where psycopg
+    returns text as bytes: its schema is read as any other's (it failed with a TypeError)."""
+    name = schemaguard_postgres.new_name("ascii")
+    with schemaguard_postgres.admin() as conn:
+        conn.execute(
+            f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' TEMPLATE template0 "
+            "LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+    live = Database(name, schemaguard_postgres._url(name), schemaguard_postgres._dsn(name))
+    try:
+        # (SQLAlchemy on psycopg needs text there too: the project's own migrations ask for it)
+        utf8 = Database(name, f"{live.url}?client_encoding=utf8", live.dsn)
+        migrate(newsbot, utf8, "head")
+        utf8.dispose()
+        with psycopg.connect(live.dsn) as conn:
+            assert conn.execute("SHOW server_encoding").fetchone() == (b"SQL_ASCII",)
+        url = live_url(schemaguard_postgres, live)
+        run = drift_command("--live-dsn", url, "--project", str(newsbot), "--dsn", inner_dsn)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert run.stdout.splitlines()[-1] == "no drift"
+    finally:
+        live.dispose()
+        with schemaguard_postgres.admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_live_connection_is_read_only_with_short_timeouts(
     schemaguard_postgres: PostgresServer, live_db: Database
 ) -> None:

@@ -134,6 +134,8 @@ def connect_live(dsn: str) -> psycopg.Connection[Any]:
             application_name=APPLICATION_NAME,
             options=options,
             connect_timeout=connect_timeout(),
+            # text, not bytes, from a database in SQL_ASCII (which no catalog read expects)
+            client_encoding="utf8",
         )
     except psycopg.Error as exc:
         raise LiveError(
