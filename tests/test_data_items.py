@@ -732,6 +732,18 @@ def test_a_revisions_code_that_cannot_decompress_a_generated_value_gets_a_note(
     )
 
 
+def _nullable_total(project: Path) -> None:
+    """orders.total nullable in CLEAN's first revision, so that the seeded rows hold a NULL
+    there."""
+    first = project / "migrations" / "versions" / "0000_3f2a9c1b7d40.py"
+    first.write_text(
+        first.read_text().replace(
+            'sa.Column("total", sa.Numeric(10, 2), nullable=False, server_default="0")',
+            'sa.Column("total", sa.Numeric(10, 2))',
+        )
+    )
+
+
 def test_a_revisions_code_looking_up_a_null_as_a_key_says_where_the_none_comes_from(
     pytester: pytest.Pytester, inner_dsn: str
 ) -> None:
@@ -749,13 +761,7 @@ def test_a_revisions_code_looking_up_a_null_as_a_key_says_where_the_none_comes_f
         "pass",
     )
     write_project(pytester.path, [*CLEAN, lookup])
-    first = pytester.path / "migrations" / "versions" / "0000_3f2a9c1b7d40.py"
-    first.write_text(
-        first.read_text().replace(
-            'sa.Column("total", sa.Numeric(10, 2), nullable=False, server_default="0")',
-            'sa.Column("total", sa.Numeric(10, 2))',
-        )
-    )
+    _nullable_total(pytester.path)
     result = run(pytester, inner_dsn, "-k", "data and b5b5b5")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
@@ -785,14 +791,7 @@ def test_a_revisions_code_meeting_a_null_says_where_the_none_comes_from(
         "pass",
     )
     write_project(pytester.path, [*CLEAN, backfill])
-    # orders.total nullable, so that the seeded rows hold a NULL there
-    first = pytester.path / "migrations" / "versions" / "0000_3f2a9c1b7d40.py"
-    first.write_text(
-        first.read_text().replace(
-            'sa.Column("total", sa.Numeric(10, 2), nullable=False, server_default="0")',
-            'sa.Column("total", sa.Numeric(10, 2))',
-        )
-    )
+    _nullable_total(pytester.path)
     result = run(pytester, inner_dsn, "-k", "data and b0b0b0")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(

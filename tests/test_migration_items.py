@@ -834,94 +834,51 @@ def test_the_heap_is_set_aside_from_full_collections_while_items_run(
     )
 
 
-def test_a_setting_a_revision_leaves_in_its_session_does_not_reach_the_next(
-    pytester: pytest.Pytester, inner_dsn: str
-) -> None:
-    """A ``SET`` in one revision ends the pass after it (read with ``SHOW ALL``): the next
-    revision runs in a new session, as a user's next ``alembic upgrade`` would."""
+def _leaves_in_its_session(
+    pytester: pytest.Pytester,
+    dsn: str,
+    prefix: str,
+    title: str,
+    statement: str,
+    leaked: str,
+    what: str,
+) -> pytest.RunResult:
+    """Two revisions: ``prefix``00001 (``title``) runs ``statement`` and leaves ``what`` in
+    env.py's session; ``prefix``00002 raises when the SQL condition ``leaked`` holds. Each
+    item passes, having run in a new session; the cycle, one session as `alembic upgrade
+    head` from base, fails as that would, saying why the items before it passed."""
     leaks = Rev(
-        "5e7a00000001",
+        f"{prefix}00001",
         None,
-        "sets lock_timeout",
-        """
-        op.execute("SET lock_timeout = '1234ms'")
+        title,
+        f"""
+        op.execute("{statement}")
         op.create_table("a", sa.Column("id", sa.Integer, primary_key=True))
         """,
         'op.drop_table("a")',
     )
     checks = Rev(
-        "5e7a00000002",
-        "5e7a00000001",
+        f"{prefix}00002",
+        f"{prefix}00001",
         "needs a fresh session",
-        """
+        f"""
         op.execute(
-            "DO $$ BEGIN IF current_setting('lock_timeout') = '1234ms' THEN "
-            "RAISE EXCEPTION 'lock_timeout leaked from the previous revision'; END IF; END $$"
+            "DO $$ BEGIN IF {leaked} THEN "
+            "RAISE EXCEPTION '{what} leaked from the previous revision'; END IF; END $$"
         )
         op.create_table("b", sa.Column("id", sa.Integer, primary_key=True))
         """,
         'op.drop_table("b")',
     )
     write_project(pytester.path, [leaks, checks])
-    result = run_checks(pytester, inner_dsn)
-    # the cycle runs every revision in one session, as `alembic upgrade head` from base does,
-    # and fails as that would, saying why the items before it passed
+    result = run_checks(pytester, dsn)
     result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*_ cycle _*",
-            "second upgrade of 5e7a00000002 (needs a fresh session) failed",
-            "*lock_timeout leaked from the previous revision*",
-            "note: 5e7a00000001 (sets lock_timeout) leaves a temporary table or a changed "
-            "setting in env.py's session; the cycle runs every revision in one session, as "
-            "`alembic upgrade head` from base does, so the revisions after it see it (their "
-            "upgrade and roundtrip items ran in a new session)",
-        ]
-    )
-    # the second revision's DO block loads plpgsql, whose settings then appear at their
-    # defaults: that is not something it leaves behind
-    result.stdout.no_fnmatch_line("note: 5e7a00000002*")
-    result.stdout.no_fnmatch_line("*roundtrip*FAILED*")
-    result.stdout.no_fnmatch_line("*upgrade*FAILED*")
-
-
-def test_a_temporary_table_a_revision_leaves_in_its_session_does_not_reach_the_next(
-    pytester: pytest.Pytester, inner_dsn: str
-) -> None:
-    """A temporary table one revision leaves ends the pass after it: the next revision runs in
-    a new session, where the table does not exist, as a user's next ``alembic upgrade``."""
-    leaks = Rev(
-        "7e3900000001",
-        None,
-        "stages rows",
-        """
-        op.execute("CREATE TEMPORARY TABLE staged (id integer)")
-        op.create_table("a", sa.Column("id", sa.Integer, primary_key=True))
-        """,
-        'op.drop_table("a")',
-    )
-    checks = Rev(
-        "7e3900000002",
-        "7e3900000001",
-        "needs a fresh session",
-        """
-        op.execute(
-            "DO $$ BEGIN IF to_regclass('pg_temp.staged') IS NOT NULL THEN "
-            "RAISE EXCEPTION 'staged leaked from the previous revision'; END IF; END $$"
-        )
-        op.create_table("b", sa.Column("id", sa.Integer, primary_key=True))
-        """,
-        'op.drop_table("b")',
-    )
-    write_project(pytester.path, [leaks, checks])
-    result = run_checks(pytester, inner_dsn)
-    result.assert_outcomes(passed=5, failed=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*_ cycle _*",
-            "second upgrade of 7e3900000002 (needs a fresh session) failed",
-            "*staged leaked from the previous revision*",
-            "note: 7e3900000001 (stages rows) leaves a temporary table or a changed setting in "
+            f"second upgrade of {prefix}00002 (needs a fresh session) failed",
+            f"*{what} leaked from the previous revision*",
+            f"note: {prefix}00001 ({title}) leaves a temporary table or a changed setting in "
             "env.py's session; the cycle runs every revision in one session, as `alembic "
             "upgrade head` from base does, so the revisions after it see it (their upgrade and "
             "roundtrip items ran in a new session)",
@@ -929,6 +886,42 @@ def test_a_temporary_table_a_revision_leaves_in_its_session_does_not_reach_the_n
     )
     result.stdout.no_fnmatch_line("*roundtrip*FAILED*")
     result.stdout.no_fnmatch_line("*upgrade*FAILED*")
+    return result
+
+
+def test_a_setting_a_revision_leaves_in_its_session_does_not_reach_the_next(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """A ``SET`` in one revision ends the pass after it (read with ``SHOW ALL``): the next
+    revision runs in a new session, as a user's next ``alembic upgrade`` would."""
+    result = _leaves_in_its_session(
+        pytester,
+        inner_dsn,
+        "5e7a000",
+        "sets lock_timeout",
+        "SET lock_timeout = '1234ms'",
+        "current_setting('lock_timeout') = '1234ms'",
+        "lock_timeout",
+    )
+    # the second revision's DO block loads plpgsql, whose settings then appear at their
+    # defaults: that is not something it leaves behind
+    result.stdout.no_fnmatch_line("note: 5e7a00000002*")
+
+
+def test_a_temporary_table_a_revision_leaves_in_its_session_does_not_reach_the_next(
+    pytester: pytest.Pytester, inner_dsn: str
+) -> None:
+    """A temporary table one revision leaves ends the pass after it: the next revision runs in
+    a new session, where the table does not exist, as a user's next ``alembic upgrade``."""
+    _leaves_in_its_session(
+        pytester,
+        inner_dsn,
+        "7e39000",
+        "stages rows",
+        "CREATE TEMPORARY TABLE staged (id integer)",
+        "to_regclass('pg_temp.staged') IS NOT NULL",
+        "staged",
+    )
 
 
 # Statements holding "%": SQLAlchemy sends them to psycopg and psycopg2 with each "%" doubled.

@@ -948,21 +948,22 @@ def _read(
             f"EXECUTE {name}('{{{','.join(map(str, known))}}}'::oid[], "
             f"'{{{','.join(known.values())}}}'::text[])"
         )
-    values = [
-        sql_literal(value) if value is not None else "NULL"
-        for value in (old_path, old_plans, mark, old_jit, count, *joins_back)
-    ]
-    restore, restore_name = (
-        (_RESTORE_JOINS, restore_joins_name) if joins_back else (_RESTORE_PATH, restore_name)
-    )
-    if not restored and not psycopg_session:  # one by one: planning costs no round trip
-        # in one pass: a value may hold "$2" itself
-        run(re.sub(r"\$([1-8])", lambda m: values[int(m.group(1)) - 1], restore))
-    elif not restored:
-        if restore_name not in present:
-            types = ", ".join("text" for _ in values)
-            run(f"PREPARE {restore_name}({types}) AS {restore}")
-        run(f"EXECUTE {restore_name}({', '.join(values)})")
+    if not restored:
+        values = [
+            sql_literal(value) if value is not None else "NULL"
+            for value in (old_path, old_plans, mark, old_jit, count, *joins_back)
+        ]
+        restore, restore_name = (
+            (_RESTORE_JOINS, restore_joins_name) if joins_back else (_RESTORE_PATH, restore_name)
+        )
+        if not psycopg_session:  # its statements one by one: planning costs no round trip
+            # in one pass: a value may hold "$2" itself
+            run(re.sub(r"\$([1-8])", lambda m: values[int(m.group(1)) - 1], restore))
+        else:
+            if restore_name not in present:
+                types = ", ".join("text" for _ in values)
+                run(f"PREPARE {restore_name}({types}) AS {restore}")
+            run(f"EXECUTE {restore_name}({', '.join(values)})")
     (text,) = _one(main)
     result = json.loads(text)
     if others is not None:
