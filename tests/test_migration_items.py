@@ -821,6 +821,10 @@ def test_the_heap_is_set_aside_from_full_collections_while_items_run(
 
         def pytest_unconfigure(config):
             print(f"frozen at unconfigure: {gc.get_freeze_count() > 0}")
+            # registered after the run's own exit handler: runs before it
+            atexit.register(
+                lambda: print(f"frozen after the last cleanup: {gc.get_freeze_count() > 0}")
+            )
 
         atexit.register(lambda: print(f"frozen at exit: {gc.get_freeze_count() > 0}"))
         """,
@@ -832,12 +836,19 @@ def test_the_heap_is_set_aside_from_full_collections_while_items_run(
             "*frozen during history: True*",
             "*frozen during cycle: True*",
             "frozen at unconfigure: True",
+            "frozen after the last cleanup: False",
             "frozen at exit: True",
         ]
     )
     plain = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     assert plain.ret == pytest.ExitCode.NO_TESTS_COLLECTED
-    plain.stdout.fnmatch_lines(["frozen at unconfigure: False", "frozen at exit: False"])
+    plain.stdout.fnmatch_lines(
+        [
+            "frozen at unconfigure: False",
+            "frozen after the last cleanup: False",
+            "frozen at exit: False",
+        ]
+    )
 
 
 def _leaves_in_its_session(
