@@ -135,20 +135,34 @@ class _Keys:
             for row in lists:
                 if row[11] == "i":
                     self.identity_of.setdefault(row[12], []).append(oid)
+        # looked up once: a build asks for the keys of every relation at every read
+        self._columns = rows["columns"].get
+        self._constraints, self._indexes, self._triggers, self._policies = (
+            rows[section].get for section in _ATTACHED
+        )
 
     def sequence(self, oid: Any) -> tuple[int, ...]:
         return (id(self.rows["sequences"][oid]),)
 
     def columns(self, oid: Any) -> tuple[int, ...]:
         """A relation's column rows, and the rows of its identity columns' sequences."""
+        owned = self.identity_of.get(oid)
+        if owned is None:
+            return (id(self._columns(oid)),)
         seq_rows = self.rows["sequences"]
-        owned = self.identity_of.get(oid, ())
-        return (id(self.rows["columns"].get(oid)), *(id(seq_rows[s]) for s in owned))
+        return (id(self._columns(oid)), *[id(seq_rows[s]) for s in owned])
 
-    def relation(self, oid: Any) -> tuple[int, ...]:
-        rows = self.rows
-        attached = (id(rows[section].get(oid)) for section in _ATTACHED)
-        return (id(rows["relations"][oid]), *self.columns(oid), *attached)
+    def relation(self, oid: Any, columns: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """A relation's rows, :meth:`columns` (``columns`` when known) and the rows attached
+        to it (constraints, indexes, triggers, policies)."""
+        return (
+            id(self.rows["relations"][oid]),
+            *(columns or self.columns(oid)),
+            id(self._constraints(oid)),
+            id(self._indexes(oid)),
+            id(self._triggers(oid)),
+            id(self._policies(oid)),
+        )
 
 
 def build_catalog(catalog: _CatalogLike, base: _CatalogLike | None = None) -> Snapshot:
@@ -180,8 +194,9 @@ def build_catalog(catalog: _CatalogLike, base: _CatalogLike | None = None) -> Sn
             sequences[oid] = (key, alone.get(oid))
 
     columns: _Parts = {}
+    column_keys: dict[Any, tuple[int, ...]] = {}
     for oid, lists in rows["columns"].items():
-        key = keys.columns(oid)
+        key = column_keys[oid] = keys.columns(oid)
         old = old_columns.get(oid)
         if old is not None and old[0] == key:
             columns[oid] = old
@@ -195,7 +210,7 @@ def build_catalog(catalog: _CatalogLike, base: _CatalogLike | None = None) -> Sn
     relations: _Parts = {}
     stale: list[Any] = []
     for oid in rows["relations"]:
-        key = keys.relation(oid)
+        key = keys.relation(oid, column_keys.get(oid))
         old = old_relations.get(oid)
         if old is not None and old[0] == key:
             relations[oid] = old

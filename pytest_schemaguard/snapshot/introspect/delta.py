@@ -1247,7 +1247,15 @@ def _check(
 
 
 def _all(cursors: list[Any]) -> Also:
-    return tuple(tuple(tuple(row) for row in cur.fetchall()) for cur in cursors)
+    return tuple(_tuples(cur.fetchall()) for cur in cursors)
+
+
+def _tuples(rows: list[Any]) -> tuple[tuple[Any, ...], ...]:
+    """``rows`` as tuples: psycopg's already are (a statement's rows are all of one kind);
+    SQLAlchemy's are converted."""
+    if rows and type(rows[0]) is tuple:
+        return tuple(rows)
+    return tuple(tuple(row) for row in rows)
 
 
 def _one(cur: Any) -> tuple[Any, ...]:
