@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,6 +56,15 @@ def read_json(conn: Connection, sql: str, *, prepared: bool = False) -> Any:
     finally:
         cursor.close()
     return json.loads(row[0]) if row is not None else None
+
+
+def row_tuples(rows: Sequence[Any]) -> tuple[tuple[Any, ...], ...]:
+    """A statement's rows as plain tuples, so that rows read through any driver compare equal:
+    psycopg's already are (a statement's rows are all of one kind); SQLAlchemy's ``Row`` and
+    other drivers' are converted."""
+    if rows and type(rows[0]) is tuple:
+        return tuple(rows)
+    return tuple(tuple(row) for row in rows)
 
 
 @functools.cache

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from pytest_schemaguard.config import Settings
+from pytest_schemaguard.dbapi import row_tuples
 from pytest_schemaguard.errors import SchemaguardError, stopped_by
 from pytest_schemaguard.hooks import HookError, import_hook
 from pytest_schemaguard.migrations.alembic_driver import (
@@ -246,10 +247,7 @@ def _session_state(conn: Connection) -> tuple[Any, ...]:
     """What a migration may leave in its session for the next one (:data:`_SESSION_STATE`):
     temporary tables and settings.  A user upgrading from the previous release has none.
     The same value as :attr:`Reading.also` of a read with ``session``."""
-    return tuple(
-        tuple(tuple(row) for row in conn.exec_driver_sql(statement).all())
-        for statement in _SESSION_STATE
-    )
+    return tuple(row_tuples(conn.exec_driver_sql(statement).all()) for statement in _SESSION_STATE)
 
 
 # ------------------------------------------------------------------------------ the layout

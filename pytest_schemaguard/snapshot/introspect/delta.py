@@ -70,7 +70,7 @@ from typing import Any
 import psycopg
 import psycopg.generators
 
-from pytest_schemaguard.dbapi import execute_as_is, sql_literal
+from pytest_schemaguard.dbapi import execute_as_is, row_tuples, sql_literal
 from pytest_schemaguard.snapshot.introspect.ddl_log import (
     COUNTED_CATALOGS,
     COUNTER,
@@ -1247,15 +1247,7 @@ def _check(
 
 
 def _all(cursors: list[Any]) -> Also:
-    return tuple(_tuples(cur.fetchall()) for cur in cursors)
-
-
-def _tuples(rows: list[Any]) -> tuple[tuple[Any, ...], ...]:
-    """``rows`` as tuples: psycopg's already are (a statement's rows are all of one kind);
-    SQLAlchemy's are converted."""
-    if rows and type(rows[0]) is tuple:
-        return tuple(rows)
-    return tuple(tuple(row) for row in rows)
+    return tuple(row_tuples(cur.fetchall()) for cur in cursors)
 
 
 def _one(cur: Any) -> tuple[Any, ...]:

@@ -96,7 +96,7 @@ def read_psycopg(
         # Leaving the pipeline waited for the remaining results.
         builder.add_second(_one(second.fetchone())[0])
         if also:
-            rows = tuple(tuple(tuple(r) for r in extra.fetchall()) for extra in extras)
+            rows = tuple(dbapi.row_tuples(extra.fetchall()) for extra in extras)
     return rows
 
 
@@ -165,7 +165,7 @@ def _read_sqlalchemy(
     conn.execute(_RESTORE_PATH_TEXT, {"path": old_path, "jit": old_jit})
     if not also:
         return None
-    return tuple(tuple(tuple(r) for r in dbapi.execute_as_is(conn, a).all()) for a in also)
+    return tuple(dbapi.row_tuples(dbapi.execute_as_is(conn, a).all()) for a in also)
 
 
 _PIN_PATH_TEXT = sqlalchemy.text(
